@@ -1,0 +1,159 @@
+"""Image and audio branches. Each maps its input to a flat embedding of ``out_dim`` features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+IMAGE_ENCODERS: dict[str, Callable[..., "ImageEncoder"]] = {}
+AUDIO_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def _lookup(table: dict, name: str, what: str):
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; valid: {sorted(table)}")
+    return table[name]
+
+
+class ImageEncoder(nn.Module):
+    """A torchvision backbone without its classifier: features -> global average pool."""
+
+    def __init__(self, features: nn.Module, out_dim: int) -> None:
+        super().__init__()
+        self.features = features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> None:
+    """Loads a local torchvision/timm-style state dict into a full torchvision classifier.
+
+    Classifier weights (``classifier.*`` / ``fc.*``) are ignored, a ``module.``/``model.`` prefix
+    from DDP or wrappers is stripped, and every backbone weight must match.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If backbone weights are missing or have the wrong shape (e.g. another width).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    clean = {}
+    for k, v in state.items():
+        for prefix in ("module.", "model."):
+            if k.startswith(prefix):
+                k = k[len(prefix) :]
+        if not k.startswith(("classifier.", "fc.")):
+            clean[k] = v
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(("classifier.", "fc."))}
+    missing = sorted(set(own) - set(clean))
+    bad = sorted(k for k in own if k in clean and clean[k].shape != own[k].shape)
+    if missing or bad:
+        raise ValueError(
+            f"{path}: weights do not fit this backbone (missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"wrong shape {bad[:3]}); was it saved for another architecture or width?"
+        )
+    model.load_state_dict(clean, strict=False)
+
+
+def _register_image(name: str):
+    def deco(fn):
+        IMAGE_ENCODERS[name] = fn
+        return fn
+
+    return deco
+
+
+@_register_image("mobilenetv3_small")
+def mobilenetv3_small(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
+    from torchvision.models import mobilenet_v3_small
+
+    m = mobilenet_v3_small(width_mult=width)
+    if pretrained:
+        load_pretrained(m, pretrained)
+    return ImageEncoder(m.features, m.features[-1].out_channels)
+
+
+@_register_image("mobilenetv3_large")
+def mobilenetv3_large(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
+    from torchvision.models import mobilenet_v3_large
+
+    m = mobilenet_v3_large(width_mult=width)
+    if pretrained:
+        load_pretrained(m, pretrained)
+    return ImageEncoder(m.features, m.features[-1].out_channels)
+
+
+def _resnet(ctor: Callable, pretrained: str | None) -> ImageEncoder:
+    m = ctor()
+    if pretrained:
+        load_pretrained(m, pretrained)
+    features = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
+    return ImageEncoder(features, m.fc.in_features)
+
+
+@_register_image("resnet18")
+def resnet18(*, pretrained: str | None = None) -> ImageEncoder:
+    from torchvision.models import resnet18 as ctor
+
+    return _resnet(ctor, pretrained)
+
+
+@_register_image("resnet50")
+def resnet50(*, pretrained: str | None = None) -> ImageEncoder:
+    from torchvision.models import resnet50 as ctor
+
+    return _resnet(ctor, pretrained)
+
+
+class AudioCNN(nn.Module):
+    """A VGG-style CNN on log-mel: blocks of 3x3 conv-BN-ReLU, 2x2 max-pool, global average pool.
+
+    Args:
+        n_mels: Mel bands of the input (normalised per band by a BatchNorm first).
+        channels: Output channels of each block.
+        convs_per_block: 3x3 convolutions in each block.
+    """
+
+    def __init__(self, *, n_mels: int, channels: Sequence[int] = (16, 32, 64, 128), convs_per_block: int = 1) -> None:
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(n_mels)
+        layers: list[nn.Module] = []
+        c_in = 1
+        for i, c in enumerate(channels):
+            for _ in range(convs_per_block):
+                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                c_in = c
+            if i < len(channels) - 1:
+                layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = c_in
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        # (B, 1, mels, frames): normalise each mel band with its own running statistics.
+        x = self.bn0(logmel.transpose(1, 2)).transpose(1, 2)
+        return self.pool(self.body(x)).flatten(1)
+
+
+AUDIO_ENCODERS["cnn_small"] = lambda *, n_mels, channels=(16, 32, 64, 128): AudioCNN(n_mels=n_mels, channels=channels)
+AUDIO_ENCODERS["cnn_large"] = lambda *, n_mels, channels=(32, 64, 128, 256): AudioCNN(
+    n_mels=n_mels, channels=channels, convs_per_block=2
+)
+
+
+def create_image_encoder(name: str, **kw) -> ImageEncoder:
+    return _lookup(IMAGE_ENCODERS, name, "image encoder")(**kw)
+
+
+def create_audio_encoder(name: str, **kw) -> nn.Module:
+    return _lookup(AUDIO_ENCODERS, name, "audio encoder")(**kw)

@@ -1,0 +1,88 @@
+"""Registered models: the teacher, the student, and tiny ``test_*`` variants of every fusion type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgemm.models.av import AVModel
+from edgemm.models.fusion import FusionType
+from edgemm.models.registry import register_model
+
+
+def _build(defaults: dict[str, Any], kwargs: dict[str, Any]) -> AVModel:
+    cfg = {**defaults, **kwargs}
+    cfg.setdefault("num_classes", 10)
+    return AVModel(**cfg)
+
+
+@register_model
+def av_teacher(**kwargs) -> AVModel:
+    """Large: ResNet-18 image branch, two-conv VGG audio CNN, two-layer cross-modal attention (~13.5 M params)."""
+    return _build(
+        dict(
+            image_encoder="resnet18",
+            audio_encoder="cnn_large",
+            fusion=FusionType.ATTENTION,
+            fusion_dim=256,
+            fusion_kw={"heads": 4, "layers": 2},
+            dropout=0.1,
+        ),
+        kwargs,
+    )
+
+
+@register_model
+def av_student(**kwargs) -> AVModel:
+    """Compact: MobileNetV3-small image branch, small audio CNN, gated fusion (<= 1.5 M params)."""
+    return _build(
+        dict(image_encoder="mobilenetv3_small", audio_encoder="cnn_small", fusion=FusionType.GATED, fusion_dim=128),
+        kwargs,
+    )
+
+
+# Tiny variants for tests: every fusion type, small inputs, milliseconds per forward.
+_TEST_PREPROCESS = {"image": {"size": 32}, "audio": {"sample_rate": 8000, "clip_seconds": 0.5, "n_fft": 256,
+                                                     "win_length": 200, "hop_length": 100, "n_mels": 24,
+                                                     "f_max": 4000.0}}
+
+
+def _tiny(fusion: FusionType, kwargs: dict[str, Any]) -> AVModel:
+    return _build(
+        dict(
+            image_encoder="mobilenetv3_small",
+            image_encoder_kw={"width": 0.25},
+            audio_encoder="cnn_small",
+            audio_encoder_kw={"channels": (8, 16, 16)},
+            fusion=fusion,
+            fusion_dim=16,
+            fusion_kw={"heads": 2} if fusion is FusionType.ATTENTION else None,
+            preprocess=_TEST_PREPROCESS,
+            num_classes=4,
+        ),
+        kwargs,
+    )
+
+
+@register_model
+def test_concat(**kwargs) -> AVModel:
+    return _tiny(FusionType.CONCAT, kwargs)
+
+
+@register_model
+def test_weighted(**kwargs) -> AVModel:
+    return _tiny(FusionType.WEIGHTED, kwargs)
+
+
+@register_model
+def test_gated(**kwargs) -> AVModel:
+    return _tiny(FusionType.GATED, kwargs)
+
+
+@register_model
+def test_attention(**kwargs) -> AVModel:
+    return _tiny(FusionType.ATTENTION, kwargs)
+
+
+@register_model
+def test_late(**kwargs) -> AVModel:
+    return _tiny(FusionType.LATE, kwargs)
