@@ -75,6 +75,7 @@ def open_dataset(
     skip_bad: bool = False,
     samples_per_clip: int = 3,
     splits: Sequence[Split | str] = (Split.TRAIN, Split.VAL, Split.TEST),
+    labels: Sequence[str] | None = None,
 ) -> DataSplits:
     """Opens a data source and returns its train/val/test splits.
 
@@ -85,6 +86,8 @@ def open_dataset(
         skip_bad: Skip unusable rows/clips (counted in ``DataSplits.skipped``) instead of raising.
         samples_per_clip: Samples taken from each clip of a video folder.
         splits: Which splits to load (others come back empty); video folders decode only these.
+        labels: Use this label list and order (a checkpoint's) instead of the train split's; an
+            entry with a label outside it is an error naming its row or file.
 
     Raises:
         DataError: Naming the file and row of the first bad entry (unless ``skip_bad``).
@@ -108,12 +111,17 @@ def open_dataset(
     if fmt is DataFormat.MANIFEST:
         if path.is_dir():
             path = path / "manifest.csv"
-        m = read_manifest(path, skip_bad=skip_bad)
+        m = read_manifest(path, skip_bad=skip_bad, labels=labels)
         parts = {
             s: ManifestDataset(m.split(s) if s in wanted else [], m.labels, preprocess) for s in Split
         }
         return DataSplits(**{s.value: d for s, d in parts.items()}, labels=m.labels, source=str(path), skipped=m.skipped)
     folder = scan_video_folder(path)
+    if labels is not None:
+        for f, lab, s in folder.clips:
+            if lab not in labels and s in wanted:
+                raise DataError(f, f"label folder {lab!r} is not one of the model's labels {list(labels)}")
+        folder.labels = list(labels)
     parts, skipped = {}, []
     for s in Split:
         parts[s] = VideoDataset(

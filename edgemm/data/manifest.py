@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -47,13 +47,16 @@ class Manifest:
         return [r for r in self.records if r.split is split]
 
 
-def read_manifest(path: str | Path, *, skip_bad: bool = False, check_media: bool = True) -> Manifest:
+def read_manifest(
+    path: str | Path, *, skip_bad: bool = False, check_media: bool = True, labels: Sequence[str] | None = None
+) -> Manifest:
     """Reads and validates a manifest CSV.
 
     Args:
         path: The CSV file.
         skip_bad: Skip unusable rows (they are listed in ``Manifest.skipped``) instead of raising.
         check_media: Decode every image and audio file to prove it is usable.
+        labels: The label list to use (e.g. a trained model's); by default the train split's.
 
     Returns:
         The validated manifest. Rows without a ``split`` column get a deterministic stratified one.
@@ -99,16 +102,19 @@ def read_manifest(path: str | Path, *, skip_bad: bool = False, check_media: bool
         splits = stratified_split([str(p[1].relative_to(root)) for p in parsed], [p[3] for p in parsed])
     records = [Record(img, aud, label, sp, row) for (row, img, aud, label, _), sp in zip(parsed, splits)]
 
-    labels = sorted({r.label for r in records if r.split is Split.TRAIN})
-    if not labels:
-        raise DataError(path, "no usable rows in the train split")
+    if labels is None:
+        labels = sorted({r.label for r in records if r.split is Split.TRAIN})
+        if not labels:
+            raise DataError(path, "no usable rows in the train split")
+        unknown = "of this {split} row does not occur in the train split"
+    else:
+        labels = list(labels)
+        unknown = f"is not one of the model's labels {labels}"
     known = set(labels)
     kept: list[Record] = []
     for r in records:
         if r.label not in known:
-            err = DataError(
-                path, f"label {r.label!r} of this {r.split.value} row does not occur in the train split", row=r.row
-            )
+            err = DataError(path, f"label {r.label!r} " + unknown.format(split=r.split.value), row=r.row)
             if not skip_bad:
                 raise err
             skipped.append(err)

@@ -23,6 +23,12 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, features: nn.Module, out_dim: int) -> None:
         super().__init__()
+        # torchvision's MobileNetV3 uses BatchNorm momentum 0.01, tuned for ImageNet's ~5000 steps
+        # per epoch; on small data sets the running statistics then lag for hundreds of steps and
+        # eval-mode outputs are garbage. PyTorch's default 0.1 tracks them within a few dozen steps.
+        for m in features.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = 0.1
         self.features = features
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_dim = out_dim

@@ -1,0 +1,207 @@
+"""The ``edgemm`` command. Each subcommand maps onto one public function.
+
+Heavy imports (torch) happen inside the subcommand that needs them, so ``edgemm --help`` and the
+runtime commands stay fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+# Subcommands that later stages of the pipeline will add, with the issue that tracks each.
+PLANNED = {
+    "compress": ("distil, prune and quantise a student", "#3"),
+    "export": ("export a bundle for onnx / openvino / tflite", "#4"),
+    "run": ("torch-free live camera + microphone inference", "#5"),
+    "profile": ("per-stage and per-layer latency of a bundle", "#6"),
+    "bench": ("accuracy and latency across formats and precisions", "#6"),
+    "devices": ("list and show device profiles", "#6"),
+}
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from edgemm.train.config import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train an audio-visual fusion model", description="Train a registered model.")
+    p.add_argument("--model", default="av_student", help="registered model name (see `edgemm models`)")
+    p.add_argument("--data", default="default", help="'default', a manifest CSV, or a video folder")
+    p.add_argument("--data-format", choices=["manifest", "video"], help="force the data format")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/<model>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--modality-dropout", type=float, default=d.modality_dropout)
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader workers")
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad data entries (counted) instead of failing")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from edgemm.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+        label_smoothing=a.label_smoothing, modality_dropout=a.modality_dropout, patience=a.patience,
+        augment=not a.no_augment, max_steps=a.max_steps, seed=a.seed, num_workers=a.workers,
+        device=a.device, threads=a.threads,
+    )
+    out = a.out or Path("runs") / a.model
+    summary = train(a.model, a.data, out=out, config=cfg, resume=a.resume, skip_bad=a.skip_bad,
+                    data_format=a.data_format)
+    if a.json:
+        print(json.dumps(summary))
+    elif "test" in summary:
+        t = summary["test"]
+        print(f"{a.model}: best val {summary['best_val_accuracy']:.3f}; test fused {t['accuracy']:.3f}, "
+              f"image-only {t['accuracy_image_only']:.3f}, audio-only {t['accuracy_audio_only']:.3f} "
+              f"(n={t['n']}); checkpoints in {out}")
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint: fused, image-only and audio-only accuracy")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", default=None, help="data to evaluate on (default: the data the checkpoint was trained on)")
+    p.add_argument("--data-format", choices=["manifest", "video"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--plot", type=Path, default=None, help="write the confusion matrix to this PNG")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from edgemm.data import open_dataset
+    from edgemm.train import evaluate, load_model, plot_confusion
+
+    model, ckpt = load_model(a.checkpoint, map_location=a.device)
+    data = a.data or ckpt.get("data") or "default"
+    splits = open_dataset(data, model.preprocess, format=a.data_format, skip_bad=a.skip_bad,
+                          splits=(a.split,), labels=ckpt["labels"])
+    result = evaluate(model, splits.get(a.split), ckpt["labels"], device=a.device)
+    if a.plot:
+        plot_confusion(result, a.plot)
+    if a.json:
+        print(json.dumps({**result.to_dict(), "split": a.split, "data": str(data), "skipped": len(splits.skipped)}))
+    else:
+        print(f"{a.checkpoint} on {data} [{a.split}, n={result.n}]")
+        print(f"  fused {result.accuracy:.3f}   image-only {result.accuracy_image_only:.3f}   "
+              f"audio-only {result.accuracy_audio_only:.3f}")
+        for label, acc in result.per_class.items():
+            print(f"  {label:<24} {acc:.3f}")
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="make the embedded default data set, or check a data set")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    m = dsub.add_parser("make", help="generate the default set (manifest CSV; --video: a video folder)")
+    m.add_argument("--out", type=Path, default=None, help="parent directory (default: the user cache)")
+    m.add_argument("--samples-per-class", type=int, default=None)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--video", action="store_true", help="write H.264+AAC clips in the video-folder format")
+    m.add_argument("--clips-per-class", type=int, default=4)
+    m.set_defaults(func=_cmd_data_make)
+    c = dsub.add_parser("check", help="validate a manifest CSV or video folder and report bad entries")
+    c.add_argument("path")
+    c.add_argument("--data-format", choices=["manifest", "video"])
+    c.set_defaults(func=_cmd_data_check)
+
+
+def _cmd_data_make(a: argparse.Namespace) -> int:
+    from edgemm.data.synthetic import SyntheticConfig, make_default, make_video_folder
+
+    kw = {"seed": a.seed}
+    if a.samples_per_class is not None:
+        kw["samples_per_class"] = a.samples_per_class
+    cfg = SyntheticConfig(**kw)
+    if a.video:
+        if a.out is None:
+            raise SystemExit("edgemm data make --video needs --out DIR")
+        print(make_video_folder(a.out, clips_per_class=a.clips_per_class, cfg=cfg))
+    else:
+        print(make_default(cfg, root=a.out))
+    return 0
+
+
+def _cmd_data_check(a: argparse.Namespace) -> int:
+    from edgemm.data import PreprocessConfig, open_dataset
+
+    splits = open_dataset(a.path, PreprocessConfig(), format=a.data_format, skip_bad=True)
+    counts = {s: len(splits.get(s)) for s in ("train", "val", "test")}
+    print(f"{splits.source}: {len(splits.labels)} labels, samples {counts}, {len(splits.skipped)} bad")
+    for e in splits.skipped:
+        print(f"  bad: {e}")
+    return 1 if splits.skipped else 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(a: argparse.Namespace) -> int:
+    from edgemm.models import list_models
+
+    print("\n".join(list_models(a.pattern)))
+    return 0
+
+
+def _planned(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
+    def cmd(a: argparse.Namespace) -> int:
+        print(f"edgemm {name}: not implemented yet (planned, tracked in issue {issue})", file=sys.stderr)
+        return 2
+
+    return cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgemm import __version__
+
+    parser = argparse.ArgumentParser(prog="edgemm", description="Audio-visual fusion models from workstation to edge device.")
+    parser.add_argument("--version", action="version", version=f"edgemm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_eval(sub)
+    _add_data(sub)
+    _add_models(sub)
+    for name, (help_text, issue) in PLANNED.items():
+        p = sub.add_parser(name, help=f"{help_text} [not implemented yet]", add_help=True)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_planned(name, issue))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edgemm.data.errors import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"edgemm {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"edgemm {args.command}: interrupted; `--resume` continues from the last finished epoch", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

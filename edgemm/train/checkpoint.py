@@ -1,0 +1,95 @@
+"""Checkpoints: plain tensors and primitives, written atomically, loaded with ``weights_only=True``.
+
+A checkpoint holds the registry name and kwargs (the model is rebuilt, never unpickled), the
+state dict, the labels and the preprocessing config, so nothing downstream guesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "edgemm-checkpoint"
+VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """Saves with ``torch.save`` to a temporary file beside ``path``, then renames it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def model_spec(model: nn.Module) -> dict[str, Any]:
+    """The registry name and kwargs a model was built with (``create_model`` records them)."""
+    spec = getattr(model, "edgemm_spec", None)
+    if spec is None:
+        raise ValueError("model was not built by edgemm.models.create_model, so it cannot be checkpointed by name")
+    # Round-trip through JSON: kwargs must be plain data to load with weights_only=True.
+    return json.loads(json.dumps(spec))
+
+
+def make_checkpoint(model: nn.Module, *, labels: list[str], **extra: Any) -> dict[str, Any]:
+    """Builds the checkpoint dict for a model plus any extra plain-data fields."""
+    inner = model.module if hasattr(model, "module") else model
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model_spec(inner),
+        "state_dict": {k: v.detach().cpu() for k, v in inner.state_dict().items()},
+        "labels": list(labels),
+        "preprocess": inner.preprocess.to_dict(),
+        **extra,
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Loads a checkpoint dict safely (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file is not an edgemm checkpoint or is of a newer version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{path}: not a readable checkpoint ({e.__class__.__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an edgemm checkpoint (no format={FORMAT!r} field)")
+    if ckpt.get("version", 0) > VERSION:
+        raise ValueError(f"{path}: checkpoint version {ckpt['version']} is newer than this edgemm ({VERSION})")
+    return ckpt
+
+
+def load_model(path: str | Path, *, map_location: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuilds the model from a checkpoint and loads its weights.
+
+    Returns:
+        The model in eval mode and the checkpoint dict.
+    """
+    from edgemm.models import create_model
+
+    ckpt = load_checkpoint(path)
+    spec = ckpt["model"]
+    model = create_model(spec["name"], **spec["kwargs"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(map_location).eval(), ckpt

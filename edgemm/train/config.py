@@ -1,0 +1,72 @@
+"""Training configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of ``edgemm train``.
+
+    Attributes:
+        epochs: Maximum epochs (early stopping may end sooner).
+        batch_size: Samples per step per process.
+        lr: Peak AdamW learning rate (after warm-up, then cosine decay to zero).
+        weight_decay: AdamW weight decay (not applied to norms, biases and embeddings).
+        warmup_epochs: Linear warm-up length.
+        label_smoothing: Cross-entropy label smoothing.
+        modality_dropout: Probability that a training sample loses one modality (image or audio).
+        augment: Image (affine, colour) and audio (gain, shift, noise) augmentation.
+        patience: Epochs without a better validation accuracy before stopping; 0 disables.
+        seed: Seed of shuffling, augmentation and initialisation.
+        max_steps: Stop after this many optimiser steps in total (for smoke tests).
+        num_workers: DataLoader worker processes.
+        device: ``auto`` (CUDA if available), ``cpu`` or ``cuda[:N]``.
+        threads: torch intra-op threads on CPU (None leaves torch's default).
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    modality_dropout: float = 0.3
+    augment: bool = True
+    patience: int = 8
+    seed: int = 0
+    max_steps: int | None = None
+    num_workers: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_epochs": self.warmup_epochs >= 0,
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "modality_dropout": 0 <= self.modality_dropout <= 1,
+            "patience": self.patience >= 0,
+            "max_steps": self.max_steps is None or self.max_steps >= 1,
+            "num_workers": self.num_workers >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name}: invalid value {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(f"train config: unknown key(s) {unknown}; valid keys are {sorted(valid)}")
+        return cls(**data)

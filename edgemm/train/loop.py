@@ -1,0 +1,239 @@
+"""``edgemm train``: AdamW + cosine, label smoothing, augmentation, modality dropout, early stopping,
+atomic best/last checkpoints, resume, JSON-lines metrics, and DistributedDataParallel under torchrun."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from edgemm.data import open_dataset
+from edgemm.train.augment import augment_audio, augment_image, modality_dropout
+from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
+from edgemm.train.config import TrainConfig
+from edgemm.train.evaluation import evaluate
+
+
+def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() and not device_pref.startswith("cpu")
+    if world > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        rank = dist.get_rank()
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(device)
+        return rank, world, device
+    if device_pref == "auto":
+        return 0, 1, torch.device("cuda" if use_cuda else "cpu")
+    return 0, 1, torch.device(device_pref)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or name.endswith(("cls", "type_embed")) else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _cosine_with_warmup(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return f
+
+
+def _model_preprocess(name: str, kwargs: Mapping[str, Any]):
+    from edgemm.models import create_model
+
+    # The model owns its preprocessing (timm's pretrained_cfg idea); build it once to read it.
+    return create_model(name, **{**kwargs, "num_classes": kwargs.get("num_classes", 2)}).preprocess
+
+
+def _replica_spread(model: torch.nn.Module) -> float:
+    """Largest difference of any parameter between DDP replicas (0.0 when they are identical)."""
+    flat = torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return max(float((g - gathered[0]).abs().max()) for g in gathered)
+
+
+def train(
+    model: str = "av_student",
+    data: str | Path = "default",
+    *,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    model_kwargs: Mapping[str, Any] | None = None,
+    skip_bad: bool = False,
+    data_format: str | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Trains a registered model and writes ``best.pt``, ``last.pt``, ``metrics.jsonl``, ``summary.json``.
+
+    Args:
+        model: Registry name.
+        data: ``"default"``, a manifest CSV or a video folder.
+        out: Output directory.
+        config: Hyper-parameters.
+        resume: Continue from ``out/last.pt`` (its epoch, optimiser, schedule, best score).
+        model_kwargs: Overrides of the model's constructor arguments.
+        skip_bad: Skip unusable data entries instead of failing.
+        data_format: Force the data format instead of detecting it.
+        progress: Show progress bars (None: only on a terminal).
+
+    Returns:
+        The summary: best validation accuracy and test metrics of the best checkpoint.
+
+    Raises:
+        FileExistsError: If ``out`` already holds a run and ``resume`` is not set.
+
+    Example:
+        >>> train("test_gated", "default", out="runs/x", config=TrainConfig(epochs=1))  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from edgemm.models import create_model
+
+    cfg = config or TrainConfig()
+    out = Path(out)
+    rank, world, device = _setup_distributed(cfg.device)
+    is_main = rank == 0
+    if cfg.threads and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    state = None
+    if resume and last_path.is_file():
+        state = load_checkpoint(last_path)
+        if state["model"]["name"] != model:
+            raise ValueError(f"{last_path} is a {state['model']['name']!r} run; cannot resume it as {model!r}")
+    elif last_path.is_file() and not resume:
+        raise FileExistsError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
+
+    kwargs = dict(model_kwargs or {})
+    preprocess = _model_preprocess(model, kwargs)
+    splits = open_dataset(data, preprocess, format=data_format, skip_bad=skip_bad, splits=("train", "val", "test"),
+                          labels=state["labels"] if state else None)
+    if splits.skipped and is_main:
+        print(f"skipped {len(splits.skipped)} bad entries (first: {splits.skipped[0]})", file=sys.stderr)
+    if len(splits.val) == 0:
+        raise ValueError(f"{splits.source}: the val split is empty; early stopping needs one (add rows or clips)")
+    labels = splits.labels
+    kwargs["num_classes"] = len(labels)
+
+    torch.manual_seed(cfg.seed)
+    net = create_model(model, **kwargs).to(device)
+    if state:
+        net.load_state_dict(state["state_dict"])
+    ddp = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else None
+    module = ddp or net
+
+    sampler = DistributedSampler(splits.train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(splits.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        drop_last=len(splits.train) // world > cfg.batch_size)
+    steps_per_epoch = max(1, len(loader))
+    total = cfg.epochs * steps_per_epoch
+    opt = torch.optim.AdamW(_param_groups(net, cfg.weight_decay), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_with_warmup(total, int(cfg.warmup_epochs * steps_per_epoch)))
+
+    start_epoch, best_val, bad_epochs, step = 0, -1.0, 0, 0
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, best_val, bad_epochs, step = state["epoch"] + 1, state["best_val"], state["bad_epochs"], state["step"]
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    common = {"train_config": cfg.to_dict(), "data": splits.source}
+    show_bars = is_main and (progress if progress is not None else sys.stderr.isatty())
+    t_start = time.perf_counter()
+    stopped = "epochs"
+    for epoch in range(start_epoch, cfg.epochs):
+        if (cfg.patience and bad_epochs >= cfg.patience) or (cfg.max_steps and step >= cfg.max_steps):
+            break
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        # Every random draw of an epoch (order, augmentation, dropout, SpecAugment) derives from
+        # (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
+        torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
+        module.train()
+        seen, correct, loss_sum = 0, 0, 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show_bars, leave=False)
+        for batch in bar:
+            image, audio, y = batch["image"].to(device), batch["audio"].to(device), batch["label"].to(device)
+            if cfg.augment:
+                image, audio = augment_image(image, g), augment_audio(audio, g)
+            mi, ma = modality_dropout(len(y), cfg.modality_dropout, g, device)
+            logits = module(image, audio, mi, ma)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            step += 1
+            seen += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.item() * len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if cfg.max_steps and step >= cfg.max_steps:
+                stopped = "max_steps"
+                break
+        val = evaluate(net, splits.val, labels, device=device)
+        improved = val.accuracy > best_val
+        best_val, bad_epochs = (val.accuracy, 0) if improved else (best_val, bad_epochs + 1)
+        record = {
+            "epoch": epoch, "step": step, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+            "val_accuracy": val.accuracy, "val_accuracy_image_only": val.accuracy_image_only,
+            "val_accuracy_audio_only": val.accuracy_audio_only, "val_loss": val.loss,
+            "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
+        }
+        if is_main:
+            if improved:
+                atomic_torch_save(make_checkpoint(net, labels=labels, epoch=epoch, val_accuracy=val.accuracy, **common), best_path)
+            atomic_torch_save(
+                make_checkpoint(net, labels=labels, epoch=epoch, step=step, best_val=best_val, bad_epochs=bad_epochs,
+                                optimizer=opt.state_dict(), scheduler=sched.state_dict(), **common),
+                last_path,
+            )
+            with (out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.3f}  val {val.accuracy:.3f} "
+                  f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})  "
+                  f"{record['seconds']:.1f}s", file=sys.stderr)
+    if cfg.patience and bad_epochs >= cfg.patience:
+        stopped = "early_stopping"
+
+    summary: dict[str, Any] = {"model": model, "stopped": stopped, "best_val_accuracy": best_val,
+                               "train_seconds": time.perf_counter() - t_start, "world_size": world}
+    if ddp is not None:
+        summary["replica_max_abs_diff"] = _replica_spread(net)
+    if is_main:
+        from edgemm.train.checkpoint import load_model
+
+        best, _ = load_model(best_path, map_location=str(device))
+        if len(splits.test):
+            summary["test"] = {k: v for k, v in evaluate(best, splits.test, labels, device=device).to_dict().items()
+                               if k not in ("confusion",)}
+        tmp = out / ".summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, out / "summary.json")
+    if ddp is not None:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from conftest import tone
+from edgemm.data import AudioConfig, DataError, PreprocessConfig, open_dataset
+from edgemm.data.video import decode_clip, write_clip
+
+
+@pytest.fixture(scope="module")
+def video_root(tmp_path_factory):
+    from edgemm.data.synthetic import SyntheticConfig, make_video_folder
+
+    return make_video_folder(tmp_path_factory.mktemp("videos"), clips_per_class=3, seconds=2.0,
+                             cfg=SyntheticConfig(samples_per_class=3))
+
+
+def test_video_folder_gives_samples_from_h264_aac_clips(video_root):
+    data = open_dataset(video_root, PreprocessConfig(), samples_per_clip=2)
+    assert len(data.labels) == 10
+    total = len(data.train) + len(data.val) + len(data.test)
+    assert total == 10 * 3 * 2
+    assert len(data.test) == 10 * 2  # one clip per class in test, both of its samples with it
+    item = data.train[0]
+    assert item["image"].shape == (3, 64, 64) and item["audio"].shape == (16000,)
+    assert np.abs(item["audio"]).max() > 0.01
+
+
+def test_audio_window_ends_at_the_frame_timestamp(tmp_path):
+    """A 1 kHz burst from 1.0 s to 1.3 s; the frame at 1.5 s gets the window 0.5-1.5 s (end-aligned)."""
+    sr, fps = 48000, 10
+    wave = np.zeros(sr * 2, np.float32)
+    wave[sr : sr + int(0.3 * sr)] = tone(1000, sr, 0.3)
+    wave += np.random.default_rng(0).normal(0, 1e-3, len(wave)).astype(np.float32)
+    frames = [np.full((32, 32, 3), 10 * i, np.uint8) for i in range(2 * fps)]
+    path = write_clip(tmp_path / "burst.mp4", frames, fps, wave, sr)
+    clip = decode_clip(path, 16000)
+    assert len(clip.frames) == 20 and abs(clip.times[15] - 1.5) < 1e-6
+    from edgemm.data.preprocess import window_at
+
+    win = window_at(clip.audio, clip.times[15] - clip.audio_start, AudioConfig())
+    energy = np.convolve(win**2, np.ones(160) / 160, mode="same")
+    loud = np.flatnonzero(energy > 0.25 * energy.max())
+    # burst at 1.0-1.3 s sits at 0.5-0.8 s of a window starting at 0.5 s (AAC priming: a few ms)
+    assert abs(loud[0] / 16000 - 0.5) < 0.02 and abs(loud[-1] / 16000 - 0.8) < 0.02
+
+
+def test_bad_videos_are_named_and_skippable(tmp_path, video_root):
+    import shutil
+
+    import av
+
+    root = tmp_path / "root"
+    for label in ("a", "b"):
+        for k in range(3):
+            src = next((video_root / "circle_beep").glob("*.mp4"))
+            (root / label).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, root / label / f"c{k}.mp4")
+    (root / "a" / "c1.mp4").write_bytes(b"\x00" * 100)
+    # a clip without an audio track
+    with av.open(str(root / "b" / "c2.mp4"), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width = s.height = 32
+        s.pix_fmt = "yuv420p"
+        for i in range(5):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")))
+        c.mux(s.encode())
+    with pytest.raises(DataError, match=r"c1.mp4: cannot open video|c2.mp4: has no audio track"):
+        open_dataset(root, PreprocessConfig())
+    data = open_dataset(root, PreprocessConfig(), skip_bad=True, samples_per_clip=1)
+    assert len(data.skipped) == 2
+    assert len(data.train) + len(data.val) + len(data.test) == 4
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(DataError, match="no videos found"):
+        open_dataset(tmp_path, PreprocessConfig(), format="video")

@@ -1,0 +1,44 @@
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from conftest import tone
+from edgemm.data.preprocess import AudioConfig
+from edgemm.models.frontend import LOG_EPS, LogMelFrontend, SpecAugment, mel_filterbank
+
+CONFIGS = [AudioConfig(), AudioConfig(sample_rate=8000, clip_seconds=0.5, n_fft=256, win_length=200, hop_length=100,
+                                      n_mels=24, f_max=4000.0)]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["16k", "8k"])
+def test_mel_filterbank_equals_librosa(cfg):
+    ours = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+    ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["16k", "8k"])
+def test_in_graph_log_mel_matches_librosa(cfg):
+    rng = np.random.default_rng(0)
+    n = cfg.clip_samples
+    signals = [rng.normal(0, 0.1, n).astype(np.float32), tone(440, cfg.sample_rate, n / cfg.sample_rate) + 1e-3]
+    frontend = LogMelFrontend(cfg)
+    for y in signals:
+        ref = librosa.feature.melspectrogram(
+            y=y, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+            window="hann", center=False, power=2.0, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max,
+        )
+        ours = frontend(torch.from_numpy(y)[None])[0, 0].numpy()
+        assert ours.shape == ref.shape == (cfg.n_mels, cfg.n_frames)
+        np.testing.assert_allclose(ours, np.log(ref + LOG_EPS), atol=2e-4)
+
+
+def test_spec_augment_masks_only_in_training():
+    x = torch.randn(4, 1, 64, 98)
+    aug = SpecAugment(freq_masks=2, freq_width=8, time_masks=2, time_width=10)
+    assert torch.equal(aug.eval()(x), x)
+    torch.manual_seed(0)
+    y = aug.train()(x)
+    changed = (y != x).float().mean().item()
+    assert 0.0 < changed < 0.5

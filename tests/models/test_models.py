@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from edgemm.models import FusionType, create_model, list_models
+
+MODELS = list_models()
+TEST_MODELS = list_models("test_*")
+
+
+def test_registry_has_teacher_student_and_a_test_variant_per_fusion():
+    assert {"av_teacher", "av_student"} <= set(MODELS)
+    assert {create_model(n).fusion.__class__.__name__ for n in TEST_MODELS} == {
+        f"{f.value.capitalize()}Fusion" for f in FusionType
+    }
+    with pytest.raises(ValueError, match="unknown model 'nope'; registered models: \\['av_student'"):
+        create_model("nope")
+    with pytest.raises(ValueError, match="unknown fusion 'sum'; valid: \\['concat'"):
+        create_model("test_concat", fusion="sum")
+
+
+def test_student_is_compact_and_teacher_ten_times_larger():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    student, teacher = count(create_model("av_student")), count(create_model("av_teacher"))
+    assert student <= 1_500_000
+    assert teacher >= 10 * student
+
+
+def _calibrated(name: str) -> torch.nn.Module:
+    """A fresh model whose BatchNorm running statistics have seen data, as after any training."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5).train()
+    image, audio, _, _ = model.example_inputs(8)
+    with torch.no_grad():
+        for _ in range(30):
+            model(torch.randn_like(image), torch.randn_like(audio) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_with_both_one_or_no_modality(name):
+    model = _calibrated(name)
+    image, audio, _, _ = model.example_inputs(2)
+    image, audio = torch.randn_like(image), torch.randn_like(audio) * 0.1
+    other_image, other_audio = torch.randn_like(image), torch.randn_like(audio) * 0.1
+    on, off = torch.ones(2), torch.zeros(2)
+    with torch.no_grad():
+        both = model(image, audio, on, on)
+        assert both.shape == (2, 5) and torch.isfinite(both).all()
+        assert torch.equal(model(image, audio), both)  # presence defaults to "both live"
+        # An absent modality has no influence, whatever its input holds.
+        torch.testing.assert_close(model(image, audio, on, off), model(image, other_audio, on, off))
+        torch.testing.assert_close(model(image, audio, off, on), model(other_image, audio, off, on))
+        none = model(image, audio, off, off)
+        torch.testing.assert_close(none, model(other_image, other_audio, off, off))
+        assert torch.isfinite(none).all()
+        # And a live one does.
+        assert not torch.allclose(model(image, audio, on, off), model(other_image, audio, on, off))
+
+
+def test_model_carries_its_preprocessing():
+    model = create_model("test_gated", preprocess={"image": {"size": 48}})
+    assert model.preprocess.image.size == 48
+    assert model.example_inputs(3)[0].shape == (3, 3, 48, 48)
+    assert model.edgemm_spec == {"name": "test_gated", "kwargs": {"preprocess": {"image": {"size": 48}}}}
+
+
+def test_pretrained_image_weights_load_from_a_local_file(tmp_path):
+    from torchvision.models import mobilenet_v3_small
+
+    src = mobilenet_v3_small()
+    torch.save({"module." + k: v for k, v in src.state_dict().items()}, tmp_path / "mnv3.pth")
+    model = create_model("av_student", image_encoder_kw={"pretrained": str(tmp_path / "mnv3.pth")})
+    torch.testing.assert_close(model.image_encoder.features[0][0].weight, src.features[0][0].weight)
+    with pytest.raises(ValueError, match="do not fit this backbone"):
+        create_model("av_student", image_encoder_kw={"width": 0.5, "pretrained": str(tmp_path / "mnv3.pth")})
+    with pytest.raises(FileNotFoundError, match="pretrained weights not found"):
+        create_model("av_student", image_encoder_kw={"pretrained": str(tmp_path / "none.pth")})
