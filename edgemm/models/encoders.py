@@ -79,24 +79,25 @@ def _register_image(name: str):
     return deco
 
 
+def _mobilenet(ctor: Callable, width: float, pretrained: str | None) -> ImageEncoder:
+    m = ctor(width_mult=width)
+    if pretrained:
+        load_pretrained(m, pretrained)
+    return ImageEncoder(m.features, m.features[-1].out_channels)
+
+
 @_register_image("mobilenetv3_small")
 def mobilenetv3_small(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
     from torchvision.models import mobilenet_v3_small
 
-    m = mobilenet_v3_small(width_mult=width)
-    if pretrained:
-        load_pretrained(m, pretrained)
-    return ImageEncoder(m.features, m.features[-1].out_channels)
+    return _mobilenet(mobilenet_v3_small, width, pretrained)
 
 
 @_register_image("mobilenetv3_large")
 def mobilenetv3_large(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
     from torchvision.models import mobilenet_v3_large
 
-    m = mobilenet_v3_large(width_mult=width)
-    if pretrained:
-        load_pretrained(m, pretrained)
-    return ImageEncoder(m.features, m.features[-1].out_channels)
+    return _mobilenet(mobilenet_v3_large, width, pretrained)
 
 
 def _resnet(ctor: Callable, pretrained: str | None) -> ImageEncoder:
