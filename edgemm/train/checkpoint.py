@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgemm.models.surgery import apply_layer_shapes, layer_shapes
+
 FORMAT = "edgemm-checkpoint"
 VERSION = 1
 
@@ -53,6 +55,7 @@ def make_checkpoint(model: nn.Module, *, labels: list[str], **extra: Any) -> dic
         "version": VERSION,
         "model": model_spec(inner),
         "state_dict": {k: v.detach().cpu() for k, v in inner.state_dict().items()},
+        "layers": layer_shapes(inner),
         "labels": list(labels),
         "preprocess": inner.preprocess.to_dict(),
         **extra,
@@ -91,5 +94,7 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> tuple[nn.Modul
     ckpt = load_checkpoint(path)
     spec = ckpt["model"]
     model = create_model(spec["name"], **spec["kwargs"])
+    if "layers" in ckpt:  # structurally pruned models differ from the registered shapes
+        apply_layer_shapes(model, ckpt["layers"], ckpt["state_dict"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(map_location).eval(), ckpt

@@ -9,7 +9,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -70,6 +71,72 @@ def _replica_spread(model: torch.nn.Module) -> float:
     gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, flat)
     return max(float((g - gathered[0]).abs().max()) for g in gathered)
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    step: int
+    hit_max_steps: bool
+
+
+def train_epoch(
+    module: torch.nn.Module,
+    batches: Iterable[dict[str, torch.Tensor]],
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor],
+    *,
+    g: torch.Generator,
+    device: torch.device,
+    augment: bool,
+    modality_dropout_p: float,
+    max_steps: int | None = None,
+    step: int = 0,
+    forward: Callable[..., tuple[torch.Tensor, Any]] | None = None,
+) -> EpochStats:
+    """One pass over ``batches``: augment, drop modalities, forward, ``loss_fn``, step.
+
+    Args:
+        module: The model (or its DDP wrapper); put in train mode here.
+        batches: Batches of ``{"image", "audio", "label"}``.
+        opt: Optimiser over everything that learns (model and any loss-side parameters).
+        sched: Per-step learning-rate schedule.
+        loss_fn: ``(logits, labels, extra) -> loss``; ``extra`` is what ``forward`` returns besides logits.
+        g: Generator for augmentation and modality dropout.
+        device: Where tensors go.
+        augment: Apply image and audio augmentation.
+        modality_dropout_p: Probability that a sample loses one modality.
+        max_steps: Stop when the global step count reaches this.
+        step: Global step count before this epoch.
+        forward: ``(image, audio, image_present, audio_present) -> (logits, extra)``; default: the module's logits.
+    """
+    module.train()
+    forward = forward or (lambda *x: (module(*x), None))
+    seen, correct, loss_sum = 0, 0, 0.0
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for batch in batches:
+        image, audio, y = batch["image"].to(device), batch["audio"].to(device), batch["label"].to(device)
+        if augment:
+            image, audio = augment_image(image, g), augment_audio(audio, g)
+        mi, ma = modality_dropout(len(y), modality_dropout_p, g, device)
+        logits, extra = forward(image, audio, mi, ma)
+        loss = loss_fn(logits, y, extra)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        sched.step()
+        step += 1
+        seen += len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        loss_sum += loss.item() * len(y)
+        if hasattr(batches, "set_postfix"):
+            batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if max_steps and step >= max_steps:
+            return EpochStats(loss_sum / seen, correct / seen, step, True)
+    return EpochStats(loss_sum / max(seen, 1), correct / max(seen, 1), step, False)
 
 
 def train(
@@ -171,34 +238,18 @@ def train(
         # (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
         torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
-        module.train()
-        seen, correct, loss_sum = 0, 0, 0.0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show_bars, leave=False)
-        for batch in bar:
-            image, audio, y = batch["image"].to(device), batch["audio"].to(device), batch["label"].to(device)
-            if cfg.augment:
-                image, audio = augment_image(image, g), augment_audio(audio, g)
-            mi, ma = modality_dropout(len(y), cfg.modality_dropout, g, device)
-            logits = module(image, audio, mi, ma)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            step += 1
-            seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += loss.item() * len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-            if cfg.max_steps and step >= cfg.max_steps:
-                stopped = "max_steps"
-                break
+        ce = lambda logits, y, _out: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)  # noqa: E731
+        stats = train_epoch(module, bar, opt, sched, ce, g=g, device=device, augment=cfg.augment,
+                            modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step)
+        step = stats.step
+        if stats.hit_max_steps:
+            stopped = "max_steps"
         val = evaluate(net, splits.val, labels, device=device)
         improved = val.accuracy > best_val
         best_val, bad_epochs = (val.accuracy, 0) if improved else (best_val, bad_epochs + 1)
         record = {
-            "epoch": epoch, "step": step, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+            "epoch": epoch, "step": step, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
             "val_accuracy": val.accuracy, "val_accuracy_image_only": val.accuracy_image_only,
             "val_accuracy_audio_only": val.accuracy_audio_only, "val_loss": val.loss,
             "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
