@@ -14,7 +14,6 @@ from typing import Callable
 
 # Subcommands that later stages of the pipeline will add, with the issue that tracks each.
 PLANNED = {
-    "compress": ("distil, prune and quantise a student", "#3"),
     "export": ("export a bundle for onnx / openvino / tflite", "#4"),
     "run": ("torch-free live camera + microphone inference", "#5"),
     "profile": ("per-stage and per-layer latency of a bundle", "#6"),
@@ -108,6 +107,40 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compress", help="distil, prune and quantise a compact student",
+                       description="Distil a student from a teacher, prune it structurally, quantise it to int8.")
+    p.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (default: train the recipe's teacher, cached)")
+    p.add_argument("--data", default="default", help="'default', a manifest CSV, or a video folder")
+    p.add_argument("--recipe", type=Path, default=None, help="recipe YAML (default: the shipped recipe)")
+    p.add_argument("--out", type=Path, default=Path("runs/compress"))
+    p.add_argument("--resume", action="store_true", help="reuse finished stages in --out")
+    p.add_argument("--no-baseline", action="store_true", help="skip the from-scratch student baseline")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--print-recipe", action="store_true", help="print the recipe that would run and exit")
+    p.add_argument("--json", action="store_true", help="print report.json")
+    p.set_defaults(func=_cmd_compress)
+
+
+def _cmd_compress(a: argparse.Namespace) -> int:
+    from edgemm.compress.recipe import default_recipe_text, load_recipe
+
+    if a.print_recipe:
+        print(default_recipe_text() if a.recipe is None else a.recipe.read_text(), end="")
+        load_recipe(a.recipe)  # a user recipe is validated too
+        return 0
+    from edgemm.compress import compress
+
+    report = compress(out=a.out, data=a.data, teacher=a.teacher, recipe=a.recipe, resume=a.resume,
+                      baseline=not a.no_baseline, device=a.device, seed=a.seed)
+    if a.json:
+        print(json.dumps(report))
+    else:
+        print((a.out / "report.md").read_text())
+    return 0
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="make the embedded default data set, or check a data set")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
@@ -180,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_eval(sub)
+    _add_compress(sub)
     _add_data(sub)
     _add_models(sub)
     for name, (help_text, issue) in PLANNED.items():

@@ -1,0 +1,157 @@
+"""Knowledge distillation: the student learns from the teacher's soft labels and embeddings.
+
+Loss = (1 - alpha) * CE(student, labels) + alpha * T² * KL(teacher_T || student_T)
+       + feature_weight * sum over {image, audio, fused} of (1 - cos(proj(student_emb), teacher_emb)).
+
+The teacher sees exactly the augmented inputs and missing-modality flags the student sees, so the
+student learns the teacher's behaviour with a muted microphone or a covered camera too.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from edgemm.train.evaluation import evaluate
+from edgemm.train.loop import _cosine_with_warmup, _param_groups, train_epoch
+
+FEATURES = ("image", "audio", "fused")
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL divergence between temperature-softened distributions, scaled by T² (Hinton et al. 2015)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                    log_target=True, reduction="batchmean") * (t * t)
+
+
+class FeatureProjections(nn.Module):
+    """Learned linear maps from the student's embedding widths to the teacher's."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
+        super().__init__()
+        ex = student.example_inputs(2)
+        with torch.no_grad():
+            s, t = _eval_features(student, ex), _eval_features(teacher, teacher.example_inputs(2))
+        self.proj = nn.ModuleDict({k: nn.Linear(s[k].shape[1], t[k].shape[1]) for k in FEATURES})
+
+    def forward(self, s_feats: dict[str, torch.Tensor], t_feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum((1 - F.cosine_similarity(self.proj[k](s_feats[k]), t_feats[k], dim=1)).mean() for k in FEATURES)
+
+
+def _eval_features(model: nn.Module, ex) -> dict[str, torch.Tensor]:
+    was = model.training
+    model.eval()
+    out = model.forward_features(*ex)
+    model.train(was)
+    return out
+
+
+@dataclass
+class FitResult:
+    """What a distillation run did: per-epoch validation accuracy and the epoch kept."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val: float = -1.0
+
+
+def fit(
+    student: nn.Module,
+    teacher: nn.Module | None,
+    splits,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 64,
+    temperature: float = 4.0,
+    alpha: float = 0.7,
+    feature_weight: float = 1.0,
+    modality_dropout: float = 0.3,
+    label_smoothing: float = 0.1,
+    weight_decay: float = 0.05,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    keep_best: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Trains ``student`` for ``epochs`` with distillation from ``teacher`` (or plain CE if None).
+
+    Args:
+        student: An ``AVModel`` (possibly pruned), or a PT2E graph module (logit distillation only).
+        teacher: The teacher, kept in eval mode and frozen; None trains from labels alone.
+        splits: ``DataSplits``; trains on ``train``, selects on ``val``.
+        keep_best: Restore the weights of the epoch with the best validation accuracy.
+        log: Where to report each epoch (default: stderr).
+
+    Returns:
+        The per-epoch history and the epoch kept.
+    """
+    log = log or (lambda s: print(s, file=sys.stderr))
+    device = torch.device(device)
+    student.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    use_features = teacher is not None and feature_weight > 0 and hasattr(student, "forward_features")
+    projections = FeatureProjections(student, teacher).to(device) if use_features else None
+
+    def forward(image, audio, mi, ma):
+        if use_features:
+            sf = student.forward_features(image, audio, mi, ma)
+            logits = student.head(sf["fused"])
+        else:
+            sf, logits = None, student(image, audio, mi, ma)
+        if teacher is None:
+            return logits, None
+        with torch.no_grad():
+            tf = teacher.forward_features(image, audio, mi, ma)
+            tl = teacher.head(tf["fused"])
+        return logits, (sf, tf, tl)
+
+    def loss_fn(logits, y, extra):
+        ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if extra is None:
+            return ce
+        sf, tf, tl = extra
+        loss = (1 - alpha) * ce + alpha * kd_loss(logits, tl, temperature)
+        if projections is not None:
+            loss = loss + feature_weight * projections(sf, tf)
+        return loss
+
+    g_loader = torch.Generator().manual_seed(seed)
+    loader = DataLoader(splits.train, batch_size=batch_size, shuffle=True, generator=g_loader,
+                        drop_last=len(splits.train) > batch_size)
+    groups = _param_groups(student, weight_decay)
+    if projections is not None:
+        groups.append({"params": list(projections.parameters()), "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=lr)
+    steps = max(1, len(loader)) * epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_with_warmup(steps, min(len(loader), steps // 10)))
+    result, best_state = FitResult(), None
+    for epoch in range(epochs):
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        torch.manual_seed(seed * 7_919 + epoch)
+        stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=True,
+                            modality_dropout_p=modality_dropout, forward=forward)
+        val = evaluate(student, splits.val, splits.labels, device=device)
+        result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
+                               "val_accuracy_image_only": val.accuracy_image_only,
+                               "val_accuracy_audio_only": val.accuracy_audio_only})
+        log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
+            f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
+        if val.accuracy > result.best_val:
+            result.best_val, result.best_epoch = val.accuracy, epoch
+            if keep_best:
+                best_state = copy.deepcopy(student.state_dict())
+    if keep_best and best_state is not None:
+        student.load_state_dict(best_state)
+    return result

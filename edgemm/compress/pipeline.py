@@ -1,0 +1,189 @@
+"""``edgemm compress``: teacher -> (scratch baseline) -> recipe stages -> report.
+
+Every finished stage writes ``stages/NN_<name>.pt`` (a normal checkpoint, pruned shapes included)
+with its report row, so ``--resume`` reloads finished stages instead of redoing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from edgemm.compress.distill import fit
+from edgemm.compress.prune import count_macs_params
+from edgemm.compress.recipe import Recipe, StageType, load_recipe
+from edgemm.compress.report import write_report
+from edgemm.compress.stages import STAGE_HANDLERS, StageContext
+from edgemm.data import open_dataset
+from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
+from edgemm.train.evaluation import evaluate
+
+
+def float_bytes(model: nn.Module) -> int:
+    """Bytes of all parameters and buffers (the frontend's fixed DFT and mel matrices included)."""
+    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+
+
+def _row(name: str, model: nn.Module, splits, device, seconds: float, **extra: Any) -> dict[str, Any]:
+    macs, params = count_macs_params(model)
+    result = evaluate(extra.pop("eval_model", model), splits.test, splits.labels, device=device)
+    return {"name": name, "params": params, "macs": macs, "fp32_bytes": float_bytes(model),
+            "accuracy": result.accuracy, "accuracy_image_only": result.accuracy_image_only,
+            "accuracy_audio_only": result.accuracy_audio_only, "n": result.n, "seconds": seconds, **extra}
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log) -> tuple[nn.Module, dict, Path]:
+    if teacher is not None:
+        model, ckpt = load_model(teacher, map_location=str(device))
+        return model, ckpt, Path(teacher)
+    from edgemm.data.synthetic import default_cache_dir
+    from edgemm.train import TrainConfig, train
+
+    key = hashlib.sha1(json.dumps({"data": str(Path(data).resolve()) if str(data) != "default" else "default",
+                                   "teacher": recipe.to_dict()["teacher"]}, sort_keys=True).encode()).hexdigest()[:12]
+    run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{key}"
+    if not (run / "summary.json").is_file():
+        log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs) into {run}")
+        train(recipe.teacher.model, data, out=run, resume=True, progress=False,
+              config=TrainConfig(epochs=recipe.teacher.epochs, lr=recipe.teacher.lr, device=str(device)))
+    else:
+        log(f"reusing cached teacher {run / 'best.pt'}")
+    model, ckpt = load_model(run / "best.pt", map_location=str(device))
+    return model, ckpt, run / "best.pt"
+
+
+def compress(
+    *,
+    out: str | Path,
+    data: str | Path = "default",
+    teacher: str | Path | None = None,
+    recipe: Recipe | str | Path | None = None,
+    resume: bool = False,
+    baseline: bool = True,
+    device: str = "auto",
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Compresses a student under a teacher according to a recipe and writes the report.
+
+    Args:
+        out: Output directory: ``model.pt``, ``model_int8.pt2`` (after qat/ptq), ``report.json``,
+            ``report.md``, ``recipe.yaml``, ``stages/``.
+        data: ``"default"``, a manifest CSV or a video folder.
+        teacher: A teacher checkpoint; None trains the recipe's teacher (cached per data set).
+        recipe: A ``Recipe``, a YAML path, or None for the shipped default.
+        resume: Reuse finished stages in ``out``.
+        baseline: Also train the student from scratch with the distill stage's budget.
+        device: ``auto``, ``cpu`` or ``cuda[:N]`` (quantization stages run on CPU).
+        seed: Seed of every stage.
+        log: Progress messages (default: stderr).
+
+    Returns:
+        The report: ``{"teacher": row, "stages": [rows...], ...}``.
+
+    Raises:
+        FileExistsError: If ``out`` holds stage results and ``resume`` is not set.
+        ValueError: If teacher and student preprocess inputs differently.
+    """
+    import yaml
+
+    log = log or (lambda s: print(s, file=sys.stderr))
+    out = Path(out)
+    stage_dir = out / "stages"
+    if stage_dir.is_dir() and any(stage_dir.iterdir()) and not resume:
+        raise FileExistsError(f"{out} already holds compression stages; pass --resume to continue or choose another --out")
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    dev = _resolve_device(device)
+    torch.manual_seed(seed)
+    t_start = time.perf_counter()
+    teacher_model, teacher_ckpt, teacher_path = _teacher(recipe, teacher, data, dev, log)
+    labels = teacher_ckpt["labels"]
+
+    from edgemm.models import create_model
+
+    student = create_model(recipe.student, num_classes=len(labels)).to(dev)
+    if student.preprocess != teacher_model.preprocess:
+        raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
+                         f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
+    splits = open_dataset(data, student.preprocess, labels=labels)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log)
+    common = {"data": splits.source, "recipe": recipe.to_dict()}
+
+    teacher_row = _row("teacher", teacher_model, splits, dev, 0.0, path=str(teacher_path))
+    plan: list[tuple[str, StageType | None, Any]] = []
+    distill_cfg = next((s.config for s in recipe.stages if s.type is StageType.DISTILL), None)
+    if baseline and distill_cfg is not None:
+        plan.append(("scratch", None, distill_cfg))
+    plan += [(s.type.value, s.type, s.config) for s in recipe.stages]
+
+    rows, int8 = [], None
+    for i, (name, kind, cfg) in enumerate(plan):
+        path = stage_dir / f"{i:02d}_{name}.pt"
+        if resume and path.is_file():
+            ckpt = load_checkpoint(path)
+            model_i, _ = load_model(path, map_location=str(dev))
+            rows.append(ckpt["row"])
+            if kind is not None:
+                student = model_i
+            log(f"[{name}] reused {path}")
+            continue
+        log(f"[{name}] starting")
+        t0 = time.perf_counter()
+        if kind is None:  # the honest baseline: same student, same budget, labels only
+            scratch = create_model(recipe.student, num_classes=len(labels)).to(dev)
+            fit(scratch, None, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                modality_dropout=cfg.modality_dropout, seed=seed, device=dev, log=log)
+            model_i, extra, eval_model = scratch, {}, scratch
+        else:
+            result = STAGE_HANDLERS[kind](student, ctx, cfg)
+            student, extra = result.model.to(dev), result.extra
+            eval_model = result.int8 if result.int8 is not None else student
+            if result.int8 is not None:
+                int8 = result.int8
+                _save_int8(int8, out / "model_int8.pt2")
+            model_i = student
+        row = _row(name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
+                   time.perf_counter() - t0, eval_model=eval_model, **{k: v for k, v in extra.items() if k != "history"})
+        rows.append(row)
+        atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), **common), path)
+        log(f"[{name}] accuracy {row['accuracy']:.3f} (image-only {row['accuracy_image_only']:.3f}, "
+            f"audio-only {row['accuracy_audio_only']:.3f}), {row['params'] / 1e6:.3f} M params, "
+            f"{row['macs'] / 1e6:.1f} M MACs, {row['seconds']:.0f} s")
+
+    final = student.cpu()
+    quant = rows[-1]["name"] in ("qat", "ptq")
+    atomic_torch_save(make_checkpoint(final, labels=labels, **common,
+                                      quantization={"scheme": "pt2e-x86-int8", "file": "model_int8.pt2",
+                                                    "stage": rows[-1]["name"]} if quant else None), out / "model.pt")
+    report = {"teacher": teacher_row, "stages": rows, "recipe": recipe.to_dict(), "data": splits.source,
+              "labels": labels, "device": str(dev), "total_seconds": time.perf_counter() - t_start,
+              "final_model": str(out / "model.pt"), "int8_model": str(out / "model_int8.pt2") if quant else None}
+    write_report(report, out)
+    return report
+
+
+def _save_int8(int8: nn.Module, path: Path) -> None:
+    """Saves the converted int8 graph with ``torch.export.save`` (a program, not pickled code)."""
+    ex = int8.example_inputs(4)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    ep = torch.export.export(int8.graph, ex, dynamic_shapes=tuple({0: batch} for _ in ex))
+    tmp = path.with_name(f".tmp-{path.name}")  # torch.export.save wants the .pt2 suffix
+    torch.export.save(ep, str(tmp))
+    os.replace(tmp, path)

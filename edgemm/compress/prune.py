@@ -1,0 +1,132 @@
+"""Structured channel pruning with torch-pruning's dependency graph (DepGraph, Fang et al. 2023).
+
+DepGraph finds every layer coupled to a channel (through concat fusion, gating products,
+residual streams and attention heads), so removing a channel removes it everywhere at once and
+the model stays valid. Kept out of pruning: the classifier outputs (the label count is fixed), the
+audio branch's per-mel-band input norm (its width is the mel count), and the fixed-weight frontend.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgemm.compress.recipe import Importance, PruneConfig
+
+
+def frontend_macs(model: nn.Module) -> int:
+    """MACs of the in-graph log-mel frontend (functional ops the module counter does not see)."""
+    cfg = model.preprocess.audio
+    n_freq = cfg.n_fft // 2 + 1
+    return cfg.n_frames * (2 * n_freq * cfg.n_fft + cfg.n_mels * n_freq + 2 * n_freq)
+
+
+def count_macs_params(model: nn.Module) -> tuple[int, int]:
+    """(MACs for one sample, parameter count), the frontend included."""
+    import torch_pruning as tp
+
+    ex = model.example_inputs(1)
+    was = model.training
+    model.eval()
+    macs, params = tp.utils.count_ops_and_params(model, ex)
+    model.train(was)
+    return int(macs) + frontend_macs(model), int(params)
+
+
+def _importance(kind: Importance):
+    import torch_pruning as tp
+
+    return {
+        Importance.MAGNITUDE: lambda: tp.importance.GroupMagnitudeImportance(p=2),
+        Importance.TAYLOR: lambda: tp.importance.GroupTaylorImportance(),
+        Importance.BN_SCALE: lambda: tp.importance.BNScaleImportance(),
+    }[kind]()
+
+
+def build_pruner(model: nn.Module, cfg: PruneConfig):
+    """A torch-pruning ``MetaPruner`` for an ``AVModel`` that reaches ``cfg`` in ``cfg.steps`` steps."""
+    import torch_pruning as tp
+
+    fusion = model.fusion
+    ignored: list[nn.Module] = [model.audio_encoder.bn0]
+    ignored += [fusion.head_image, fusion.head_audio] if fusion.produces_logits else [model.head]
+    unwrapped = [(model.missing_image, 0), (model.missing_audio, 0)]
+    num_heads: dict[nn.Module, int] = {}
+    if hasattr(fusion, "cls"):  # attention: the residual stream runs through these tokens
+        unwrapped += [(fusion.cls, 2), (fusion.type_embed, 2)]
+        for blk in fusion.blocks:
+            num_heads.update({blk.q: blk.heads, blk.k: blk.heads, blk.v: blk.heads})
+    ratios = {m: r for m, r in ((model.image_encoder, cfg.image_ratio), (model.audio_encoder, cfg.audio_ratio),
+                                (model.fusion, cfg.fusion_ratio)) if r is not None}
+    pruner = tp.pruner.MetaPruner(
+        model,
+        model.example_inputs(2),
+        importance=_importance(cfg.importance),
+        global_pruning=cfg.global_pruning,
+        pruning_ratio=cfg.ratio,
+        pruning_ratio_dict=ratios or None,
+        iterative_steps=cfg.steps,
+        ignored_layers=ignored,
+        round_to=cfg.round_to,
+        unwrapped_parameters=unwrapped,
+        num_heads=num_heads,
+    )
+    return pruner
+
+
+def taylor_gradients(model: nn.Module, batches, device: torch.device, n_batches: int = 4) -> None:
+    """Accumulates loss gradients on a few batches, which Taylor importance reads."""
+    model.zero_grad(set_to_none=True)
+    model.eval()  # BN statistics stay untouched; gradients still flow
+    for i, batch in enumerate(batches):
+        if i >= n_batches:
+            break
+        logits = model(batch["image"].to(device), batch["audio"].to(device))
+        F.cross_entropy(logits, batch["label"].to(device)).backward()
+
+
+def prune(
+    model: nn.Module,
+    cfg: PruneConfig,
+    *,
+    finetune: Callable[[nn.Module, int], None],
+    gradient_batches=None,
+    device: torch.device | str = "cpu",
+    log: Callable[[str], None] = print,
+) -> list[dict[str, int]]:
+    """Prunes ``model`` in place over ``cfg.steps`` steps, fine-tuning after each.
+
+    Args:
+        model: An ``AVModel``.
+        cfg: Ratios, importance, steps, rounding.
+        finetune: ``finetune(model, step)`` trains the model after each pruning step.
+        gradient_batches: Batches for Taylor importance (required for ``importance: taylor``).
+        device: Device of the model.
+        log: Progress messages.
+
+    Returns:
+        MACs and parameters after each step.
+    """
+    if cfg.importance is Importance.TAYLOR and gradient_batches is None:
+        raise ValueError("prune.importance 'taylor' needs gradient batches")
+    device = torch.device(device)
+    model.to("cpu")
+    pruner = build_pruner(model, cfg)
+    trace = []
+    for step in range(cfg.steps):
+        if cfg.importance is Importance.TAYLOR:
+            model.to(device)
+            taylor_gradients(model, gradient_batches, device)
+            model.to("cpu")
+        pruner.step()
+        model.zero_grad(set_to_none=True)
+        macs, params = count_macs_params(model)
+        trace.append({"step": step + 1, "macs": macs, "params": params})
+        log(f"  prune step {step + 1}/{cfg.steps}: {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs")
+        model.to(device)
+        finetune(model, step)
+        model.to("cpu")
+    return trace

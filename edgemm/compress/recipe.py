@@ -1,0 +1,256 @@
+"""Compression recipes: an ordered list of stages, each with its own config dataclass.
+
+A recipe is YAML (parsed with ``yaml.safe_load``). Unknown keys, unknown stage types and invalid
+enum values are errors that list what is valid; nothing is guessed or auto-corrected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class StageType(str, enum.Enum):
+    DISTILL = "distill"
+    PRUNE = "prune"
+    QAT = "qat"
+    PTQ = "ptq"
+
+
+class Importance(str, enum.Enum):
+    MAGNITUDE = "magnitude"  # L2 norm of each channel group's weights
+    TAYLOR = "taylor"  # first-order Taylor: |weight x gradient| on a few batches
+    BN_SCALE = "bn_scale"  # |gamma| of the BatchNorm after each conv
+
+
+def _enum(cls: type[enum.Enum], value: Any, where: str) -> Any:
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not one of {[m.value for m in cls]}") from None
+
+
+def _positive(where: str, **values: float) -> None:
+    for name, v in values.items():
+        if v is not None and not v > 0:
+            raise ValueError(f"{where}.{name} must be positive, got {v!r}")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from the teacher.
+
+    Attributes:
+        epochs: Training epochs.
+        lr: Peak AdamW learning rate.
+        temperature: Softmax temperature of the KL term (which is scaled by T²).
+        alpha: Weight of the KL term; the cross-entropy term gets ``1 - alpha``.
+        feature_weight: Weight of the feature terms (image, audio and fused embeddings through
+            learned projections to the teacher's widths, cosine distance).
+        modality_dropout: Probability a sample loses one modality (teacher sees the same).
+        batch_size: Samples per step.
+    """
+
+    epochs: int = 15
+    lr: float = 3e-3
+    temperature: float = 4.0
+    alpha: float = 0.7
+    feature_weight: float = 1.0
+    modality_dropout: float = 0.3
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _positive("distill", epochs=self.epochs, lr=self.lr, temperature=self.temperature, batch_size=self.batch_size)
+        if not 0 <= self.alpha <= 1 or self.feature_weight < 0 or not 0 <= self.modality_dropout <= 1:
+            raise ValueError("distill: alpha and modality_dropout must be in [0, 1], feature_weight >= 0")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Structured channel pruning with torch-pruning's dependency graph.
+
+    Attributes:
+        ratio: Fraction of channels removed from every prunable group (global default).
+        image_ratio: Override for the image branch.
+        audio_ratio: Override for the audio branch.
+        fusion_ratio: Override for the fusion block.
+        importance: How channels are ranked.
+        global_pruning: Rank channels across layers instead of per layer.
+        steps: Iterative steps to reach the ratio, each followed by fine-tuning.
+        finetune_epochs: Distillation epochs after each step.
+        round_to: Keep channel counts multiples of this (SIMD-friendly).
+        lr: Fine-tuning learning rate.
+    """
+
+    ratio: float = 0.5
+    image_ratio: float | None = None
+    audio_ratio: float | None = None
+    fusion_ratio: float | None = None
+    importance: Importance = Importance.MAGNITUDE
+    global_pruning: bool = False
+    steps: int = 2
+    finetune_epochs: int = 3
+    round_to: int = 8
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "importance", _enum(Importance, self.importance, "prune.importance"))
+        for name in ("ratio", "image_ratio", "audio_ratio", "fusion_ratio"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v < 1:
+                raise ValueError(f"prune.{name} must be in [0, 1), got {v!r}")
+        _positive("prune", steps=self.steps, round_to=self.round_to, lr=self.lr)
+        if self.finetune_epochs < 0:
+            raise ValueError(f"prune.finetune_epochs must be >= 0, got {self.finetune_epochs}")
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Quantization-aware fine-tuning to int8 (PT2E: per-channel weights, per-tensor activations).
+
+    Attributes:
+        epochs: Fine-tuning epochs with the distillation loss.
+        lr: Learning rate.
+        freeze_bn_epoch: Epochs after which BatchNorm statistics are frozen (then folded).
+        batch_size: Samples per step.
+    """
+
+    epochs: int = 2
+    lr: float = 5e-4
+    freeze_bn_epoch: int = 1
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _positive("qat", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
+
+
+@dataclass(frozen=True)
+class PTQConfig:
+    """Post-training int8 calibration (no training).
+
+    Attributes:
+        calibration_samples: Training samples used to calibrate activation ranges.
+    """
+
+    calibration_samples: int = 256
+
+    def __post_init__(self) -> None:
+        _positive("ptq", calibration_samples=self.calibration_samples)
+
+
+STAGE_CONFIGS: dict[StageType, type] = {
+    StageType.DISTILL: DistillConfig,
+    StageType.PRUNE: PruneConfig,
+    StageType.QAT: QATConfig,
+    StageType.PTQ: PTQConfig,
+}
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """How to get the teacher when none is given: train this registered model."""
+
+    model: str = "av_teacher"
+    epochs: int = 15
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _positive("teacher", epochs=self.epochs, lr=self.lr)
+
+
+@dataclass(frozen=True)
+class Stage:
+    type: StageType
+    config: Any
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A student, a teacher recipe and the ordered stages."""
+
+    student: str = "av_student"
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    stages: tuple[Stage, ...] = ()
+
+    def __post_init__(self) -> None:
+        types = [s.type for s in self.stages]
+        if not types:
+            raise ValueError("recipe.stages: at least one stage is needed")
+        quant = [t for t in types if t in (StageType.QAT, StageType.PTQ)]
+        if len(quant) > 1 or (quant and types[-1] not in (StageType.QAT, StageType.PTQ)):
+            raise ValueError("recipe.stages: at most one of qat/ptq, and it must be the last stage")
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(cfg: Any) -> dict[str, Any]:
+            return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+        return {
+            "student": self.student,
+            "teacher": plain(self.teacher),
+            "stages": [{"type": s.type.value, **plain(s.config)} for s in self.stages],
+        }
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {valid}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def parse_recipe(data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
+    """Builds a recipe from plain data (what YAML gives).
+
+    Raises:
+        ValueError: Naming the stage and key on any unknown key, stage type or invalid value.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: expected a mapping with 'stages', got {type(data).__name__}")
+    top = ["student", "teacher", "stages"]
+    unknown = sorted(set(data) - set(top))
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys are {top}")
+    stages = []
+    for i, raw in enumerate(data.get("stages") or []):
+        where = f"{source}: stages[{i}]"
+        if not isinstance(raw, Mapping) or "type" not in raw:
+            raise ValueError(f"{where}: each stage needs a 'type', one of {[t.value for t in StageType]}")
+        kind = _enum(StageType, raw["type"], f"{where}.type")
+        cfg = _build(STAGE_CONFIGS[kind], {k: v for k, v in raw.items() if k != "type"}, f"{where} ({kind.value})")
+        stages.append(Stage(kind, cfg))
+    teacher = _build(TeacherConfig, data.get("teacher") or {}, f"{source}: teacher")
+    return Recipe(student=str(data.get("student", "av_student")), teacher=teacher, stages=tuple(stages))
+
+
+def load_recipe(path: str | Path | None = None) -> Recipe:
+    """Loads a recipe file, or the default recipe shipped with the package when ``path`` is None."""
+    if path is None:
+        text, source = default_recipe_text(), "default recipe"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe not found: {path}")
+        text, source = path.read_text(), str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{source}: not valid YAML ({e})") from None
+    return parse_recipe(data, source=source)
+
+
+def default_recipe_text() -> str:
+    return resources.files("edgemm.compress").joinpath("default_recipe.yaml").read_text()

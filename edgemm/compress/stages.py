@@ -1,0 +1,110 @@
+"""Stage handlers: one function per ``StageType``, registered in ``STAGE_HANDLERS``.
+
+A handler takes the current student and a ``StageContext`` and returns a ``StageOutput``: the
+new student (a float ``AVModel``, or for qat/ptq a converted int8 ``PT2EModel`` plus the float
+model carrying the same learned weights) and any extra report fields.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from edgemm.compress.distill import fit
+from edgemm.compress.prune import prune
+from edgemm.compress.quantize import (
+    calibrate, convert, prepare_ptq, prepare_qat, quantized_layers, stored_bytes,
+)
+from edgemm.compress.recipe import DistillConfig, PruneConfig, PTQConfig, QATConfig, StageType
+
+
+@dataclass
+class StageContext:
+    """What every stage may use."""
+
+    teacher: nn.Module
+    splits: Any
+    device: torch.device
+    seed: int
+    log: Callable[[str], None]
+
+
+@dataclass
+class StageOutput:
+    model: nn.Module  # the float student after this stage
+    int8: nn.Module | None = None  # the converted int8 model (qat / ptq)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+STAGE_HANDLERS: dict[StageType, Callable[[nn.Module, StageContext, Any], StageOutput]] = {}
+
+
+def register_stage(kind: StageType):
+    def deco(fn):
+        STAGE_HANDLERS[kind] = fn
+        return fn
+
+    return deco
+
+
+@register_stage(StageType.DISTILL)
+def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:
+    result = fit(student, ctx.teacher, ctx.splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                 temperature=cfg.temperature, alpha=cfg.alpha, feature_weight=cfg.feature_weight,
+                 modality_dropout=cfg.modality_dropout, seed=ctx.seed, device=ctx.device, log=ctx.log)
+    return StageOutput(student, extra={"best_epoch": result.best_epoch, "history": result.history})
+
+
+@register_stage(StageType.PRUNE)
+def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageOutput:
+    def finetune(model: nn.Module, step: int) -> None:
+        if cfg.finetune_epochs:
+            fit(model, ctx.teacher, ctx.splits, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed + 1000 + step,
+                device=ctx.device, log=ctx.log)
+
+    batches = DataLoader(ctx.splits.train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
+    trace = prune(student, cfg, finetune=finetune, gradient_batches=batches, device=ctx.device, log=ctx.log)
+    return StageOutput(student.to(ctx.device), extra={"steps": trace})
+
+
+def _float_with_weights_of(graph_model: nn.Module, float_model: nn.Module) -> nn.Module:
+    """The float model carrying the weights a PT2E graph learned (names are preserved by export)."""
+    out = copy.deepcopy(float_model).cpu()
+    learned = graph_model.graph.state_dict()
+    own = out.state_dict()
+    out.load_state_dict({k: learned[k].detach().cpu() if k in learned and learned[k].shape == v.shape else v
+                         for k, v in own.items()})
+    return out
+
+
+def _int8_extra(int8: nn.Module) -> dict[str, Any]:
+    layers = quantized_layers(int8)
+    return {"int8_bytes": stored_bytes(int8), "quantized_layers": sum(layers.values()),
+            "float_layers": sorted(k for k, v in layers.items() if not v)}
+
+
+@register_stage(StageType.QAT)
+def run_qat(student: nn.Module, ctx: StageContext, cfg: QATConfig) -> StageOutput:
+    student = student.cpu().eval()
+    prepared = prepare_qat(student)
+    # Logit distillation only: the exported graph returns logits, not the embeddings.
+    fit(prepared, ctx.teacher, ctx.splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+        feature_weight=0.0, seed=ctx.seed + 2000, device="cpu", log=ctx.log, keep_best=False)
+    float_model = _float_with_weights_of(prepared, student)
+    int8 = convert(prepared)
+    return StageOutput(float_model, int8=int8, extra=_int8_extra(int8))
+
+
+@register_stage(StageType.PTQ)
+def run_ptq(student: nn.Module, ctx: StageContext, cfg: PTQConfig) -> StageOutput:
+    student = student.cpu().eval()
+    prepared = prepare_ptq(student)
+    loader = DataLoader(ctx.splits.train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
+    n = calibrate(prepared, loader, cfg.calibration_samples)
+    int8 = convert(prepared)
+    return StageOutput(student, int8=int8, extra={"calibration_samples": n, **_int8_extra(int8)})

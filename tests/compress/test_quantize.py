@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from edgemm.compress.distill import fit
+from edgemm.compress.quantize import calibrate, convert, prepare_ptq, prepare_qat, quantized_layers, stored_bytes
+from edgemm.data import open_dataset
+from edgemm.models import create_model, list_models
+
+pytestmark = pytest.mark.slow  # each convert costs ~25 s in torchao's conv-bn folding
+
+
+@pytest.fixture(scope="module")
+def splits(small_manifest):
+    return open_dataset(small_manifest, create_model("test_gated").preprocess)
+
+
+def _inputs(splits):
+    items = [splits.train[i] for i in range(16)]
+    return torch.stack([torch.from_numpy(x["image"]) for x in items]), torch.stack([torch.from_numpy(x["audio"]) for x in items])
+
+
+@pytest.mark.parametrize("name", list_models("test_*"))
+def test_qat_converts_to_a_real_int8_model_close_to_fake_quant(name, splits):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10)
+    fit(model, None, splits, epochs=2, lr=3e-3, batch_size=8, log=lambda s: None)
+    prepared = prepare_qat(model.eval())
+    fit(prepared, None, splits, epochs=1, lr=1e-4, batch_size=8, log=lambda s: None, keep_best=False)
+    image, audio = _inputs(splits)
+    with torch.no_grad():
+        fake = prepared.eval()(image, audio)
+        int8 = convert(prepared)
+        real = int8(image, audio)
+        # a modality can still be absent after quantization
+        assert torch.isfinite(int8(image, audio, torch.ones(16), torch.zeros(16))).all()
+    scale = fake.abs().max()
+    assert (real - fake).abs().max() < 0.1 * scale
+    assert (real.argmax(1) == fake.argmax(1)).float().mean() >= 0.9
+    layers = quantized_layers(int8)
+    assert [k for k, v in layers.items() if not v] == ["frontend"]  # only the STFT stays float
+    assert any(".q" in k or "proj" in k or "h_image" in k or "head" in k for k, v in layers.items() if v)
+    assert stored_bytes(int8) < sum(t.numel() * 4 for t in list(model.parameters()) + list(model.buffers()))
+
+
+def test_ptq_calibrates_and_stays_close_to_float(splits):
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    model = create_model("test_attention", num_classes=10)
+    fit(model, None, splits, epochs=2, lr=3e-3, batch_size=8, log=lambda s: None)
+    model.eval()
+    prepared = prepare_ptq(model)
+    assert calibrate(prepared, DataLoader(splits.train, batch_size=8), 24) == 24
+    int8 = convert(prepared)
+    image, audio = _inputs(splits)
+    with torch.no_grad():
+        ref, out = model(image, audio), int8(image, audio)
+    assert (out - ref).abs().max() < 0.15 * ref.abs().max()
+    assert sum(quantized_layers(int8).values()) > 10

@@ -1,0 +1,52 @@
+import pytest
+import yaml
+
+from edgemm.compress.recipe import Importance, StageType, default_recipe_text, load_recipe, parse_recipe
+
+
+def test_default_recipe_ships_and_round_trips():
+    r = load_recipe()
+    assert [s.type for s in r.stages] == [StageType.DISTILL, StageType.PRUNE, StageType.QAT]
+    assert r.stages[1].config.importance is Importance.MAGNITUDE
+    assert parse_recipe(r.to_dict()) == r
+    assert parse_recipe(yaml.safe_load(default_recipe_text())) == r
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"stages": [{"type": "distil"}]}, r"stages\[0\].type: 'distil' is not one of \['distill', 'prune', 'qat', 'ptq'\]"),
+        ({"stages": [{"type": "prune", "importance": "l1"}]}, r"stages\[0\] \(prune\): prune.importance: 'l1' is not one of \['magnitude', 'taylor', 'bn_scale'\]"),
+        ({"stages": [{"type": "qat", "epoch": 2}]}, r"stages\[0\] \(qat\): unknown key\(s\) \['epoch'\]; valid keys are \['epochs'"),
+        ({"stages": [{"type": "prune", "ratio": 1.5}]}, r"prune.ratio must be in \[0, 1\)"),
+        ({"stages": [{"type": "qat"}, {"type": "distill"}]}, "at most one of qat/ptq, and it must be the last stage"),
+        ({"stages": [{"type": "ptq"}, {"type": "qat"}]}, "at most one of qat/ptq"),
+        ({"stages": []}, "at least one stage"),
+        ({"stage": []}, r"unknown key\(s\) \['stage'\]; valid keys are \['student', 'teacher', 'stages'\]"),
+        ({"stages": [{"epochs": 3}]}, "each stage needs a 'type'"),
+        ({"teacher": {"modell": "x"}, "stages": [{"type": "ptq"}]}, r"teacher: unknown key\(s\) \['modell'\]"),
+    ],
+)
+def test_bad_recipes_are_rejected_with_the_valid_choices(data, match):
+    with pytest.raises(ValueError, match=match):
+        parse_recipe(data)
+
+
+def test_recipe_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="recipe not found"):
+        load_recipe(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [type: distill\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_recipe(bad)
+
+
+def test_print_recipe_and_cli_validation(tmp_path, capsys):
+    from edgemm.cli import main
+
+    assert main(["compress", "--print-recipe"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(default_recipe_text())
+    user = tmp_path / "r.yaml"
+    user.write_text("stages:\n  - type: prune\n    ratio: 0.3\n    importance: fisher\n")
+    assert main(["compress", "--print-recipe", "--recipe", str(user)]) == 1
+    assert "'fisher' is not one of ['magnitude', 'taylor', 'bn_scale']" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+
+from edgemm.compress.distill import FeatureProjections, fit, kd_loss
+from edgemm.compress.prune import count_macs_params, frontend_macs, prune
+from edgemm.compress.recipe import Importance, PruneConfig
+from edgemm.data import open_dataset
+from edgemm.models import create_model, list_models
+from edgemm.train.checkpoint import atomic_torch_save, load_model, make_checkpoint
+
+TEST_MODELS = list_models("test_*")
+
+
+@pytest.fixture(scope="module")
+def splits(small_manifest):
+    return open_dataset(small_manifest, create_model("test_gated").preprocess)
+
+
+def _batch(model, n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image, audio, _, _ = model.example_inputs(n)
+    return torch.randn(image.shape, generator=g), torch.randn(audio.shape, generator=g) * 0.1
+
+
+def test_kd_loss_is_zero_for_identical_logits_and_grows_with_disagreement():
+    a = torch.randn(4, 10)
+    assert float(kd_loss(a, a, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(kd_loss(a, a.flip(1), 4.0)) > float(kd_loss(a, a + 0.01 * torch.randn(4, 10), 4.0))
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_distill_trains_the_student_towards_the_teacher(name, splits):
+    torch.manual_seed(0)
+    teacher = create_model("test_attention", num_classes=10).eval()
+    student = create_model(name, num_classes=10)
+    proj = FeatureProjections(student, teacher)
+    assert proj.proj["fused"].out_features == 16
+    items = [splits.train[i] for i in range(24)]
+    image = torch.stack([torch.from_numpy(x["image"]) for x in items])
+    audio = torch.stack([torch.from_numpy(x["audio"]) for x in items])
+    with torch.no_grad():
+        before = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
+    result = fit(student, teacher, splits, epochs=3, lr=3e-3, batch_size=8, alpha=1.0, feature_weight=1.0,
+                 log=lambda s: None, keep_best=False)
+    with torch.no_grad():
+        after = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
+    assert len(result.history) == 3 and all(np.isfinite(h["loss"]) for h in result.history)
+    assert float(after) < float(before)  # the student moved towards the teacher
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_prune_shrinks_keeps_working_and_reloads_identically(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10)
+    macs0, params0 = count_macs_params(model)
+    before = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    calls = []
+    prune(model, PruneConfig(ratio=0.5, steps=2), finetune=lambda m, s: calls.append(s), log=lambda s: None)
+    macs1, params1 = count_macs_params(model)
+    assert calls == [0, 1]
+    assert params1 < 0.6 * params0 and macs1 < macs0
+    after = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    changed = [n for n in before if after[n] != before[n]]
+    assert changed and all(after[n] % 8 == 0 for n in changed)  # rounded to multiples of 8
+    model.eval()
+    image, audio = _batch(model)
+    on, off = torch.ones(6), torch.zeros(6)
+    with torch.no_grad():
+        for mi, ma in ((on, on), (on, off), (off, on)):
+            assert torch.isfinite(model(image, audio, mi, ma)).all()
+        atomic_torch_save(make_checkpoint(model, labels=[str(i) for i in range(10)]), tmp_path / "p.pt")
+        again, _ = load_model(tmp_path / "p.pt")
+        torch.testing.assert_close(again(image, audio), model(image, audio), rtol=0, atol=0)
+    assert count_macs_params(again) == (macs1, params1)
+
+
+@pytest.mark.parametrize("importance", [Importance.TAYLOR, Importance.BN_SCALE])
+def test_other_importance_criteria(importance, splits):
+    from torch.utils.data import DataLoader
+
+    model = create_model("test_concat", num_classes=10)
+    params0 = count_macs_params(model)[1]
+    prune(model, PruneConfig(ratio=0.5, steps=1, importance=importance), finetune=lambda m, s: None,
+          gradient_batches=DataLoader(splits.train, batch_size=8), log=lambda s: None)
+    assert count_macs_params(model)[1] < params0
+    with pytest.raises(ValueError, match="taylor' needs gradient batches"):
+        prune(model, PruneConfig(importance=Importance.TAYLOR), finetune=lambda m, s: None)
+
+
+def test_mac_count_includes_the_frontend():
+    model = create_model("av_student")
+    # 201 frequency bins x 400-tap DFT (cos and sin) x 98 frames, plus the mel matrix and power
+    assert frontend_macs(model) == 98 * (2 * 201 * 400 + 64 * 201 + 2 * 201)
+    assert count_macs_params(model)[0] > frontend_macs(model)
