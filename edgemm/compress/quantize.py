@@ -96,10 +96,11 @@ def calibrate(model: PT2EModel, batches: Iterable[dict[str, torch.Tensor]], n_sa
     model.eval()
     seen = 0
     for batch in batches:
-        if seen >= n_samples:
+        take = min(len(batch["label"]), n_samples - seen)
+        if take <= 0:
             break
-        model(batch["image"], batch["audio"])
-        seen += len(batch["label"])
+        model(batch["image"][:take], batch["audio"][:take])
+        seen += take
     return seen
 
 

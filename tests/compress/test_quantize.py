@@ -34,8 +34,14 @@ def test_qat_converts_to_a_real_int8_model_close_to_fake_quant(name, splits):
         # a modality can still be absent after quantization
         assert torch.isfinite(int8(image, audio, torch.ones(16), torch.zeros(16))).all()
     scale = fake.abs().max()
-    assert (real - fake).abs().max() < 0.1 * scale
-    assert (real.argmax(1) == fake.argmax(1)).float().mean() >= 0.9
+    err = (real - fake).abs().max()
+    assert err < 0.1 * scale
+    # Wherever the fake-quant model decides clearly (top-1 leads by 5 % of the logit scale),
+    # the int8 model makes the same decision.
+    top2 = fake.topk(2, dim=1).values
+    decided = (top2[:, 0] - top2[:, 1]) > 0.05 * scale
+    assert decided.any()
+    assert torch.equal(real.argmax(1)[decided], fake.argmax(1)[decided])
     layers = quantized_layers(int8)
     assert [k for k, v in layers.items() if not v] == ["frontend"]  # only the STFT stays float
     assert any(".q" in k or "proj" in k or "h_image" in k or "head" in k for k, v in layers.items() if v)

@@ -1,0 +1,93 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from edgemm.cli import main
+from edgemm.train import TrainConfig, load_model, train
+
+pytestmark = pytest.mark.slow
+
+RECIPE = """
+student: test_gated
+stages:
+  - {type: distill, epochs: 2, batch_size: 8}
+  - {type: prune, ratio: 0.5, steps: 2, finetune_epochs: 1}
+  - {type: %s, %s}
+"""
+
+
+@pytest.fixture(scope="module")
+def teacher(small_manifest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    train("test_attention", small_manifest, out=out, config=TrainConfig(epochs=2, batch_size=8, threads=1), progress=False)
+    return out / "best.pt"
+
+
+def _recipe(tmp_path, quant="qat", args="epochs: 1, batch_size: 8"):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(RECIPE % (quant, args))
+    return path
+
+
+def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifest, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["compress", "--teacher", str(teacher), "--data", str(small_manifest), "--recipe", str(_recipe(tmp_path)),
+            "--out", str(out), "--device", "cpu", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert json.loads((out / "report.json").read_text()) == report
+    assert [r["name"] for r in report["stages"]] == ["scratch", "distill", "prune", "qat"]
+    keys = {"name", "params", "macs", "accuracy", "accuracy_image_only", "accuracy_audio_only", "seconds", "fp32_bytes"}
+    for row in [report["teacher"]] + report["stages"]:
+        assert keys <= set(row)
+        assert row["params"] > 0 and row["macs"] > 0 and 0 <= row["accuracy"] <= 1
+    prune_row, qat_row = report["stages"][2], report["stages"][3]
+    assert prune_row["params"] < report["stages"][1]["params"]  # pruning removed parameters
+    assert qat_row["int8_bytes"] < qat_row["fp32_bytes"] and qat_row["float_layers"] == ["frontend"]
+    assert "| qat |" in (out / "report.md").read_text()
+
+    raw = torch.load(out / "model.pt", weights_only=True)
+    assert raw["quantization"]["file"] == "model_int8.pt2"
+    model, _ = load_model(out / "model.pt")
+    assert sum(p.numel() for p in model.parameters()) == qat_row["params"]
+    program = torch.export.load(str(out / "model_int8.pt2"))
+    x = model.example_inputs(3)
+    assert program.module()(torch.randn_like(x[0]), torch.randn_like(x[1]) * 0.1, x[2], x[3]).shape == (3, 10)
+
+    # a second run into the same directory must not silently overwrite it
+    assert main(args[:-1]) == 1
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_resume_after_a_killed_run_skips_finished_stages(teacher, small_manifest, tmp_path, capsys):
+    out = tmp_path / "out"
+    recipe = _recipe(tmp_path, "ptq", "calibration_samples: 16")
+    cmd = [sys.executable, "-m", "edgemm.cli", "compress", "--teacher", str(teacher), "--data", str(small_manifest),
+           "--recipe", str(recipe), "--out", str(out), "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (out / "stages" / "01_distill.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "compress did not finish its distill stage in time"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "report.json").exists(), "the run finished before it could be killed"
+    finished = sorted(p.name for p in (out / "stages").glob("*.pt"))
+    assert finished[:2] == ["00_scratch.pt", "01_distill.pt"]
+    distill_row = torch.load(out / "stages" / "01_distill.pt", weights_only=True)["row"]
+
+    assert main(cmd[3:] + ["--resume", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "[scratch] reused" in captured.err and "[distill] reused" in captured.err
+    report = json.loads(captured.out)
+    assert [r["name"] for r in report["stages"]] == ["scratch", "distill", "prune", "ptq"]
+    assert report["stages"][1] == distill_row  # the finished stage was not redone
+    assert report["stages"][3]["calibration_samples"] == 16
