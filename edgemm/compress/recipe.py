@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from edgemm.config import check_keys, parse_enum
+
 
 class StageType(str, enum.Enum):
     DISTILL = "distill"
@@ -27,15 +29,6 @@ class Importance(str, enum.Enum):
     MAGNITUDE = "magnitude"  # L2 norm of each channel group's weights
     TAYLOR = "taylor"  # first-order Taylor: |weight x gradient| on a few batches
     BN_SCALE = "bn_scale"  # |gamma| of the BatchNorm after each conv
-
-
-def _enum(cls: type[enum.Enum], value: Any, where: str) -> Any:
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(value)
-    except ValueError:
-        raise ValueError(f"{where}: {value!r} is not one of {[m.value for m in cls]}") from None
 
 
 def _positive(where: str, **values: float) -> None:
@@ -102,7 +95,7 @@ class PruneConfig:
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "importance", _enum(Importance, self.importance, "prune.importance"))
+        object.__setattr__(self, "importance", parse_enum(Importance, self.importance, "prune.importance"))
         for name in ("ratio", "image_ratio", "audio_ratio", "fusion_ratio"):
             v = getattr(self, name)
             if v is not None and not 0 <= v < 1:
@@ -202,10 +195,7 @@ class Recipe:
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(valid))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {valid}")
+    check_keys(cls, data, where)
     try:
         return cls(**data)
     except (TypeError, ValueError) as e:
@@ -229,7 +219,7 @@ def parse_recipe(data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
         where = f"{source}: stages[{i}]"
         if not isinstance(raw, Mapping) or "type" not in raw:
             raise ValueError(f"{where}: each stage needs a 'type', one of {[t.value for t in StageType]}")
-        kind = _enum(StageType, raw["type"], f"{where}.type")
+        kind = parse_enum(StageType, raw["type"], f"{where}.type")
         cfg = _build(STAGE_CONFIGS[kind], {k: v for k, v in raw.items() if k != "type"}, f"{where} ({kind.value})")
         stages.append(Stage(kind, cfg))
     teacher = _build(TeacherConfig, data.get("teacher") or {}, f"{source}: teacher")

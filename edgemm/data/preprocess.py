@@ -17,19 +17,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from edgemm.config import check_keys, parse_enum
+
 
 class AudioAlign(str, enum.Enum):
     """Where the audio window sits relative to the frame timestamp it goes with."""
 
     END = "end"  # the window ends at the frame (what a live microphone can give)
     CENTER = "center"  # the window is centred on the frame (offline only)
-
-
-def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - valid)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(valid)}")
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ class AudioConfig:
     align: AudioAlign = AudioAlign.END
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "align", _parse_enum(AudioAlign, self.align, "audio.align"))
+        object.__setattr__(self, "align", parse_enum(AudioAlign, self.align, "audio.align"))
         if self.sample_rate < 1000:
             raise ValueError(f"audio.sample_rate must be >= 1000 Hz, got {self.sample_rate}")
         if self.clip_seconds <= 0:
@@ -143,22 +138,12 @@ class PreprocessConfig:
             ValueError: On an unknown key or an invalid value, naming the field.
         """
         data = dict(data or {})
-        _check_keys(cls, data, "preprocess")
+        check_keys(cls, data, "preprocess")
         image = dict(data.get("image") or {})
         audio = dict(data.get("audio") or {})
-        _check_keys(ImageConfig, image, "preprocess.image")
-        _check_keys(AudioConfig, audio, "preprocess.audio")
+        check_keys(ImageConfig, image, "preprocess.image")
+        check_keys(AudioConfig, audio, "preprocess.audio")
         return cls(image=ImageConfig(**image), audio=AudioConfig(**audio))
-
-
-def _parse_enum(enum_cls: type[enum.Enum], value: Any, name: str) -> Any:
-    if isinstance(value, enum_cls):
-        return value
-    try:
-        return enum_cls(value)
-    except ValueError:
-        valid = [m.value for m in enum_cls]
-        raise ValueError(f"{name}: {value!r} is not one of {valid}") from None
 
 
 def preprocess_image(rgb: np.ndarray, cfg: ImageConfig) -> np.ndarray:

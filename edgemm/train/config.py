@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from edgemm.config import check_keys
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -65,8 +67,5 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ValueError(f"train config: unknown key(s) {unknown}; valid keys are {sorted(valid)}")
+        check_keys(cls, data, "train config")
         return cls(**data)

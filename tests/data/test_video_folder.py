@@ -61,7 +61,7 @@ def test_bad_videos_are_named_and_skippable(tmp_path, video_root):
         s = c.add_stream("libx264", rate=10)
         s.width = s.height = 32
         s.pix_fmt = "yuv420p"
-        for i in range(5):
+        for _i in range(5):
             c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")))
         c.mux(s.encode())
     with pytest.raises(DataError, match=r"c1.mp4: cannot open video|c2.mp4: has no audio track"):
