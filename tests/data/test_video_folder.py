@@ -75,3 +75,10 @@ def test_empty_folder_is_an_error(tmp_path):
     (tmp_path / "a").mkdir()
     with pytest.raises(DataError, match="no videos found"):
         open_dataset(tmp_path, PreprocessConfig(), format="video")
+
+
+def test_video_with_a_silent_audio_track_is_rejected(tmp_path):
+    frames = [np.full((32, 32, 3), 100, np.uint8)] * 10
+    path = write_clip(tmp_path / "silent.mp4", frames, 10, np.zeros(16000, np.float32), 16000)
+    with pytest.raises(DataError, match=r"silent.mp4: audio is silent"):
+        decode_clip(path, 16000)
