@@ -46,24 +46,29 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log) -> tuple[nn.Module, dict, Path]:
+def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log
+             ) -> tuple[nn.Module, dict, Path, float]:
+    """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused)."""
     if teacher is not None:
         model, ckpt = load_model(teacher, map_location=str(device))
-        return model, ckpt, Path(teacher)
+        return model, ckpt, Path(teacher), 0.0
     from edgemm.data.synthetic import default_cache_dir
     from edgemm.train import TrainConfig, train
 
     key = hashlib.sha1(json.dumps({"data": str(Path(data).resolve()) if str(data) != "default" else "default",
                                    "teacher": recipe.to_dict()["teacher"]}, sort_keys=True).encode()).hexdigest()[:12]
     run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{key}"
+    seconds = 0.0
     if not (run / "summary.json").is_file():
         log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs) into {run}")
+        t0 = time.perf_counter()
         train(recipe.teacher.model, data, out=run, resume=True, progress=False,
               config=TrainConfig(epochs=recipe.teacher.epochs, lr=recipe.teacher.lr, device=str(device)))
+        seconds = time.perf_counter() - t0
     else:
         log(f"reusing cached teacher {run / 'best.pt'}")
     model, ckpt = load_model(run / "best.pt", map_location=str(device))
-    return model, ckpt, run / "best.pt"
+    return model, ckpt, run / "best.pt", seconds
 
 
 def compress(
@@ -111,7 +116,7 @@ def compress(
     dev = _resolve_device(device)
     torch.manual_seed(seed)
     t_start = time.perf_counter()
-    teacher_model, teacher_ckpt, teacher_path = _teacher(recipe, teacher, data, dev, log)
+    teacher_model, teacher_ckpt, teacher_path, teacher_seconds = _teacher(recipe, teacher, data, dev, log)
     labels = teacher_ckpt["labels"]
 
     from edgemm.models import create_model
@@ -126,7 +131,8 @@ def compress(
     ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log)
     common = {"data": splits.source, "recipe": recipe.to_dict()}
 
-    teacher_row = _row("teacher", teacher_model, splits, dev, 0.0, path=str(teacher_path))
+    teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
+                       trained_now=teacher_seconds > 0)
     plan: list[tuple[str, StageType | None, Any]] = []
     distill_cfg = next((s.config for s in recipe.stages if s.type is StageType.DISTILL), None)
     if baseline and distill_cfg is not None:
