@@ -41,6 +41,9 @@ def markdown(report: dict[str, Any]) -> str:
     if scratch:
         lines.append(f"Distillation vs the same student from scratch: {100 * (final['accuracy'] - scratch['accuracy']):+.1f} pts "
                      f"(final) / {100 * (_get(report, 'distill', scratch)['accuracy'] - scratch['accuracy']):+.1f} pts (after distill).")
+    half = 196 * (final["accuracy"] * (1 - final["accuracy"]) / max(final["n"], 1)) ** 0.5
+    lines.append(f"Test accuracy of the final model carries a 95 % binomial interval of about ±{half:.1f} pts "
+                 f"at n = {final['n']}; smaller differences between rows are within noise.")
     if final.get("float_layers") is not None:
         lines.append(f"int8: {final['quantized_layers']} conv/linear layers quantized; kept in float: "
                      f"{', '.join(final['float_layers']) or 'none'}.")

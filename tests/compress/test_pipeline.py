@@ -50,7 +50,9 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     prune_row, qat_row = report["stages"][2], report["stages"][3]
     assert prune_row["params"] < report["stages"][1]["params"]  # pruning removed parameters
     assert qat_row["int8_bytes"] < qat_row["fp32_bytes"] and qat_row["float_layers"] == ["frontend"]
-    assert "| qat |" in (out / "report.md").read_text()
+    assert report["teacher"]["trained_now"] is False and report["teacher"]["seconds"] == 0.0  # given, not trained
+    md = (out / "report.md").read_text()
+    assert "| qat |" in md and "95 % binomial interval" in md
 
     raw = torch.load(out / "model.pt", weights_only=True)
     assert raw["quantization"]["file"] == "model_int8.pt2"
