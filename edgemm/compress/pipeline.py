@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
+from edgemm.compress.quantize import save_int8
 from edgemm.compress.recipe import Recipe, StageType, load_recipe
 from edgemm.compress.report import write_report
 from edgemm.compress.stages import STAGE_HANDLERS, StageContext
@@ -163,7 +163,7 @@ def compress(
             eval_model = result.int8 if result.int8 is not None else student
             if result.int8 is not None:
                 int8 = result.int8
-                _save_int8(int8, out / "model_int8.pt2")
+                save_int8(int8, out / "model_int8.pt2")
             model_i = student
         row = _row(name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
                    time.perf_counter() - t0, eval_model=eval_model, **{k: v for k, v in extra.items() if k != "history"})
@@ -183,13 +183,3 @@ def compress(
               "final_model": str(out / "model.pt"), "int8_model": str(out / "model_int8.pt2") if quant else None}
     write_report(report, out)
     return report
-
-
-def _save_int8(int8: nn.Module, path: Path) -> None:
-    """Saves the converted int8 graph with ``torch.export.save`` (a program, not pickled code)."""
-    ex = int8.example_inputs(4)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    ep = torch.export.export(int8.graph, ex, dynamic_shapes=tuple({0: batch} for _ in ex))
-    tmp = path.with_name(f".tmp-{path.name}")  # torch.export.save wants the .pt2 suffix
-    torch.export.save(ep, str(tmp))
-    os.replace(tmp, path)

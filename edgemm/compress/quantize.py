@@ -138,6 +138,38 @@ def quantized_layers(converted: PT2EModel) -> dict[str, bool]:
     return result
 
 
+def save_int8(model: PT2EModel, path) -> None:
+    """Saves a converted int8 model as a ``torch.export`` program (``.pt2``), written atomically."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    ex = model.example_inputs(4)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    ep = torch.export.export(model.graph, ex, dynamic_shapes=tuple({0: batch} for _ in ex))
+    tmp = path.with_name(f".tmp-{path.name}")  # torch.export.save wants the .pt2 suffix
+    torch.export.save(ep, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_int8(path, preprocess) -> PT2EModel:
+    """Loads a ``model_int8.pt2`` written by ``edgemm compress``.
+
+    The quantize/dequantize ops it uses (``quantized_decomposed``) are registered by torchao's
+    PT2E module, so it is imported first; ``torch.export.load`` alone fails on them.
+
+    Args:
+        path: The ``.pt2`` file.
+        preprocess: The model's ``PreprocessConfig`` (from ``model.pt``), for example inputs.
+    """
+    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401  (registers quantized_decomposed ops)
+
+    graph = torch.export.load(str(path)).module()
+    s, n = preprocess.image.size, preprocess.audio.clip_samples
+    ex = (torch.zeros(2, 3, s, s), torch.zeros(2, n), torch.ones(2), torch.ones(2))
+    return PT2EModel(graph, preprocess, ex).eval()
+
+
 def _attr(gm: nn.Module, target: str):
     t = gm
     for part in target.split("."):

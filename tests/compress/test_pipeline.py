@@ -58,9 +58,13 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     assert raw["quantization"]["file"] == "model_int8.pt2"
     model, _ = load_model(out / "model.pt")
     assert sum(p.numel() for p in model.parameters()) == qat_row["params"]
-    program = torch.export.load(str(out / "model_int8.pt2"))
-    x = model.example_inputs(3)
-    assert program.module()(torch.randn_like(x[0]), torch.randn_like(x[1]) * 0.1, x[2], x[3]).shape == (3, 10)
+    # A fresh process: nothing imported beforehand registers the int8 ops for it.
+    code = (f"from edgemm.train import load_model; from edgemm.compress.quantize import load_int8\n"
+            f"m, _ = load_model({str(out / 'model.pt')!r})\n"
+            f"q = load_int8({str(out / 'model_int8.pt2')!r}, m.preprocess)\n"
+            f"print(tuple(q(*m.example_inputs(3)[:2]).shape))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip().splitlines()[-1] == "(3, 10)", proc.stderr[-2000:]
 
     # a second run into the same directory must not silently overwrite it
     assert main(args[:-1]) == 1
