@@ -6,6 +6,7 @@ with its report row, so ``--resume`` reloads finished stages instead of redoing 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -140,16 +141,22 @@ def compress(
     plan += [(s.type.value, s.type, s.config) for s in recipe.stages]
 
     rows, int8 = [], None
+    reusable = resume  # a stage is reused only if it and every stage before it ran as planned now
     for i, (name, kind, cfg) in enumerate(plan):
         path = stage_dir / f"{i:02d}_{name}.pt"
-        if resume and path.is_file():
+        planned = json.loads(json.dumps({"stage": name, "config": dataclasses.asdict(cfg), "teacher": str(teacher_path),
+                                         "student": recipe.student, "seed": seed}, default=str))
+        if reusable and path.is_file():
             ckpt = load_checkpoint(path)
-            model_i, _ = load_model(path, map_location=str(dev))
-            rows.append(ckpt["row"])
-            if kind is not None:
-                student = model_i
-            log(f"[{name}] reused {path}")
-            continue
+            if ckpt.get("planned") == planned:
+                model_i, _ = load_model(path, map_location=str(dev))
+                rows.append(ckpt["row"])
+                if kind is not None:
+                    student = model_i
+                log(f"[{name}] reused {path}")
+                continue
+            log(f"[{name}] recipe, teacher or seed changed since {path} was written: running it and every later stage again")
+        reusable = False
         log(f"[{name}] starting")
         t0 = time.perf_counter()
         if kind is None:  # the honest baseline: same student, same budget, labels only
@@ -168,7 +175,8 @@ def compress(
         row = _row(name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
                    time.perf_counter() - t0, eval_model=eval_model, **{k: v for k, v in extra.items() if k != "history"})
         rows.append(row)
-        atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), **common), path)
+        atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), planned=planned,
+                                          **common), path)
         log(f"[{name}] accuracy {row['accuracy']:.3f} (image-only {row['accuracy_image_only']:.3f}, "
             f"audio-only {row['accuracy_audio_only']:.3f}), {row['params'] / 1e6:.3f} M params, "
             f"{row['macs'] / 1e6:.1f} M MACs, {row['seconds']:.0f} s")

@@ -97,3 +97,21 @@ def test_resume_after_a_killed_run_skips_finished_stages(teacher, small_manifest
     assert [r["name"] for r in report["stages"]] == ["scratch", "distill", "prune", "ptq"]
     assert report["stages"][1] == distill_row  # the finished stage was not redone
     assert report["stages"][3]["calibration_samples"] == 16
+
+
+def test_resume_redoes_a_stage_whose_recipe_changed_and_all_after_it(teacher, small_manifest, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["compress", "--teacher", str(teacher), "--data", str(small_manifest), "--out", str(out), "--device", "cpu",
+            "--no-baseline"]
+    first = _recipe(tmp_path, "ptq", "calibration_samples: 16")
+    assert main(base + ["--recipe", str(first)]) == 0
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(first.read_text().replace("ratio: 0.5", "ratio: 0.25"))
+    capsys.readouterr()
+    assert main(base + ["--recipe", str(changed), "--resume", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "[distill] reused" in captured.err
+    assert "[prune] recipe, teacher or seed changed" in captured.err
+    assert "[ptq] reused" not in captured.err  # it depends on the re-run prune stage
+    report = json.loads(captured.out)
+    assert [r["name"] for r in report["stages"]] == ["distill", "prune", "ptq"]
