@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from edgemm.train.evaluation import evaluate
-from edgemm.train.loop import _cosine_with_warmup, _param_groups, train_epoch
+from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
 
 FEATURES = ("image", "audio", "fused")
 
@@ -130,12 +130,12 @@ def fit(
     g_loader = torch.Generator().manual_seed(seed)
     loader = DataLoader(splits.train, batch_size=batch_size, shuffle=True, generator=g_loader,
                         drop_last=len(splits.train) > batch_size)
-    groups = _param_groups(student, weight_decay)
+    groups = param_groups(student, weight_decay)
     if projections is not None:
         groups.append({"params": list(projections.parameters()), "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, lr=lr)
     steps = max(1, len(loader)) * epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_with_warmup(steps, min(len(loader), steps // 10)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
     result, best_state = FitResult(), None
     for epoch in range(epochs):
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)

@@ -41,7 +41,8 @@ def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
     return 0, 1, torch.device(device_pref)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on weight matrices and kernels, none on norms, biases and tokens."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -49,7 +50,8 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _cosine_with_warmup(total: int, warmup: int):
+def cosine_with_warmup(total: int, warmup: int):
+    """A ``LambdaLR`` factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -215,8 +217,8 @@ def train(
                         drop_last=len(splits.train) // world > cfg.batch_size)
     steps_per_epoch = max(1, len(loader))
     total = cfg.epochs * steps_per_epoch
-    opt = torch.optim.AdamW(_param_groups(net, cfg.weight_decay), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_with_warmup(total, int(cfg.warmup_epochs * steps_per_epoch)))
+    opt = torch.optim.AdamW(param_groups(net, cfg.weight_decay), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup_epochs * steps_per_epoch)))
 
     start_epoch, best_val, bad_epochs, step = 0, -1.0, 0, 0
     if state:
