@@ -122,6 +122,9 @@ def compress(
 
     from edgemm.models import create_model
 
+    # Seed right before each model is built, so results do not depend on whether the teacher was
+    # trained in this process (which consumes random numbers) or loaded.
+    torch.manual_seed(seed)
     student = create_model(recipe.student, num_classes=len(labels)).to(dev)
     if student.preprocess != teacher_model.preprocess:
         raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
@@ -160,6 +163,7 @@ def compress(
         log(f"[{name}] starting")
         t0 = time.perf_counter()
         if kind is None:  # the honest baseline: same student, same budget, labels only
+            torch.manual_seed(seed)
             scratch = create_model(recipe.student, num_classes=len(labels)).to(dev)
             fit(scratch, None, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                 modality_dropout=cfg.modality_dropout, seed=seed, device=dev, log=log)
