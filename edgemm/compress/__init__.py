@@ -5,7 +5,7 @@ Example:
     >>> report = compress(out="runs/compress")  # doctest: +SKIP
 """
 
-from importlib import import_module
+from edgemm._lazy import lazy_getattr
 
 _EXPORTS = {
     "compress": "edgemm.compress.pipeline",
@@ -17,8 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'edgemm.compress' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr("edgemm.compress", _EXPORTS)

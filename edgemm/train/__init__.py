@@ -3,7 +3,7 @@
 Names are imported lazily so that ``edgemm.train.config`` (and ``edgemm --help``) stay torch-free.
 """
 
-from importlib import import_module
+from edgemm._lazy import lazy_getattr
 
 _EXPORTS = {
     "TrainConfig": "edgemm.train.config",
@@ -17,8 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'edgemm.train' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr("edgemm.train", _EXPORTS)
