@@ -33,9 +33,11 @@ def float_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
 
 
-def _row(name: str, model: nn.Module, splits, device, seconds: float, **extra: Any) -> dict[str, Any]:
+def _row(name: str, model: nn.Module, splits, device, seconds: float, *, eval_model: nn.Module | None = None,
+         **extra: Any) -> dict[str, Any]:
+    """A report row: size figures of the float ``model``, accuracy of ``eval_model`` (default: the same)."""
     macs, params = count_macs_params(model)
-    result = evaluate(extra.pop("eval_model", model), splits.test, splits.labels, device=device)
+    result = evaluate(eval_model or model, splits.test, splits.labels, device=device)
     return {"name": name, "params": params, "macs": macs, "fp32_bytes": float_bytes(model),
             "accuracy": result.accuracy, "accuracy_image_only": result.accuracy_image_only,
             "accuracy_audio_only": result.accuracy_audio_only, "n": result.n, "seconds": seconds, **extra}

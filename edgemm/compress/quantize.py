@@ -14,6 +14,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from edgemm.models.av import example_inputs
+
 FLOAT_MODULES = ("frontend",)
 
 
@@ -24,11 +26,10 @@ class PT2EModel(nn.Module):
     rewrite the ops instead. With this wrapper the usual training and evaluation loops just work.
     """
 
-    def __init__(self, graph: nn.Module, preprocess, example_inputs: tuple[torch.Tensor, ...]) -> None:
+    def __init__(self, graph: nn.Module, preprocess) -> None:
         super().__init__()
         self.graph = graph
         self.preprocess = preprocess
-        self._example = example_inputs
         self._mode: bool | None = None
 
     def train(self, mode: bool = True) -> "PT2EModel":
@@ -49,8 +50,7 @@ class PT2EModel(nn.Module):
         return self.graph(image, audio, image_present, audio_present)
 
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
-        s, n = self.preprocess.image.size, self.preprocess.audio.clip_samples
-        return torch.zeros(batch, 3, s, s), torch.zeros(batch, n), torch.ones(batch), torch.ones(batch)
+        return example_inputs(self.preprocess, batch)
 
 
 def _quantizer(is_qat: bool):
@@ -79,7 +79,7 @@ def prepare_qat(model: nn.Module) -> PT2EModel:
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     graph = prepare_qat_pt2e(export_for_quantization(model), _quantizer(is_qat=True))
-    return PT2EModel(graph, model.preprocess, model.example_inputs(2)).train()
+    return PT2EModel(graph, model.preprocess).train()
 
 
 def prepare_ptq(model: nn.Module) -> PT2EModel:
@@ -87,7 +87,7 @@ def prepare_ptq(model: nn.Module) -> PT2EModel:
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     graph = prepare_pt2e(export_for_quantization(model), _quantizer(is_qat=False))
-    return PT2EModel(graph, model.preprocess, model.example_inputs(2)).eval()
+    return PT2EModel(graph, model.preprocess).eval()
 
 
 @torch.no_grad()
@@ -109,7 +109,7 @@ def convert(model: PT2EModel) -> PT2EModel:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     model.eval()
-    return PT2EModel(convert_pt2e(model.graph), model.preprocess, model._example).eval()
+    return PT2EModel(convert_pt2e(model.graph), model.preprocess).eval()
 
 
 def quantized_layers(converted: PT2EModel) -> dict[str, bool]:
@@ -164,10 +164,7 @@ def load_int8(path, preprocess) -> PT2EModel:
     """
     import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401  (registers quantized_decomposed ops)
 
-    graph = torch.export.load(str(path)).module()
-    s, n = preprocess.image.size, preprocess.audio.clip_samples
-    ex = (torch.zeros(2, 3, s, s), torch.zeros(2, n), torch.ones(2), torch.ones(2))
-    return PT2EModel(graph, preprocess, ex).eval()
+    return PT2EModel(torch.export.load(str(path)).module(), preprocess).eval()
 
 
 def _attr(gm: nn.Module, target: str):

@@ -15,6 +15,12 @@ from edgemm.models.fusion import FusionType, create_fusion
 INPUT_NAMES = ("image", "audio", "image_present", "audio_present")
 
 
+def example_inputs(preprocess: PreprocessConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """Zero inputs shaped for ``preprocess`` (use batch >= 2 for tracing: batch-1 traces fix the batch)."""
+    s, n = preprocess.image.size, preprocess.audio.clip_samples
+    return torch.zeros(batch, 3, s, s), torch.zeros(batch, n), torch.ones(batch), torch.ones(batch)
+
+
 class AVModel(nn.Module):
     """Classifies an (image, raw waveform) pair; either modality may be marked absent.
 
@@ -103,6 +109,4 @@ class AVModel(nn.Module):
         return self.head(self.forward_features(image, audio, image_present, audio_present)["fused"])
 
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
-        """Zero inputs of the right shapes (batch >= 2 for tracing: see shared notes on export)."""
-        s, n = self.preprocess.image.size, self.preprocess.audio.clip_samples
-        return torch.zeros(batch, 3, s, s), torch.zeros(batch, n), torch.ones(batch), torch.ones(batch)
+        return example_inputs(self.preprocess, batch)
