@@ -114,12 +114,17 @@ class _AttentionBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_live: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         h = self.norm1(x)
         q, k, v = (t(h).reshape(b, n, self.heads, -1).transpose(1, 2) for t in (self.q, self.k, self.v))
-        att = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + key_bias
-        out = torch.matmul(torch.softmax(att, dim=-1), v).transpose(1, 2).reshape(b, n, -1)
+        att = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1]), dim=-1)
+        # Masked softmax written as re-normalised weights: exact, and every tensor stays in [0, 1].
+        # (An additive -1e4 bias is the usual form, but int8 calibration then sees a range of 1e4
+        # and quantizes every real score to zero: measured with NNCF and ai-edge-quantizer.)
+        att = att * key_live
+        att = att / att.sum(dim=-1, keepdim=True)
+        out = torch.matmul(att, v).transpose(1, 2).reshape(b, n, -1)
         x = x + self.drop(self.proj(out))
         return x + self.drop(self.mlp(self.norm2(x)))
 
@@ -158,9 +163,9 @@ class AttentionFusion(nn.Module):
         tokens = torch.cat([self.cls.expand(b, -1, -1), self.proj_image(zi)[:, None], self.proj_audio(za)[:, None]], 1)
         x = tokens + self.type_embed
         present = torch.cat([torch.ones_like(mi), mi, ma], dim=1)  # (B, 3)
-        key_bias = ((1.0 - present) * -1e4)[:, None, None, :]
+        key_live = present[:, None, None, :]  # the CLS key is always live, so no row sums to zero
         for blk in self.blocks:
-            x = blk(x, key_bias)
+            x = blk(x, key_live)
         return self.norm(x[:, 0])
 
 

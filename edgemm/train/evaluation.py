@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-# Which modalities are live in each evaluated condition: (image_present, audio_present).
-CONDITIONS = {"fused": (1.0, 1.0), "image_only": (1.0, 0.0), "audio_only": (0.0, 1.0)}
-
-
-@dataclass
-class EvalResult:
-    """Evaluation of one model on one split; ``to_dict`` is what ``edgemm eval --json`` prints."""
-
-    accuracy: float
-    accuracy_image_only: float
-    accuracy_audio_only: float
-    n: int
-    per_class: dict[str, float]
-    confusion: list[list[int]]
-    labels: list[str]
-    loss: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+from edgemm.runtime.evaluate import CONDITIONS, EvalResult, metrics
 
 @torch.no_grad()
 def predict_logits(
@@ -63,25 +42,7 @@ def evaluate(
     if len(dataset) == 0:
         raise ValueError("cannot evaluate on an empty split")
     logits, y = predict_logits(model, dataset, batch_size=batch_size, device=device)
-    acc = {k: float((v.argmax(1) == y).mean()) for k, v in logits.items()}
-    pred = logits["fused"].argmax(1)
-    k = len(labels)
-    confusion = np.zeros((k, k), np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    per_class = {
-        labels[c]: float(confusion[c, c] / confusion[c].sum()) for c in range(k) if confusion[c].sum() > 0
-    }
-    loss = float(nn.functional.cross_entropy(torch.from_numpy(logits["fused"]), torch.from_numpy(y)))
-    return EvalResult(
-        accuracy=acc["fused"],
-        accuracy_image_only=acc["image_only"],
-        accuracy_audio_only=acc["audio_only"],
-        n=int(len(y)),
-        per_class=per_class,
-        confusion=confusion.tolist(),
-        labels=list(labels),
-        loss=loss,
-    )
+    return metrics(logits, y, labels)
 
 
 def plot_confusion(result: EvalResult, path: str | Path) -> Path:

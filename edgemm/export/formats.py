@@ -1,0 +1,58 @@
+"""The table that drives ``edgemm export``: one row per target, no chain of flags."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Target(str, enum.Enum):
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+    TFLITE = "tflite"
+
+
+class Precision(str, enum.Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """What a target produces and how.
+
+    Attributes:
+        target: The target.
+        module: The module whose ``export(ctx, staging)`` writes the model file(s).
+        suffix: Suffix of the main model file.
+        precisions: Precisions the target can produce.
+        backend: The runtime backend that verifies (and by default runs) the bundle.
+        dynamic_batch: Whether the exported batch dimension is dynamic.
+        int8_from_float: The maintained tool that calibrates int8 from a float model.
+        int8_keeps_qat: Whether QAT-learned quantization parameters carry into the file.
+        extra: Installs the target needs (pip extras of edgemm).
+    """
+
+    target: Target
+    module: str
+    suffix: str
+    precisions: tuple[Precision, ...]
+    backend: str
+    dynamic_batch: bool
+    int8_from_float: str
+    int8_keeps_qat: bool
+    extra: str
+
+
+FORMATS: dict[Target, FormatSpec] = {
+    Target.ONNX: FormatSpec(Target.ONNX, "edgemm.export.onnx", ".onnx", tuple(Precision), "onnxruntime",
+                            dynamic_batch=True, int8_from_float="onnxruntime.quantization (static, QDQ)",
+                            int8_keeps_qat=True, extra="export"),
+    Target.OPENVINO: FormatSpec(Target.OPENVINO, "edgemm.export.openvino", ".xml", tuple(Precision), "openvino",
+                                dynamic_batch=True, int8_from_float="NNCF post-training quantization",
+                                int8_keeps_qat=True, extra="export,openvino"),
+    Target.TFLITE: FormatSpec(Target.TFLITE, "edgemm.export.tflite", ".tflite", tuple(Precision), "tflite",
+                              dynamic_batch=False, int8_from_float="ai-edge-quantizer (static, full-integer)",
+                              int8_keeps_qat=False, extra="export,tflite-export"),
+}

@@ -1,0 +1,162 @@
+"""ONNX: ``torch.onnx.export`` (dynamo, opset 18, dynamic batch), checked, simplified where it helps.
+
+fp16 converts weights and compute to float16 with float32 inputs and outputs, keeping the log-mel
+frontend in float32 (its power spectrum overflows float16). int8 is QDQ: from the QAT/PTQ program
+of ``edgemm compress`` when the checkpoint has one (its learned scales are kept), else calibrated
+post-training with onnxruntime's static quantizer. Both leave the frontend in float.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from edgemm.export.errors import converting
+from edgemm.export.formats import Precision
+from edgemm.export.source import Artifact, ExportContext
+
+OPSET = 18
+INPUT_NAMES = ("image", "audio", "image_present", "audio_present")
+OUTPUT_NAME = "logits"
+FLOAT_SCOPES = ("frontend",)  # module names kept in float32 (fp16 and int8)
+TENSORS = {n: n for n in (*INPUT_NAMES, OUTPUT_NAME)}
+
+
+def to_onnx(module: nn.Module, path: Path, example: tuple, *, target: str = "onnx") -> Path:
+    """Exports with a dynamic batch (``example`` must have batch >= 2: batch-1 traces fix it)."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with converting(target, module, example):
+        program = torch.onnx.export(module, example, dynamo=True, opset_version=OPSET, input_names=list(INPUT_NAMES),
+                                    output_names=[OUTPUT_NAME], dynamic_shapes=tuple({0: batch} for _ in example),
+                                    verbose=False)
+        program.save(str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def scope_nodes(model: onnx.ModelProto, scopes: tuple[str, ...] = FLOAT_SCOPES) -> list[str]:
+    """Names of the nodes exported from the given top-level modules (from the exporter's metadata)."""
+    names = []
+    for node in model.graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.name_scopes":
+                path = ast.literal_eval(prop.value)  # a list literal written by the exporter
+                if len(path) > 1 and path[1] in scopes:
+                    names.append(node.name)
+    return names
+
+
+def simplify(path: Path) -> bool:
+    """Runs onnxslim and keeps its result only if it removed nodes; returns whether it did."""
+    import onnxslim
+
+    model = onnx.load(str(path))
+    slim = onnxslim.slim(model)
+    if slim is None or len(slim.graph.node) >= len(model.graph.node):
+        return False
+    onnx.checker.check_model(slim, full_check=True)
+    onnx.save(slim, str(path))
+    return True
+
+
+def quantized_ops(model: onnx.ModelProto) -> dict[str, int]:
+    """Counts Conv/MatMul/Gemm nodes whose weight comes from a DequantizeLinear (int8) vs not."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    counts = {"int8": 0, "float": 0}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "MatMul", "Gemm") or len(node.input) < 2:
+            continue
+        w = producers.get(node.input[1])
+        if w is not None and w.op_type == "DequantizeLinear":
+            counts["int8"] += 1
+        elif node.input[1] in inits or (w is not None and w.op_type in ("Constant", "Transpose")):
+            counts["float"] += 1
+    return counts
+
+
+def _sorted(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Topologically sorts the graph and drops stale type annotations (both left by the float16 converter)."""
+    import onnx_ir as ir
+
+    model.graph.ClearField("value_info")  # intermediate types from before the conversion; re-inferred on load
+
+    m = ir.serde.deserialize_model(model)
+    m.graph.sort()
+    return ir.serde.serialize_model(m)
+
+
+class _Reader:
+    """onnxruntime's ``CalibrationDataReader`` protocol over a list of feed dicts."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self) -> None:  # pragma: no cover - used by some calibration methods
+        raise NotImplementedError
+
+
+def _ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(_Reader, CalibrationDataReader):
+        pass
+
+    pre = out.with_name("pre.onnx")
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    excluded = scope_nodes(onnx.load(str(fp32)))
+    quantize_static(str(pre), str(out), Reader(ctx.calibration.feeds(1)), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=excluded)
+    pre.unlink()
+    return {"method": "ptq", "tool": "onnxruntime.quantization.quantize_static (QDQ, per-channel weights)",
+            "calibration": {"samples": len(ctx.calibration), "data": ctx.calibration.description},
+            "float_modules": list(FLOAT_SCOPES)}
+
+
+def export(ctx: ExportContext, staging: Path) -> Artifact:
+    model = ctx.source.model
+    path = staging / "model.onnx"
+    notes, quant, reference = [], None, "pytorch-fp32"
+    if ctx.precision is Precision.INT8 and ctx.source.int8 is not None:
+        int8 = ctx.source.int8
+        ctx.log("onnx: exporting the QAT/PTQ int8 program as QDQ")
+        to_onnx(int8.graph, path, int8.example_inputs(2))
+        stage = ctx.source.ckpt["quantization"].get("stage", "qat")
+        quant = {"method": stage, "tool": "torchao PT2E (X86InductorQuantizer) -> QDQ ONNX",
+                 "calibration": None if stage == "qat" else "edgemm compress ptq stage",
+                 "float_modules": list(FLOAT_SCOPES)}
+        reference = "pytorch-fake-quant"
+    else:
+        fp32 = staging / "fp32.onnx"
+        to_onnx(model, fp32, model.example_inputs(2))
+        if simplify(fp32):
+            notes.append("simplified with onnxslim")
+        if ctx.precision is Precision.FP32:
+            fp32.rename(path)
+        elif ctx.precision is Precision.FP16:
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            proto = onnx.load(str(fp32))
+            half = convert_float_to_float16(proto, keep_io_types=True, node_block_list=scope_nodes(proto))
+            onnx.save(_sorted(half), str(path))
+            onnx.checker.check_model(str(path), full_check=True)
+            fp32.unlink()
+            notes.append("float16 weights and compute; the log-mel frontend stays float32; inputs/outputs float32")
+        else:
+            ctx.log(f"onnx: calibrating int8 on {len(ctx.calibration)} samples")
+            quant = _ptq_int8(fp32, path, ctx)
+            fp32.unlink()
+    if quant is not None:
+        quant["weights"] = quantized_ops(onnx.load(str(path)))
+    return Artifact(files={"model": path.name}, tensors=dict(TENSORS), quantization=quant, reference=reference,
+                    notes=notes)

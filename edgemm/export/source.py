@@ -1,0 +1,188 @@
+"""What an export starts from: the checkpoint, its int8 program if any, and fixed data samples."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgemm.data.preprocess import PreprocessConfig
+from edgemm.export.formats import Precision
+
+DEFAULT_RUN = Path("runs/compress")
+CHECKPOINT_NAMES = ("model.pt", "best.pt", "last.pt")  # compress output, then train output
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A checkpoint file from a file, a run directory, or nothing (the latest ``edgemm compress`` output).
+
+    Raises:
+        FileNotFoundError: Naming what was looked for.
+    """
+    if path is None:
+        path = DEFAULT_RUN
+        if not (path / "model.pt").is_file():
+            raise FileNotFoundError(f"no checkpoint given and no `edgemm compress` output at {path / 'model.pt'}; "
+                                    "run `edgemm compress` or pass a checkpoint or run directory")
+    path = Path(path)
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path}: no checkpoint in this directory (looked for {', '.join(CHECKPOINT_NAMES)})")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return path
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ExportSource:
+    """The float model, its learned int8 program (after qat/ptq in ``edgemm compress``), provenance."""
+
+    checkpoint: Path
+    ckpt: dict[str, Any]
+    model: nn.Module
+    int8: nn.Module | None
+    sha256: str
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.ckpt["labels"])
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.model.preprocess
+
+    @property
+    def name(self) -> str:
+        return self.ckpt["model"]["name"]
+
+
+def load_source(path: str | Path | None) -> ExportSource:
+    from edgemm.train.checkpoint import load_model
+
+    ckpt_path = resolve_checkpoint(path)
+    model, ckpt = load_model(ckpt_path)
+    int8 = None
+    quant = ckpt.get("quantization")
+    if quant:
+        int8_path = ckpt_path.parent / quant["file"]
+        if not int8_path.is_file():
+            raise FileNotFoundError(f"{ckpt_path} says its int8 model is {int8_path}, which does not exist")
+        from edgemm.compress.quantize import load_int8
+
+        int8 = load_int8(int8_path, model.preprocess)
+    return ExportSource(ckpt_path, ckpt, model.eval(), int8, sha256(ckpt_path))
+
+
+@dataclass
+class Samples:
+    """Preprocessed samples (what the data pipeline and the runtime feed the model) and their labels."""
+
+    image: np.ndarray
+    audio: np.ndarray
+    label: np.ndarray
+    description: str = ""
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def feeds(self, batch: int = 1) -> list[dict[str, np.ndarray]]:
+        """Input dicts (edgemm names) of ``batch`` samples, for calibration.
+
+        Presence flags cycle through both-live, both-live, image-only, audio-only (as modality
+        dropout does in training), so calibrated ranges cover an absent modality too: calibrating
+        with flags fixed at 1.0 gives the flag a zero range and breaks the absent-modality path.
+        """
+        cycle = ((1.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 1.0))
+        out = []
+        for k, i in enumerate(range(0, len(self), batch)):
+            n = len(self.label[i:i + batch])
+            pi, pa = cycle[k % len(cycle)]
+            out.append({"image": self.image[i:i + batch], "audio": self.audio[i:i + batch],
+                        "image_present": np.full(n, pi, np.float32), "audio_present": np.full(n, pa, np.float32)})
+        return out
+
+
+def load_samples(data: str | Path, preprocess: PreprocessConfig, labels: list[str], splits: tuple[str, ...],
+                 n: int) -> Samples:
+    """The first ``n`` samples of ``splits`` in order (topping up from the next split when one is short).
+
+    Split order is fixed by the data format (SHA-1 of the file names), so the same samples come
+    back every time: verification figures are comparable across exports.
+    """
+    from edgemm.data import open_dataset
+
+    ds = open_dataset(data, preprocess, splits=splits, labels=labels)
+    items, used = [], []
+    for split in splits:
+        part = ds.get(split)
+        take = min(n - len(items), len(part))
+        items += [part[i] for i in range(take)]
+        if take:
+            used.append(f"{split}[:{take}]")
+        if len(items) >= n:
+            break
+    if not items:
+        raise ValueError(f"{data}: no samples in splits {splits} for calibration / verification")
+    return Samples(np.stack([it["image"] for it in items]).astype(np.float32),
+                   np.stack([it["audio"] for it in items]).astype(np.float32),
+                   np.array([int(it["label"]) for it in items]), f"{data} {' + '.join(used)}")
+
+
+def torch_runner(model: nn.Module) -> Callable[..., np.ndarray]:
+    """``run(image, audio, image_present, audio_present) -> logits`` on numpy arrays, for verification."""
+
+    @torch.no_grad()
+    def run(image, audio, image_present, audio_present):
+        model.eval()
+        args = [torch.from_numpy(np.ascontiguousarray(a)) for a in (image, audio, image_present, audio_present)]
+        return model(*args).float().numpy()
+
+    return run
+
+
+@dataclass
+class ExportContext:
+    """Everything an exporter needs; exporters write files into ``staging`` and return an ``Artifact``."""
+
+    source: ExportSource
+    precision: Precision
+    calibration: Samples | None
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Artifact:
+    """What an exporter produced.
+
+    Attributes:
+        files: Role -> file name inside the bundle (``model`` is required).
+        tensors: edgemm input/output name -> name inside the model file.
+        batch: ``"dynamic"`` or the fixed batch size.
+        quantization: How int8 was obtained (method, calibration, what stayed float), else None.
+        runtime: Per-backend settings the runtime applies (e.g. OpenVINO inference precision).
+        reference: ``"pytorch-fp32"`` or ``"pytorch-fake-quant"``: what verification compares with.
+        notes: Things the user should know about this export.
+    """
+
+    files: dict[str, str]
+    tensors: dict[str, str]
+    batch: int | str = "dynamic"
+    quantization: dict[str, Any] | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+    reference: str = "pytorch-fp32"
+    notes: list[str] = field(default_factory=list)

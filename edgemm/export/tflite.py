@@ -1,0 +1,70 @@
+"""TFLite: fp32 with litert-torch, fp16 and full-integer int8 with ai-edge-quantizer.
+
+The model is converted with a fixed batch of 1 (litert-torch's lowering of attention fails with a
+dynamic batch); the runtime feeds one sample at a time. int8 is calibrated from the float model
+(QAT-learned scales do not carry over on this route: the manifest says so), with int8 weights and
+activations inside and float32 inputs and outputs, and the log-mel frontend left in float.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgemm.export.errors import converting
+from edgemm.export.formats import Precision
+from edgemm.export.source import Artifact, ExportContext
+
+SIGNATURE = "serving_default"
+INPUT_NAMES = ("image", "audio", "image_present", "audio_present")
+TENSORS = {**{n: f"args_{i}" for i, n in enumerate(INPUT_NAMES)}, "logits": "output_0"}
+FLOAT_REGEX = "LogMelFrontend_frontend"  # litert-torch names tensors by module class and attribute
+
+
+def _quantize(fp32: Path, out: Path, recipe: list, calibration: list[dict] | None) -> None:
+    from ai_edge_quantizer import quantizer
+
+    qt = quantizer.Quantizer(str(fp32), recipe)
+    result = qt.calibrate({SIGNATURE: calibration}) if calibration is not None else None
+    qt.quantize(result, enable_progress_report=False).export_model(str(out), overwrite=True)
+
+
+def _keep_float(recipe: list) -> list:
+    """Leaves the frontend's ops and the model's inputs/outputs unquantized."""
+    no = {"algorithm_key": "no_quantize", "op_config": {}}
+    return [*recipe, {"regex": FLOAT_REGEX, "operation": "*", **no},
+            {"regex": ".*", "operation": "INPUT", **no}, {"regex": ".*", "operation": "OUTPUT", **no}]
+
+
+def export(ctx: ExportContext, staging: Path) -> Artifact:
+    import litert_torch
+
+    model, precision = ctx.source.model.eval(), ctx.precision
+    example = tuple(x[:1] for x in model.example_inputs(2))
+    path = staging / "model.tflite"
+    fp32 = path if precision is Precision.FP32 else staging / "fp32.tflite"
+    with converting("tflite", model, example):
+        litert_torch.convert(model, example).export(str(fp32))
+    quant, notes = None, []
+    if precision is Precision.FP16:
+        from ai_edge_quantizer import qtyping
+
+        recipe = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
+                   "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": qtyping.TensorDataType.FLOAT},
+                                 "compute_precision": qtyping.ComputePrecision.FLOAT, "explicit_dequantize": True}}]
+        _quantize(fp32, path, _keep_float(recipe), None)
+        notes.append("float16 weights, float32 compute (ai-edge-quantizer float casting)")
+    elif precision is Precision.INT8:
+        from ai_edge_quantizer import recipe as recipes
+
+        calib = [{TENSORS[k]: v for k, v in feed.items()} for feed in ctx.calibration.feeds(1)]
+        ctx.log(f"tflite: ai-edge-quantizer int8 calibration on {len(calib)} samples")
+        _quantize(fp32, path, _keep_float(recipes.static_wi8_ai8()), calib)
+        quant = {"method": "ptq", "tool": "ai-edge-quantizer static_wi8_ai8 (int8 weights and activations)",
+                 "calibration": {"samples": len(calib), "data": ctx.calibration.description},
+                 "float_modules": ["frontend"], "io": "float32"}
+        if ctx.source.int8 is not None:
+            notes.append("QAT-learned quantization does not carry into TFLite on this route: "
+                         "int8 was calibrated post-training from the QAT-trained float weights")
+    if fp32 != path:
+        fp32.unlink()
+    return Artifact(files={"model": path.name}, tensors=dict(TENSORS), batch=1, quantization=quant, notes=notes)

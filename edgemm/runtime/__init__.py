@@ -1,0 +1,28 @@
+"""The torch-free runtime: load a bundle, run it with onnxruntime, OpenVINO or TFLite.
+
+    >>> from edgemm import runtime
+    >>> session = runtime.load("runs/compress/av_student-onnx-int8.edgemm")
+    >>> session.predict(image=rgb_frame, audio=waveform)  # either may be None
+    Prediction(label='...', score=0.97, ...)
+
+Nothing here imports torch (a test checks it); ``pip install edgemm[runtime]`` is enough for ONNX,
+plus ``edgemm[openvino]`` or ``edgemm[tflite]`` for those bundles.
+"""
+
+from edgemm._lazy import lazy_getattr
+
+_EXPORTS = {
+    "load": "edgemm.runtime.session",
+    "Session": "edgemm.runtime.session",
+    "Prediction": "edgemm.runtime.session",
+    "Manifest": "edgemm.runtime.manifest",
+    "BundleError": "edgemm.runtime.manifest",
+    "read_manifest": "edgemm.runtime.manifest",
+    "is_bundle": "edgemm.runtime.manifest",
+    "available_backends": "edgemm.runtime.backends",
+    "evaluate_session": "edgemm.runtime.evaluate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_getattr("edgemm.runtime", _EXPORTS)

@@ -1,0 +1,83 @@
+"""Inference backends, one file each, behind one small protocol.
+
+A backend opens a bundle's model file and maps ``{tensor name: array}`` to the model's outputs.
+Everything else (preprocessing, batching, labels) is the session's job and comes from the manifest.
+Backends are looked up by name and imported only when used, so a device needs only the runtime
+it runs (``pip install edgemm[runtime]`` plus ``[openvino]`` or ``[tflite]``).
+"""
+
+from __future__ import annotations
+
+import enum
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class BackendName(str, enum.Enum):
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+    TFLITE = "tflite"
+
+
+# Which backend runs each bundle target unless asked otherwise (OpenVINO also reads .onnx files).
+DEFAULT_BACKEND = {"onnx": BackendName.ONNXRUNTIME, "openvino": BackendName.OPENVINO, "tflite": BackendName.TFLITE}
+CAN_RUN = {
+    BackendName.ONNXRUNTIME: {"onnx"},
+    BackendName.OPENVINO: {"onnx", "openvino"},
+    BackendName.TFLITE: {"tflite"},
+}
+_MODULES = {b: f"edgemm.runtime.backends.{b.value}" for b in BackendName}
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend's Python package is not installed (the message says which extra installs it)."""
+
+
+class Backend(Protocol):
+    """An opened model. ``run`` takes and returns arrays keyed by the names inside the model file."""
+
+    name: str
+    device: str
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: dict[str, Any] | None = None,
+                 device: str | None = None, threads: int | None = None) -> Backend:
+    """Opens ``model_path`` with the backend called ``name``.
+
+    Args:
+        name: A ``BackendName`` value.
+        model_path: The model file inside the bundle.
+        runtime_hints: The manifest's ``runtime`` section (per-backend settings found at export).
+        device: Backend-specific device: an onnxruntime execution provider (``CPU``, ``CUDA``,
+            ``TensorRT``, ``OpenVINO``), an OpenVINO device (``CPU``, ``GPU``, ``NPU``, ``AUTO``);
+            ignored by TFLite (XNNPACK on the CPU).
+        threads: Intra-op threads (None: the backend's default).
+    """
+    from edgemm.config import parse_enum
+
+    backend = parse_enum(BackendName, name, "backend")
+    try:
+        module = import_module(_MODULES[backend])
+    except ImportError as e:  # the module imports its runtime at the top
+        extra = {"onnxruntime": "runtime", "openvino": "openvino", "tflite": "tflite"}[backend.value]
+        raise BackendUnavailable(f"backend {backend.value!r} is not installed ({e}); "
+                                 f"pip install 'edgemm[{extra}]'") from None
+    return module.open(Path(model_path), hints=(runtime_hints or {}).get(backend.value, {}), device=device,
+                       threads=threads)
+
+
+def available_backends() -> list[str]:
+    """Backends whose runtime package imports here."""
+    names = []
+    for b in BackendName:
+        try:
+            import_module(_MODULES[b])
+        except ImportError:
+            continue
+        names.append(b.value)
+    return names

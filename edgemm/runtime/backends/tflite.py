@@ -1,0 +1,47 @@
+"""TFLite through the LiteRT interpreter (``ai_edge_litert``), else ``tflite_runtime``, else TensorFlow.
+
+XNNPACK is on by default in all three; ``threads`` sets its thread count. Models are called through
+their ``serving_default`` signature, so inputs are matched by name, not by position.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+    INTERPRETER = "ai_edge_litert"
+except ImportError:  # older devices (e.g. JetPack images) ship one of these instead
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        INTERPRETER = "tflite_runtime"
+    except ImportError:
+        from tensorflow.lite import Interpreter  # type: ignore[no-redef]  # ImportError propagates
+        INTERPRETER = "tensorflow.lite"
+
+NAME = "tflite"
+SIGNATURE = "serving_default"
+
+
+class TFLiteBackend:
+    name = NAME
+
+    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
+                 hints: dict[str, Any] | None = None) -> None:
+        if device and device.upper() != "CPU":
+            raise ValueError(f"the TFLite backend runs on the CPU (XNNPACK); device {device!r} is not supported")
+        self.device = f"CPU ({INTERPRETER}, XNNPACK)"
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
+        signatures = self.interpreter.get_signature_list()
+        key = SIGNATURE if SIGNATURE in signatures else next(iter(signatures))
+        self.runner = self.interpreter.get_signature_runner(key)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.runner(**feeds).items()}
+
+
+def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None) -> TFLiteBackend:
+    return TFLiteBackend(path, device=device, threads=threads, hints=hints)

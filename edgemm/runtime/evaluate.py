@@ -1,0 +1,90 @@
+"""Accuracy of a model with both modalities and with each one absent (torch-free).
+
+``metrics`` is shared by ``edgemm eval`` on a checkpoint (PyTorch) and on a bundle (this runtime),
+so both print the same JSON keys computed the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+# Which modalities are live in each evaluated condition: (image_present, audio_present).
+CONDITIONS = {"fused": (1.0, 1.0), "image_only": (1.0, 0.0), "audio_only": (0.0, 1.0)}
+
+
+@dataclass
+class EvalResult:
+    """Evaluation of one model on one split; ``to_dict`` is what ``edgemm eval --json`` prints."""
+
+    accuracy: float
+    accuracy_image_only: float
+    accuracy_audio_only: float
+    n: int
+    per_class: dict[str, float]
+    confusion: list[list[int]]
+    labels: list[str]
+    loss: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+def metrics(logits: dict[str, np.ndarray], y: np.ndarray, labels: Sequence[str]) -> EvalResult:
+    """Accuracies, per-class recall, confusion (rows: true, columns: predicted) and loss.
+
+    Args:
+        logits: Per condition in ``CONDITIONS``, (N, classes) logits.
+        y: (N,) integer targets.
+        labels: Class names, index = class id.
+    """
+    if len(y) == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    acc = {k: float((v.argmax(1) == y).mean()) for k, v in logits.items()}
+    pred = logits["fused"].argmax(1)
+    k = len(labels)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    per_class = {labels[c]: float(confusion[c, c] / confusion[c].sum()) for c in range(k) if confusion[c].sum() > 0}
+    return EvalResult(accuracy=acc["fused"], accuracy_image_only=acc["image_only"],
+                      accuracy_audio_only=acc["audio_only"], n=int(len(y)), per_class=per_class,
+                      confusion=confusion.tolist(), labels=list(labels), loss=cross_entropy(logits["fused"], y))
+
+
+RunFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def batches(dataset, batch_size: int, limit: int | None = None):
+    """Stacks a map-style data set of dicts into numpy batches (no torch DataLoader)."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for start in range(0, n, batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, n))]
+        yield {k: np.stack([np.asarray(it[k]) for it in items]) for k in ("image", "audio", "label")}
+
+
+def predict_logits(run: RunFn, dataset, *, batch_size: int = 64, limit: int | None = None
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Logits under each condition of ``CONDITIONS`` from any ``run(image, audio, ip, ap)``, and targets."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in CONDITIONS}
+    targets = []
+    for batch in batches(dataset, batch_size, limit):
+        b = len(batch["label"])
+        for name, (pi, pa) in CONDITIONS.items():
+            flags = np.full(b, pi, np.float32), np.full(b, pa, np.float32)
+            out[name].append(np.asarray(run(batch["image"], batch["audio"], *flags), np.float32))
+        targets.append(batch["label"].astype(np.int64))
+    return {k: np.concatenate(v) for k, v in out.items()}, np.concatenate(targets)
+
+
+def evaluate_session(session, dataset, labels: Sequence[str], *, batch_size: int = 64) -> EvalResult:
+    """Evaluates a loaded bundle (``edgemm.runtime.Session``) on a data set of preprocessed samples."""
+    logits, y = predict_logits(session.run, dataset, batch_size=batch_size)
+    return metrics(logits, y, labels)

@@ -1,0 +1,160 @@
+"""The bundle: a directory with the model file(s) and ``manifest.json`` (schema in docs/bundle.md).
+
+A bundle is everything a device needs: labels, inputs and their preprocessing, outputs, the target
+runtime and precision, where it came from, and the parity measured when it was exported. It is
+read with ``json`` only (never ``eval``, never pickle) and this module imports nothing heavier than
+the standard library, so the runtime can read a bundle without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+SCHEMA = "edgemm-bundle"
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+SUFFIX = ".edgemm"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used: names the bundle and the field that is wrong."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass
+class TensorSpec:
+    """One model input or output.
+
+    Attributes:
+        name: The name edgemm uses (``image``, ``audio``, ``image_present``, ``audio_present``, ``logits``).
+        tensor: The name inside the model file (differs per format, e.g. ``serving_default_args_0``).
+        modality: ``image``, ``audio``, ``flag`` (1.0 when a modality is live, 0.0 when absent) or ``scores``.
+        shape: Dimensions; a string marks a dynamic one (``"batch"``).
+        dtype: Element type, e.g. ``float32``.
+        layout: Axis meaning, e.g. ``NCHW`` (image), ``NT`` (batch, samples), ``N``, ``NC``.
+        preprocessing: How raw data becomes this tensor (what ``edgemm.data.preprocess`` does).
+    """
+
+    name: str
+    tensor: str
+    modality: str
+    shape: list[int | str]
+    dtype: str = "float32"
+    layout: str = ""
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    """What ``manifest.json`` holds. ``to_dict`` / ``from_dict`` are the JSON form."""
+
+    name: str
+    labels: list[str]
+    target: str
+    precision: str
+    files: dict[str, str]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    preprocess: dict[str, Any]
+    batch: int | str = "dynamic"
+    quantization: dict[str, Any] | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    edgemm_version: str = ""
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {"schema": d.pop("schema"), "schema_version": d.pop("schema_version"), **d}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], path: str | Path = "<manifest>") -> "Manifest":
+        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
+            raise BundleError(path, f"not an edgemm bundle manifest (expected \"schema\": \"{SCHEMA}\")")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise BundleError(path, f"schema_version {version!r} is not supported by this edgemm (<= {SCHEMA_VERSION})")
+        required = ("name", "labels", "target", "precision", "files", "inputs", "outputs", "preprocess")
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise BundleError(path, f"manifest lacks required field(s) {missing}")
+        known = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in data.items() if k in known}
+        try:
+            kw["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
+            kw["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
+        except TypeError as e:
+            raise BundleError(path, f"bad input/output entry: {e}") from None
+        if "model" not in data["files"]:
+            raise BundleError(path, 'manifest "files" has no "model" entry')
+        return cls(**kw)
+
+    def input(self, name: str) -> TensorSpec:
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise KeyError(f"bundle {self.name!r} has no input {name!r} (inputs: {[t.name for t in self.inputs]})")
+
+    @property
+    def verified(self) -> bool:
+        return self.verification.get("status") == "passed"
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_manifest(bundle: str | Path) -> Manifest:
+    """Reads and validates ``BUNDLE/manifest.json``.
+
+    Raises:
+        BundleError: If the directory is not a bundle, the JSON is malformed, or a file it names is missing.
+    """
+    bundle = Path(bundle)
+    path = bundle / MANIFEST
+    if not path.is_file():
+        raise BundleError(bundle, f"not a bundle directory (no {MANIFEST})")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(path, f"malformed JSON: {e}") from None
+    manifest = Manifest.from_dict(data, path)
+    for role, rel in manifest.files.items():
+        if not (bundle / rel).is_file():
+            raise BundleError(bundle, f"files.{role} = {rel!r} does not exist in the bundle")
+    return manifest
+
+
+def write_manifest(manifest: Manifest, bundle: str | Path) -> Path:
+    """Writes ``manifest.json`` atomically (temporary file, then rename)."""
+    path = Path(bundle) / MANIFEST
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest.to_dict(), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def publish(staging: Path, bundle: Path) -> Path:
+    """Moves a finished staging directory to ``bundle``, replacing an older bundle only at the end."""
+    if bundle.exists():
+        old = bundle.with_name(f".old-{bundle.name}-{os.getpid()}")
+        os.replace(bundle, old)
+        os.replace(staging, bundle)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, bundle)
+    return bundle

@@ -1,0 +1,119 @@
+"""A loaded bundle: preprocessing from the manifest, batching, labelled predictions."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgemm.data.preprocess import PreprocessConfig, fit_length, preprocess_image, resample, to_mono
+from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendName, open_backend
+from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
+
+INPUTS = ("image", "audio", "image_present", "audio_present")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class Prediction:
+    """One result: the top label, its probability, all probabilities and what the model saw."""
+
+    label: str
+    score: float
+    scores: dict[str, float]
+    image_present: bool
+    audio_present: bool
+    latency_ms: float
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
+
+
+class Session:
+    """Runs a bundle with one backend.
+
+    Args:
+        bundle: The bundle directory.
+        backend: A ``BackendName`` value (default: the one for the bundle's target).
+        device: Backend device / execution provider (see ``open_backend``).
+        threads: Intra-op threads.
+    """
+
+    def __init__(self, bundle: str | Path, backend: str | None = None, device: str | None = None,
+                 threads: int | None = None) -> None:
+        self.path = Path(bundle)
+        self.manifest: Manifest = read_manifest(self.path)
+        m = self.manifest
+        name = BackendName(backend) if backend else DEFAULT_BACKEND.get(m.target)
+        if name is None or m.target not in CAN_RUN[name]:
+            raise BundleError(self.path, f"backend {backend!r} cannot run a {m.target!r} bundle")
+        if m.verification.get("status") == "failed":
+            warnings.warn(f"{self.path}: this bundle failed verification at export "
+                          f"({m.verification.get('message', 'see manifest.json')})", stacklevel=2)
+        self.backend: Backend = open_backend(name, self.path / m.files["model"], runtime_hints=m.runtime,
+                                             device=device, threads=threads)
+        self.labels = list(m.labels)
+        self.preprocess = PreprocessConfig.from_dict(m.preprocess)
+        self._tensor = {t.name: t.tensor for t in m.inputs}
+        missing = [n for n in INPUTS if n not in self._tensor]
+        if missing:
+            raise BundleError(self.path, f"manifest inputs lack {missing}")
+        self._dtype = {t.name: np.dtype(t.dtype) for t in m.inputs}
+        self._output = m.outputs[0].tensor
+        self.fixed_batch = m.batch if isinstance(m.batch, int) else None
+
+    def run(self, image: np.ndarray, audio: np.ndarray, image_present: np.ndarray | None = None,
+            audio_present: np.ndarray | None = None) -> np.ndarray:
+        """Logits for a batch of preprocessed inputs (what ``edgemm.data`` yields), shape (B, classes)."""
+        b = image.shape[0]
+        feeds = {"image": image, "audio": audio,
+                 "image_present": np.ones(b, np.float32) if image_present is None else image_present,
+                 "audio_present": np.ones(b, np.float32) if audio_present is None else audio_present}
+        feeds = {self._tensor[k]: np.ascontiguousarray(v, dtype=self._dtype[k]) for k, v in feeds.items()}
+        if self.fixed_batch is None or b == self.fixed_batch:
+            return self.backend.run(feeds)[self._output]
+        step = self.fixed_batch
+        parts = [self.backend.run({k: v[i:i + step] for k, v in feeds.items()})[self._output] for i in range(0, b, step)]
+        return np.concatenate(parts)
+
+    def predict(self, image: np.ndarray | None = None, audio: np.ndarray | None = None,
+                sample_rate: int | None = None) -> Prediction:
+        """Classifies one camera frame and/or one audio window; an absent one is run as absent.
+
+        Args:
+            image: An RGB uint8 frame (H, W, 3), any size: centre-cropped and resized here.
+            audio: A mono (or (samples, channels)) waveform, newest samples last; the newest
+                ``clip_seconds`` are used (a shorter one is zero-padded on both sides, as in training).
+            sample_rate: Rate of ``audio`` (default: the model's); it is resampled when different.
+        """
+        if image is None and audio is None:
+            raise ValueError("predict needs an image, audio, or both")
+        t0 = time.perf_counter()
+        p = self.preprocess
+        s = p.image.size
+        x_img = preprocess_image(image, p.image)[None] if image is not None else np.zeros((1, 3, s, s), np.float32)
+        x_aud = np.zeros((1, p.audio.clip_samples), np.float32)
+        if audio is not None:
+            wave = resample(to_mono(audio), sample_rate or p.audio.sample_rate, p.audio.sample_rate)
+            x_aud[0] = fit_length(wave[-p.audio.clip_samples:], p.audio.clip_samples)
+        flags = (np.array([float(image is not None)], np.float32), np.array([float(audio is not None)], np.float32))
+        probs = softmax(self.run(x_img, x_aud, *flags)[0].astype(np.float64))
+        i = int(probs.argmax())
+        return Prediction(label=self.labels[i], score=float(probs[i]),
+                          scores={lab: float(v) for lab, v in zip(self.labels, probs)},
+                          image_present=image is not None, audio_present=audio is not None,
+                          latency_ms=(time.perf_counter() - t0) * 1e3)
+
+
+def load(bundle: str | Path, backend: str | None = None, device: str | None = None,
+         threads: int | None = None) -> Session:
+    """Opens a bundle for inference (see ``Session``)."""
+    return Session(bundle, backend=backend, device=device, threads=threads)
