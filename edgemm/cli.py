@@ -14,7 +14,6 @@ from typing import Callable
 
 # Subcommands that later stages of the pipeline will add, with the issue that tracks each.
 PLANNED = {
-    "export": ("export a bundle for onnx / openvino / tflite", "#4"),
     "run": ("torch-free live camera + microphone inference", "#5"),
     "profile": ("per-stage and per-layer latency of a bundle", "#6"),
     "bench": ("accuracy and latency across formats and precisions", "#6"),
@@ -73,27 +72,77 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint: fused, image-only and audio-only accuracy")
-    p.add_argument("checkpoint", type=Path)
+    p = sub.add_parser("eval", help="evaluate a checkpoint or bundle: fused, image-only and audio-only accuracy")
+    p.add_argument("checkpoint", type=Path, help="a checkpoint (.pt) or an exported bundle directory")
     p.add_argument("--data", default=None, help="data to evaluate on (default: the data the checkpoint was trained on)")
     p.add_argument("--data-format", choices=["manifest", "video"])
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--skip-bad", action="store_true")
     p.add_argument("--plot", type=Path, default=None, help="write the confusion matrix to this PNG")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device (checkpoints)")
+    p.add_argument("--backend", default=None, help="runtime backend for a bundle (default: the bundle's own)")
+    p.add_argument("--threads", type=int, default=None, help="runtime threads for a bundle")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from edgemm.export.formats import Precision, Target
+
+    p = sub.add_parser("export", help="export a checkpoint to an ONNX / OpenVINO / TFLite bundle, verified",
+                       description="Export a checkpoint as a self-describing bundle and verify it against PyTorch.")
+    p.add_argument("checkpoint", nargs="?", type=Path, default=None,
+                   help="checkpoint or run directory (default: the latest `edgemm compress` output, runs/compress)")
+    p.add_argument("--target", required=True, choices=[t.value for t in Target])
+    p.add_argument("--precision", default="fp32", choices=[x.value for x in Precision])
+    p.add_argument("--device", default=None, help="device profile the bundle is meant for (recorded in the manifest)")
+    p.add_argument("--calib-data", default=None, help="int8 calibration data (default: the training data)")
+    p.add_argument("--calib-samples", type=int, default=256)
+    p.add_argument("--verify-samples", type=int, default=256)
+    p.add_argument("--out", type=Path, default=None, help="bundle directory (default: <run>/<model>-<target>-<precision>.edgemm)")
+    p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+    p.add_argument("--json", action="store_true", help="print the manifest")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from edgemm.export import VerificationFailed, export
+
+    log = (lambda s: print(s, file=sys.stderr)) if a.json else print
+    try:
+        manifest = export(a.checkpoint, target=a.target, precision=a.precision, out=a.out, calib_data=a.calib_data,
+                          verify_output=not a.no_verify, calib_samples=a.calib_samples,
+                          verify_samples=a.verify_samples, device=a.device, log=log)
+    except VerificationFailed as e:
+        print(f"edgemm export: {e}\n(the bundle is kept at {e.bundle}, marked failed in its manifest)", file=sys.stderr)
+        return 3
+    if a.json:
+        print(json.dumps(manifest.to_dict()))
+    return 0
+
+
 def _cmd_eval(a: argparse.Namespace) -> int:
     from edgemm.data import open_dataset
-    from edgemm.train import evaluate, load_model, plot_confusion
+    from edgemm.runtime.evaluate import plot_confusion
+    from edgemm.runtime.manifest import is_bundle
 
-    model, ckpt = load_model(a.checkpoint, map_location=a.device)
-    data = a.data or ckpt.get("data") or "default"
-    splits = open_dataset(data, model.preprocess, format=a.data_format, skip_bad=a.skip_bad,
-                          splits=(a.split,), labels=ckpt["labels"])
-    result = evaluate(model, splits.get(a.split), ckpt["labels"], device=a.device)
+    if is_bundle(a.checkpoint):  # an exported bundle, through the torch-free runtime
+        from edgemm.runtime import evaluate_session, load
+
+        session = load(a.checkpoint, backend=a.backend, threads=a.threads)
+        labels = session.labels
+        data = a.data or session.manifest.source.get("data") or "default"
+        splits = open_dataset(data, session.preprocess, format=a.data_format, skip_bad=a.skip_bad,
+                              splits=(a.split,), labels=labels)
+        result = evaluate_session(session, splits.get(a.split), labels)
+    else:
+        from edgemm.train import evaluate, load_model
+
+        model, ckpt = load_model(a.checkpoint, map_location=a.device)
+        data = a.data or ckpt.get("data") or "default"
+        splits = open_dataset(data, model.preprocess, format=a.data_format, skip_bad=a.skip_bad,
+                              splits=(a.split,), labels=ckpt["labels"])
+        result = evaluate(model, splits.get(a.split), ckpt["labels"], device=a.device)
     if a.plot:
         plot_confusion(result, a.plot)
     if a.json:
@@ -214,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_compress(sub)
+    _add_export(sub)
     _add_data(sub)
     _add_models(sub)
     for name, (help_text, issue) in PLANNED.items():
@@ -223,13 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _known_runtime_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message is the whole story (an export that cannot convert, a missing backend)."""
+    from edgemm.export.errors import ExportError
+    from edgemm.runtime.backends import BackendUnavailable
+
+    return ExportError, BackendUnavailable
+
+
 def main(argv: list[str] | None = None) -> int:
     from edgemm.data.errors import DataError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (DataError, FileNotFoundError, FileExistsError, ValueError, *_known_runtime_errors()) as e:
         print(f"edgemm {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

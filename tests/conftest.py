@@ -1,12 +1,12 @@
-"""Shared fixtures: small generated data sets and helpers to write media files."""
+"""Shared fixtures: small generated data sets (media helpers live in support.py)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import make_easy_manifest, tone, write_png, write_wav
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,37 +26,6 @@ def small_manifest(tmp_path_factory) -> Path:
     return make_default(SyntheticConfig(samples_per_class=6), root=tmp_path_factory.mktemp("small"))
 
 
-def write_wav(path: Path, wave: np.ndarray, sr: int) -> Path:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), wave, sr)
-    return path
-
-
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)
-    return path
-
-
-def tone(freq: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(sr * seconds)) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def write_manifest(path: Path, rows: list[list[str]], header=("image", "audio", "label", "split")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        if header:
-            w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
 @pytest.fixture
 def media_dir(tmp_path) -> Path:
     """A directory with a few good images and sounds for hand-built manifests."""
@@ -65,3 +34,27 @@ def media_dir(tmp_path) -> Path:
         write_png(tmp_path / f"img{i}.png", rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
         write_wav(tmp_path / f"snd{i}.wav", tone(440 * (i + 1), 16000, 0.5), 16000)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def easy_manifest(tmp_path_factory) -> Path:
+    """``support.CLASSES``, 50 samples each (30 train / 10 val / 10 test)."""
+    return make_easy_manifest(tmp_path_factory.mktemp("easy"), per_class=50)
+
+
+@pytest.fixture(scope="session")
+def trained(easy_manifest, tmp_path_factory):
+    """``trained(name)`` -> run directory of ``name`` trained on the easy set (cached per session)."""
+    from edgemm.train import TrainConfig, train
+
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            out = tmp_path_factory.mktemp(f"run-{name}")
+            config = TrainConfig(epochs=30, batch_size=16, lr=5e-3, label_smoothing=0.0, patience=0, seed=0)
+            train(name, easy_manifest, out=out / "run", config=config, progress=False)
+            cache[name] = out / "run"
+        return cache[name]
+
+    return get

@@ -17,6 +17,7 @@ from typing import Callable
 
 from edgemm import __version__
 from edgemm.config import parse_enum
+from edgemm.export.errors import ExportError
 from edgemm.export.formats import FORMATS, Precision, Target
 from edgemm.export.source import ExportContext, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
@@ -96,7 +97,10 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{bundle.name}-", dir=bundle.parent))
     try:
         log(f"export: {src.checkpoint} -> {target.value} {precision.value}")
-        exporter = import_module(spec.module)
+        try:
+            exporter = import_module(spec.module)
+        except ImportError as e:
+            raise ExportError(f"{target.value}: exporter unavailable ({e}); pip install 'edgemm[{spec.extra}]'") from e
         artifact = exporter.export(ExportContext(src, precision, calibration, log), staging)
         batch = artifact.batch if isinstance(artifact.batch, int) else "batch"
         manifest = Manifest(

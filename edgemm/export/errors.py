@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 _OP = re.compile(r"(aten[.:]{1,2}[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
 
@@ -15,7 +16,7 @@ class ExportError(RuntimeError):
     """An export that could not be produced; the message names the target, op and layer when known."""
 
 
-def layers_using(model: nn.Module, example: tuple, op: str) -> list[str]:
+def layers_using(model: "nn.Module", example: tuple, op: str) -> list[str]:
     """Module paths whose ``torch.export`` graph calls ``op`` (e.g. ``aten.stft``)."""
     import torch
 
@@ -35,7 +36,7 @@ def layers_using(model: nn.Module, example: tuple, op: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def converting(target: str, model: nn.Module, example: tuple) -> Iterator[None]:
+def converting(target: str, model: "nn.Module", example: tuple) -> Iterator[None]:
     """Re-raises a converter exception as ``ExportError`` naming the unsupported op and its layers."""
     try:
         yield

@@ -51,8 +51,8 @@ FORMATS: dict[Target, FormatSpec] = {
                             int8_keeps_qat=True, extra="export"),
     Target.OPENVINO: FormatSpec(Target.OPENVINO, "edgemm.export.openvino", ".xml", tuple(Precision), "openvino",
                                 dynamic_batch=True, int8_from_float="NNCF post-training quantization",
-                                int8_keeps_qat=True, extra="export,openvino"),
+                                int8_keeps_qat=True, extra="export-openvino"),
     Target.TFLITE: FormatSpec(Target.TFLITE, "edgemm.export.tflite", ".tflite", tuple(Precision), "tflite",
                               dynamic_batch=False, int8_from_float="ai-edge-quantizer (static, full-integer)",
-                              int8_keeps_qat=False, extra="export,tflite-export"),
+                              int8_keeps_qat=False, extra="export-tflite"),
 }

@@ -7,6 +7,7 @@ so both print the same JSON keys computed the same way.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -88,3 +89,34 @@ def evaluate_session(session, dataset, labels: Sequence[str], *, batch_size: int
     """Evaluates a loaded bundle (``edgemm.runtime.Session``) on a data set of preprocessed samples."""
     logits, y = predict_logits(session.run, dataset, batch_size=batch_size)
     return metrics(logits, y, labels)
+
+
+def plot_confusion(result: EvalResult, path: str | Path) -> Path:
+    """Writes the fused confusion matrix as a PNG (rows: true label, columns: predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(result.confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    k = len(result.labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), result.labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), result.labels, fontsize=8)
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"fused accuracy {result.accuracy:.1%} (n={result.n})")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

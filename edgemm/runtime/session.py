@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemm.config import parse_enum
 from edgemm.data.preprocess import PreprocessConfig, fit_length, preprocess_image, resample, to_mono
 from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendName, open_backend
 from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
@@ -52,7 +53,7 @@ class Session:
         self.path = Path(bundle)
         self.manifest: Manifest = read_manifest(self.path)
         m = self.manifest
-        name = BackendName(backend) if backend else DEFAULT_BACKEND.get(m.target)
+        name = parse_enum(BackendName, backend, "backend") if backend else DEFAULT_BACKEND.get(m.target)
         if name is None or m.target not in CAN_RUN[name]:
             raise BundleError(self.path, f"backend {backend!r} cannot run a {m.target!r} bundle")
         if m.verification.get("status") == "failed":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgemm.runtime.evaluate import CONDITIONS, EvalResult, metrics
+from edgemm.runtime.evaluate import CONDITIONS, EvalResult, metrics, plot_confusion  # noqa: F401 (re-exported)
+
 
 @torch.no_grad()
 def predict_logits(
@@ -43,34 +42,3 @@ def evaluate(
         raise ValueError("cannot evaluate on an empty split")
     logits, y = predict_logits(model, dataset, batch_size=batch_size, device=device)
     return metrics(logits, y, labels)
-
-
-def plot_confusion(result: EvalResult, path: str | Path) -> Path:
-    """Writes the fused confusion matrix as a PNG (rows: true label, columns: predicted)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(result.confusion, dtype=float)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    k = len(result.labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), result.labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(k), result.labels, fontsize=8)
-    for i in range(k):
-        for j in range(k):
-            if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"fused accuracy {result.accuracy:.1%} (n={result.n})")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

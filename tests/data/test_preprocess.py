@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import write_png
+from support import write_png
 from edgemm.data.preprocess import (
     AudioAlign, AudioConfig, ImageConfig, PreprocessConfig, fit_length, preprocess_audio, preprocess_image, to_mono,
     window_at,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tone
+from support import tone
 from edgemm.data.preprocess import AudioConfig
 from edgemm.models.frontend import LOG_EPS, LogMelFrontend, SpecAugment, mel_filterbank
 

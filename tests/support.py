@@ -1,25 +1,52 @@
-"""Trained tiny models for export tests.
-
-Exports are verified by accuracy for int8, which only means something for a model that has
-learned: these fixtures train each ``test_*`` model on an easy 4-class set (colour + tone, each
-modality enough on its own) to high accuracy in a few seconds.
-"""
+"""Helpers shared by tests: write small media files and manifests (importable as ``support``)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from tests.conftest import write_manifest, write_png, write_wav
 
+def write_wav(path: Path, wave: np.ndarray, sr: int) -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wave, sr)
+    return path
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def tone(freq: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_manifest(path: Path, rows: list[list[str]], header=("image", "audio", "label", "split")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        if header:
+            w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+# An easy 4-class set (colour disc + tone, each modality enough on its own): models learn it to high
+# accuracy in seconds, so int8 verification by accuracy means something.
 CLASSES = {"red_low": ((220, 40, 40), 300.0), "green_mid": ((40, 200, 60), 700.0),
            "blue_high": ((50, 60, 230), 1500.0), "yellow_top": ((230, 220, 40), 3000.0)}
 
 
 def make_easy_manifest(root: Path, per_class: int = 30, seed: int = 0) -> Path:
-    """Writes PNG + WAV files and a manifest CSV (80/10/10 split column) for ``CLASSES``."""
+    """Writes PNG + WAV files and a manifest CSV (60/20/20 split column) for ``CLASSES``."""
     rng = np.random.default_rng(seed)
     rows = []
     for label, (color, freq) in CLASSES.items():
@@ -38,26 +65,3 @@ def make_easy_manifest(root: Path, per_class: int = 30, seed: int = 0) -> Path:
             split = "train" if i < per_class * 0.6 else "val" if i < per_class * 0.8 else "test"
             rows.append([f"{name}.png", f"{name}.wav", label, split])
     return write_manifest(root / "easy.csv", rows)
-
-
-@pytest.fixture(scope="session")
-def easy_manifest(tmp_path_factory) -> Path:
-    return make_easy_manifest(tmp_path_factory.mktemp("easy"), per_class=50)
-
-
-@pytest.fixture(scope="session")
-def trained(easy_manifest, tmp_path_factory):
-    """``trained(name)`` -> run directory of ``name`` trained on the easy set (cached per session)."""
-    from edgemm.train import TrainConfig, train
-
-    cache: dict[str, Path] = {}
-
-    def get(name: str) -> Path:
-        if name not in cache:
-            out = tmp_path_factory.mktemp(f"run-{name}")
-            train(name, easy_manifest, out=out / "run", config=TrainConfig(epochs=20, batch_size=16, lr=5e-3,
-                                                                          patience=0, seed=0))
-            cache[name] = out / "run"
-        return cache[name]
-
-    return get

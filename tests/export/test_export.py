@@ -1,0 +1,138 @@
+"""Every test model × target × precision exports to a bundle that verifies in its own runtime."""
+
+import json
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from edgemm.export import VerificationFailed, export
+from edgemm.export.formats import FORMATS, Precision, Target
+from edgemm.models import list_models
+from edgemm.runtime import load, read_manifest
+
+TARGETS = [t.value for t in Target]
+PRECISIONS = [p.value for p in Precision]
+
+
+def element_types(bundle, manifest) -> Counter:
+    """Element types of the weights stored in the model file, read with each format's own library."""
+    model = bundle / manifest.files["model"]
+    if manifest.target == "onnx":
+        import onnx
+
+        return Counter(onnx.TensorProto.DataType.Name(t.data_type) for t in onnx.load(str(model)).graph.initializer)
+    if manifest.target == "openvino":
+        xml = model.read_text()
+        return Counter(re.findall(r'<layer[^>]*type="Const"[^>]*>\s*<data[^>]*element_type="(\w+)"', xml))
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Counter(np.dtype(t["dtype"]).name for t in Interpreter(model_path=str(model)).get_tensor_details())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", list_models("test_*"))
+def test_every_test_model_exports_and_verifies(name, target, precision, trained, tmp_path):
+    run = trained(name)
+    out = tmp_path / "b.edgemm"
+    manifest = export(run, target=target, precision=precision, out=out, calib_samples=64, verify_samples=80,
+                      log=lambda s: None)
+    v = manifest.verification
+    assert v["status"] == "passed", v["message"]
+    assert v["samples"] == 80 and set(v["conditions"]) == {"fused", "image_only", "audio_only"}
+    if precision == "fp32":
+        assert v["top1_agreement"] == 1.0 and v["max_abs_logit_diff"] <= 1e-4
+    # What is on disk is what the manifest says, readable without torch-side state.
+    back = read_manifest(out)
+    assert back == manifest and back.target == target and back.precision == precision
+    assert [t.name for t in back.inputs] == ["image", "audio", "image_present", "audio_present"]
+    assert back.input("image").preprocessing["std"] and back.input("audio").preprocessing["sample_rate"] == 16000
+    assert back.outputs[0].shape[-1] == len(back.labels) == 4
+    assert back.source["sha256"] and back.source["model"]["name"] == name
+    assert (back.batch == "dynamic") == FORMATS[Target(target)].dynamic_batch
+    # The weights really are in the precision asked for.
+    types = element_types(out, back)
+    low = {"fp16": {"FLOAT16", "f16", "float16"}, "int8": {"INT8", "i8", "u8", "int8"}}.get(precision, set())
+    assert precision == "fp32" or sum(types[t] for t in low) > 0, types
+    assert (back.quantization is not None) == (precision == "int8")
+    # The runtime opens it and labels a raw frame + raw audio from the easy set's classes.
+    session = load(out)
+    rgb = np.zeros((48, 48, 3), np.uint8)
+    rgb[12:36, 12:36] = (40, 200, 60)
+    sr = 22050
+    wave = 0.4 * np.sin(2 * np.pi * 700 * np.arange(sr // 2) / sr).astype(np.float32)
+    assert session.predict(image=rgb, audio=wave, sample_rate=sr).label == "green_mid"
+
+
+def test_unsupported_precision_and_target_are_named(trained, tmp_path):
+    with pytest.raises(ValueError, match="--target.*onnx"):
+        export(trained("test_concat"), target="coreml", out=tmp_path / "x")
+    with pytest.raises(ValueError, match="--precision"):
+        export(trained("test_concat"), target="onnx", precision="int4", out=tmp_path / "x")
+
+
+def test_verification_failure_keeps_the_bundle_marked_failed_and_exits_3(trained, tmp_path, monkeypatch, capsys):
+    import edgemm.export.bundle as bundle_mod
+    from edgemm.cli import main
+
+    real = bundle_mod.torch_runner
+
+    def drifting(model):  # a reference that differs from what was exported by 0.01 on class 0
+        run = real(model)
+        return lambda *a: run(*a) + np.eye(1, 4, 0, dtype=np.float32) * 0.01
+
+    monkeypatch.setattr(bundle_mod, "torch_runner", drifting)
+    out = tmp_path / "bad.edgemm"
+    code = main(["export", str(trained("test_concat")), "--target", "onnx", "--out", str(out), "--verify-samples", "8"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "verification failed" in err and "output 'logits' diverges first at sample 0 (fused)" in err
+    m = read_manifest(out)
+    assert m.verification["status"] == "failed" and not m.verified
+    assert m.verification["max_abs_logit_diff"] == pytest.approx(0.01, abs=1e-4)
+    with pytest.warns(UserWarning, match="failed verification"):
+        load(out)
+    # And the same through the API.
+    with pytest.raises(VerificationFailed, match="diverges first"):
+        export(trained("test_concat"), target="onnx", out=out, verify_samples=8, log=lambda s: None)
+
+
+def test_cli_export_then_eval_bundle_matches_checkpoint_eval(trained, tmp_path, monkeypatch, capsys):
+    """No checkpoint means the latest `edgemm compress` output; eval gives the same keys for a bundle."""
+    import shutil
+
+    from edgemm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--target", "onnx"]) == 1
+    assert "run `edgemm compress`" in capsys.readouterr().err
+    (tmp_path / "runs/compress").mkdir(parents=True)
+    shutil.copy(trained("test_weighted") / "best.pt", tmp_path / "runs/compress/model.pt")
+    assert main(["export", "--target", "onnx", "--json", "--verify-samples", "40"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    bundle = tmp_path / "runs/compress/test_weighted-onnx-fp32.edgemm"
+    assert manifest["verification"]["status"] == "passed" and (bundle / "model.onnx").is_file()
+    assert main(["eval", str(bundle), "--json"]) == 0
+    from_bundle = json.loads(capsys.readouterr().out)
+    assert main(["eval", "runs/compress/model.pt", "--json"]) == 0
+    from_ckpt = json.loads(capsys.readouterr().out)
+    assert set(from_bundle) == set(from_ckpt)
+    for key in ("accuracy", "accuracy_image_only", "accuracy_audio_only", "n"):
+        assert from_bundle[key] == from_ckpt[key], key
+    assert from_bundle["loss"] == pytest.approx(from_ckpt["loss"], abs=1e-4)
+
+
+def test_converter_error_names_the_operator_and_layer():
+    from edgemm.export.errors import ExportError, converting
+    from edgemm.models import create_model
+
+    model = create_model("test_concat", num_classes=3).eval()
+    with pytest.raises(ExportError) as e:
+        with converting("tflite", model, model.example_inputs(1)):
+            raise RuntimeError("Lowering failed: no rule for aten.stft.default\n  long converter stack ...")
+    msg = str(e.value)
+    assert msg.startswith("tflite: cannot convert operator aten.stft.default in layer(s) frontend")
+    assert "long converter stack" not in msg

@@ -1,0 +1,120 @@
+"""The runtime session: torch-free, same preprocessing as training, absent modalities, backends."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from edgemm.runtime import BundleError, load
+
+
+@pytest.fixture(scope="module")
+def onnx_bundle(trained, tmp_path_factory):
+    from edgemm.export import export
+
+    out = tmp_path_factory.mktemp("bundles") / "concat.edgemm"
+    export(trained("test_concat"), target="onnx", out=out, verify_samples=16, log=lambda s: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def torch_model(trained):
+    from edgemm.train import load_model
+
+    return load_model(trained("test_concat") / "best.pt")[0].eval()
+
+
+def _logits(model, image, audio, pi=1.0, pa=1.0):
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(image)[None], torch.from_numpy(audio)[None], torch.tensor([pi]),
+                     torch.tensor([pa]))[0].double().softmax(-1).numpy()
+
+
+def test_predict_on_raw_media_matches_the_training_pipeline(onnx_bundle, torch_model, tmp_path):
+    """One definition of preprocessing: files read by the training data path and raw arrays given to
+    the runtime (odd-sized frame, 44.1 kHz stereo audio) reach the model as the same tensors."""
+    from PIL import Image
+    import soundfile as sf
+    from support import write_manifest, write_png, write_wav
+
+    from edgemm.data import open_dataset
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    rgb[10:30, 15:40] = (50, 60, 230)
+    sr = 44100
+    t = np.arange(int(0.7 * sr)) / sr
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 1500 * t), 0.2 * np.sin(2 * np.pi * 1510 * t)], 1).astype(np.float32)
+    write_png(tmp_path / "f.png", rgb)
+    write_wav(tmp_path / "a.wav", stereo, sr)
+    csv = write_manifest(tmp_path / "m.csv", [["f.png", "a.wav", "blue_high", "train"]])
+    session = load(onnx_bundle)
+    item = open_dataset(csv, session.preprocess, labels=session.labels).train[0]
+    expected = _logits(torch_model, item["image"], item["audio"])
+
+    frame = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
+    wave, file_sr = sf.read(tmp_path / "a.wav", dtype="float32")
+    pred = session.predict(image=frame, audio=wave, sample_rate=file_sr)
+    got = np.array([pred.scores[label] for label in session.labels])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert pred.label == session.labels[int(expected.argmax())] and pred.image_present and pred.audio_present
+    assert pred.top(2)[0] == (pred.label, pred.score)
+
+
+def test_an_absent_modality_is_run_as_absent(onnx_bundle, torch_model):
+    session = load(onnx_bundle)
+    sr = session.preprocess.audio.sample_rate
+    wave = (0.4 * np.sin(2 * np.pi * 3000 * np.arange(sr) / sr)).astype(np.float32)
+    pred = session.predict(audio=wave)
+    assert not pred.image_present and pred.audio_present
+    s = session.preprocess.image.size
+    expected = _logits(torch_model, np.zeros((3, s, s), np.float32), wave, pi=0.0)
+    np.testing.assert_allclose([pred.scores[k] for k in session.labels], expected, atol=1e-5)
+    assert pred.label == "yellow_top"
+    with pytest.raises(ValueError, match="needs an image, audio, or both"):
+        session.predict()
+
+
+def test_the_same_onnx_bundle_runs_in_openvino_with_the_same_answers(onnx_bundle):
+    ort, ov = load(onnx_bundle), load(onnx_bundle, backend="openvino")
+    rng = np.random.default_rng(0)
+    s, n = ort.preprocess.image.size, ort.preprocess.audio.clip_samples
+    image = rng.normal(size=(5, 3, s, s)).astype(np.float32)
+    audio = (0.3 * rng.normal(size=(5, n))).astype(np.float32)
+    flags = np.array([1, 1, 0, 1, 0], np.float32), np.array([1, 0, 1, 1, 0], np.float32)
+    np.testing.assert_allclose(ov.run(image, audio, *flags), ort.run(image, audio, *flags), atol=1e-4)
+
+
+def test_backend_choice_is_checked(onnx_bundle):
+    with pytest.raises(BundleError, match="backend 'tflite' cannot run a 'onnx' bundle"):
+        load(onnx_bundle, backend="tflite")
+    with pytest.raises(ValueError, match=r"backend: 'tensorrt' is not one of \['onnxruntime', 'openvino', 'tflite'\]"):
+        load(onnx_bundle, backend="tensorrt")
+
+
+def test_runtime_loads_and_runs_a_bundle_without_torch(onnx_bundle, easy_manifest):
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["torch"] = None  # any "import torch" now raises ImportError
+        import numpy as np
+        from edgemm.runtime import load
+        from edgemm.cli import main
+        s = load({str(onnx_bundle)!r})
+        rgb = np.zeros((64, 80, 3), np.uint8); rgb[16:48, 20:60] = (220, 40, 40)
+        sr = 16000
+        wave = 0.4 * np.sin(2 * np.pi * 300 * np.arange(sr) / sr)
+        print(s.predict(image=rgb, audio=wave, sample_rate=sr).label)
+        assert main(["eval", {str(onnx_bundle)!r}, "--data", {str(easy_manifest)!r}, "--json"]) == 0
+        assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules if sys.modules[m] is not None)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "red_low"
+    result = json.loads(lines[-1])
+    assert result["n"] == 40 and result["accuracy"] >= 0.9
