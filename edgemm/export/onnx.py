@@ -122,6 +122,8 @@ def _ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
             "calibration": {"samples": len(ctx.calibration), "data": ctx.calibration.description},
             "float_modules": list(FLOAT_SCOPES)}
 
+F32_HINT = {"INFERENCE_PRECISION_HINT": "f32"}
+
 
 def export(ctx: ExportContext, staging: Path) -> Artifact:
     model = ctx.source.model
@@ -158,5 +160,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
             fp32.unlink()
     if quant is not None:
         quant["weights"] = quantized_ops(onnx.load(str(path)))
+    # The same file opened by OpenVINO's CPU plugin would otherwise run in bf16 where the CPU allows it.
+    runtime = {} if ctx.precision is Precision.FP16 else {"openvino": dict(F32_HINT)}
     return Artifact(files={"model": path.name}, tensors=dict(TENSORS), quantization=quant, reference=reference,
-                    notes=notes)
+                    notes=notes, runtime=runtime)

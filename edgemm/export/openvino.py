@@ -17,11 +17,8 @@ import openvino as ov
 
 from edgemm.export.errors import converting
 from edgemm.export.formats import Precision
-from edgemm.export.onnx import FLOAT_SCOPES, TENSORS, scope_nodes, to_onnx
+from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, TENSORS, scope_nodes, to_onnx
 from edgemm.export.source import Artifact, ExportContext
-
-F32_HINT = {"INFERENCE_PRECISION_HINT": "f32"}
-
 
 def _nncf_int8(model: "ov.Model", onnx_path: Path, ctx: ExportContext) -> tuple["ov.Model", dict]:
     import nncf
