@@ -14,7 +14,6 @@ from typing import Callable
 
 # Subcommands that later stages of the pipeline will add, with the issue that tracks each.
 PLANNED = {
-    "run": ("torch-free live camera + microphone inference", "#5"),
     "profile": ("per-stage and per-layer latency of a bundle", "#6"),
     "bench": ("accuracy and latency across formats and precisions", "#6"),
     "devices": ("list and show device profiles", "#6"),
@@ -190,6 +189,60 @@ def _cmd_compress(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from edgemm.runtime.pipeline import RunConfig
+
+    d = RunConfig()
+    p = sub.add_parser("run", help="run a bundle on a live camera + microphone or a video file (torch-free)",
+                       description="Classify live camera + microphone input, or a video file, with an exported bundle.")
+    p.add_argument("bundle", type=Path)
+    src = p.add_argument_group("input")
+    src.add_argument("--camera", default=None, help="camera index, /dev/videoN, URL (http/udp/rtsp) or GStreamer pipeline")
+    src.add_argument("--mic", default=None, help="microphone index or name substring, or 'default'")
+    src.add_argument("--video", type=Path, default=None, help="video file (with its audio track unless --mic/--audio-file)")
+    src.add_argument("--audio-file", type=Path, default=None, help="audio for --video from a separate file")
+    src.add_argument("--realtime", action="store_true", help="pace --video in real time instead of as fast as possible")
+    src.add_argument("--no-audio", action="store_true", help="ignore the video's audio track")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="one JSON object per inference on stdout")
+    out.add_argument("--quiet", action="store_true", help="no per-inference output (summary only)")
+    out.add_argument("--show", action="store_true", help="OpenCV window with the annotated frame")
+    out.add_argument("--save", type=Path, default=None, help="write the annotated stream + audio (H.264/AAC) to a file")
+    out.add_argument("--preview", default=None, metavar="HOST:PORT",
+                     help="serve a live web preview (host defaults to 127.0.0.1)")
+    out.add_argument("--summary-json", type=Path, default=None, help="also write the run summary as JSON")
+    r = p.add_argument_group("inference")
+    r.add_argument("--smooth", type=int, default=d.smooth, metavar="K", help="smooth over K results (1 = off)")
+    r.add_argument("--smooth-mode", default=d.smooth_mode.value, help="ema | majority")
+    r.add_argument("--threshold", type=float, default=d.threshold, help="no label below this score")
+    r.add_argument("--hop", type=float, default=d.hop, help="seconds between results when only audio is live")
+    r.add_argument("--no-liveness", action="store_true",
+                   help="never treat a silent mic / covered camera as absent")
+    r.add_argument("--max-results", type=int, default=None, help="stop after N results")
+    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    r.add_argument("--backend", default=None, help="onnxruntime | openvino | tflite (default: the bundle's own)")
+    r.add_argument("--provider", default=None,
+                   help="onnxruntime execution provider (cpu, cuda, tensorrt, openvino) or OpenVINO device (CPU, GPU, NPU, AUTO)")
+    r.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from edgemm.runtime import load
+    from edgemm.runtime.pipeline import RunConfig
+    from edgemm.runtime.run import Inputs, run
+
+    inputs = Inputs(camera=a.camera, mic=a.mic, video=a.video, audio_file=a.audio_file, realtime=a.realtime,
+                    no_audio=a.no_audio)
+    config = RunConfig(smooth=a.smooth, smooth_mode=a.smooth_mode, threshold=a.threshold, hop=a.hop,
+                       liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration)
+    session = load(a.bundle, backend=a.backend, device=a.provider, threads=a.threads)
+    summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview, quiet=a.quiet)
+    if a.summary_json is not None:
+        a.summary_json.write_text(json.dumps(summary.to_json(), indent=2))
+    return 0
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="make the embedded default data set, or check a data set")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
@@ -264,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_compress(sub)
     _add_export(sub)
+    _add_run(sub)
     _add_data(sub)
     _add_models(sub)
     for name, (help_text, issue) in PLANNED.items():
@@ -277,8 +331,11 @@ def _known_runtime_errors() -> tuple[type[Exception], ...]:
     """Errors whose message is the whole story (an export that cannot convert, a missing backend)."""
     from edgemm.export.errors import ExportError
     from edgemm.runtime.backends import BackendUnavailable
+    from edgemm.runtime.sinks.display import DisplayError
+    from edgemm.runtime.sources.camera import CameraError
+    from edgemm.runtime.sources.microphone import MicrophoneError
 
-    return ExportError, BackendUnavailable
+    return ExportError, BackendUnavailable, CameraError, MicrophoneError, DisplayError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,10 +119,13 @@ class Samples:
 
 def load_samples(data: str | Path, preprocess: PreprocessConfig, labels: list[str], splits: tuple[str, ...],
                  n: int) -> Samples:
-    """The first ``n`` samples of ``splits`` in order (topping up from the next split when one is short).
+    """``n`` samples of ``splits``, evenly spaced through each split (topping up from the next split
+    when one is short).
 
-    Split order is fixed by the data format (SHA-1 of the file names), so the same samples come
-    back every time: verification figures are comparable across exports.
+    Even spacing rather than the first ``n``: data sets are often stored class by class, and a
+    calibration set that sees only some classes gives int8 ranges that clip the others (measured:
+    -11 pts fused accuracy with NNCF on a 4-class set from its first 64 of 120 samples). The choice
+    is deterministic, so verification figures are comparable across exports.
     """
     from edgemm.data import open_dataset
 
@@ -131,9 +134,9 @@ def load_samples(data: str | Path, preprocess: PreprocessConfig, labels: list[st
     for split in splits:
         part = ds.get(split)
         take = min(n - len(items), len(part))
-        items += [part[i] for i in range(take)]
         if take:
-            used.append(f"{split}[:{take}]")
+            items += [part[int(i)] for i in np.linspace(0, len(part) - 1, take).round()]
+            used.append(f"{split} {take} of {len(part)}")
         if len(items) >= n:
             break
     if not items:

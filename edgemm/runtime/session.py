@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ class Prediction:
     image_present: bool
     audio_present: bool
     latency_ms: float
+    stages: dict[str, float] = field(default_factory=dict)  # preprocess / inference / postprocess, ms
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
@@ -97,7 +98,7 @@ class Session:
         """
         if image is None and audio is None:
             raise ValueError("predict needs an image, audio, or both")
-        t0 = time.perf_counter()
+        t0 = time.perf_counter_ns()
         p = self.preprocess
         s = p.image.size
         x_img = preprocess_image(image, p.image)[None] if image is not None else np.zeros((1, 3, s, s), np.float32)
@@ -106,12 +107,18 @@ class Session:
             wave = resample(to_mono(audio), sample_rate or p.audio.sample_rate, p.audio.sample_rate)
             x_aud[0] = fit_length(wave[-p.audio.clip_samples:], p.audio.clip_samples)
         flags = (np.array([float(image is not None)], np.float32), np.array([float(audio is not None)], np.float32))
-        probs = softmax(self.run(x_img, x_aud, *flags)[0].astype(np.float64))
+        t1 = time.perf_counter_ns()
+        logits = self.run(x_img, x_aud, *flags)[0]
+        t2 = time.perf_counter_ns()
+        probs = softmax(logits.astype(np.float64))
         i = int(probs.argmax())
-        return Prediction(label=self.labels[i], score=float(probs[i]),
+        pred = Prediction(label=self.labels[i], score=float(probs[i]),
                           scores={lab: float(v) for lab, v in zip(self.labels, probs)},
-                          image_present=image is not None, audio_present=audio is not None,
-                          latency_ms=(time.perf_counter() - t0) * 1e3)
+                          image_present=image is not None, audio_present=audio is not None, latency_ms=0.0)
+        t3 = time.perf_counter_ns()
+        pred.stages = {"preprocess": (t1 - t0) / 1e6, "inference": (t2 - t1) / 1e6, "postprocess": (t3 - t2) / 1e6}
+        pred.latency_ms = (t3 - t0) / 1e6
+        return pred
 
 
 def load(bundle: str | Path, backend: str | None = None, device: str | None = None,

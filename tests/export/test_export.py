@@ -49,7 +49,11 @@ def test_every_test_model_exports_and_verifies(name, target, precision, trained,
     back = read_manifest(out)
     assert back == manifest and back.target == target and back.precision == precision
     assert [t.name for t in back.inputs] == ["image", "audio", "image_present", "audio_present"]
-    assert back.input("image").preprocessing["std"] and back.input("audio").preprocessing["sample_rate"] == 16000
+    from edgemm.train import load_model
+
+    preprocess = load_model(run / "best.pt")[1]["preprocess"]
+    assert back.input("image").preprocessing["std"] == list(preprocess["image"]["std"])
+    assert back.input("audio").preprocessing["sample_rate"] == preprocess["audio"]["sample_rate"] == 8000
     assert back.outputs[0].shape[-1] == len(back.labels) == 4
     assert back.source["sha256"] and back.source["model"]["name"] == name
     assert (back.batch == "dynamic") == FORMATS[Target(target)].dynamic_batch

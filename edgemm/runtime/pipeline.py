@@ -1,0 +1,250 @@
+"""The live loop: sources → ``Sync`` → session → smoothing → sinks, each source on its own thread.
+
+Capture never waits for inference (live sources feed a latest-frame ``Sync`` that drops and counts
+stale frames), and inference never waits for display (sinks that draw or stream take the newest
+result on their own thread). Files read as fast as possible keep every frame instead, so a clip
+evaluates deterministically.
+
+    >>> session = load("model.edgemm")
+    >>> with open_source("video", "clip.mp4", sample_rate=16000) as src:
+    ...     summary = Pipeline(session, [src], sinks=[ConsoleSink()]).run()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from edgemm.runtime.session import Session
+from edgemm.runtime.smoothing import Smoother, SmoothMode
+from edgemm.runtime.sync import Frame, Sync
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How ``edgemm run`` turns a stream into results.
+
+    Args:
+        smooth: Smoothing window K (1 = off).
+        smooth_mode: ``ema`` over scores or ``majority`` over labels.
+        threshold: Report no label when the (smoothed) top score is below this.
+        hop: Seconds between results when only audio is live.
+        audio_wait: Longest a frame waits (s) for the microphone to catch up to its timestamp.
+        liveness: Treat a silent microphone / covered camera as an absent modality.
+        audio_floor_dbfs: RMS level below which the audio window counts as silent.
+        image_min_std: Pixel standard deviation (0-255) below which a frame counts as covered.
+        max_results: Stop after this many results (``None``: run until the media ends or Ctrl-C).
+        max_seconds: Stop after this much wall time.
+    """
+
+    smooth: int = 1
+    smooth_mode: SmoothMode = SmoothMode.EMA
+    threshold: float = 0.0
+    hop: float = 0.25
+    audio_wait: float = 0.25
+    liveness: bool = True
+    audio_floor_dbfs: float = -60.0
+    image_min_std: float = 3.0
+    max_results: int | None = None
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        from edgemm.config import parse_enum
+
+        object.__setattr__(self, "smooth_mode", parse_enum(SmoothMode, self.smooth_mode, "smooth_mode"))
+        if self.hop <= 0:
+            raise ValueError(f"hop must be > 0 s, got {self.hop}")
+        if self.audio_wait < 0:
+            raise ValueError(f"audio_wait must be >= 0 s, got {self.audio_wait}")
+
+
+@dataclass
+class Result:
+    """One live result. ``to_json`` is what ``edgemm run --json`` prints per inference."""
+
+    t: float
+    label: str | None
+    score: float
+    scores: dict[str, float]
+    latency_ms: float
+    stages: dict[str, float]
+    image_present: bool
+    audio_present: bool
+    audio_dbfs: float | None
+    raw_label: str | None
+    frame: np.ndarray | None = field(default=None, repr=False)
+    audio: np.ndarray | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": round(self.t, 4), "label": self.label, "score": round(self.score, 5),
+                "scores": {k: round(v, 5) for k, v in self.scores.items()}, "latency_ms": round(self.latency_ms, 3),
+                "stages_ms": {k: round(v, 3) for k, v in self.stages.items()},
+                "image_present": self.image_present, "audio_present": self.audio_present,
+                "audio_dbfs": None if self.audio_dbfs is None else round(self.audio_dbfs, 1),
+                "raw_label": self.raw_label}
+
+
+@dataclass
+class Summary:
+    """What a run did; printed on exit (Ctrl-C included)."""
+
+    frames: int
+    results: int
+    drops: int
+    audio_overflows: int
+    audio_gaps: int
+    seconds: float
+    latency_ms: dict[str, float]
+    stages_ms: dict[str, float]
+
+    @property
+    def results_per_second(self) -> float:
+        return self.results / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"frames": self.frames, "results": self.results, "drops": self.drops,
+                "audio_overflows": self.audio_overflows, "audio_gaps": self.audio_gaps,
+                "seconds": round(self.seconds, 3), "results_per_second": round(self.results_per_second, 2),
+                "latency_ms": self.latency_ms, "stages_ms": self.stages_ms}
+
+    def line(self) -> str:
+        lat = self.latency_ms
+        return (f"{self.frames} frames, {self.results} results ({self.results_per_second:.1f}/s), "
+                f"{self.drops} dropped, {self.audio_overflows} audio overflows; latency p50 {lat['p50']:.1f} "
+                f"p90 {lat['p90']:.1f} p99 {lat['p99']:.1f} ms")
+
+
+class Sink(Protocol):
+    def put(self, result: Result) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0}
+    p = np.percentile(np.asarray(values, np.float64), [50, 90, 99])
+    return {"p50": round(float(p[0]), 3), "p90": round(float(p[1]), 3), "p99": round(float(p[2]), 3)}
+
+
+def level_dbfs(x: np.ndarray) -> float:
+    return float(20 * np.log10(max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-10)))
+
+
+class Pipeline:
+    """Runs a session on one or more sources until they end, a limit is reached, or ``stop()``.
+
+    Args:
+        session: The loaded bundle.
+        sources: Entered sources (``edgemm.runtime.sources``), together providing video, audio or both.
+        config: Run settings.
+        sinks: Where results go (console, JSON, window, preview server, recorder).
+    """
+
+    def __init__(self, session: Session, sources: Sequence[Any], config: RunConfig = RunConfig(),
+                 sinks: Sequence[Sink] = ()) -> None:
+        streams = [s for src in sources for s in src.streams]
+        for name in ("video", "audio"):
+            if streams.count(name) > 1:
+                raise ValueError(f"two sources provide {name}; give one camera/video and one microphone/audio")
+        if not streams:
+            raise ValueError("no source: give a camera, a microphone, or a video file")
+        self.session, self.sources, self.config, self.sinks = session, list(sources), config, list(sinks)
+        self.live = any(s.live or getattr(s, "realtime", False) for s in sources)
+        a = session.preprocess.audio
+        self.sync = Sync(a.sample_rate, a.clip_samples, video="video" in streams, audio="audio" in streams,
+                         latest_only=self.live, audio_wait=config.audio_wait if self.live else None,
+                         hop=config.hop)
+        self.smoother = Smoother(session.labels, config.smooth, config.smooth_mode, config.threshold)
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self.origin = time.perf_counter() if any(s.live for s in sources) else 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _produce(self, src: Any) -> None:
+        try:
+            for packet in src.packets():
+                if self._stop.is_set():
+                    break
+                if isinstance(packet, Frame):
+                    self.sync.put_frame(packet)
+                else:
+                    self.sync.put_audio(packet)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self._errors.append(e)
+            self._stop.set()
+        finally:
+            for stream in src.streams:
+                self.sync.close(stream)
+
+    def _infer(self, sample) -> Result:
+        cfg = self.config
+        image, audio = sample.image, sample.audio
+        image_live = image is not None and (not cfg.liveness or float(image.std()) >= cfg.image_min_std)
+        dbfs = level_dbfs(audio) if audio is not None else None
+        audio_live = audio is not None and (not cfg.liveness or dbfs >= cfg.audio_floor_dbfs)
+        waited = (time.perf_counter_ns() - sample.captured_ns) / 1e6
+        if not (image_live or audio_live):  # covered camera and muted mic: nothing to classify
+            n = len(self.session.labels)
+            label, raw, score, smoothed = None, None, 0.0, np.full(n, 1.0 / n)
+            stages = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        else:
+            pred = self.session.predict(image=image if image_live else None, audio=audio if audio_live else None,
+                                        sample_rate=self.session.preprocess.audio.sample_rate)
+            raw, stages = pred.label, pred.stages
+            label, score, smoothed = self.smoother.update(np.array([pred.scores[k] for k in self.session.labels]))
+        latency = (time.perf_counter_ns() - sample.captured_ns) / 1e6
+        return Result(t=sample.t - self.origin, label=label, score=score,
+                      scores={k: float(v) for k, v in zip(self.session.labels, smoothed)}, latency_ms=latency,
+                      stages={"wait": waited, **stages}, image_present=image_live, audio_present=audio_live,
+                      audio_dbfs=dbfs, raw_label=raw, frame=image, audio=audio)
+
+    def run(self) -> Summary:
+        """Runs to the end; Ctrl-C stops cleanly. Re-raises a source's error after shutting down."""
+        threads = [threading.Thread(target=self._produce, args=(s,), daemon=True, name=f"source-{i}")
+                   for i, s in enumerate(self.sources)]
+        latencies: list[float] = []
+        stage_times: dict[str, list[float]] = {}
+        start = time.perf_counter()
+        for th in threads:
+            th.start()
+        try:
+            while not self._stop.is_set():
+                if self.config.max_seconds is not None and time.perf_counter() - start >= self.config.max_seconds:
+                    break
+                sample = self.sync.next(timeout=0.2)
+                if sample is None:
+                    if self.sync.finished:
+                        break
+                    continue
+                result = self._infer(sample)
+                latencies.append(result.latency_ms)
+                for k, v in result.stages.items():
+                    stage_times.setdefault(k, []).append(v)
+                for sink in self.sinks:
+                    sink.put(result)
+                if self.config.max_results is not None and len(latencies) >= self.config.max_results:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop.set()
+            for s in self.sources:
+                s.stop()
+            for th in threads:
+                th.join(timeout=2.0)
+            for sink in self.sinks:
+                sink.close()
+        if self._errors:
+            raise self._errors[0]
+        return Summary(frames=self.sync.frames_in, results=len(latencies), drops=self.sync.drops,
+                       audio_overflows=sum(getattr(s, "overflows", 0) for s in self.sources),
+                       audio_gaps=self.sync.ring.gaps, seconds=time.perf_counter() - start,
+                       latency_ms=percentiles(latencies),
+                       stages_ms={k: percentiles(v)["p50"] for k, v in stage_times.items()})

@@ -1,0 +1,108 @@
+"""``edgemm run``: open the sources and sinks asked for and run the pipeline on a bundle."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgemm.runtime.pipeline import Pipeline, RunConfig, Summary
+from edgemm.runtime.session import Session
+from edgemm.runtime.sources import SourceKind, open_source
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Which media to read.
+
+    Args:
+        camera: Camera index, device path, URL or GStreamer pipeline.
+        mic: Microphone index or name substring (``"default"`` for the default input).
+        video: A video file (frames, and its audio track unless ``audio_file`` or ``mic`` is given).
+        audio_file: Audio from this file instead of the video's track.
+        realtime: Pace a video file in real time (like a live camera) instead of as fast as possible.
+        no_audio: Run without audio even if the video has a track.
+    """
+
+    camera: str | None = None
+    mic: str | None = None
+    video: Path | None = None
+    audio_file: Path | None = None
+    realtime: bool = False
+    no_audio: bool = False
+
+    def __post_init__(self) -> None:
+        if self.camera is not None and self.video is not None:
+            raise ValueError("give --camera or --video, not both")
+        if self.audio_file is not None and self.video is None:
+            raise ValueError("--audio-file goes with --video")
+        if self.audio_file is not None and self.mic is not None:
+            raise ValueError("give --mic or --audio-file, not both")
+        if self.camera is None and self.video is None and self.mic is None:
+            raise ValueError("nothing to read: give --camera, --mic and/or --video")
+
+
+def open_sources(inputs: Inputs, sample_rate: int, stack: contextlib.ExitStack) -> list:
+    """Enters the sources ``inputs`` describes on ``stack``."""
+    sources = []
+    if inputs.video is not None:
+        own_audio = inputs.mic is None and not inputs.no_audio
+        sources.append(stack.enter_context(open_source(
+            SourceKind.VIDEO, inputs.video, sample_rate, audio_file=inputs.audio_file,
+            realtime=inputs.realtime, audio=own_audio)))
+    if inputs.camera is not None:
+        sources.append(stack.enter_context(open_source(SourceKind.CAMERA, inputs.camera)))
+    if inputs.mic is not None:
+        sources.append(stack.enter_context(open_source(SourceKind.MICROPHONE, inputs.mic, sample_rate=sample_rate)))
+    return sources
+
+
+def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as_json: bool = False,
+        show: bool = False, save: Path | None = None, preview: str | None = None, quiet: bool = False,
+        log=lambda s: print(s, file=sys.stderr, flush=True)) -> Summary:
+    """Runs ``session`` on live or recorded media until it ends, ``config``'s limits, or Ctrl-C.
+
+    Args:
+        session: A loaded bundle (``edgemm.runtime.load``).
+        inputs: What to read.
+        config: Smoothing, threshold, liveness, limits.
+        as_json: One JSON object per result on stdout instead of a text line.
+        show: An OpenCV window.
+        save: Write the annotated stream with its audio to this video file.
+        preview: ``HOST:PORT`` for the web preview (host defaults to 127.0.0.1).
+        quiet: No per-result output.
+        log: Where status lines go (stderr).
+
+    Returns:
+        The run's summary (also logged).
+    """
+    from edgemm.runtime.sinks.console import ConsoleSink
+
+    sample_rate = session.preprocess.audio.sample_rate
+    with contextlib.ExitStack() as stack:
+        sources = open_sources(inputs, sample_rate, stack)
+        sinks = [] if quiet else [ConsoleSink(as_json=as_json)]
+        pipeline = Pipeline(session, sources, config, sinks)
+        try:
+            if show:
+                from edgemm.runtime.sinks.display import DisplaySink
+
+                pipeline.sinks.append(DisplaySink(on_quit=pipeline.stop))
+            if save is not None:
+                from edgemm.runtime.sinks.recorder import RecorderSink
+
+                pipeline.sinks.append(RecorderSink(save, sample_rate, audio=pipeline.sync.audio))
+            if preview is not None:
+                from edgemm.runtime.sinks.preview import PreviewSink, parse_address
+
+                sink = PreviewSink(*parse_address(preview))
+                pipeline.sinks.append(sink)
+                log(f"preview: {sink.url}")
+        except BaseException:
+            for sink in pipeline.sinks:
+                sink.close()
+            raise
+        summary = pipeline.run()
+    log(f"summary: {summary.line()}")
+    return summary

@@ -1,0 +1,61 @@
+"""Where results go: the console (text or JSON lines), a window, a web preview, a video file.
+
+Every sink has ``put(result)`` and ``close()``. Sinks that draw or encode (``display``,
+``preview``, ``recorder``) do it on their own thread from a one-slot mailbox, so a slow window or
+encoder skips results instead of stalling inference and capture.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class ThreadedSink:
+    """Base for sinks that work on their own thread; ``handle`` gets the newest result only."""
+
+    name = "sink"
+
+    def __init__(self) -> None:
+        self._slot: Any = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self.skipped = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=self.name)
+        self._thread.start()
+
+    def put(self, result: Any) -> None:
+        with self._cond:
+            if self._slot is not None:
+                self.skipped += 1
+            self._slot = result
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._slot is None and not self._closed:
+                        self._cond.wait()
+                    if self._slot is None and self._closed:
+                        return
+                    result, self._slot = self._slot, None
+                self.handle(result)
+        except BaseException as e:  # noqa: BLE001 - reported by close()
+            self.error = e
+
+    def handle(self, result: Any) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        self.finish()
+        if self.error is not None:
+            raise self.error
+
+    def finish(self) -> None:
+        """Releases resources after the last ``handle``."""

@@ -1,0 +1,142 @@
+"""A microphone through PortAudio (``sounddevice.InputStream``).
+
+The PortAudio callback only copies each block into a bounded queue (it must never block); the
+``packets()`` loop downmixes, resamples from the device's rate to the model's with a streaming
+soxr resampler (so chunk boundaries do not change the result), and yields continuous
+``AudioChunk``s. The first chunk is stamped on the ``time.perf_counter()`` clock the camera uses,
+corrected by PortAudio's reported input latency. Overflows (the device delivered faster than we
+read) are counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgemm.runtime.sync import AudioChunk
+
+
+class MicrophoneError(RuntimeError):
+    """No usable input device; the message lists the ones there are."""
+
+
+def _sounddevice():
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as e:  # OSError: the PortAudio library itself is missing
+        raise MicrophoneError(f"the microphone needs sounddevice and PortAudio: pip install 'edgemm[mic]' "
+                              f"(and on Linux apt install libportaudio2) ({e})") from None
+    return sd
+
+
+def input_devices() -> list[dict[str, Any]]:
+    """PortAudio's devices that can record, each with its ``index``."""
+    sd = _sounddevice()
+    return [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+
+
+def resolve_device(device: int | str | None) -> int | None:
+    """An input device index from an index, a name substring, or ``None``/``"default"``.
+
+    Raises:
+        MicrophoneError: If nothing matches, listing the input devices.
+    """
+    if device is None or device == "default":
+        return None
+    devices = input_devices()
+    listing = "; ".join(f"{d['index']}: {d['name']}" for d in devices) or "none"
+    if isinstance(device, int) or str(device).isdigit():
+        index = int(device)
+        if any(d["index"] == index for d in devices):
+            return index
+        raise MicrophoneError(f"microphone {index} is not an input device; input devices: {listing}")
+    matches = [d for d in devices if str(device).lower() in d["name"].lower()]
+    if not matches:
+        raise MicrophoneError(f"no input device matches {device!r}; input devices: {listing}")
+    return matches[0]["index"]
+
+
+class MicrophoneSource:
+    """Live audio from an input device.
+
+    Args:
+        device: Index, name substring, or ``None``/``"default"``.
+        sample_rate: The model's rate; chunks come out at it.
+        device_rate: Capture rate (default: the device's own default rate).
+        block_seconds: PortAudio block length.
+        queue_seconds: Audio held between the callback and ``packets()`` before blocks are dropped.
+    """
+
+    live = True
+    streams = frozenset({"audio"})
+
+    def __init__(self, device: int | str | None = None, *, sample_rate: int, device_rate: int | None = None,
+                 block_seconds: float = 0.02, queue_seconds: float = 2.0) -> None:
+        self.device_arg, self.sample_rate = device, sample_rate
+        self.device_rate, self.block_seconds, self.queue_seconds = device_rate, block_seconds, queue_seconds
+        self._stop = threading.Event()
+        self.overflows = 0  # blocks PortAudio reported as overflowed, plus blocks our queue dropped
+        self.level_dbfs = -np.inf
+
+    def __enter__(self) -> "MicrophoneSource":
+        sd = _sounddevice()
+        self.device = resolve_device(self.device_arg)
+        info = sd.query_devices(self.device, "input")
+        self.device_name = info["name"]
+        self.rate = int(self.device_rate or info["default_samplerate"])
+        blocksize = max(int(self.rate * self.block_seconds), 1)
+        self._q: queue.Queue = queue.Queue(maxsize=max(int(self.queue_seconds / self.block_seconds), 4))
+
+        def callback(indata, frames, time_info, status):
+            if status.input_overflow:
+                self.overflows += 1
+            delay = time_info.currentTime - time_info.inputBufferAdcTime if time_info.inputBufferAdcTime else 0.0
+            try:
+                self._q.put_nowait((indata.copy(), time.perf_counter() - max(delay, 0.0) - frames / self.rate))
+            except queue.Full:
+                self.overflows += 1
+
+        try:
+            self._stream = sd.InputStream(device=self.device, channels=1, samplerate=self.rate, dtype="float32",
+                                          blocksize=blocksize, callback=callback)
+            self._stream.start()
+        except sd.PortAudioError as e:
+            raise MicrophoneError(f"microphone {self.device_name!r} at {self.rate} Hz: cannot start ({e})") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            stream.stop()
+            stream.close()
+            self._stream = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def packets(self) -> Iterator[AudioChunk]:
+        import soxr
+
+        resampler = (soxr.ResampleStream(self.rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+                     if self.rate != self.sample_rate else None)
+        first = True
+        while not self._stop.is_set():
+            try:
+                block, t = self._q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            x = block[:, 0] if block.ndim == 2 else block
+            self.level_dbfs = 20 * np.log10(max(float(np.sqrt(np.mean(x.astype(np.float64) ** 2))), 1e-10))
+            if resampler is not None:
+                x = resampler.resample_chunk(x)
+            if len(x):
+                yield AudioChunk(np.asarray(x, np.float32), self.sample_rate, t if first else None)
+                first = False
+
+
+SOURCE = MicrophoneSource

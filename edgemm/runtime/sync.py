@@ -1,0 +1,253 @@
+"""Keeping camera frames and microphone audio in time with each other.
+
+Sources push timestamped packets (``Frame``, ``AudioChunk``) into a ``Sync``; the inference loop asks
+it for the next ``Sample``: the newest frame and the audio window that *ends* at that frame's
+timestamp — the same window ``edgemm.data.preprocess.window_at`` cuts for training, so a live
+sample looks like a training sample. Older frames are dropped (latest-frame policy) and counted.
+
+Audio lives in an ``AudioRing``: samples addressed by their absolute index on the media time axis,
+so the window for a given time does not depend on how the audio arrived (chunk sizes, timing).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class StreamError(ValueError):
+    """A packet that breaks the stream's contract (time going backwards, wrong sample rate)."""
+
+
+@dataclass
+class Frame:
+    """One RGB uint8 frame (H, W, 3) at media time ``t`` seconds.
+
+    ``captured_ns`` is the ``perf_counter_ns`` at capture; latency is measured from it.
+    """
+
+    t: float
+    image: np.ndarray
+    captured_ns: int = field(default_factory=time.perf_counter_ns)
+
+
+@dataclass
+class AudioChunk:
+    """Mono float32 samples at ``sample_rate``; ``t`` is the media time of the first sample, or
+    ``None`` when the chunk directly follows the previous one (a continuous capture)."""
+
+    samples: np.ndarray
+    sample_rate: int
+    t: float | None = None
+    captured_ns: int = field(default_factory=time.perf_counter_ns)
+
+
+@dataclass
+class Sample:
+    """What one inference sees: a frame (or none) and the audio window ending at ``t`` (or none)."""
+
+    t: float
+    image: np.ndarray | None
+    audio: np.ndarray | None
+    captured_ns: int
+
+
+class AudioRing:
+    """A bounded, lock-protected buffer of mono samples placed on the media time axis.
+
+    Args:
+        sample_rate: The only rate accepted; a chunk at another rate is an error.
+        seconds: How much audio is kept; older samples read as zeros.
+        tolerance: Timestamp jitter (s) absorbed without inserting silence or raising.
+    """
+
+    def __init__(self, sample_rate: int, seconds: float = 10.0, tolerance: float = 0.02) -> None:
+        self.sample_rate = sample_rate
+        self._buf = np.zeros(max(int(seconds * sample_rate), 1), np.float32)
+        self._tol = int(round(tolerance * sample_rate))
+        self._lock = threading.Lock()
+        self.t0: float | None = None  # media time of sample index 0
+        self.end = 0  # absolute index one past the newest sample
+        self.gaps = 0  # times silence was inserted for missing audio
+
+    def write(self, chunk: AudioChunk) -> None:
+        """Appends a chunk.
+
+        Raises:
+            StreamError: If the chunk's rate differs, or its timestamp lies before audio already
+                written (time going backwards).
+        """
+        if chunk.sample_rate != self.sample_rate:
+            raise StreamError(f"audio chunk at {chunk.sample_rate} Hz; this stream runs at {self.sample_rate} Hz "
+                              "(resample it before it reaches the buffer)")
+        x = np.asarray(chunk.samples, np.float32).reshape(-1)
+        with self._lock:
+            if self.t0 is None:
+                self.t0 = 0.0 if chunk.t is None else float(chunk.t)
+            elif chunk.t is not None:
+                at = int(round((chunk.t - self.t0) * self.sample_rate))
+                if at < self.end - self._tol:
+                    raise StreamError(f"audio timestamp went backwards: chunk at t={chunk.t:.4f} s, "
+                                      f"but audio up to t={self.end_time_locked():.4f} s is already buffered")
+                if at > self.end + self._tol:  # a dropout: keep later audio at its true time
+                    self._put(np.zeros(at - self.end, np.float32))
+                    self.gaps += 1
+            self._put(x)
+
+    def _put(self, x: np.ndarray) -> None:
+        n = len(self._buf)
+        if len(x) >= n:
+            x = x[-n:]
+            self.end += len(x) - n  # only the newest n samples survive
+        idx = (self.end + np.arange(len(x))) % n
+        self._buf[idx] = x
+        self.end += len(x)
+
+    def end_time_locked(self) -> float:
+        return (self.t0 or 0.0) + self.end / self.sample_rate
+
+    @property
+    def end_time(self) -> float | None:
+        """Media time just after the newest sample (``None`` before any audio)."""
+        with self._lock:
+            return None if self.t0 is None else self.end_time_locked()
+
+    def window(self, t: float, n: int) -> np.ndarray:
+        """The ``n`` samples ending at media time ``t``; missing or expired samples are zeros."""
+        out = np.zeros(n, np.float32)
+        with self._lock:
+            if self.t0 is None:
+                return out
+            stop = int(round((t - self.t0) * self.sample_rate))
+            start = stop - n
+            lo, hi = max(start, self.end - len(self._buf), 0), min(stop, self.end)
+            if hi > lo:
+                out[lo - start:hi - start] = self._buf[np.arange(lo, hi) % len(self._buf)]
+        return out
+
+
+class Sync:
+    """Pairs frames with audio windows.
+
+    Args:
+        sample_rate: The model's audio rate (chunks must already be at it).
+        window: Audio window length in samples.
+        video: Whether a frame stream feeds it; without one, samples come every ``hop`` seconds
+            of audio.
+        audio: Whether an audio stream feeds it.
+        latest_only: Live policy: keep only the newest frame, count the others as drops. With
+            ``False`` (files as fast as possible) every frame is kept and ``put_frame`` blocks
+            while ``queue`` frames wait.
+        queue: Frames held when not ``latest_only``.
+        audio_wait: Longest wait (s) for audio to reach a frame's time before using what is there.
+        hop: Seconds between audio-only samples.
+    """
+
+    def __init__(self, sample_rate: int, window: int, *, video: bool = True, audio: bool = True,
+                 latest_only: bool = True, queue: int = 4, audio_wait: float | None = 0.25,
+                 hop: float = 0.25) -> None:
+        if not (video or audio):
+            raise ValueError("Sync needs a video stream, an audio stream, or both")
+        self.window, self.video, self.audio = window, video, audio
+        self.ring = AudioRing(sample_rate)
+        self.latest_only, self.audio_wait, self.hop = latest_only, audio_wait, hop
+        self._frames: collections.deque[Frame] = collections.deque(maxlen=1 if latest_only else None)
+        self._capacity = 1 if latest_only else max(queue, 1)
+        self._cond = threading.Condition()
+        self._last_frame_t: float | None = None
+        self._next_hop_t: float | None = None
+        self._closed = {"video": not video, "audio": not audio}
+        self.frames_in = 0
+        self.drops = 0
+
+    # -- producers -------------------------------------------------------------------------------
+    def put_frame(self, frame: Frame) -> None:
+        """Adds a frame.
+
+        Raises:
+            StreamError: If its timestamp is not after the previous frame's.
+        """
+        with self._cond:
+            if self._last_frame_t is not None and frame.t <= self._last_frame_t:
+                raise StreamError(f"frame timestamp went backwards or repeated: t={frame.t:.4f} s after "
+                                  f"t={self._last_frame_t:.4f} s")
+            self._last_frame_t = frame.t
+            if self.latest_only:
+                self.drops += len(self._frames)
+            else:
+                while len(self._frames) >= self._capacity and not self._closed["video"]:
+                    self._cond.wait(0.1)
+            self._frames.append(frame)
+            self.frames_in += 1
+            self._cond.notify_all()
+
+    def put_audio(self, chunk: AudioChunk) -> None:
+        """Adds audio (see ``AudioRing.write`` for what is rejected)."""
+        self.ring.write(chunk)
+        with self._cond:
+            self._cond.notify_all()
+
+    def close(self, stream: str) -> None:
+        """Marks ``"video"`` or ``"audio"`` finished: waiting on it stops."""
+        with self._cond:
+            self._closed[stream] = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        with self._cond:
+            return self._closed["video"] and self._closed["audio"] and not self._frames
+
+    # -- consumer --------------------------------------------------------------------------------
+    def next(self, timeout: float | None = None) -> Sample | None:
+        """The next sample, or ``None`` when every stream is finished (or ``timeout`` passed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._next_frame(deadline) if self.video else self._next_hop(deadline)
+
+    def _wait(self, deadline: float | None) -> bool:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        self._cond.wait(0.1 if remaining is None else min(remaining, 0.1))
+        return True
+
+    def _next_frame(self, deadline: float | None) -> Sample | None:
+        with self._cond:
+            while not self._frames:
+                if self._closed["video"] or not self._wait(deadline):
+                    return None
+            frame = self._frames.popleft()
+            self._cond.notify_all()
+            if self.audio:
+                audio_deadline = None if self.audio_wait is None else time.monotonic() + self.audio_wait
+                while not self._closed["audio"]:
+                    end = self.ring.end_time
+                    if end is not None and end >= frame.t - 0.5 / self.ring.sample_rate:
+                        break
+                    if not self._wait(audio_deadline):
+                        break
+        audio = self.ring.window(frame.t, self.window) if self.audio and self.ring.end_time is not None else None
+        return Sample(frame.t, frame.image, audio, frame.captured_ns)
+
+    def _next_hop(self, deadline: float | None) -> Sample | None:
+        with self._cond:
+            while True:
+                end = self.ring.end_time
+                if end is not None:
+                    if self._next_hop_t is None:  # first sample once a whole window is there
+                        self._next_hop_t = self.ring.t0 + self.window / self.ring.sample_rate
+                    if end >= self._next_hop_t - 0.5 / self.ring.sample_rate:
+                        behind = int((end - self._next_hop_t) // self.hop)
+                        if self.latest_only and behind > 0:  # live: skip to the newest full hop
+                            self._next_hop_t += behind * self.hop
+                            self.drops += behind
+                        break
+                if self._closed["audio"] or not self._wait(deadline):
+                    return None
+            t = self._next_hop_t
+            self._next_hop_t += self.hop
+        return Sample(t, None, self.ring.window(t, self.window), time.perf_counter_ns())
