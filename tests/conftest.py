@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import make_easy_manifest, tone, write_png, write_wav
+from support import CLASSES, make_easy_manifest, tone, write_png, write_wav
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,3 +58,22 @@ def trained(easy_manifest, tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle(trained, tmp_path_factory) -> Path:
+    """``test_concat`` trained on the easy set, exported to an fp32 ONNX bundle."""
+    from edgemm.export import export
+
+    out = tmp_path_factory.mktemp("bundles") / "concat.edgemm"
+    export(trained("test_concat"), target="onnx", out=out, verify_samples=16, log=lambda s: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def easy_clips(tmp_path_factory) -> dict[str, Path]:
+    """One H.264 + AAC clip (2 s, 15 fps, 44.1 kHz) per ``support.CLASSES`` label."""
+    from support import write_easy_clip
+
+    root = tmp_path_factory.mktemp("clips")
+    return {label: write_easy_clip(root / f"{label}.mp4", label, seed=i) for i, label in enumerate(CLASSES)}

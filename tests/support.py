@@ -65,3 +65,24 @@ def make_easy_manifest(root: Path, per_class: int = 30, seed: int = 0) -> Path:
             split = "train" if i < per_class * 0.6 else "val" if i < per_class * 0.8 else "test"
             rows.append([f"{name}.png", f"{name}.wav", label, split])
     return write_manifest(root / "easy.csv", rows)
+
+
+def easy_frame(label: str, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A frame like the easy set's images: the class colour's disc on dark noise."""
+    img = rng.integers(0, 80, (size, size, 3)).astype(np.int16)
+    y, x, r = rng.integers(14, 34), rng.integers(14, 34), rng.integers(8, 14)
+    yy, xx = np.ogrid[:size, :size]
+    img[(yy - y) ** 2 + (xx - x) ** 2 <= r * r] = CLASSES[label][0]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_easy_clip(path: Path, label: str, seconds: float = 2.0, fps: int = 15, rate: int = 44100,
+                    seed: int = 0) -> Path:
+    """An H.264 + AAC clip of one easy class: its disc (moving a little) and its tone."""
+    from edgemm.data.video import write_clip
+
+    rng = np.random.default_rng(seed)
+    frames = [easy_frame(label, np.random.default_rng((seed, i // 5)), 48) for i in range(int(seconds * fps))]
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.4 * np.sin(2 * np.pi * CLASSES[label][1] * t) + rng.normal(0, 0.02, t.size)
+    return write_clip(path, frames, fps, wave.astype(np.float32), rate)

@@ -211,6 +211,9 @@ class Pipeline:
                    for i, s in enumerate(self.sources)]
         latencies: list[float] = []
         stage_times: dict[str, list[float]] = {}
+        p = self.session.preprocess  # warm-up: lazy imports and backend first-run costs happen now
+        self.session.predict(image=np.zeros((p.image.size, p.image.size, 3), np.uint8),
+                             audio=np.zeros(p.audio.clip_samples, np.float32))
         start = time.perf_counter()
         for th in threads:
             th.start()

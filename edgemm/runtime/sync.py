@@ -100,9 +100,9 @@ class AudioRing:
 
     def _put(self, x: np.ndarray) -> None:
         n = len(self._buf)
-        if len(x) >= n:
+        if len(x) > n:  # only the newest n samples survive
+            self.end += len(x) - n
             x = x[-n:]
-            self.end += len(x) - n  # only the newest n samples survive
         idx = (self.end + np.arange(len(x))) % n
         self._buf[idx] = x
         self.end += len(x)

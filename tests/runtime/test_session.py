@@ -12,15 +12,6 @@ from edgemm.runtime import BundleError, load
 
 
 @pytest.fixture(scope="module")
-def onnx_bundle(trained, tmp_path_factory):
-    from edgemm.export import export
-
-    out = tmp_path_factory.mktemp("bundles") / "concat.edgemm"
-    export(trained("test_concat"), target="onnx", out=out, verify_samples=16, log=lambda s: None)
-    return out
-
-
-@pytest.fixture(scope="module")
 def torch_model(trained):
     from edgemm.train import load_model
 

@@ -1,0 +1,166 @@
+"""Keeping frames and audio in time: chunk-size invariance, latest-frame policy, rejected streams."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from edgemm.data.preprocess import AudioConfig, window_at
+from edgemm.runtime.pipeline import Pipeline, RunConfig
+from edgemm.runtime.smoothing import Smoother
+from edgemm.runtime.sync import AudioChunk, AudioRing, Frame, StreamError, Sync
+
+SR = 8000
+
+
+def chunks(wave, sizes, t0=None):
+    """``wave`` cut into chunks cycling through ``sizes``; only the first carries a timestamp."""
+    out, i, k = [], 0, 0
+    while i < len(wave):
+        n = sizes[k % len(sizes)]
+        out.append(AudioChunk(wave[i:i + n], SR, t0 if i == 0 else None))
+        i, k = i + n, k + 1
+    return out
+
+
+def test_ring_windows_do_not_depend_on_chunking_and_match_training_windows():
+    rng = np.random.default_rng(0)
+    wave = rng.normal(size=3 * SR).astype(np.float32)
+    cfg = AudioConfig(sample_rate=SR, clip_seconds=0.5, n_fft=256, win_length=200, hop_length=100, n_mels=24,
+                      f_min=50.0, f_max=4000.0)
+    windows = []
+    for sizes in ([1], [160], [333, 17, 4096], [len(wave)]):
+        ring = AudioRing(SR)
+        for c in chunks(wave, sizes, t0=0.25):
+            ring.write(c)
+        windows.append([ring.window(t, cfg.clip_samples) for t in (0.3, 0.75, 1.0, 2.2, 3.25)])
+    for other in windows[1:]:
+        np.testing.assert_array_equal(np.stack(windows[0]), np.stack(other))
+    # The same window the training data path cuts for a frame at t (audio starting at 0.25 s).
+    for t, w in zip((0.3, 0.75, 1.0, 2.2, 3.25), windows[0]):
+        np.testing.assert_array_equal(w, window_at(wave, t - 0.25, cfg))
+
+
+def test_ring_rejects_wrong_rate_and_time_going_backwards_and_fills_gaps():
+    ring = AudioRing(SR)
+    with pytest.raises(StreamError, match="16000 Hz; this stream runs at 8000 Hz"):
+        ring.write(AudioChunk(np.zeros(10, np.float32), 16000, 0.0))
+    ring.write(AudioChunk(np.ones(SR, np.float32), SR, 1.0))
+    with pytest.raises(StreamError, match="went backwards: chunk at t=1.5000 s"):
+        ring.write(AudioChunk(np.ones(100, np.float32), SR, 1.5))
+    ring.write(AudioChunk(np.full(SR, 2.0, np.float32), SR, 3.0))  # a 1 s dropout
+    assert ring.gaps == 1 and ring.end_time == pytest.approx(4.0)
+    w = ring.window(3.5, SR)  # 2.5 .. 3.5 s: half silence, half the new audio
+    assert (w[: SR // 2] == 0).all() and (w[SR // 2:] == 2.0).all()
+
+
+def test_ring_keeps_only_its_capacity():
+    ring = AudioRing(SR, seconds=1.0)
+    ring.write(AudioChunk(np.arange(3 * SR, dtype=np.float32), SR, 0.0))
+    w = ring.window(3.0, 2 * SR)
+    assert (w[:SR] == 0).all() and (w[SR:] == np.arange(2 * SR, 3 * SR)).all()
+
+
+def test_latest_frame_policy_drops_and_counts_stale_frames():
+    sync = Sync(SR, 400, audio=False)
+    for i in range(5):
+        sync.put_frame(Frame(0.1 * (i + 1), np.full((4, 4, 3), i, np.uint8)))
+    sample = sync.next(timeout=1)
+    assert sample.t == pytest.approx(0.5) and sample.image[0, 0, 0] == 4 and sample.audio is None
+    assert sync.drops == 4 and sync.frames_in == 5
+    assert sync.next(timeout=0.05) is None
+    with pytest.raises(StreamError, match="frame timestamp went backwards or repeated: t=0.5000"):
+        sync.put_frame(Frame(0.5, np.zeros((4, 4, 3), np.uint8)))
+
+
+def test_a_frame_waits_for_the_audio_that_ends_at_its_time():
+    sync = Sync(SR, 400, latest_only=True, audio_wait=5.0)
+    sync.put_audio(AudioChunk(np.ones(SR // 2, np.float32), SR, 0.0))  # audio up to 0.5 s
+    sync.put_frame(Frame(0.8, np.zeros((4, 4, 3), np.uint8)))
+    got = {}
+    reader = threading.Thread(target=lambda: got.setdefault("s", sync.next(timeout=5)))
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive()  # still waiting: the microphone is behind the camera
+    sync.put_audio(AudioChunk(np.full(SR // 2, 2.0, np.float32), SR))  # now up to 1.0 s
+    reader.join(5)
+    window = got["s"].audio  # 0.75 .. 0.8 s
+    assert len(window) == 400 and (window[:-int(0.3 * SR)] == 1.0).all() and (window[-int(0.3 * SR):] == 2.0).all()
+
+
+def test_audio_only_samples_every_hop_and_live_skips_to_the_newest():
+    sync = Sync(SR, SR // 2, video=False, latest_only=False, hop=0.25)
+    sync.put_audio(AudioChunk(np.zeros(SR, np.float32), SR, 0.0))
+    sync.close("audio")
+    ts = []
+    while (s := sync.next(timeout=1)) is not None:
+        ts.append(s.t)
+    assert ts == pytest.approx([0.5, 0.75, 1.0])
+    live = Sync(SR, SR // 2, video=False, latest_only=True, hop=0.25)
+    live.put_audio(AudioChunk(np.zeros(2 * SR, np.float32), SR, 0.0))
+    assert live.next(timeout=1).t == pytest.approx(2.0) and live.drops == 6
+
+
+class ListSource:
+    """Packets from a list (the streaming logic under test, not a device)."""
+
+    live, realtime = False, False
+
+    def __init__(self, packets, streams):
+        self._packets, self.streams = packets, frozenset(streams)
+
+    def packets(self):
+        yield from self._packets
+
+    def stop(self):
+        pass
+
+
+def test_the_same_audio_in_different_chunk_sizes_gives_the_same_predictions(onnx_bundle):
+    from edgemm.runtime import load
+    from support import CLASSES, easy_frame
+
+    session = load(onnx_bundle)
+    sr = session.preprocess.audio.sample_rate
+    rng = np.random.default_rng(3)
+    t = np.arange(3 * sr) / sr
+    wave = np.concatenate([0.4 * np.sin(2 * np.pi * CLASSES[lab][1] * t[: sr * 3 // 4]) for lab in CLASSES])
+    wave = (wave + rng.normal(0, 0.02, wave.size)).astype(np.float32)
+    frames = [Frame(0.1 * (i + 1), easy_frame(list(CLASSES)[min(i // 7, 3)], rng)) for i in range(29)]
+    runs = []
+    for sizes in ([sr // 50], [37, 1000, 5], [len(wave)]):
+        audio = [AudioChunk(c.samples, sr, c.t) for c in chunks(wave, sizes, t0=0.0)]
+        packets = sorted(audio + frames, key=lambda p: (p.t if isinstance(p, Frame) else -1))
+        # Audio first (as a file source releases it), so every frame has its whole window.
+        results = []
+
+        class Collect:
+            def put(self, r):
+                results.append((round(r.t, 6), r.raw_label, [round(v, 6) for v in r.scores.values()]))
+
+            def close(self):
+                pass
+
+        source = ListSource(packets, {"video", "audio"})
+        summary = Pipeline(session, [source], RunConfig(liveness=False), [Collect()]).run()
+        assert summary.results == len(frames) and summary.drops == 0
+        runs.append(results)
+    assert runs[0] == runs[1] == runs[2]
+    assert {r[1] for r in runs[0]} >= {"red_low", "green_mid"}  # the predictions do follow the media
+
+
+def test_smoothing_ema_majority_and_threshold():
+    ema = Smoother(["a", "b"], k=3)  # alpha = 0.5
+    assert ema.update(np.array([0.9, 0.1]))[0] == "a"
+    label, score, _ = ema.update(np.array([0.2, 0.8]))
+    assert (label, score) == ("a", pytest.approx(0.55))  # one frame of "b" does not flip it
+    assert ema.update(np.array([0.2, 0.8]))[:2] == ("b", pytest.approx(0.625))
+    maj = Smoother(["a", "b", "c"], k=3, mode="majority")
+    labels = [maj.update(np.eye(3)[i] * 0.8 + 0.05)[0] for i in (0, 0, 1, 1, 2)]
+    assert labels == ["a", "a", "a", "b", "b"]
+    sure = Smoother(["a", "b"], threshold=0.7)
+    assert sure.update(np.array([0.6, 0.4]))[:2] == (None, pytest.approx(0.6))
+    with pytest.raises(ValueError, match=r"smooth mode: 'median' is not one of \['ema', 'majority'\]"):
+        Smoother(["a"], mode="median")
+    with pytest.raises(ValueError, match="K must be >= 1"):
+        Smoother(["a"], k=0)
