@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,23 @@ def write_easy_clip(path: Path, label: str, seconds: float = 2.0, fps: int = 15,
     t = np.arange(int(seconds * rate)) / rate
     wave = 0.4 * np.sin(2 * np.pi * CLASSES[label][1] * t) + rng.normal(0, 0.02, t.size)
     return write_clip(path, frames, fps, wave.astype(np.float32), rate)
+
+
+def start_pulseaudio(rate: int = 48000) -> subprocess.Popen:
+    """A private PulseAudio with a mono null sink whose monitor is the default source (a virtual
+    microphone: what is played into ``vsink`` is recorded from device ``pulse``), plus the keep-alive
+    writer that keeps its clock running. Returns the keep-alive process; ``stop_pulseaudio`` ends both."""
+    subprocess.run(["pulseaudio", "--kill"], capture_output=True)
+    subprocess.run(["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--system=false", "-n",
+                    "--load=module-native-protocol-unix",
+                    f"--load=module-null-sink sink_name=vsink rate={rate} channels=1",
+                    "--load=module-always-sink"], check=True, capture_output=True, timeout=30)
+    subprocess.run(["pactl", "set-default-source", "vsink.monitor"], check=True, capture_output=True, timeout=30)
+    return subprocess.Popen(["pacat", "--latency-msec=10", "--device=vsink", "--raw", f"--rate={rate}",
+                             "--channels=1", "--format=s16le", "/dev/zero"])
+
+
+def stop_pulseaudio(keepalive: subprocess.Popen) -> None:
+    keepalive.kill()
+    keepalive.wait()
+    subprocess.run(["pulseaudio", "--kill"], capture_output=True)

@@ -67,17 +67,21 @@ class MicrophoneSource:
         device: Index, name substring, or ``None``/``"default"``.
         sample_rate: The model's rate; chunks come out at it.
         device_rate: Capture rate (default: the device's own default rate).
-        block_seconds: PortAudio block length.
-        queue_seconds: Audio held between the callback and ``packets()`` before blocks are dropped.
+        block_seconds: PortAudio block length; ``None`` lets the host API choose (measured on
+            PulseAudio's ALSA plugin: a fixed 20 ms block delayed the first callback by 1.7 s and
+            then delivered 40 % of the audio, a free block size ran at the full rate from 10 ms).
+        queue_blocks: Blocks held between the callback and ``packets()`` before blocks are dropped.
+        start_timeout: Seconds to wait for the first block before giving up.
     """
 
     live = True
     streams = frozenset({"audio"})
 
     def __init__(self, device: int | str | None = None, *, sample_rate: int, device_rate: int | None = None,
-                 block_seconds: float = 0.02, queue_seconds: float = 2.0) -> None:
+                 block_seconds: float | None = None, queue_blocks: int = 512, start_timeout: float = 5.0) -> None:
         self.device_arg, self.sample_rate = device, sample_rate
-        self.device_rate, self.block_seconds, self.queue_seconds = device_rate, block_seconds, queue_seconds
+        self.device_rate, self.block_seconds, self.queue_blocks = device_rate, block_seconds, queue_blocks
+        self.start_timeout = start_timeout
         self._stop = threading.Event()
         self.overflows = 0  # blocks PortAudio reported as overflowed, plus blocks our queue dropped
         self.level_dbfs = -np.inf
@@ -88,10 +92,13 @@ class MicrophoneSource:
         info = sd.query_devices(self.device, "input")
         self.device_name = info["name"]
         self.rate = int(self.device_rate or info["default_samplerate"])
-        blocksize = max(int(self.rate * self.block_seconds), 1)
-        self._q: queue.Queue = queue.Queue(maxsize=max(int(self.queue_seconds / self.block_seconds), 4))
+        blocksize = max(int(self.rate * self.block_seconds), 1) if self.block_seconds else 0
+        self._q: queue.Queue = queue.Queue(maxsize=self.queue_blocks)
+
+        started = threading.Event()
 
         def callback(indata, frames, time_info, status):
+            started.set()
             if status.input_overflow:
                 self.overflows += 1
             delay = time_info.currentTime - time_info.inputBufferAdcTime if time_info.inputBufferAdcTime else 0.0
@@ -106,6 +113,11 @@ class MicrophoneSource:
             self._stream.start()
         except sd.PortAudioError as e:
             raise MicrophoneError(f"microphone {self.device_name!r} at {self.rate} Hz: cannot start ({e})") from None
+        # Return once audio flows: the first PulseAudio stream of a session took 1.7 s to deliver
+        # here, and a pipeline started before that would treat the microphone as silent.
+        if not started.wait(self.start_timeout):
+            self.__exit__()
+            raise MicrophoneError(f"microphone {self.device_name!r}: no audio within {self.start_timeout:.0f} s")
         return self
 
     def __exit__(self, *exc: object) -> None:
