@@ -38,8 +38,8 @@ def media_dir(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def easy_manifest(tmp_path_factory) -> Path:
-    """``support.CLASSES``, 50 samples each (30 train / 10 val / 10 test)."""
-    return make_easy_manifest(tmp_path_factory.mktemp("easy"), per_class=50)
+    """``support.CLASSES``, 100 samples each (60 train / 20 val / 20 test)."""
+    return make_easy_manifest(tmp_path_factory.mktemp("easy"), per_class=100)
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +52,7 @@ def trained(easy_manifest, tmp_path_factory):
     def get(name: str) -> Path:
         if name not in cache:
             out = tmp_path_factory.mktemp(f"run-{name}")
-            config = TrainConfig(epochs=30, batch_size=16, lr=5e-3, label_smoothing=0.0, patience=0, seed=0)
+            config = TrainConfig(epochs=20, batch_size=16, lr=5e-3, label_smoothing=0.0, patience=0, seed=0)
             train(name, easy_manifest, out=out / "run", config=config, progress=False)
             cache[name] = out / "run"
         return cache[name]

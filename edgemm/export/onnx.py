@@ -104,7 +104,8 @@ class _Reader:
         raise NotImplementedError
 
 
-def _ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
+def ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
+    """Static int8 calibration of an fp32 ONNX file into QDQ (per-channel weights), frontend left float."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -121,6 +122,7 @@ def _ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
     return {"method": "ptq", "tool": "onnxruntime.quantization.quantize_static (QDQ, per-channel weights)",
             "calibration": {"samples": len(ctx.calibration), "data": ctx.calibration.description},
             "float_modules": list(FLOAT_SCOPES)}
+
 
 F32_HINT = {"INFERENCE_PRECISION_HINT": "f32"}
 
@@ -156,7 +158,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
             notes.append("float16 weights and compute; the log-mel frontend stays float32; inputs/outputs float32")
         else:
             ctx.log(f"onnx: calibrating int8 on {len(ctx.calibration)} samples")
-            quant = _ptq_int8(fp32, path, ctx)
+            quant = ptq_int8(fp32, path, ctx)
             fp32.unlink()
     if quant is not None:
         quant["weights"] = quantized_ops(onnx.load(str(path)))

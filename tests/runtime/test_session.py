@@ -111,4 +111,4 @@ def test_runtime_loads_and_runs_a_bundle_without_torch(onnx_bundle, easy_manifes
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "red_low"
     result = json.loads(lines[-1])
-    assert result["n"] == 40 and result["accuracy"] >= 0.9
+    assert result["n"] == 80 and result["accuracy"] >= 0.9
