@@ -5,6 +5,9 @@
     >>> session.predict(image=rgb_frame, audio=waveform)  # either may be None
     Prediction(label='...', score=0.97, ...)
 
+Live input: ``run(session, Inputs(camera="0", mic="default"))`` or, piece by piece,
+``open_source`` + ``Pipeline`` (see docs/runtime.md).
+
 Nothing here imports torch (a test checks it); ``pip install edgemm[runtime]`` is enough for ONNX,
 plus ``edgemm[openvino]`` or ``edgemm[tflite]`` for those bundles.
 """
@@ -21,6 +24,11 @@ _EXPORTS = {
     "is_bundle": "edgemm.runtime.manifest",
     "available_backends": "edgemm.runtime.backends",
     "evaluate_session": "edgemm.runtime.evaluate",
+    "open_source": "edgemm.runtime.sources",
+    "Pipeline": "edgemm.runtime.pipeline",
+    "RunConfig": "edgemm.runtime.pipeline",
+    "Inputs": "edgemm.runtime.run",
+    "run": "edgemm.runtime.run",
 }
 
 __all__ = sorted(_EXPORTS)

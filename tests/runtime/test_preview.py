@@ -1,0 +1,101 @@
+"""The live web preview (headless Chromium renders it) and the --show window (under Xvfb)."""
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from edgemm.runtime.sinks.preview import parse_address
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    from support import write_easy_clip
+
+    return write_easy_clip(tmp_path_factory.mktemp("long") / "green.mp4", "green_mid", seconds=12.0)
+
+
+def start_run(bundle, clip, **kw):
+    """``edgemm.runtime.run.run`` on a real-time clip in a thread; returns (thread, logged lines, result)."""
+    from edgemm.runtime import load
+    from edgemm.runtime.run import Inputs, run
+
+    logged, out = [], {}
+    session = load(bundle)
+    th = threading.Thread(target=lambda: out.setdefault("summary", run(
+        session, Inputs(video=clip, realtime=True), quiet=True, log=logged.append, **kw)), daemon=True)
+    th.start()
+    return th, logged, out
+
+
+def green_bar_pixels(rgb: np.ndarray) -> int:
+    """Pixels of the overlay's top-label bar colour (80, 200, 80)."""
+    return int((np.abs(rgb.astype(int) - (80, 200, 80)).sum(-1) < 40).sum())
+
+
+def test_parse_address():
+    assert parse_address("8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    with pytest.raises(ValueError, match="expected HOST:PORT or PORT"):
+        parse_address("localhost:http")
+
+
+@pytest.mark.browser
+def test_preview_page_renders_the_annotated_stream_in_headless_chromium(onnx_bundle, long_clip, tmp_path):
+    from PIL import Image
+
+    th, logged, _ = start_run(onnx_bundle, long_clip, preview="127.0.0.1:0")
+    deadline = time.monotonic() + 20
+    while not logged and time.monotonic() < deadline:
+        time.sleep(0.05)
+    url = logged[0].split("preview: ")[1]
+    assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
+    time.sleep(1.0)
+    scores = json.loads(urllib.request.urlopen(url + "scores", timeout=10).read())
+    assert {"t", "label", "scores", "latency_ms"} <= set(scores) and scores["label"] == "green_mid"
+    with urllib.request.urlopen(url + "stream.mjpg", timeout=10) as stream:
+        assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        head = stream.read(4096)
+    assert b"--frame" in head and b"\xff\xd8" in head  # a JPEG part
+    shot = tmp_path / "page.png"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=700,1000",
+                    url], capture_output=True, timeout=60)
+    th.join(timeout=30)
+    page = np.asarray(Image.open(shot).convert("RGB"))
+    assert green_bar_pixels(page) > 500  # the overlay's score bar is on the page, so is the stream
+    assert (page.reshape(-1, 3) == (17, 17, 17)).all(-1).sum() > 10000  # the page's own background
+
+
+@pytest.mark.browser
+def test_show_opens_a_window_under_xvfb(onnx_bundle, long_clip, tmp_path):
+    """--show draws the overlay in an OpenCV window: a screenshot of the X display shows it."""
+    import cv2
+
+    from edgemm.runtime.sinks.display import check_gui
+
+    check_gui()  # .ci/run installs the GUI build of OpenCV (opencv-python) for this test
+    display = ":97"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x900x24"])
+    try:
+        time.sleep(1.0)
+        import os
+
+        os.environ["DISPLAY"] = display
+        th, logged, out = start_run(onnx_bundle, long_clip, show=True)
+        time.sleep(4.0)
+        shot = tmp_path / "screen.png"
+        subprocess.run(["import", "-display", display, "-window", "root", str(shot)], check=True, timeout=30)
+        th.join(timeout=30)
+        screen = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB)
+        assert green_bar_pixels(screen) > 500
+        assert out["summary"].results > 10
+    finally:
+        xvfb.kill()
