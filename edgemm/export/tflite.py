@@ -8,7 +8,11 @@ activations inside and float32 inputs and outputs, and the log-mel frontend left
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
+
+import numpy as np
 
 from edgemm.export.errors import converting
 from edgemm.export.formats import Precision
@@ -20,11 +24,32 @@ TENSORS = {**{n: f"args_{i}" for i, n in enumerate(INPUT_NAMES)}, "logits": "out
 FLOAT_REGEX = "LogMelFrontend_frontend"  # litert-torch names tensors by module class and attribute
 
 
+def _calibrate(qt, calibration: list[dict]) -> dict:
+    """Activation ranges as the true min/max over all calibration samples.
+
+    ``Quantizer.calibrate`` keeps an exponential moving average (0.95) of per-sample ranges, so with
+    one sample per batch the ranges fit the last ~20 samples and clip everything else (measured on
+    the late-fusion test model: 92.5 % top-1 agreement with the float model, 100 % with min/max).
+    Each sample is calibrated alone and the ranges are merged, through the public API only.
+    """
+    merged: dict[str, dict] = {}
+    with contextlib.redirect_stderr(io.StringIO()):  # a progress bar per call
+        for sample in calibration:
+            for name, qsv in qt.calibrate({SIGNATURE: [sample]}).items():
+                if name not in merged:
+                    merged[name] = dict(qsv)
+                elif "min" in qsv:
+                    m = merged[name]
+                    m["min"], m["max"] = np.minimum(m["min"], qsv["min"]), np.maximum(m["max"], qsv["max"])
+                    m["num_samples"] = m.get("num_samples", 0) + qsv.get("num_samples", 0)
+    return merged
+
+
 def _quantize(fp32: Path, out: Path, recipe: list, calibration: list[dict] | None) -> None:
     from ai_edge_quantizer import quantizer
 
     qt = quantizer.Quantizer(str(fp32), recipe)
-    result = qt.calibrate({SIGNATURE: calibration}) if calibration is not None else None
+    result = _calibrate(qt, calibration) if calibration is not None else None
     qt.quantize(result, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
@@ -59,7 +84,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
         calib = [{TENSORS[k]: v for k, v in feed.items()} for feed in ctx.calibration.feeds(1)]
         ctx.log(f"tflite: ai-edge-quantizer int8 calibration on {len(calib)} samples")
         _quantize(fp32, path, _keep_float(recipes.static_wi8_ai8()), calib)
-        quant = {"method": "ptq", "tool": "ai-edge-quantizer static_wi8_ai8 (int8 weights and activations)",
+        quant = {"method": "ptq", "tool": "ai-edge-quantizer static_wi8_ai8 (int8 weights and activations), min/max ranges",
                  "calibration": {"samples": len(calib), "data": ctx.calibration.description},
                  "float_modules": ["frontend"], "io": "float32"}
         if ctx.source.int8 is not None:
