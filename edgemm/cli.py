@@ -14,9 +14,7 @@ from typing import Callable
 
 # Subcommands that later stages of the pipeline will add, with the issue that tracks each.
 PLANNED = {
-    "profile": ("per-stage and per-layer latency of a bundle", "#6"),
     "bench": ("accuracy and latency across formats and precisions", "#6"),
-    "devices": ("list and show device profiles", "#6"),
 }
 
 
@@ -309,6 +307,7 @@ def _planned(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     from edgemm import __version__
+    from edgemm.profile.cli import add_devices, add_profile
 
     parser = argparse.ArgumentParser(prog="edgemm", description="Audio-visual fusion models from workstation to edge device.")
     parser.add_argument("--version", action="version", version=f"edgemm {__version__}")
@@ -320,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_data(sub)
     _add_models(sub)
+    add_profile(sub)
+    add_devices(sub)
     for name, (help_text, issue) in PLANNED.items():
         p = sub.add_parser(name, help=f"{help_text} [not implemented yet]", add_help=True)
         p.add_argument("args", nargs=argparse.REMAINDER)
@@ -335,7 +336,9 @@ def _known_runtime_errors() -> tuple[type[Exception], ...]:
     from edgemm.runtime.sources.camera import CameraError
     from edgemm.runtime.sources.microphone import MicrophoneError
 
-    return ExportError, BackendUnavailable, CameraError, MicrophoneError, DisplayError
+    from edgemm.runtime.manifest import BundleError
+
+    return ExportError, BackendUnavailable, CameraError, MicrophoneError, DisplayError, BundleError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ FORMATS: dict[Target, FormatSpec] = {
                             dynamic_batch=True, int8_from_float="onnxruntime.quantization (static, QDQ)",
                             int8_keeps_qat=True, extra="export"),
     Target.OPENVINO: FormatSpec(Target.OPENVINO, "edgemm.export.openvino", ".xml", tuple(Precision), "openvino",
-                                dynamic_batch=True, int8_from_float="NNCF post-training quantization",
+                                dynamic_batch=True, int8_from_float="onnxruntime.quantization (static, QDQ) -> OpenVINO IR",
                                 int8_keeps_qat=True, extra="export-openvino"),
     Target.TFLITE: FormatSpec(Target.TFLITE, "edgemm.export.tflite", ".tflite", tuple(Precision), "tflite",
                               dynamic_batch=False, int8_from_float="ai-edge-quantizer (static, full-integer)",

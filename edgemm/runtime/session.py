@@ -47,10 +47,13 @@ class Session:
         backend: A ``BackendName`` value (default: the one for the bundle's target).
         device: Backend device / execution provider (see ``open_backend``).
         threads: Intra-op threads.
+        profile: Turn on the backend's per-op profiler (see ``Backend.layer_times``).
+        options: Backend options on top of the manifest's (OpenVINO properties, onnxruntime
+            execution-provider options), e.g. from a device profile.
     """
 
     def __init__(self, bundle: str | Path, backend: str | None = None, device: str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, profile: bool = False, options: dict | None = None) -> None:
         self.path = Path(bundle)
         self.manifest: Manifest = read_manifest(self.path)
         m = self.manifest
@@ -60,8 +63,9 @@ class Session:
         if m.verification.get("status") == "failed":
             warnings.warn(f"{self.path}: this bundle failed verification at export "
                           f"({m.verification.get('message', 'see manifest.json')})", stacklevel=2)
-        self.backend: Backend = open_backend(name, self.path / m.files["model"], runtime_hints=m.runtime,
-                                             device=device, threads=threads)
+        hints = {**m.runtime, name.value: {**m.runtime.get(name.value, {}), **(options or {})}}
+        self.backend: Backend = open_backend(name, self.path / m.files["model"], runtime_hints=hints,
+                                             device=device, threads=threads, profile=profile)
         self.labels = list(m.labels)
         self.preprocess = PreprocessConfig.from_dict(m.preprocess)
         self._tensor = {t.name: t.tensor for t in m.inputs}
@@ -122,6 +126,6 @@ class Session:
 
 
 def load(bundle: str | Path, backend: str | None = None, device: str | None = None,
-         threads: int | None = None) -> Session:
+         threads: int | None = None, options: dict | None = None) -> Session:
     """Opens a bundle for inference (see ``Session``)."""
-    return Session(bundle, backend=backend, device=device, threads=threads)
+    return Session(bundle, backend=backend, device=device, threads=threads, options=options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -45,8 +45,21 @@ class Backend(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
+class LayerTime(NamedTuple):
+    """One op/layer of the compiled model and its mean time per run, from the backend's own profiler."""
+
+    name: str
+    op: str
+    mean_ms: float
+    calls: int
+
+
+class LayerProfileUnavailable(RuntimeError):
+    """The backend offers no per-layer profiler (the message says what to use instead)."""
+
+
 def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: dict[str, Any] | None = None,
-                 device: str | None = None, threads: int | None = None) -> Backend:
+                 device: str | None = None, threads: int | None = None, profile: bool = False) -> Backend:
     """Opens ``model_path`` with the backend called ``name``.
 
     Args:
@@ -57,6 +70,7 @@ def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: di
             ``TensorRT``, ``OpenVINO``), an OpenVINO device (``CPU``, ``GPU``, ``NPU``, ``AUTO``);
             ignored by TFLite (XNNPACK on the CPU).
         threads: Intra-op threads (None: the backend's default).
+        profile: Turn on the backend's per-op profiler (slower runs); read it with ``layer_times()``.
     """
     from edgemm.config import parse_enum
 
@@ -68,7 +82,7 @@ def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: di
         raise BackendUnavailable(f"backend {backend.value!r} is not installed ({e}); "
                                  f"pip install 'edgemm[{extra}]'") from None
     return module.open(Path(model_path), hints=(runtime_hints or {}).get(backend.value, {}), device=device,
-                       threads=threads)
+                       threads=threads, profile=profile)
 
 
 def available_backends() -> list[str]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from edgemm.runtime.backends import LayerTime
 
 NAME = "onnxruntime"
 
@@ -23,18 +28,24 @@ class OrtBackend:
     name = NAME
 
     def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
-                 hints: dict[str, Any] | None = None) -> None:
+                 hints: dict[str, Any] | None = None, profile: bool = False) -> None:
         available = ort.get_available_providers()
         wanted = provider_name(device or "cpu")
         if wanted not in available:
             raise ValueError(f"onnxruntime execution provider {wanted!r} is not in this onnxruntime build; "
                              f"available: {', '.join(available)}")
-        providers = [wanted] + (["CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [])
+        # Options (from a device profile) go to the chosen provider, e.g. trt_fp16_enable for TensorRT.
+        providers = [(wanted, {k: str(v) for k, v in (hints or {}).items()})]
+        providers += [("CPUExecutionProvider", {})] if wanted != "CPUExecutionProvider" else []
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if profile:
+            self._trace_dir = tempfile.TemporaryDirectory(prefix="edgemm-ort-profile-")
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(Path(self._trace_dir.name) / "ort")
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         self.device = self.session.get_providers()[0]
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -42,6 +53,20 @@ class OrtBackend:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs, self.session.run(self.outputs, feeds)))
 
+    def layer_times(self) -> list[LayerTime]:
+        """Per-node kernel times from onnxruntime's trace (ends profiling), slowest first."""
+        events = json.loads(Path(self.session.end_profiling()).read_text())
+        total, calls, ops = defaultdict(float), defaultdict(int), {}
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                node = e["name"][: -len("_kernel_time")]
+                total[node] += e["dur"] / 1e3  # microseconds
+                calls[node] += 1
+                ops[node] = e.get("args", {}).get("op_name", "?")
+        runs = max(calls.values(), default=1)
+        return sorted((LayerTime(n, ops[n], total[n] / runs, calls[n]) for n in total), key=lambda t: -t.mean_ms)
 
-def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None) -> OrtBackend:
-    return OrtBackend(path, device=device, threads=threads, hints=hints)
+
+def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None,
+         profile: bool = False) -> OrtBackend:
+    return OrtBackend(path, device=device, threads=threads, hints=hints, profile=profile)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edgemm.runtime.backends import LayerProfileUnavailable
+
 try:
     from ai_edge_litert.interpreter import Interpreter
     INTERPRETER = "ai_edge_litert"
@@ -30,7 +32,7 @@ class TFLiteBackend:
     name = NAME
 
     def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
-                 hints: dict[str, Any] | None = None) -> None:
+                 hints: dict[str, Any] | None = None, profile: bool = False) -> None:
         if device and device.upper() != "CPU":
             raise ValueError(f"the TFLite backend runs on the CPU (XNNPACK); device {device!r} is not supported")
         self.device = f"CPU ({INTERPRETER}, XNNPACK)"
@@ -42,6 +44,12 @@ class TFLiteBackend:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.runner(**feeds).items()}
 
+    def layer_times(self) -> list:
+        raise LayerProfileUnavailable(
+            f"the {INTERPRETER} Python interpreter exposes no per-op profiler; for op times run LiteRT's "
+            "benchmark_model tool with --enable_op_profiling=true on the bundle's model.tflite")
 
-def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None) -> TFLiteBackend:
+
+def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None,
+         profile: bool = False) -> TFLiteBackend:
     return TFLiteBackend(path, device=device, threads=threads, hints=hints)

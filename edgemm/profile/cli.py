@@ -1,0 +1,99 @@
+"""``edgemm profile`` and ``edgemm devices`` (torch-free), and ``--device`` for the other commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def device_profile(value: str | None):
+    """The ``DeviceProfile`` named by ``--device`` (a shipped name or a YAML path), or None."""
+    if value is None:
+        return None
+    from edgemm.devices import load_profile
+
+    return load_profile(value)
+
+
+def add_profile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="per-stage and per-layer latency, load time and memory of a bundle",
+                       description="Time each stage of a live prediction (preprocess, inference, postprocess, "
+                                   "end to end) after a warm-up, and list the slowest layers from the backend's profiler.")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--runs", type=int, default=200, help="timed predictions (at least)")
+    p.add_argument("--min-time", type=float, default=0.0, help="also keep running for this many seconds")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--layers", type=int, default=10, help="slowest layers to list (0: skip the per-layer pass)")
+    p.add_argument("--backend", default=None, help="onnxruntime | openvino | tflite (default: the bundle's own)")
+    p.add_argument("--provider", default=None,
+                   help="onnxruntime execution provider (cpu, cuda, tensorrt) or OpenVINO device (CPU, GPU, NPU)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--frame-size", default=None, metavar="WxH", help="camera frame fed to preprocessing (default 640x480)")
+    p.add_argument("--device", default=None, metavar="PROFILE",
+                   help="device profile (name or YAML): its backend, provider, threads, options and frame size")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="latency histogram + per-stage bars")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    p.set_defaults(func=cmd_profile)
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--frame-size: expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise ValueError(f"--frame-size: width and height must be positive, got {text!r}")
+    return w, h
+
+
+def cmd_profile(a: argparse.Namespace) -> int:
+    from edgemm.profile import ProfileConfig, profile, to_markdown
+    from edgemm.profile.latency import plot
+
+    dev = device_profile(a.device)
+    size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
+    config = ProfileConfig(runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers,
+                           backend=a.backend or (dev.backend if dev else None),
+                           device=a.provider or (dev.device if dev else None),
+                           threads=a.threads or (dev.threads if dev else None), frame_size=size,
+                           options=dict(dev.backend_options) if dev else {})
+    report = profile(a.bundle, config, device_profile=dev)
+    if a.plot:
+        plot(report, a.plot)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(report.to_dict(), indent=2))
+    print(json.dumps(report.to_dict()) if a.json else to_markdown(report))
+    return 0
+
+
+def add_devices(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("devices", help="list the shipped device profiles, or show / validate one",
+                       description="Without NAME: one line per shipped profile. With NAME (or a path to your own "
+                                   "YAML): the full profile, validated.")
+    p.add_argument("name", nargs="?", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
+
+
+def cmd_devices(a: argparse.Namespace) -> int:
+    import yaml
+
+    from edgemm.devices import list_profiles, load_profile
+
+    if a.name is None:
+        profiles = list_profiles()
+        if a.json:
+            print(json.dumps([p.to_dict() for p in profiles]))
+            return 0
+        width = max(len(p.name) for p in profiles)
+        for p in profiles:
+            print(f"{p.name:<{width}}  {p.target:<8} {p.precision:<5} {p.backend + '/' + p.device:<21} "
+                  f"budget {p.latency_budget_ms:g} ms")
+        return 0
+    prof = load_profile(a.name)
+    d = prof.to_dict()
+    print(json.dumps(d) if a.json else yaml.safe_dump(d, sort_keys=False, width=100).rstrip())
+    return 0

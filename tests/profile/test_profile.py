@@ -1,0 +1,117 @@
+"""edgemm profile: stage percentiles, per-layer times from each backend's profiler, device profiles."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from edgemm.cli import main
+from edgemm.profile import LatencyStats, ProfileConfig, profile
+
+
+def _stages_are_plausible(stages: dict) -> None:
+    assert {"preprocess", "inference", "postprocess", "end_to_end"} <= set(stages)
+    for name, s in stages.items():
+        assert 0 < s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"], (name, s)
+        assert s["mean_ms"] > 0 and s["std_ms"] >= 0
+    # End to end contains the stages, measured around the same calls.
+    parts = sum(stages[k]["p50_ms"] for k in ("preprocess", "inference", "postprocess"))
+    assert stages["end_to_end"]["p50_ms"] >= 0.9 * parts
+    assert stages["end_to_end"]["p50_ms"] >= stages["inference"]["p50_ms"]
+
+
+def test_latency_stats_percentiles():
+    s = LatencyStats.from_ns(np.arange(1, 101) * 1_000_000)  # 1..100 ms
+    assert s.n == 100 and s.p50_ms == pytest.approx(50.5) and s.p90_ms == pytest.approx(90.1)
+    assert s.p99_ms == pytest.approx(99.01) and s.mean_ms == pytest.approx(50.5)
+    with pytest.raises(ValueError, match="no timings"):
+        LatencyStats.from_ns([])
+
+
+def test_profile_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="runs"):
+        ProfileConfig(runs=0)
+
+
+def test_profile_onnx_json_and_layers_match_the_graph(onnx_bundle, capsys):
+    import onnx
+
+    assert main(["profile", str(onnx_bundle), "--runs", "40", "--warmup", "5", "--layers", "5", "--threads", "1",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("stages", "load_ms", "peak_rss_mb", "model_bytes", "backend", "precision", "threads"):
+        assert key in report, key
+    _stages_are_plausible(report["stages"])
+    assert report["stages"]["end_to_end"]["n"] == report["runs"] == 40
+    assert report["backend"] == "onnxruntime" and report["precision"] == "fp32" and report["threads"] == 1
+    assert report["model_bytes"] == (onnx_bundle / "model.onnx").stat().st_size
+    assert report["load_ms"] > 0 and report["peak_rss_mb"] > 10 and report["machine"]["cpu"]
+    # The slowest layers are real nodes of the exported graph, slowest first.
+    layers = report["layers"]
+    nodes = {n.name: n.op_type for n in onnx.load(str(onnx_bundle / "model.onnx")).graph.node}
+    assert 1 <= len(layers) <= 5
+    assert [r["mean_ms"] for r in layers] == sorted((r["mean_ms"] for r in layers), reverse=True)
+    assert 0 < sum(r["share"] for r in layers) <= 1.0 + 1e-9
+    # onnxruntime may fuse nodes (Conv+Relu -> "..._nchwc"); most top layers keep the graph's names.
+    known = [r for r in layers if r["name"] in nodes]
+    assert known and all(nodes[r["name"]] == r["op"] for r in known), (layers, list(nodes)[:10])
+
+
+def test_profile_openvino_counters_and_device_profile(onnx_bundle, tmp_path, capsys):
+    """x86-laptop-cpu runs ONNX bundles on OpenVINO: its backend, threads, options and frame size apply."""
+    from PIL import Image
+
+    png = tmp_path / "p.png"
+    assert main(["profile", str(onnx_bundle), "--device", "x86-laptop-cpu", "--runs", "30", "--warmup", "5",
+                 "--layers", "3", "--json", "--plot", str(png)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    _stages_are_plausible(report["stages"])
+    assert report["backend"] == "openvino" and report["device"] == "CPU" and report["threads"] == 4
+    assert report["frame_size"] == [1280, 720] and report["device_profile"] == "x86-laptop-cpu"
+    assert report["latency_budget_ms"] == 33
+    assert report["within_budget"] == (report["stages"]["end_to_end"]["p90_ms"] <= 33)
+    assert len(report["layers"]) == 3 and all("(" in r["op"] for r in report["layers"])  # "Convolution (jit_...)"
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[0] > 500
+
+
+def test_profile_bigger_frames_cost_more_preprocessing(onnx_bundle):
+    small = profile(onnx_bundle, ProfileConfig(runs=40, warmup=5, layers=0, frame_size=(160, 120), threads=1))
+    big = profile(onnx_bundle, ProfileConfig(runs=40, warmup=5, layers=0, frame_size=(1920, 1080), threads=1))
+    assert big.stages["preprocess"].p50_ms > small.stages["preprocess"].p50_ms
+    assert small.layers == [] and "skipped" in small.layers_note
+
+
+@pytest.mark.slow
+def test_profile_tflite_reports_why_there_are_no_layers(trained, tmp_path):
+    from edgemm.export import export
+
+    bundle = tmp_path / "t.edgemm"
+    export(trained("test_concat"), target="tflite", out=bundle, verify_samples=8, log=lambda s: None)
+    r = profile(bundle, ProfileConfig(runs=20, warmup=2, layers=5))
+    _stages_are_plausible({k: v.to_dict() for k, v in r.stages.items()})
+    assert r.layers == [] and "benchmark_model" in r.layers_note
+    assert r.model_bytes == (bundle / "model.tflite").stat().st_size
+
+
+def test_profile_missing_bundle_is_a_clear_error(tmp_path, capsys):
+    assert main(["profile", str(tmp_path / "nope.edgemm")]) == 1
+    assert "nope.edgemm" in capsys.readouterr().err
+
+
+def test_profile_and_devices_work_without_torch(onnx_bundle):
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None
+        from edgemm.profile import profile, ProfileConfig
+        from edgemm.devices import list_profiles
+        assert len(list_profiles()) >= 6
+        r = profile({str(onnx_bundle)!r}, ProfileConfig(runs=5, warmup=1, layers=2))
+        assert r.stages["end_to_end"].p50_ms > 0 and r.layers
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
