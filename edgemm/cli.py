@@ -10,13 +10,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
-
-# Subcommands that later stages of the pipeline will add, with the issue that tracks each.
-PLANNED = {
-    "bench": ("accuracy and latency across formats and precisions", "#6"),
-}
-
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from edgemm.train.config import TrainConfig
@@ -297,17 +290,9 @@ def _cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-def _planned(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
-    def cmd(a: argparse.Namespace) -> int:
-        print(f"edgemm {name}: not implemented yet (planned, tracked in issue {issue})", file=sys.stderr)
-        return 2
-
-    return cmd
-
-
 def build_parser() -> argparse.ArgumentParser:
     from edgemm import __version__
-    from edgemm.profile.cli import add_devices, add_profile
+    from edgemm.profile.cli import add_bench, add_devices, add_profile
 
     parser = argparse.ArgumentParser(prog="edgemm", description="Audio-visual fusion models from workstation to edge device.")
     parser.add_argument("--version", action="version", version=f"edgemm {__version__}")
@@ -321,10 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(sub)
     add_profile(sub)
     add_devices(sub)
-    for name, (help_text, issue) in PLANNED.items():
-        p = sub.add_parser(name, help=f"{help_text} [not implemented yet]", add_help=True)
-        p.add_argument("args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_planned(name, issue))
+    add_bench(sub)
     return parser
 
 

@@ -97,3 +97,38 @@ def cmd_devices(a: argparse.Namespace) -> int:
     d = prof.to_dict()
     print(json.dumps(d) if a.json else yaml.safe_dump(d, sort_keys=False, width=100).rstrip())
     return 0
+
+
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="export, evaluate and profile every target × precision of a checkpoint",
+                       description="One table: size, accuracy on the whole split, latency percentiles, speed-up "
+                                   "vs PyTorch fp32 eager and parity, per target and precision.")
+    p.add_argument("checkpoint", nargs="?", type=Path, default=None,
+                   help="checkpoint or run directory (default: the latest `edgemm compress` output)")
+    p.add_argument("--targets", default="onnx,openvino,tflite")
+    p.add_argument("--precisions", default="fp32,fp16,int8")
+    p.add_argument("--data", default=None, help="evaluation data (default: the checkpoint's)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--runs", type=int, default=100, help="timed predictions per format")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", type=Path, default=None, help="bundles, bench.json and plot (default: <run>/bench)")
+    p.add_argument("--no-reuse", action="store_true", help="re-export even when a bundle of this checkpoint exists")
+    p.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
+                   help="accuracy-vs-latency plot (default: <out>/bench.png)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    import sys
+
+    from edgemm.profile.bench import BenchConfig, bench, plot, to_markdown
+
+    split = (lambda s: tuple(v.strip() for v in s.split(",") if v.strip()))
+    config = BenchConfig(targets=split(a.targets), precisions=split(a.precisions), data=a.data, split=a.split,
+                         runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse)
+    report = bench(a.checkpoint, config, log=lambda s: print(s, file=sys.stderr))
+    out = Path(report.rows[0].bundle).parent / "bench" if a.out is None else a.out
+    plot(report, a.plot or out / "bench.png")
+    print(json.dumps(report.to_dict()) if a.json else to_markdown(report))
+    return 0

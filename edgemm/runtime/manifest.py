@@ -137,15 +137,19 @@ def read_manifest(bundle: str | Path) -> Manifest:
     return manifest
 
 
-def write_manifest(manifest: Manifest, bundle: str | Path) -> Path:
-    """Writes ``manifest.json`` atomically (temporary file, then rename)."""
-    path = Path(bundle) / MANIFEST
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=path.parent)
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Writes a text file atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        json.dump(manifest.to_dict(), f, indent=2)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
     return path
+
+
+def write_manifest(manifest: Manifest, bundle: str | Path) -> Path:
+    """Writes ``manifest.json`` atomically."""
+    return atomic_write_text(Path(bundle) / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
 
 
 def publish(staging: Path, bundle: Path) -> Path:

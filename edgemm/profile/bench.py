@@ -1,0 +1,233 @@
+"""``edgemm bench``: every target × precision of one checkpoint, exported, evaluated and profiled.
+
+Each combination is exported (or an earlier bundle of the same checkpoint is reused), evaluated on
+the whole split through the torch-free runtime, and profiled like ``edgemm profile``. PyTorch fp32
+eager on the same single-sample input is the speed reference. A combination that fails to export
+is a row with the reason; one that exports but fails verification is measured and marked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgemm.profile.latency import ProfileConfig, profile
+from edgemm.profile.stats import LatencyStats, machine
+
+TARGETS = ("onnx", "openvino", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class BenchConfig:
+    """What to bench.
+
+    Attributes:
+        targets: Bundle targets.
+        precisions: Precisions of each target.
+        data: Evaluation data (default: the checkpoint's own).
+        split: The split evaluated, whole.
+        runs: Timed predictions per bundle (and for PyTorch).
+        threads: Threads for every runtime and for PyTorch (None: each one's default).
+        out: Directory for the bundles, ``bench.json`` and the plot (default: next to the checkpoint).
+        reuse: Reuse a bundle in ``out`` exported from the same checkpoint (same sha256).
+    """
+
+    targets: tuple[str, ...] = TARGETS
+    precisions: tuple[str, ...] = PRECISIONS
+    data: str | None = None
+    split: str = "test"
+    runs: int = 100
+    threads: int | None = None
+    out: Path | None = None
+    reuse: bool = True
+
+    def __post_init__(self) -> None:
+        for name, values, valid in (("--targets", self.targets, TARGETS), ("--precisions", self.precisions, PRECISIONS)):
+            bad = [v for v in values if v not in valid]
+            if bad or not values:
+                raise ValueError(f"{name}: {bad or 'nothing'} given; choose from {list(valid)}")
+
+
+@dataclass
+class BenchRow:
+    """One format (or PyTorch); ``status`` is ok, verification-failed or export-failed (see ``reason``)."""
+
+    target: str
+    precision: str
+    status: str
+    reason: str = ""
+    bundle: str | None = None
+    size_mb: float | None = None
+    accuracy: float | None = None
+    accuracy_image_only: float | None = None
+    accuracy_audio_only: float | None = None
+    n: int | None = None
+    inference: dict[str, float] | None = None
+    end_to_end: dict[str, float] | None = None
+    speedup: float | None = None  # PyTorch fp32 eager p50 / this p50, inference only
+    parity: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class BenchReport:
+    checkpoint: str
+    data: str
+    split: str
+    rows: list[BenchRow]
+    machine: dict[str, Any] = field(default_factory=machine)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "data": self.data, "split": self.split, "machine": self.machine,
+                "rows": [asdict(r) for r in self.rows]}
+
+
+def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> BenchRow:
+    import torch
+
+    from edgemm.data.preprocess import preprocess_image
+    from edgemm.export.source import torch_runner
+    from edgemm.runtime.evaluate import metrics, predict_logits
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    t0 = time.perf_counter()
+    r = metrics(*predict_logits(torch_runner(source.model), dataset), labels)
+    model = source.model.eval()
+    x = (torch.from_numpy(preprocess_image(frame, source.preprocess.image))[None], torch.from_numpy(audio)[None],
+         torch.ones(1), torch.ones(1))
+    times = []
+    with torch.inference_mode():
+        for i in range(config.runs + 10):
+            a = time.perf_counter_ns()
+            model(*x)
+            if i >= 10:
+                times.append(time.perf_counter_ns() - a)
+    size = sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6
+    return BenchRow("pytorch", "fp32", "ok", bundle=str(source.checkpoint), size_mb=size, accuracy=r.accuracy,
+                    accuracy_image_only=r.accuracy_image_only, accuracy_audio_only=r.accuracy_audio_only, n=r.n,
+                    inference=LatencyStats.from_ns(times).to_dict(), speedup=1.0, parity="reference (eager)",
+                    seconds=time.perf_counter() - t0)
+
+
+def _bundle_for(source, target: str, precision: str, out: Path, config: BenchConfig, log) -> tuple[Path, str]:
+    """Exports (or reuses) one bundle; returns it and its parity text. Export errors propagate."""
+    from edgemm.export import VerificationFailed, export
+    from edgemm.runtime.manifest import read_manifest
+
+    bundle = out / f"{source.name}-{target}-{precision}.edgemm"
+    if config.reuse and bundle.is_dir():
+        m = read_manifest(bundle)
+        if m.source.get("sha256") == source.sha256:
+            log(f"bench: reusing {bundle}")
+            return bundle, _parity(m.verification)
+    try:
+        m = export(source.checkpoint, target=target, precision=precision, out=bundle, log=log)
+    except VerificationFailed:
+        m = read_manifest(bundle)
+    return bundle, _parity(m.verification)
+
+
+def _parity(v: dict) -> str:
+    if v.get("status") == "passed":
+        return f"passed (top-1 agreement {v.get('top1_agreement', float('nan')):.3f})"
+    return f"{v.get('status', 'unknown')}: {v.get('message', '')}".strip()
+
+
+def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
+          log: Callable[[str], None] = print) -> BenchReport:
+    """Runs the bench (see the module docstring); ``out/bench.json`` is written as rows finish."""
+    from edgemm.data import open_dataset
+    from edgemm.export.source import load_source
+    from edgemm.profile.latency import synthetic_inputs
+    from edgemm.runtime import evaluate_session, load
+    from edgemm.runtime.manifest import atomic_write_text
+
+    config = config or BenchConfig()
+    source = load_source(checkpoint)
+    out = Path(config.out) if config.out else source.checkpoint.parent / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    data = config.data or source.ckpt.get("data") or "default"
+    dataset = open_dataset(data, source.preprocess, splits=(config.split,), labels=source.labels).get(config.split)
+    log(f"bench: {source.checkpoint} on {data} [{config.split}, n={len(dataset)}]")
+    report = BenchReport(str(source.checkpoint), str(data), config.split, [])
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    audio = (0.1 * rng.standard_normal(source.preprocess.audio.clip_samples)).astype(np.float32)
+    report.rows.append(_torch_row(source, dataset, source.labels, frame, audio, config))
+    base = report.rows[0].inference["p50_ms"]
+    for target in config.targets:
+        for precision in config.precisions:
+            t0 = time.perf_counter()
+            try:
+                bundle, parity = _bundle_for(source, target, precision, out, config, log)
+            except Exception as e:  # noqa: BLE001 - any export failure is a row, not a crash
+                report.rows.append(BenchRow(target, precision, "export-failed", reason=f"{type(e).__name__}: {e}",
+                                            seconds=time.perf_counter() - t0))
+                log(f"bench: {target} {precision}: export failed: {e}")
+                continue
+            session = load(bundle, threads=config.threads)
+            r = evaluate_session(session, dataset, source.labels)
+            p = profile(bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, threads=config.threads))
+            m = session.manifest
+            size = sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6
+            report.rows.append(BenchRow(
+                target, precision, "ok" if parity.startswith("passed") else "verification-failed",
+                reason="" if parity.startswith("passed") else parity, bundle=str(bundle), size_mb=size,
+                accuracy=r.accuracy, accuracy_image_only=r.accuracy_image_only,
+                accuracy_audio_only=r.accuracy_audio_only, n=r.n, inference=p.stages["inference"].to_dict(),
+                end_to_end=p.stages["end_to_end"].to_dict(), speedup=base / p.stages["inference"].p50_ms,
+                parity=parity, seconds=time.perf_counter() - t0))
+            atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
+    atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
+    return report
+
+
+def to_markdown(report: BenchReport) -> str:
+    mc = report.machine
+    n = next((r.n for r in report.rows if r.n), None)
+    lines = [f"{report.checkpoint} on {report.data} [{report.split}, n={n}] · {mc['cpu']} ({mc['cores']} cores)", "",
+             "| target | precision | size MB | fused | image-only | audio-only | p50 ms | p90 ms | e2e p50 ms | "
+             "speed-up | parity |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in report.rows:
+        if r.status == "export-failed":
+            lines.append(f"| {r.target} | {r.precision} | | | | | | | | | export failed: {r.reason[:120]} |")
+            continue
+        e2e = f"{r.end_to_end['p50_ms']:.3f}" if r.end_to_end else ""
+        lines.append(f"| {r.target} | {r.precision} | {r.size_mb:.2f} | {r.accuracy:.3f} | {r.accuracy_image_only:.3f} | "
+                     f"{r.accuracy_audio_only:.3f} | {r.inference['p50_ms']:.3f} | {r.inference['p90_ms']:.3f} | {e2e} | "
+                     f"{r.speedup:.2f}× | {r.parity[:80]} |")
+    return "\n".join(lines)
+
+
+def plot(report: BenchReport, path: str | Path) -> Path:
+    """Fused accuracy against p50 inference latency, one point per format."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in report.rows:
+        if r.inference is None:
+            continue
+        ax.scatter(r.inference["p50_ms"], r.accuracy, s=40, marker="s" if r.target == "pytorch" else "o")
+        ax.annotate(f"{r.target} {r.precision}", (r.inference["p50_ms"], r.accuracy), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 inference latency, ms (log)")
+    ax.set_ylabel(f"fused accuracy ({report.split})")
+    ax.set_title("accuracy vs latency")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

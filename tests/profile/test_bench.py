@@ -1,0 +1,53 @@
+"""edgemm bench: one row per target × precision, measured on the whole split; failures are rows."""
+
+import dataclasses
+import json
+
+import pytest
+
+from edgemm.cli import main
+from edgemm.export.formats import FORMATS, Target
+from edgemm.profile.bench import BenchConfig
+
+
+@pytest.mark.slow
+def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path, monkeypatch, capsys):
+    run = trained("test_concat")
+    # TFLite as on a machine without its export extras: the exporter module cannot be imported.
+    monkeypatch.setitem(FORMATS, Target.TFLITE, dataclasses.replace(FORMATS[Target.TFLITE], module="edgemm.export._absent"))
+    out = tmp_path / "bench"
+    args = ["bench", str(run), "--targets", "onnx,openvino,tflite", "--precisions", "fp32,int8", "--runs", "20",
+            "--threads", "1", "--out", str(out)]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {(r["target"], r["precision"]): r for r in report["rows"]}
+    assert set(rows) == {("pytorch", "fp32"), *((t, p) for t in ("onnx", "openvino", "tflite") for p in ("fp32", "int8"))}
+    n_test = sum(1 for line in easy_manifest.read_text().splitlines()[1:] if ",test" in line)
+    for key in (("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")):
+        r = rows[key]
+        assert r["status"] == "ok" and r["parity"].startswith("passed"), r
+        assert r["n"] == n_test == 80  # the whole split, not a handful
+        assert 0 < r["inference"]["p50_ms"] <= r["inference"]["p90_ms"] <= r["inference"]["p99_ms"]
+        assert r["end_to_end"]["p50_ms"] >= r["inference"]["p50_ms"] and r["speedup"] > 0
+        assert r["size_mb"] > 0 and (tmp_path / "bench" / r["bundle"].split("/")[-1] / "manifest.json").is_file()
+    # fp32 bundles answer like PyTorch on the whole split; int8 is smaller than fp32.
+    assert rows[("onnx", "fp32")]["accuracy"] == pytest.approx(rows[("pytorch", "fp32")]["accuracy"])
+    assert rows[("onnx", "int8")]["size_mb"] < 0.7 * rows[("onnx", "fp32")]["size_mb"]
+    assert rows[("pytorch", "fp32")]["speedup"] == 1.0
+    for p in ("fp32", "int8"):
+        r = rows[("tflite", p)]
+        assert r["status"] == "export-failed" and "edgemm[export-tflite]" in r["reason"] and r["accuracy"] is None
+    assert (out / "bench.png").stat().st_size > 1000 and json.loads((out / "bench.json").read_text())["rows"]
+    # A second run reuses the bundles of the same checkpoint and prints the Markdown table.
+    mtime = (out / f"test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime
+    assert main([*args[:3], "onnx", "--precisions", "int8", "--runs", "5", "--out", str(out)]) == 0
+    table = capsys.readouterr()
+    assert "| onnx | int8 |" in table.out and "reusing" in table.err
+    assert (out / "test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime == mtime
+
+
+def test_bench_config_names_bad_choices():
+    with pytest.raises(ValueError, match=r"--targets: \['coreml'\] given; choose from"):
+        BenchConfig(targets=("onnx", "coreml"))
+    with pytest.raises(ValueError, match="--precisions"):
+        BenchConfig(precisions=())
