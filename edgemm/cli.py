@@ -83,9 +83,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                        description="Export a checkpoint as a self-describing bundle and verify it against PyTorch.")
     p.add_argument("checkpoint", nargs="?", type=Path, default=None,
                    help="checkpoint or run directory (default: the latest `edgemm compress` output, runs/compress)")
-    p.add_argument("--target", required=True, choices=[t.value for t in Target])
-    p.add_argument("--precision", default="fp32", choices=[x.value for x in Precision])
-    p.add_argument("--device", default=None, help="device profile the bundle is meant for (recorded in the manifest)")
+    p.add_argument("--target", default=None, choices=[t.value for t in Target], help="(default: the --device profile's)")
+    p.add_argument("--precision", default=None, choices=[x.value for x in Precision] + ["auto"],
+                   help="fp32 (default), fp16, int8, or auto: the fastest that verifies, measured here on the "
+                        "bundle's backend (or the --device profile's)")
+    p.add_argument("--device", default=None, metavar="PROFILE",
+                   help="device profile (name or YAML): default target and precision, and the backend, threads "
+                        "and options `auto` measures with; recorded in the manifest")
     p.add_argument("--calib-data", default=None, help="int8 calibration data (default: the training data)")
     p.add_argument("--calib-samples", type=int, default=256)
     p.add_argument("--verify-samples", type=int, default=256)
@@ -98,11 +102,21 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _cmd_export(a: argparse.Namespace) -> int:
     from edgemm.export import VerificationFailed, export
 
+    from edgemm.profile.cli import device_profile
+
     log = (lambda s: print(s, file=sys.stderr)) if a.json else print
+    dev = device_profile(a.device)
+    target = a.target or (dev.target if dev else None)
+    if target is None:
+        raise ValueError("--target is required (onnx, openvino or tflite) unless a --device profile gives it")
+    precision = a.precision or (dev.precision if dev else "fp32")
+    auto = None
+    if dev is not None and precision == "auto" and dev.target == target:
+        auto = {"backend": dev.backend, "device": dev.device, "threads": dev.threads, "options": dev.backend_options}
     try:
-        manifest = export(a.checkpoint, target=a.target, precision=a.precision, out=a.out, calib_data=a.calib_data,
+        manifest = export(a.checkpoint, target=target, precision=precision, out=a.out, calib_data=a.calib_data,
                           verify_output=not a.no_verify, calib_samples=a.calib_samples,
-                          verify_samples=a.verify_samples, device=a.device, log=log)
+                          verify_samples=a.verify_samples, device=dev.name if dev else None, auto=auto, log=log)
     except VerificationFailed as e:
         print(f"edgemm export: {e}\n(the bundle is kept at {e.bundle}, marked failed in its manifest)", file=sys.stderr)
         return 3

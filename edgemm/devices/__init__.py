@@ -20,7 +20,7 @@ from edgemm.config import check_keys, parse_enum
 from edgemm.runtime.backends import CAN_RUN, BackendName
 
 TARGETS = ("onnx", "openvino", "tflite")  # edgemm.export.formats.Target, without importing torch-side code
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "auto")  # auto: measured at export (edgemm.export.auto)
 
 
 class DeviceProfileError(ValueError):

@@ -29,6 +29,7 @@ class VerificationFailed(RuntimeError):
 
     def __init__(self, bundle: Path, message: str) -> None:
         self.bundle = bundle
+        self.message = message
         super().__init__(f"{bundle}: verification failed: {message}")
 
 
@@ -53,27 +54,30 @@ def _inputs(artifact, preprocess, batch) -> list[TensorSpec]:
     ]
 
 
-def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: Precision) -> Path:
-    return checkpoint.parent / f"{name}-{target.value}-{precision.value}{SUFFIX}"
+def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: Precision | str) -> Path:
+    return checkpoint.parent / f"{name}-{target.value}-{getattr(precision, 'value', precision)}{SUFFIX}"
 
 
 def export(checkpoint: str | Path | None = None, *, target: Target | str, precision: Precision | str = "fp32",
            out: str | Path | None = None, calib_data: str | Path | None = None, verify_output: bool = True,
            calib_samples: int = 256, verify_samples: int = 256, tolerance: Tolerance = Tolerance(),
-           device: str | None = None, log: Callable[[str], None] = print) -> Manifest:
+           device: str | None = None, auto: dict | None = None, log: Callable[[str], None] = print) -> Manifest:
     """Exports a checkpoint to a bundle and verifies it.
 
     Args:
         checkpoint: A checkpoint, a run directory, or None for the latest ``edgemm compress`` output.
         target: A ``Target`` value.
-        precision: A ``Precision`` value.
+        precision: A ``Precision`` value, or ``"auto"``: the fastest precision that verifies, measured
+            on this machine (see ``edgemm.export.auto``).
         out: Bundle directory (default: ``<checkpoint dir>/<model>-<target>-<precision>.edgemm``).
         calib_data: Data for int8 calibration (default: the checkpoint's training data, train split).
         verify_output: Compare with PyTorch after export (on by default).
         calib_samples: Calibration samples.
         verify_samples: Verification samples (test split first, topped up from val, then train).
         tolerance: Verification criteria.
-        device: Device name recorded in the manifest (profiles arrive with ``edgemm devices``).
+        device: Device profile name recorded in the manifest.
+        auto: For ``precision="auto"``: ``backend``, ``device``, ``threads``, ``options``, ``runs`` and
+            ``candidates`` of the measurement.
         log: Progress sink.
 
     Returns:
@@ -83,6 +87,12 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         VerificationFailed: The bundle was written but disagrees with PyTorch beyond tolerance.
     """
     target = parse_enum(Target, target, "--target")
+    if precision == "auto":
+        from edgemm.export.auto import export_auto
+
+        return export_auto(checkpoint, target=target, out=out, log=log, calib_data=calib_data,
+                           verify_output=True, calib_samples=calib_samples, verify_samples=verify_samples,
+                           tolerance=tolerance, device=device, **(auto or {}))
     precision = parse_enum(Precision, precision, "--precision")
     spec = FORMATS[target]
     if precision not in spec.precisions:

@@ -70,6 +70,7 @@ class Manifest:
     runtime: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] | None = None  # --precision auto: the candidates measured and the choice
     created: str = ""
     edgemm_version: str = ""
     schema: str = SCHEMA

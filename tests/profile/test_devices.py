@@ -35,7 +35,7 @@ def test_user_profile_loads(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"colour": "red"}, r"unknown key\(s\) \['colour'\]"),
-    ({"precision": "int4"}, r"precision: 'int4' is not one of \['fp32', 'fp16', 'int8'\]"),
+    ({"precision": "int4"}, r"precision: 'int4' is not one of \['fp32', 'fp16', 'int8', 'auto'\]"),
     ({"backend": "tensorrt"}, r"'tensorrt' is not one of"),
     ({"backend": "tflite"}, r"backend 'tflite' cannot run 'onnx' bundles"),
     ({"threads": 0}, r"threads: expected a positive integer"),

@@ -1,0 +1,52 @@
+"""--precision auto: each precision exported and measured; the fastest verified one is published."""
+
+import yaml
+import pytest
+
+from edgemm.cli import main
+from edgemm.export import export
+from edgemm.export.errors import ExportError
+from edgemm.export.verify import Tolerance
+from edgemm.runtime import read_manifest
+
+
+@pytest.mark.slow
+def test_auto_keeps_the_fastest_verified_precision_and_records_why(trained, tmp_path):
+    out = tmp_path / "auto.edgemm"
+    m = export(trained("test_concat"), target="onnx", precision="auto", out=out, verify_samples=64,
+               auto={"candidates": ("fp32", "int8"), "runs": 30, "threads": 1}, log=lambda s: None)
+    sel = m.selection
+    assert [c["precision"] for c in sel["candidates"]] == ["fp32", "int8"]
+    measured = [c for c in sel["candidates"] if "inference_p50_ms" in c]
+    assert measured and all(c["status"] == "passed" and c["inference_p50_ms"] > 0 and c["threads"] == 1
+                            for c in measured)
+    fastest = min(measured, key=lambda c: c["inference_p50_ms"])
+    assert sel["chosen"] == fastest["precision"] == m.precision
+    back = read_manifest(out)  # what is on disk is the chosen bundle, with the measurements
+    assert back.precision == sel["chosen"] and back.selection == sel and back.verified
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".auto-")]  # candidates cleaned up
+
+
+@pytest.mark.slow
+def test_auto_fails_clearly_when_nothing_verifies(trained, tmp_path):
+    impossible = Tolerance(max_abs_logit=-1.0, min_top1_agreement=2.0, min_top1_agreement_fp16=2.0,
+                           int8_accuracy_points=-1.0)
+    with pytest.raises(ExportError, match=r"no precision both exported and verified for onnx: fp32: failed verification.*"
+                                          r"int8: failed verification"):
+        export(trained("test_concat"), target="onnx", precision="auto", out=tmp_path / "a.edgemm", verify_samples=16,
+               tolerance=impossible, auto={"candidates": ("fp32", "int8"), "runs": 5}, log=lambda s: None)
+    assert not (tmp_path / "a.edgemm").exists()
+
+
+@pytest.mark.slow
+def test_export_takes_target_and_precision_from_a_device_profile(trained, tmp_path, capsys):
+    profile = tmp_path / "board.yaml"
+    profile.write_text(yaml.safe_dump({"name": "board", "description": "test board", "target": "onnx",
+                                       "precision": "int8", "backend": "onnxruntime", "threads": 1}))
+    out = tmp_path / "b.edgemm"
+    assert main(["export", str(trained("test_concat")), "--device", str(profile), "--out", str(out),
+                 "--verify-samples", "32"]) == 0
+    m = read_manifest(out)
+    assert (m.target, m.precision, m.source["device"]) == ("onnx", "int8", "board")
+    assert main(["export", str(trained("test_concat")), "--out", str(tmp_path / "c.edgemm")]) == 1
+    assert "--target is required" in capsys.readouterr().err
