@@ -229,6 +229,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--provider", default=None,
                    help="onnxruntime execution provider (cpu, cuda, tensorrt, openvino) or OpenVINO device (CPU, GPU, NPU, AUTO)")
     r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--device", default=None, metavar="PROFILE",
+                   help="device profile (name or YAML): backend, provider, threads and options, and its camera "
+                        "and microphone when no input is given")
     p.set_defaults(func=_cmd_run)
 
 
@@ -237,11 +240,20 @@ def _cmd_run(a: argparse.Namespace) -> int:
     from edgemm.runtime.pipeline import RunConfig
     from edgemm.runtime.run import Inputs, run
 
-    inputs = Inputs(camera=a.camera, mic=a.mic, video=a.video, audio_file=a.audio_file, realtime=a.realtime,
-                    no_audio=a.no_audio)
+    from edgemm.profile.cli import device_profile, runtime_kwargs
+
+    dev = device_profile(a.device)
+    camera, mic, mic_rate = a.camera, a.mic, None
+    if dev is not None and camera is None and mic is None and a.video is None:
+        camera = str(dev.camera)
+        mic = None if dev.audio.device is None else str(dev.audio.device)
+    if dev is not None and mic is not None:
+        mic_rate = dev.audio.sample_rate
+    inputs = Inputs(camera=camera, mic=mic, video=a.video, audio_file=a.audio_file, realtime=a.realtime,
+                    no_audio=a.no_audio, mic_rate=mic_rate)
     config = RunConfig(smooth=a.smooth, smooth_mode=a.smooth_mode, threshold=a.threshold, hop=a.hop,
                        liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration)
-    session = load(a.bundle, backend=a.backend, device=a.provider, threads=a.threads)
+    session = load(a.bundle, **runtime_kwargs(dev, a.bundle, a.backend, a.provider, a.threads))
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview, quiet=a.quiet)
     if a.summary_json is not None:
         a.summary_json.write_text(json.dumps(summary.to_json(), indent=2))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +110,48 @@ def stop_pulseaudio(keepalive: subprocess.Popen) -> None:
     keepalive.kill()
     keepalive.wait()
     subprocess.run(["pulseaudio", "--kill"], capture_output=True)
+
+
+# --- live media served on this machine: an MJPEG camera over loopback HTTP, a tone into the virtual mic
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether something listens on the TCP port (read from /proc: probing with a connection would
+    use up ffmpeg's one client)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        if any(int(r.split()[1].split(":")[1], 16) == port and r.split()[3] == "0A" for r in rows):
+            return True
+    return False
+
+
+def serve_camera(port: int, seconds: float = 30) -> subprocess.Popen:
+    """ffmpeg as an HTTP MJPEG camera (320x240, 30 fps test pattern); it serves one client."""
+    proc = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+                             f"testsrc2=size=320x240:rate=30:duration={seconds}", "-c:v", "mjpeg", "-q:v", "5",
+                             "-f", "mpjpeg", "-listen", "1", f"http://127.0.0.1:{port}/cam.mjpg"])
+    deadline = time.monotonic() + 10
+    while not listening(port):
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("ffmpeg did not start listening")
+        time.sleep(0.05)
+    return proc
+
+
+def play(freq: float, seconds: float, rate: int = 48000, amplitude: float = 0.5) -> subprocess.Popen:
+    """Plays a tone into the virtual sink with ``pacat`` (as another application would)."""
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+    proc = subprocess.Popen(["pacat", "--device=vsink", "--raw", f"--rate={rate}", "--channels=1",
+                             "--format=s16le"], stdin=subprocess.PIPE)
+    threading.Thread(target=lambda: (proc.stdin.write(pcm), proc.stdin.close()), daemon=True).start()
+    return proc

@@ -145,7 +145,6 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
     """Runs the bench (see the module docstring); ``out/bench.json`` is written as rows finish."""
     from edgemm.data import open_dataset
     from edgemm.export.source import load_source
-    from edgemm.profile.latency import synthetic_inputs
     from edgemm.runtime import evaluate_session, load
     from edgemm.runtime.manifest import atomic_write_text
 

@@ -16,6 +16,22 @@ def device_profile(value: str | None):
     return load_profile(value)
 
 
+def runtime_kwargs(dev, bundle: Path, backend: str | None, provider: str | None, threads: int | None) -> dict:
+    """``Session`` arguments: the command line's, else the device profile's where its backend can run
+    this bundle (a profile made for OpenVINO still lends its threads to a TFLite bundle)."""
+    kw = {"backend": backend, "device": provider, "threads": threads, "options": None}
+    if dev is None:
+        return kw
+    from edgemm.runtime.backends import CAN_RUN, BackendName
+    from edgemm.runtime.manifest import read_manifest
+
+    kw["threads"] = threads or dev.threads
+    fits = read_manifest(bundle).target in CAN_RUN[BackendName(dev.backend)]
+    if fits and backend in (None, dev.backend):
+        kw.update(backend=dev.backend, device=provider or dev.device, options=dict(dev.backend_options))
+    return kw
+
+
 def add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="per-stage and per-layer latency, load time and memory of a bundle",
                        description="Time each stage of a live prediction (preprocess, inference, postprocess, "
@@ -54,11 +70,10 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
     dev = device_profile(a.device)
     size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
-    config = ProfileConfig(runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers,
-                           backend=a.backend or (dev.backend if dev else None),
-                           device=a.provider or (dev.device if dev else None),
-                           threads=a.threads or (dev.threads if dev else None), frame_size=size,
-                           options=dict(dev.backend_options) if dev else {})
+    kw = runtime_kwargs(dev, a.bundle, a.backend, a.provider, a.threads)
+    config = ProfileConfig(runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers, frame_size=size,
+                           backend=kw["backend"], device=kw["device"], threads=kw["threads"],
+                           options=kw["options"] or {})
     report = profile(a.bundle, config, device_profile=dev)
     if a.plot:
         plot(report, a.plot)

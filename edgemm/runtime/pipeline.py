@@ -100,6 +100,7 @@ class Summary:
     seconds: float
     latency_ms: dict[str, float]
     stages_ms: dict[str, float]
+    backend: str = ""  # "openvino (CPU)": what ran the model
 
     @property
     def results_per_second(self) -> float:
@@ -109,7 +110,7 @@ class Summary:
         return {"frames": self.frames, "results": self.results, "drops": self.drops,
                 "audio_overflows": self.audio_overflows, "audio_gaps": self.audio_gaps,
                 "seconds": round(self.seconds, 3), "results_per_second": round(self.results_per_second, 2),
-                "latency_ms": self.latency_ms, "stages_ms": self.stages_ms}
+                "latency_ms": self.latency_ms, "stages_ms": self.stages_ms, "backend": self.backend}
 
     def line(self) -> str:
         lat = self.latency_ms
@@ -250,4 +251,5 @@ class Pipeline:
                        audio_overflows=sum(getattr(s, "overflows", 0) for s in self.sources),
                        audio_gaps=self.sync.ring.gaps, seconds=time.perf_counter() - start,
                        latency_ms=percentiles(latencies),
-                       stages_ms={k: percentiles(v)["p50"] for k, v in stage_times.items()})
+                       stages_ms={k: percentiles(v)["p50"] for k, v in stage_times.items()},
+                       backend=f"{self.session.backend.name} ({self.session.backend.device})")

@@ -23,6 +23,7 @@ class Inputs:
         audio_file: Audio from this file instead of the video's track.
         realtime: Pace a video file in real time (like a live camera) instead of as fast as possible.
         no_audio: Run without audio even if the video has a track.
+        mic_rate: Rate to open the microphone at (None: its default); resampled to the model's rate.
     """
 
     camera: str | None = None
@@ -31,6 +32,7 @@ class Inputs:
     audio_file: Path | None = None
     realtime: bool = False
     no_audio: bool = False
+    mic_rate: int | None = None
 
     def __post_init__(self) -> None:
         if self.camera is not None and self.video is not None:
@@ -54,7 +56,8 @@ def open_sources(inputs: Inputs, sample_rate: int, stack: contextlib.ExitStack) 
     if inputs.camera is not None:
         sources.append(stack.enter_context(open_source(SourceKind.CAMERA, inputs.camera)))
     if inputs.mic is not None:
-        sources.append(stack.enter_context(open_source(SourceKind.MICROPHONE, inputs.mic, sample_rate=sample_rate)))
+        sources.append(stack.enter_context(open_source(SourceKind.MICROPHONE, inputs.mic, sample_rate=sample_rate,
+                                                             device_rate=inputs.mic_rate)))
     return sources
 
 

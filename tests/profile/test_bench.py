@@ -39,7 +39,7 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
         assert r["status"] == "export-failed" and "edgemm[export-tflite]" in r["reason"] and r["accuracy"] is None
     assert (out / "bench.png").stat().st_size > 1000 and json.loads((out / "bench.json").read_text())["rows"]
     # A second run reuses the bundles of the same checkpoint and prints the Markdown table.
-    mtime = (out / f"test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime
+    mtime = (out / "test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime
     assert main([*args[:3], "onnx", "--precisions", "int8", "--runs", "5", "--out", str(out)]) == 0
     table = capsys.readouterr()
     assert "| onnx | int8 |" in table.out and "reusing" in table.err

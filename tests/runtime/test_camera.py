@@ -1,7 +1,6 @@
 """The camera source on a real stream: ffmpeg serves a loopback HTTP MJPEG camera, OpenCV reads it."""
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -10,43 +9,12 @@ import time
 import numpy as np
 import pytest
 
+from support import free_port, serve_camera
+
 from edgemm.runtime.sources import open_source
 from edgemm.runtime.sources.camera import JETSON_CSI, CameraError
 
 pytestmark = pytest.mark.camera
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    """Whether something listens on the TCP port (read from /proc: probing with a connection would
-    use up ffmpeg's one client)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = open(table).read().splitlines()[1:]
-        except OSError:
-            continue
-        if any(int(r.split()[1].split(":")[1], 16) == port and r.split()[3] == "0A" for r in rows):
-            return True
-    return False
-
-
-def serve_camera(port: int, seconds: float = 30) -> subprocess.Popen:
-    """ffmpeg as an HTTP MJPEG camera (320x240, 30 fps test pattern); it serves one client."""
-    proc = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-                             f"testsrc2=size=320x240:rate=30:duration={seconds}", "-c:v", "mjpeg", "-q:v", "5",
-                             "-f", "mpjpeg", "-listen", "1", f"http://127.0.0.1:{port}/cam.mjpg"])
-    deadline = time.monotonic() + 10
-    while not listening(port):
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("ffmpeg did not start listening")
-        time.sleep(0.05)
-    return proc
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
-from support import start_pulseaudio, stop_pulseaudio
+from support import play, start_pulseaudio, stop_pulseaudio
 
 from edgemm.runtime.sources import open_source
 from edgemm.runtime.sources.microphone import MicrophoneError, resolve_device
@@ -22,16 +21,6 @@ def virtual_mic():
     time.sleep(0.3)
     yield "pulse"
     stop_pulseaudio(keepalive)
-
-
-def play(freq: float, seconds: float, rate: int = 48000, amplitude: float = 0.5) -> subprocess.Popen:
-    """Plays a tone into the virtual sink with ``pacat`` (as another application would)."""
-    t = np.arange(int(seconds * rate)) / rate
-    pcm = (amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
-    proc = subprocess.Popen(["pacat", "--device=vsink", "--raw", f"--rate={rate}", "--channels=1",
-                             "--format=s16le"], stdin=subprocess.PIPE)
-    threading.Thread(target=lambda: (proc.stdin.write(pcm), proc.stdin.close()), daemon=True).start()
-    return proc
 
 
 def record(device, seconds, sample_rate=16000):
