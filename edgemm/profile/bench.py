@@ -207,10 +207,9 @@ def to_markdown(report: BenchReport) -> str:
 
 def plot(report: BenchReport, path: str | Path) -> Path:
     """Fused accuracy against p50 inference latency, one point per format."""
-    import matplotlib
+    from edgemm.plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in report.rows:
@@ -224,9 +223,4 @@ def plot(report: BenchReport, path: str | Path) -> Path:
     ax.set_ylabel(f"fused accuracy ({report.split})")
     ax.set_title("accuracy vs latency")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)

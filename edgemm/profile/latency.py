@@ -194,10 +194,9 @@ def to_markdown(report: ProfileReport) -> str:
 
 def plot(report: ProfileReport, out: str | Path) -> Path:
     """A PNG: the end-to-end latency histogram with its percentiles, and p50/p90/p99 per stage."""
-    import matplotlib
+    from edgemm.plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (hist, bars) = plt.subplots(1, 2, figsize=(11, 4))
     e2e = report.stages["end_to_end"]
@@ -216,9 +215,4 @@ def plot(report: ProfileReport, out: str | Path) -> Path:
     bars.set_ylabel("ms")
     bars.set_title(f"per stage ({report.runs} runs)")
     bars.legend()
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out, dpi=100)

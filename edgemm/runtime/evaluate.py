@@ -93,10 +93,9 @@ def evaluate_session(session, dataset, labels: Sequence[str], *, batch_size: int
 
 def plot_confusion(result: EvalResult, path: str | Path) -> Path:
     """Writes the fused confusion matrix as a PNG (rows: true label, columns: predicted)."""
-    import matplotlib
+    from edgemm.plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cm = np.asarray(result.confusion, dtype=float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -114,9 +113,4 @@ def plot_confusion(result: EvalResult, path: str | Path) -> Path:
     ax.set_ylabel("true")
     ax.set_title(f"fused accuracy {result.accuracy:.1%} (n={result.n})")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
