@@ -59,6 +59,16 @@ class DeviceProfile:
         d["input_size"] = list(self.input_size)
         return d
 
+    def session_kwargs(self, target: str, backend: str | None = None, device: str | None = None,
+                       threads: int | None = None) -> dict[str, Any]:
+        """``Session`` arguments for a bundle of ``target``: explicit arguments win; the profile's
+        backend, device and options apply where its backend runs that target (a profile made for
+        OpenVINO still lends its threads to a TFLite bundle)."""
+        kw: dict[str, Any] = {"backend": backend, "device": device, "threads": threads or self.threads, "options": None}
+        if target in CAN_RUN[BackendName(self.backend)] and backend in (None, self.backend):
+            kw.update(backend=self.backend, device=device or self.device, options=dict(self.backend_options))
+        return kw
+
 
 def _fail(where: str, msg: str) -> DeviceProfileError:
     return DeviceProfileError(f"{where}: {msg}")

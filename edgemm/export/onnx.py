@@ -125,6 +125,23 @@ def ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
 
 
 F32_HINT = {"INFERENCE_PRECISION_HINT": "f32"}
+# Per-node debug metadata torch.onnx writes: Python stack traces with the build machine's paths, FX
+# node text. ~0.5 MB on the default student (28 % of its int8 file); name scopes stay (small, they
+# map nodes to modules).
+DEBUG_METADATA = ("pkg.torch.onnx.stack_trace", "pkg.torch.onnx.fx_node", "pkg.torch.onnx.class_hierarchy",
+                  "namespace")
+
+
+def strip_debug_metadata(path: Path) -> int:
+    """Removes ``DEBUG_METADATA`` from every node of the ONNX file in place; returns bytes saved."""
+    before = path.stat().st_size
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        keep = [p for p in node.metadata_props if p.key not in DEBUG_METADATA]
+        del node.metadata_props[:]
+        node.metadata_props.extend(keep)
+    onnx.save(model, str(path))
+    return before - path.stat().st_size
 
 
 def export(ctx: ExportContext, staging: Path) -> Artifact:
@@ -162,6 +179,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
             fp32.unlink()
     if quant is not None:
         quant["weights"] = quantized_ops(onnx.load(str(path)))
+    strip_debug_metadata(path)
     # The same file opened by OpenVINO's CPU plugin would otherwise run in bf16 where the CPU allows it.
     runtime = {} if ctx.precision is Precision.FP16 else {"openvino": dict(F32_HINT)}
     return Artifact(files={"model": path.name}, tensors=dict(TENSORS), quantization=quant, reference=reference,

@@ -36,6 +36,8 @@ class BenchConfig:
         threads: Threads for every runtime and for PyTorch (None: each one's default).
         out: Directory for the bundles, ``bench.json`` and the plot (default: next to the checkpoint).
         reuse: Reuse a bundle in ``out`` exported from the same checkpoint (same sha256).
+        device_profile: A ``DeviceProfile``: its threads, and its backend, device and options for the
+            targets its backend runs (``DeviceProfile.session_kwargs``).
     """
 
     targets: tuple[str, ...] = TARGETS
@@ -46,6 +48,7 @@ class BenchConfig:
     threads: int | None = None
     out: Path | None = None
     reuse: bool = True
+    device_profile: Any = None
 
     def __post_init__(self) -> None:
         for name, values, valid in (("--targets", self.targets, TARGETS), ("--precisions", self.precisions, PRECISIONS)):
@@ -72,6 +75,8 @@ class BenchRow:
     end_to_end: dict[str, float] | None = None
     speedup: float | None = None  # PyTorch fp32 eager p50 / this p50, inference only
     parity: str = ""
+    backend: str = ""
+    within_budget: bool | None = None  # with a device profile: p90 end to end within its budget
     seconds: float = 0.0
 
 
@@ -95,8 +100,9 @@ def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> Be
     from edgemm.export.source import torch_runner
     from edgemm.runtime.evaluate import metrics, predict_logits
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    threads = config.threads or (config.device_profile.threads if config.device_profile else None)
+    if threads:
+        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     r = metrics(*predict_logits(torch_runner(source.model), dataset), labels)
     model = source.model.eval()
@@ -113,6 +119,7 @@ def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> Be
     return BenchRow("pytorch", "fp32", "ok", bundle=str(source.checkpoint), size_mb=size, accuracy=r.accuracy,
                     accuracy_image_only=r.accuracy_image_only, accuracy_audio_only=r.accuracy_audio_only, n=r.n,
                     inference=LatencyStats.from_ns(times).to_dict(), speedup=1.0, parity="reference (eager)",
+                    backend=f"pytorch {torch.__version__} eager (CPU, threads {torch.get_num_threads()})",
                     seconds=time.perf_counter() - t0)
 
 
@@ -171,9 +178,14 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                                             seconds=time.perf_counter() - t0))
                 log(f"bench: {target} {precision}: export failed: {e}")
                 continue
-            session = load(bundle, threads=config.threads)
+            dev = config.device_profile
+            kw = (dev.session_kwargs(target, threads=config.threads) if dev else
+                  {"backend": None, "device": None, "threads": config.threads, "options": None})
+            session = load(bundle, **kw)
             r = evaluate_session(session, dataset, source.labels)
-            p = profile(bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, threads=config.threads))
+            p = profile(bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=kw["backend"],
+                                              device=kw["device"], threads=kw["threads"], options=kw["options"] or {}),
+                        device_profile=dev)
             m = session.manifest
             size = sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6
             report.rows.append(BenchRow(
@@ -182,7 +194,8 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                 accuracy=r.accuracy, accuracy_image_only=r.accuracy_image_only,
                 accuracy_audio_only=r.accuracy_audio_only, n=r.n, inference=p.stages["inference"].to_dict(),
                 end_to_end=p.stages["end_to_end"].to_dict(), speedup=base / p.stages["inference"].p50_ms,
-                parity=parity, seconds=time.perf_counter() - t0))
+                parity=parity, backend=f"{p.backend} ({p.device}, threads {p.threads})",
+                within_budget=p.within_budget, seconds=time.perf_counter() - t0))
             atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
     return report

@@ -17,19 +17,12 @@ def device_profile(value: str | None):
 
 
 def runtime_kwargs(dev, bundle: Path, backend: str | None, provider: str | None, threads: int | None) -> dict:
-    """``Session`` arguments: the command line's, else the device profile's where its backend can run
-    this bundle (a profile made for OpenVINO still lends its threads to a TFLite bundle)."""
-    kw = {"backend": backend, "device": provider, "threads": threads, "options": None}
+    """``Session`` arguments from the command line, completed by the device profile (if any)."""
     if dev is None:
-        return kw
-    from edgemm.runtime.backends import CAN_RUN, BackendName
+        return {"backend": backend, "device": provider, "threads": threads, "options": None}
     from edgemm.runtime.manifest import read_manifest
 
-    kw["threads"] = threads or dev.threads
-    fits = read_manifest(bundle).target in CAN_RUN[BackendName(dev.backend)]
-    if fits and backend in (None, dev.backend):
-        kw.update(backend=dev.backend, device=provider or dev.device, options=dict(dev.backend_options))
-    return kw
+    return dev.session_kwargs(read_manifest(bundle).target, backend, provider, threads)
 
 
 def add_profile(sub: argparse._SubParsersAction) -> None:
@@ -128,6 +121,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=None, help="bundles, bench.json and plot (default: <run>/bench)")
     p.add_argument("--no-reuse", action="store_true", help="re-export even when a bundle of this checkpoint exists")
+    p.add_argument("--device", default=None, metavar="PROFILE",
+                   help="device profile: its threads everywhere, its backend, device and options for the formats it runs")
     p.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
                    help="accuracy-vs-latency plot (default: <out>/bench.png)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -141,7 +136,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     split = (lambda s: tuple(v.strip() for v in s.split(",") if v.strip()))
     config = BenchConfig(targets=split(a.targets), precisions=split(a.precisions), data=a.data, split=a.split,
-                         runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse)
+                         runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse,
+                         device_profile=device_profile(a.device))
     report = bench(a.checkpoint, config, log=lambda s: print(s, file=sys.stderr))
     out = Path(report.rows[0].bundle).parent / "bench" if a.out is None else a.out
     plot(report, a.plot or out / "bench.png")

@@ -62,6 +62,8 @@ def test_every_test_model_exports_and_verifies(name, target, precision, trained,
     low = {"fp16": {"FLOAT16", "f16", "float16"}, "int8": {"INT8", "i8", "u8", "int8"}}.get(precision, set())
     assert precision == "fp32" or sum(types[t] for t in low) > 0, types
     assert (back.quantization is not None) == (precision == "int8")
+    if target == "onnx":  # no exporter debug metadata (stack traces with this machine's paths) is shipped
+        assert b"pkg.torch.onnx.stack_trace" not in (out / "model.onnx").read_bytes()
     # The runtime opens it and labels raw test-split files (PNG + WAV) of the easy set's classes.
     from PIL import Image
     import soundfile as sf

@@ -17,7 +17,7 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
     monkeypatch.setitem(FORMATS, Target.TFLITE, dataclasses.replace(FORMATS[Target.TFLITE], module="edgemm.export._absent"))
     out = tmp_path / "bench"
     args = ["bench", str(run), "--targets", "onnx,openvino,tflite", "--precisions", "fp32,int8", "--runs", "20",
-            "--threads", "1", "--out", str(out)]
+            "--device", "x86-laptop-cpu", "--threads", "1", "--out", str(out)]
     assert main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {(r["target"], r["precision"]): r for r in report["rows"]}
@@ -34,6 +34,9 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
     assert rows[("onnx", "fp32")]["accuracy"] == pytest.approx(rows[("pytorch", "fp32")]["accuracy"])
     assert rows[("onnx", "int8")]["size_mb"] < 0.7 * rows[("onnx", "fp32")]["size_mb"]
     assert rows[("pytorch", "fp32")]["speedup"] == 1.0
+    # The device profile (OpenVINO on CPU) runs the ONNX and OpenVINO bundles; --threads 1 wins over its 4.
+    assert all(rows[(t, p)]["backend"] == "openvino (CPU, threads 1)" for t in ("onnx", "openvino") for p in ("fp32", "int8"))
+    assert all(isinstance(rows[(t, "fp32")]["within_budget"], bool) for t in ("onnx", "openvino"))
     for p in ("fp32", "int8"):
         r = rows[("tflite", p)]
         assert r["status"] == "export-failed" and "edgemm[export-tflite]" in r["reason"] and r["accuracy"] is None
