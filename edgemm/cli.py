@@ -228,7 +228,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--backend", default=None, help="onnxruntime | openvino | tflite (default: the bundle's own)")
     r.add_argument("--provider", default=None,
                    help="onnxruntime execution provider (cpu, cuda, tensorrt, openvino) or OpenVINO device (CPU, GPU, NPU, AUTO)")
-    r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores but one, "
+                                                              "which is left to capture and decoding)")
     r.add_argument("--device", default=None, metavar="PROFILE",
                    help="device profile (name or YAML): backend, provider, threads and options, and its camera "
                         "and microphone when no input is given")
@@ -253,7 +254,10 @@ def _cmd_run(a: argparse.Namespace) -> int:
                     no_audio=a.no_audio, mic_rate=mic_rate)
     config = RunConfig(smooth=a.smooth, smooth_mode=a.smooth_mode, threshold=a.threshold, hop=a.hop,
                        liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration)
-    session = load(a.bundle, **runtime_kwargs(dev, a.bundle, a.backend, a.provider, a.threads))
+    from edgemm.runtime.run import live_threads
+
+    kw = runtime_kwargs(dev, a.bundle, a.backend, a.provider, a.threads)
+    session = load(a.bundle, **{**kw, "threads": kw["threads"] or live_threads()})
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview, quiet=a.quiet)
     if a.summary_json is not None:
         a.summary_json.write_text(json.dumps(summary.to_json(), indent=2))
