@@ -168,3 +168,26 @@ def test_run_works_with_torch_absent(onnx_bundle, easy_clips):
     rows = _json_lines(proc.stdout)
     assert len(rows) == 30 and Counter(r["label"] for r in rows[8:]).most_common(1)[0][0] == "green_mid"
     assert "summary: 30 frames, 30 results" in proc.stderr
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary(onnx_bundle, easy_clips):
+    """SIGINT during a real-time run: exit 0, the results so far, and the summary line."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgemm.cli", "run", str(onnx_bundle), "--video",
+                             str(easy_clips["green_mid"]), "--realtime", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # the run is live once a result is out
+    assert first, proc.stderr.read()[-2000:]
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    rows = _json_lines(first + out)
+    assert proc.returncode == 0, err[-2000:]
+    assert 1 <= len(rows) < 30  # stopped before the 2-s clip ended
+    import re
+
+    summary = re.search(r"summary: (\d+) frames, (\d+) results", err)
+    assert summary and int(summary.group(2)) == len(rows) and int(summary.group(1)) >= len(rows), err[-500:]
+    assert "Traceback" not in err
