@@ -48,8 +48,9 @@ class Inputs:
 
 def live_threads() -> int:
     """Inference threads for a live run when none are given: every core this process may use but one,
-    which is left to capture and decoding (measured on 2 cores: OpenVINO with both cores reached 0.7×
-    the throughput of decode-then-infer in one thread; with one, 1.1×)."""
+    which is left to capture and decoding. Measured on 2 cores, video pipeline against decoding then
+    inferring in one thread: with both cores for inference 0.5× (onnxruntime, whose idle workers
+    spin) and 0.7× (OpenVINO); with one, 1.1-1.3× on all three backends."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores - 1)
 
