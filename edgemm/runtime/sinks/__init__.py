@@ -39,11 +39,15 @@ class ThreadedSink:
                     while self._slot is None and not self._closed:
                         self._cond.wait()
                     if self._slot is None and self._closed:
-                        return
+                        break
                     result, self._slot = self._slot, None
                 self.handle(result)
         except BaseException as e:  # noqa: BLE001 - reported by close()
             self.error = e
+        try:  # on this thread too: GUI toolkits want windows destroyed by the thread that made them
+            self.finish()
+        except BaseException as e:  # noqa: BLE001
+            self.error = self.error or e
 
     def handle(self, result: Any) -> None:
         raise NotImplementedError
@@ -52,8 +56,9 @@ class ThreadedSink:
         with self._cond:
             self._closed = True
             self._cond.notify()
-        self._thread.join(timeout=10)
-        self.finish()
+        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            raise RuntimeError(f"{self.name} sink did not finish within 30 s")
         if self.error is not None:
             raise self.error
 
