@@ -228,12 +228,13 @@ def plot(report: BenchReport, path: str | Path) -> Path:
     for r in report.rows:
         if r.inference is None:
             continue
-        ax.scatter(r.inference["p50_ms"], r.accuracy, s=40, marker="s" if r.target == "pytorch" else "o")
-        ax.annotate(f"{r.target} {r.precision}", (r.inference["p50_ms"], r.accuracy), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+        marker = {"pytorch": "s", "onnx": "o", "openvino": "^", "tflite": "D"}.get(r.target, "o")
+        ax.scatter(r.inference["p50_ms"], r.accuracy, s=45, marker=marker, label=f"{r.target} {r.precision}",
+                   alpha=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("p50 inference latency, ms (log)")
     ax.set_ylabel(f"fused accuracy ({report.split})")
     ax.set_title("accuracy vs latency")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
     return save(fig, path, dpi=100)
