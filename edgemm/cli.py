@@ -13,6 +13,7 @@ from pathlib import Path
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from edgemm.train.config import TrainConfig
+    from edgemm.train.precision import Precision as TrainPrecision
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train an audio-visual fusion model", description="Train a registered model.")
@@ -34,6 +35,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader workers")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--precision", default=d.precision, choices=[x.value for x in TrainPrecision],
+                   help="fp32, bf16 autocast, or auto: bf16 where the device computes it natively (AVX512-BF16/AMX CPUs, "
+                        "recent GPUs)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad data entries (counted) instead of failing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_train)
@@ -46,7 +50,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
         label_smoothing=a.label_smoothing, modality_dropout=a.modality_dropout, patience=a.patience,
         augment=not a.no_augment, max_steps=a.max_steps, seed=a.seed, num_workers=a.workers,
-        device=a.device, threads=a.threads,
+        device=a.device, threads=a.threads, precision=a.precision,
     )
     out = a.out or Path("runs") / a.model
     summary = train(a.model, a.data, out=out, config=cfg, resume=a.resume, skip_bad=a.skip_bad,

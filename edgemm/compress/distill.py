@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from edgemm.train.evaluation import evaluate
 from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
+from edgemm.train.precision import autocast
 
 FEATURES = ("image", "audio", "fused")
 
@@ -80,6 +81,7 @@ def fit(
     seed: int = 0,
     device: torch.device | str = "cpu",
     keep_best: bool = True,
+    teacher_amp: torch.dtype | None = None,
     log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Trains ``student`` for ``epochs`` with distillation from ``teacher`` (or plain CE if None).
@@ -89,6 +91,8 @@ def fit(
         teacher: The teacher, kept in eval mode and frozen; None trains from labels alone.
         splits: ``DataSplits``; trains on ``train``, selects on ``val``.
         keep_best: Restore the weights of the epoch with the best validation accuracy.
+        teacher_amp: Autocast dtype of the teacher's forward passes (``edgemm.train.precision``);
+            its outputs are cast back to float32 before they enter the loss.
         log: Where to report each epoch (default: stderr).
 
     Returns:
@@ -112,10 +116,10 @@ def fit(
             sf, logits = None, student(image, audio, mi, ma)
         if teacher is None:
             return logits, None
-        with torch.no_grad():
+        with torch.no_grad(), autocast(teacher_amp, device):
             tf = teacher.forward_features(image, audio, mi, ma)
             tl = teacher.head(tf["fused"])
-        return logits, (sf, tf, tl)
+        return logits, (sf, {k: v.float() for k, v in tf.items()}, tl.float())
 
     def loss_fn(logits, y, extra):
         ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)

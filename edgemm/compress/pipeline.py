@@ -26,6 +26,7 @@ from edgemm.compress.stages import STAGE_HANDLERS, StageContext
 from edgemm.data import open_dataset
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from edgemm.train.evaluation import evaluate
+from edgemm.train.precision import autocast_dtype
 
 
 def float_bytes(model: nn.Module) -> int:
@@ -66,7 +67,8 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
         log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs) into {run}")
         t0 = time.perf_counter()
         train(recipe.teacher.model, data, out=run, resume=True, progress=False,
-              config=TrainConfig(epochs=recipe.teacher.epochs, lr=recipe.teacher.lr, device=str(device)))
+              config=TrainConfig(epochs=recipe.teacher.epochs, lr=recipe.teacher.lr, device=str(device),
+                                 precision=recipe.teacher.precision.value))
         seconds = time.perf_counter() - t0
     else:
         log(f"reusing cached teacher {run / 'best.pt'}")
@@ -134,7 +136,10 @@ def compress(
     splits = open_dataset(data, student.preprocess, labels=labels)
     stage_dir.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log)
+    teacher_amp = autocast_dtype(recipe.teacher.precision, dev)
+    log(f"teacher forward passes in {'float32' if teacher_amp is None else 'bfloat16 autocast'} "
+        f"(teacher.precision: {recipe.teacher.precision.value}); the student trains in float32")
+    ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log, teacher_amp=teacher_amp)
     common = {"data": splits.source, "recipe": recipe.to_dict()}
 
     teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
@@ -150,7 +155,7 @@ def compress(
     for i, (name, kind, cfg) in enumerate(plan):
         path = stage_dir / f"{i:02d}_{name}.pt"
         planned = json.loads(json.dumps({"stage": name, "config": dataclasses.asdict(cfg), "teacher": str(teacher_path),
-                                         "student": recipe.student, "seed": seed}, default=str))
+                                         "teacher_amp": str(teacher_amp), "student": recipe.student, "seed": seed}, default=str))
         if reusable and path.is_file():
             ckpt = load_checkpoint(path)
             if ckpt.get("planned") == planned:

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from edgemm.config import check_keys, parse_enum
+from edgemm.train.precision import Precision
 
 
 class StageType(str, enum.Enum):
@@ -149,13 +150,25 @@ STAGE_CONFIGS: dict[StageType, type] = {
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """How to get the teacher when none is given: train this registered model."""
+    """How to get the teacher when none is given: train this registered model.
+
+    Attributes:
+        model: Registered model name.
+        epochs: Training epochs.
+        lr: Peak learning rate.
+        precision: Arithmetic of the teacher's training and of its forward passes while it teaches
+            (those are most of ``edgemm compress``'s compute): ``fp32``, ``bf16`` autocast, or
+            ``auto`` = bf16 where the device computes it natively (AVX512-BF16/AMX CPUs, recent
+            GPUs), else fp32. The student always trains in fp32.
+    """
 
     model: str = "av_teacher"
     epochs: int = 15
     lr: float = 1e-3
+    precision: Precision = Precision.AUTO
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
         _positive("teacher", epochs=self.epochs, lr=self.lr)
 
 

@@ -32,6 +32,7 @@ class StageContext:
     device: torch.device
     seed: int
     log: Callable[[str], None]
+    teacher_amp: torch.dtype | None = None  # autocast dtype of the teacher's forward passes
 
 
 @dataclass
@@ -54,7 +55,7 @@ def register_stage(kind: StageType):
 
 @register_stage(StageType.DISTILL)
 def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:
-    result = fit(student, ctx.teacher, ctx.splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+    result = fit(student, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                  temperature=cfg.temperature, alpha=cfg.alpha, feature_weight=cfg.feature_weight,
                  modality_dropout=cfg.modality_dropout, seed=ctx.seed, device=ctx.device, log=ctx.log)
     return StageOutput(student, extra={"best_epoch": result.best_epoch, "history": result.history})
@@ -64,7 +65,7 @@ def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> St
 def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageOutput:
     def finetune(model: nn.Module, step: int) -> None:
         if cfg.finetune_epochs:
-            fit(model, ctx.teacher, ctx.splits, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed + 1000 + step,
+            fit(model, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed + 1000 + step,
                 device=ctx.device, log=ctx.log)
 
     batches = DataLoader(ctx.splits.train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
@@ -93,7 +94,7 @@ def run_qat(student: nn.Module, ctx: StageContext, cfg: QATConfig) -> StageOutpu
     student = student.cpu().eval()
     prepared = prepare_qat(student)
     # Logit distillation only: the exported graph returns logits, not the embeddings.
-    fit(prepared, ctx.teacher, ctx.splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+    fit(prepared, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
         feature_weight=0.0, seed=ctx.seed + 2000, device="cpu", log=ctx.log, keep_best=False)
     float_model = _float_with_weights_of(prepared, student)
     int8 = convert(prepared)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from edgemm.config import check_keys
+from edgemm.train.precision import Precision
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda[:N]``.
         threads: torch intra-op threads on CPU (None leaves torch's default).
+        precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 where the device computes it
+            natively, see ``edgemm.train.precision``).
     """
 
     epochs: int = 30
@@ -44,6 +47,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     threads: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         checks = {
@@ -57,6 +61,7 @@ class TrainConfig:
             "patience": self.patience >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "num_workers": self.num_workers >= 0,
+            "precision": self.precision in {p.value for p in Precision},
         }
         for name, ok in checks.items():
             if not ok:

@@ -22,6 +22,7 @@ from edgemm.train.augment import augment_audio, augment_image, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
 from edgemm.train.config import TrainConfig
 from edgemm.train.evaluation import evaluate
+from edgemm.train.precision import autocast, autocast_dtype
 
 
 def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
@@ -97,6 +98,7 @@ def train_epoch(
     max_steps: int | None = None,
     step: int = 0,
     forward: Callable[..., tuple[torch.Tensor, Any]] | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> EpochStats:
     """One pass over ``batches``: augment, drop modalities, forward, ``loss_fn``, step.
 
@@ -113,6 +115,7 @@ def train_epoch(
         max_steps: Stop when the global step count reaches this.
         step: Global step count before this epoch.
         forward: ``(image, audio, image_present, audio_present) -> (logits, extra)``; default: the module's logits.
+        amp_dtype: Autocast dtype of forward and loss (``precision.autocast_dtype``); None is float32.
     """
     module.train()
     forward = forward or (lambda *x: (module(*x), None))
@@ -123,8 +126,9 @@ def train_epoch(
         if augment:
             image, audio = augment_image(image, g), augment_audio(audio, g)
         mi, ma = modality_dropout(len(y), modality_dropout_p, g, device)
-        logits, extra = forward(image, audio, mi, ma)
-        loss = loss_fn(logits, y, extra)
+        with autocast(amp_dtype, device):
+            logits, extra = forward(image, audio, mi, ma)
+            loss = loss_fn(logits.float(), y, extra)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -185,6 +189,7 @@ def train(
     is_main = rank == 0
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
+    amp_dtype = autocast_dtype(cfg.precision, device)
     last_path, best_path = out / "last.pt", out / "best.pt"
     state = None
     if resume and last_path.is_file():
@@ -243,7 +248,8 @@ def train(
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show_bars, leave=False)
         ce = lambda logits, y, _out: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)  # noqa: E731
         stats = train_epoch(module, bar, opt, sched, ce, g=g, device=device, augment=cfg.augment,
-                            modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step)
+                            modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step,
+                            amp_dtype=amp_dtype)
         step = stats.step
         if stats.hit_max_steps:
             stopped = "max_steps"
