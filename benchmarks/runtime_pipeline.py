@@ -16,6 +16,8 @@ frame is timed (median of ``--repeats``):
   thread: the same work without the pipeline (the goal: pipeline >= 95 % of this);
 - **bare loop**: the loop alone over frames decoded beforehand: the backend and preprocessing, the
   ceiling when decoding is free;
+- **decode only**: decoding video and audio (resampled) without inference: if this is faster than
+  the bare loop, decoding alone does not limit the pipeline;
 - **pipeline, separate clips**: one ``edgemm run`` per short clip (start-up included).
 """
 
@@ -89,7 +91,8 @@ def main() -> None:
     for bundle in bundles:
         session = load(bundle, threads=a.threads or live_threads())  # what `edgemm run` uses
         sr = session.preprocess.audio.sample_rate
-        times = {"pipeline": [], "decode + loop": [], "bare loop": [], "pipeline, separate clips": []}
+        times = {"pipeline": [], "decode + loop": [], "bare loop": [], "decode only": [],
+                 "pipeline, separate clips": []}
         frames = 0
         for _ in range(a.repeats):
             t = time.perf_counter()
@@ -101,6 +104,7 @@ def main() -> None:
             frames = bare(session, decoded)
             t_end = time.perf_counter()
             times["bare loop"].append(t_end - t_decoded)
+            times["decode only"].append(t_decoded - t)
             times["decode + loop"].append(t_end - t)
             assert results == frames, (results, frames)
             t = time.perf_counter()
