@@ -105,7 +105,9 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
             if save is not None:
                 from edgemm.runtime.sinks.recorder import RecorderSink
 
-                pipeline.sinks.append(RecorderSink(save, sample_rate, audio=pipeline.sync.audio))
+                # a file read as fast as possible is recorded whole; a live stream keeps real time
+                pipeline.sinks.append(RecorderSink(save, sample_rate, audio=pipeline.sync.audio,
+                                                   lossless=not pipeline.live))
             if preview is not None:
                 from edgemm.runtime.sinks.preview import PreviewSink, parse_address
 

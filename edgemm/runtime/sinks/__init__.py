@@ -2,7 +2,9 @@
 
 Every sink has ``put(result)`` and ``close()``. Sinks that draw or encode (``display``,
 ``preview``, ``recorder``) do it on their own thread from a one-slot mailbox, so a slow window or
-encoder skips results instead of stalling inference and capture.
+encoder skips results instead of stalling inference and capture. A lossless sink (the recorder
+when the input is a file read as fast as possible) makes ``put`` wait for the slot instead: the
+file then holds every result, and inference runs at the encoder's pace.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from typing import Any
 
 
 class ThreadedSink:
-    """Base for sinks that work on their own thread; ``handle`` gets the newest result only."""
+    """Base for sinks that work on their own thread; ``handle`` gets the newest result only.
+
+    Args:
+        lossless: ``put`` waits until the previous result is taken instead of replacing it.
+    """
 
     name = "sink"
 
-    def __init__(self) -> None:
+    def __init__(self, lossless: bool = False) -> None:
+        self.lossless = lossless
         self._slot: Any = None
         self._cond = threading.Condition()
         self._closed = False
@@ -27,10 +34,12 @@ class ThreadedSink:
 
     def put(self, result: Any) -> None:
         with self._cond:
+            while self.lossless and self._slot is not None and self._thread.is_alive():
+                self._cond.wait(0.1)
             if self._slot is not None:
                 self.skipped += 1
             self._slot = result
-            self._cond.notify()
+            self._cond.notify_all()
 
     def _loop(self) -> None:
         try:
@@ -41,6 +50,7 @@ class ThreadedSink:
                     if self._slot is None and self._closed:
                         break
                     result, self._slot = self._slot, None
+                    self._cond.notify_all()  # a lossless put may be waiting for the slot
                 self.handle(result)
         except BaseException as e:  # noqa: BLE001 - reported by close()
             self.error = e
@@ -55,7 +65,7 @@ class ThreadedSink:
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout=30)
         if self._thread.is_alive():
             raise RuntimeError(f"{self.name} sink did not finish within 30 s")

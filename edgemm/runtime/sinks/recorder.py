@@ -23,11 +23,13 @@ class RecorderSink(ThreadedSink):
         path: Output file (``.mp4``, ``.mkv``, ``.mov``).
         sample_rate: Rate of the results' audio windows (the model's).
         audio: Whether to write an audio track.
+        lossless: Write every result (for files read as fast as possible); otherwise the encoder
+            skips results it cannot keep up with, as a live run must.
     """
 
     name = "recorder"
 
-    def __init__(self, path: str | Path, sample_rate: int, audio: bool = True) -> None:
+    def __init__(self, path: str | Path, sample_rate: int, audio: bool = True, lossless: bool = False) -> None:
         import av
 
         self.path = Path(path)
@@ -44,7 +46,7 @@ class RecorderSink(ThreadedSink):
         self._samples = 0
         self._fps = FpsMeter()
         self.frames = 0
-        super().__init__()
+        super().__init__(lossless=lossless)
 
     def _open_streams(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]

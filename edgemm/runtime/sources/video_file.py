@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edgemm.data.video import rgb_frames
 from edgemm.runtime.sync import AudioChunk, Frame
 
 
@@ -98,9 +99,8 @@ class VideoFileSource:
 
     # Each generator yields (media time, packet) in decode order.
     def _frames(self) -> Iterator[tuple[float, Frame]]:
-        for fr in self._video.decode(video=0):
-            t = float(fr.time or 0.0)
-            yield t, Frame(t, fr.to_ndarray(format="rgb24"))
+        for t, rgb in rgb_frames(self._video.decode(video=0)):
+            yield t, Frame(t, rgb)
 
     def _chunks(self) -> Iterator[tuple[float, AudioChunk]]:
         resampler = self._av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
