@@ -136,6 +136,16 @@ def level_dbfs(x: np.ndarray) -> float:
     return float(20 * np.log10(max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-10)))
 
 
+def frame_std(image: np.ndarray, max_side: int = 128) -> float:
+    """Pixel standard deviation of a frame, estimated on a grid of at most ``max_side`` per side.
+
+    Whether a camera is covered does not need every pixel: on a 640x480 frame the full ``std()``
+    costs ~1.3 ms per result, about as much as the student's inference; the grid costs ~1/25 of it.
+    """
+    step = max(1, -(-max(image.shape[:2]) // max_side))
+    return float(image[::step, ::step].std())
+
+
 class Pipeline:
     """Runs a session on one or more sources until they end, a limit is reached, or ``stop()``.
 
@@ -187,7 +197,7 @@ class Pipeline:
     def _infer(self, sample) -> Result:
         cfg = self.config
         image, audio = sample.image, sample.audio
-        image_live = image is not None and (not cfg.liveness or float(image.std()) >= cfg.image_min_std)
+        image_live = image is not None and (not cfg.liveness or frame_std(image) >= cfg.image_min_std)
         dbfs = level_dbfs(audio) if audio is not None else None
         audio_live = audio is not None and (not cfg.liveness or dbfs >= cfg.audio_floor_dbfs)
         waited = (time.perf_counter_ns() - sample.captured_ns) / 1e6

@@ -164,3 +164,15 @@ def test_smoothing_ema_majority_and_threshold():
         Smoother(["a"], mode="median")
     with pytest.raises(ValueError, match="K must be >= 1"):
         Smoother(["a"], k=0)
+
+
+def test_frame_std_estimates_on_a_grid_and_tells_a_covered_camera():
+    from edgemm.runtime.pipeline import frame_std
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    covered = (20 + rng.integers(0, 3, (480, 640, 3))).astype(np.uint8)  # dark, sensor noise only
+    assert frame_std(scene) == pytest.approx(float(scene.std()), rel=0.02)
+    assert frame_std(covered) < RunConfig().image_min_std <= frame_std(scene)
+    small = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    assert frame_std(small) == float(small.std())  # small frames: every pixel
