@@ -36,8 +36,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--precision", default=d.precision, choices=[x.value for x in TrainPrecision],
-                   help="fp32, bf16 autocast, or auto: bf16 where the device computes it natively (AVX512-BF16/AMX CPUs, "
-                        "recent GPUs)")
+                   help="fp32, bf16 autocast, or auto: bf16 where the device computes it natively "
+                        "(AVX512-BF16/AMX CPUs, recent GPUs)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad data entries (counted) instead of failing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_train)

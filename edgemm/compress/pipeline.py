@@ -155,7 +155,8 @@ def compress(
     for i, (name, kind, cfg) in enumerate(plan):
         path = stage_dir / f"{i:02d}_{name}.pt"
         planned = json.loads(json.dumps({"stage": name, "config": dataclasses.asdict(cfg), "teacher": str(teacher_path),
-                                         "teacher_amp": str(teacher_amp), "student": recipe.student, "seed": seed}, default=str))
+                                         "teacher_amp": str(teacher_amp), "student": recipe.student, "seed": seed},
+                                        default=str))
         if reusable and path.is_file():
             ckpt = load_checkpoint(path)
             if ckpt.get("planned") == planned:

@@ -53,11 +53,17 @@ def register_stage(kind: StageType):
     return deco
 
 
+def _fit(model: nn.Module, ctx: StageContext, **kw: Any):
+    """``fit`` with the context's teacher, data, teacher arithmetic, device and log (``kw`` may override)."""
+    kw = {"device": ctx.device, "log": ctx.log, **kw}
+    return fit(model, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, **kw)
+
+
 @register_stage(StageType.DISTILL)
 def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:
-    result = fit(student, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                 temperature=cfg.temperature, alpha=cfg.alpha, feature_weight=cfg.feature_weight,
-                 modality_dropout=cfg.modality_dropout, seed=ctx.seed, device=ctx.device, log=ctx.log)
+    result = _fit(student, ctx, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                  temperature=cfg.temperature, alpha=cfg.alpha, feature_weight=cfg.feature_weight,
+                  modality_dropout=cfg.modality_dropout, seed=ctx.seed)
     return StageOutput(student, extra={"best_epoch": result.best_epoch, "history": result.history})
 
 
@@ -65,8 +71,7 @@ def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> St
 def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageOutput:
     def finetune(model: nn.Module, step: int) -> None:
         if cfg.finetune_epochs:
-            fit(model, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed + 1000 + step,
-                device=ctx.device, log=ctx.log)
+            _fit(model, ctx, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed + 1000 + step)
 
     batches = DataLoader(ctx.splits.train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
     trace = prune(student, cfg, finetune=finetune, gradient_batches=batches, device=ctx.device, log=ctx.log)
@@ -94,8 +99,8 @@ def run_qat(student: nn.Module, ctx: StageContext, cfg: QATConfig) -> StageOutpu
     student = student.cpu().eval()
     prepared = prepare_qat(student)
     # Logit distillation only: the exported graph returns logits, not the embeddings.
-    fit(prepared, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-        feature_weight=0.0, seed=ctx.seed + 2000, device="cpu", log=ctx.log, keep_best=False)
+    _fit(prepared, ctx, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, feature_weight=0.0,
+         seed=ctx.seed + 2000, device="cpu", keep_best=False)
     float_model = _float_with_weights_of(prepared, student)
     int8 = convert(prepared)
     return StageOutput(float_model, int8=int8, extra=_int8_extra(int8))
