@@ -1,4 +1,4 @@
-"""Training arithmetic: float32 against bf16 autocast, for the teacher and the student.
+"""Training arithmetic and layout: float32 / bf16 autocast, NCHW / channels-last, teacher and student.
 
 Usage:
     python benchmarks/train_precision.py [--batch 64] [--repeats 7] [--threads 2]
@@ -6,8 +6,9 @@ Usage:
 
 For ``av_teacher`` and ``av_student`` on random inputs of the default preprocessing, times one
 training step (forward, cross-entropy, backward, AdamW) and one no-grad forward in eval mode (what
-distillation asks of the teacher), each in float32 and under ``torch.autocast(bfloat16)``; medians
-of ``--repeats`` after two warm-up calls, rounds alternating between the two precisions. Whether
+distillation asks of the teacher), each in float32 and under ``torch.autocast(bfloat16)``, with the
+model's tensors contiguous (NCHW) and channels-last (``edgemm.train.layout``, what training uses);
+medians of ``--repeats`` after two warm-up calls, rounds alternating between the four settings. Whether
 the CPU has native bf16 (AVX512-BF16 / AMX) is printed: without it bf16 is emulated and slower.
 """
 
@@ -45,45 +46,57 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     cpu = torch.device("cpu")
     rows = []
+    settings = [(dtype, nhwc) for dtype in (None, torch.bfloat16) for nhwc in (False, True)]
     for name in ("av_teacher", "av_student"):
-        torch.manual_seed(0)
-        model = create_model(name, num_classes=10)
-        image, audio, ip, ap = model.example_inputs(a.batch)
+        models = {}  # one model and optimiser per setting: AdamW's state keeps the layout it was made in
+        for s in settings:
+            torch.manual_seed(0)
+            models[s] = create_model(name, num_classes=10)
+            if s[1]:
+                models[s].to(memory_format=torch.channels_last)  # what edgemm.train.layout.channels_last does
+        image, audio, ip, ap = models[settings[0]].example_inputs(a.batch)
         x = (torch.randn_like(image), torch.randn_like(audio) * 0.1, ip, ap)
         y = torch.randint(0, 10, (a.batch,))
-        opt = torch.optim.AdamW(model.parameters(), 1e-4)
+        opts = {s: torch.optim.AdamW(m.parameters(), 1e-4) for s, m in models.items()}
 
-        def step(dtype):
+        def step(s):
+            model, opt = models[s], opts[s]
             model.train()
-            with autocast(dtype, cpu):
+            with autocast(s[0], cpu):
                 loss = torch.nn.functional.cross_entropy(model(*x).float(), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
 
-        def forward(dtype):
+        def forward(s):
+            model = models[s]
             model.eval()
-            with torch.no_grad(), autocast(dtype, cpu):
+            with torch.no_grad(), autocast(s[0], cpu):
                 model(*x)
 
         for what, fn in (("train step", step), ("eval forward", forward)):
-            times = {None: [], torch.bfloat16: []}
-            for dtype in times:
-                fn(dtype), fn(dtype)
-            for _ in range(a.repeats):  # alternate, so drift hits both alike
-                for dtype in times:
-                    times[dtype].append(_once(lambda: fn(dtype)))
-            fp32, bf16 = statistics.median(times[None]), statistics.median(times[torch.bfloat16])
-            rows.append({"model": name, "what": what, "batch": a.batch, "fp32_ms": fp32, "bf16_ms": bf16,
-                         "speedup": fp32 / bf16})
-            print(f"{name} {what}: fp32 {fp32:.0f} ms, bf16 {bf16:.0f} ms", file=sys.stderr)
+            times = {s: [] for s in settings}
+            for _ in range(a.repeats + 2):  # two warm-up rounds, then alternate so drift hits all alike
+                for s in settings:
+                    times[s].append(_once(lambda: fn(s)))
+            med = {s: statistics.median(t[2:]) for s, t in times.items()}
+            row = {"model": name, "what": what, "batch": a.batch,
+                   "fp32_ms": med[(None, False)], "fp32_channels_last_ms": med[(None, True)],
+                   "bf16_ms": med[(torch.bfloat16, False)], "bf16_channels_last_ms": med[(torch.bfloat16, True)]}
+            row["speedup_bf16"] = row["fp32_ms"] / row["bf16_ms"]
+            row["speedup_channels_last_fp32"] = row["fp32_ms"] / row["fp32_channels_last_ms"]
+            row["speedup_channels_last_bf16"] = row["fp32_ms"] / row["bf16_channels_last_ms"]
+            rows.append(row)
+            print(f"{name} {what}: " + ", ".join(f"{k} {v:.0f}" for k, v in row.items() if k.endswith("_ms")),
+                  file=sys.stderr)
 
     native = native_bf16(cpu)
     print(f"\n{cpu_name()}, {a.threads} threads, native bf16: {native}, batch {a.batch}, median of {a.repeats}\n")
-    print("| model | what | fp32 ms | bf16 autocast ms | speed-up |")
-    print("|---|---|---:|---:|---:|")
+    print("| model | what | fp32 NCHW ms | fp32 channels-last ms | bf16 NCHW ms | bf16 channels-last ms | best vs fp32 NCHW |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['what']} | {r['fp32_ms']:.0f} | {r['bf16_ms']:.0f} | {r['speedup']:.2f}× |")
+        print(f"| {r['model']} | {r['what']} | {r['fp32_ms']:.0f} | {r['fp32_channels_last_ms']:.0f} | {r['bf16_ms']:.0f} "
+              f"| {r['bf16_channels_last_ms']:.0f} | {r['speedup_channels_last_bf16']:.2f}× |")
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"meta": {"cpu": cpu_name(), "threads": a.threads, "native_bf16": native,
                                            "torch": torch.__version__, "repeats": a.repeats}, "rows": rows}, indent=2))

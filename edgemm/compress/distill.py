@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from edgemm.train.evaluation import evaluate
+from edgemm.train.layout import channels_last
 from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
 from edgemm.train.precision import autocast
 
@@ -141,21 +142,22 @@ def fit(
     steps = max(1, len(loader)) * epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
     result, best_state = FitResult(), None
-    for epoch in range(epochs):
-        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        torch.manual_seed(seed * 7_919 + epoch)
-        stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=True,
-                            modality_dropout_p=modality_dropout, forward=forward)
-        val = evaluate(student, splits.val, splits.labels, device=device)
-        result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
-                               "val_accuracy_image_only": val.accuracy_image_only,
-                               "val_accuracy_audio_only": val.accuracy_audio_only})
-        log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
-            f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
-        if val.accuracy > result.best_val:
-            result.best_val, result.best_epoch = val.accuracy, epoch
-            if keep_best:
-                best_state = copy.deepcopy(student.state_dict())
+    with channels_last(student, teacher):
+        for epoch in range(epochs):
+            g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            torch.manual_seed(seed * 7_919 + epoch)
+            stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=True,
+                                modality_dropout_p=modality_dropout, forward=forward)
+            val = evaluate(student, splits.val, splits.labels, device=device)
+            result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
+                                   "val_accuracy_image_only": val.accuracy_image_only,
+                                   "val_accuracy_audio_only": val.accuracy_audio_only})
+            log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
+                f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
+            if val.accuracy > result.best_val:
+                result.best_val, result.best_epoch = val.accuracy, epoch
+                if keep_best:
+                    best_state = copy.deepcopy(student.state_dict())
     if keep_best and best_state is not None:
         student.load_state_dict(best_state)
     return result

@@ -22,6 +22,7 @@ from edgemm.train.augment import augment_audio, augment_image, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
 from edgemm.train.config import TrainConfig
 from edgemm.train.evaluation import evaluate
+from edgemm.train.layout import channels_last
 from edgemm.train.precision import autocast, autocast_dtype
 
 
@@ -214,8 +215,6 @@ def train(
     net = create_model(model, **kwargs).to(device)
     if state:
         net.load_state_dict(state["state_dict"])
-    ddp = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else None
-    module = ddp or net
 
     sampler = DistributedSampler(splits.train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(splits.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
@@ -236,45 +235,49 @@ def train(
     show_bars = is_main and (progress if progress is not None else sys.stderr.isatty())
     t_start = time.perf_counter()
     stopped = "epochs"
-    for epoch in range(start_epoch, cfg.epochs):
-        if (cfg.patience and bad_epochs >= cfg.patience) or (cfg.max_steps and step >= cfg.max_steps):
-            break
-        t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        # Every random draw of an epoch (order, augmentation, dropout, SpecAugment) derives from
-        # (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
-        torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show_bars, leave=False)
-        ce = lambda logits, y, _out: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)  # noqa: E731
-        stats = train_epoch(module, bar, opt, sched, ce, g=g, device=device, augment=cfg.augment,
-                            modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step,
-                            amp_dtype=amp_dtype)
-        step = stats.step
-        if stats.hit_max_steps:
-            stopped = "max_steps"
-        val = evaluate(net, splits.val, labels, device=device)
-        improved = val.accuracy > best_val
-        best_val, bad_epochs = (val.accuracy, 0) if improved else (best_val, bad_epochs + 1)
-        record = {
-            "epoch": epoch, "step": step, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-            "val_accuracy": val.accuracy, "val_accuracy_image_only": val.accuracy_image_only,
-            "val_accuracy_audio_only": val.accuracy_audio_only, "val_loss": val.loss,
-            "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
-        }
-        if is_main:
-            if improved:
-                atomic_torch_save(make_checkpoint(net, labels=labels, epoch=epoch, val_accuracy=val.accuracy, **common), best_path)
-            atomic_torch_save(
-                make_checkpoint(net, labels=labels, epoch=epoch, step=step, best_val=best_val, bad_epochs=bad_epochs,
-                                optimizer=opt.state_dict(), scheduler=sched.state_dict(), **common),
-                last_path,
-            )
-            with (out / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.3f}  val {val.accuracy:.3f} "
-                  f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})  "
-                  f"{record['seconds']:.1f}s", file=sys.stderr)
+    with channels_last(net):
+        # DDP is built on the converted model: its gradient buckets take the parameters' layout.
+        ddp = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else None
+        module = ddp or net
+        for epoch in range(start_epoch, cfg.epochs):
+            if (cfg.patience and bad_epochs >= cfg.patience) or (cfg.max_steps and step >= cfg.max_steps):
+                break
+            t0 = time.perf_counter()
+            sampler.set_epoch(epoch)
+            # Every random draw of an epoch (order, augmentation, dropout, SpecAugment) derives from
+            # (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
+            g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
+            torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show_bars, leave=False)
+            ce = lambda logits, y, _out: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)  # noqa: E731
+            stats = train_epoch(module, bar, opt, sched, ce, g=g, device=device, augment=cfg.augment,
+                                modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step,
+                                amp_dtype=amp_dtype)
+            step = stats.step
+            if stats.hit_max_steps:
+                stopped = "max_steps"
+            val = evaluate(net, splits.val, labels, device=device)
+            improved = val.accuracy > best_val
+            best_val, bad_epochs = (val.accuracy, 0) if improved else (best_val, bad_epochs + 1)
+            record = {
+                "epoch": epoch, "step": step, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
+                "val_accuracy": val.accuracy, "val_accuracy_image_only": val.accuracy_image_only,
+                "val_accuracy_audio_only": val.accuracy_audio_only, "val_loss": val.loss,
+                "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
+            }
+            if is_main:
+                if improved:
+                    atomic_torch_save(make_checkpoint(net, labels=labels, epoch=epoch, val_accuracy=val.accuracy, **common), best_path)
+                atomic_torch_save(
+                    make_checkpoint(net, labels=labels, epoch=epoch, step=step, best_val=best_val, bad_epochs=bad_epochs,
+                                    optimizer=opt.state_dict(), scheduler=sched.state_dict(), **common),
+                    last_path,
+                )
+                with (out / "metrics.jsonl").open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.3f}  val {val.accuracy:.3f} "
+                      f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})  "
+                      f"{record['seconds']:.1f}s", file=sys.stderr)
     if cfg.patience and bad_epochs >= cfg.patience:
         stopped = "early_stopping"
 
