@@ -10,6 +10,7 @@ student learns the teacher's behaviour with a muted microphone or a covered came
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
@@ -56,13 +57,26 @@ def _eval_features(model: nn.Module, ex) -> dict[str, torch.Tensor]:
     return out
 
 
+def within_noise(accuracy: float, best: float, n: int) -> bool:
+    """Whether ``accuracy`` is at most one binomial standard error below ``best`` on ``n`` samples.
+
+    Validation sets here are small (300 samples: one standard error is ~1.3 pts near 95 %), so the
+    epoch with the top validation score is often an earlier, less converged one that was lucky.
+    Late epochs of a cosine schedule are the better models on fresh data (measured: distillation
+    kept epoch 7 of 12 at 0.920 held-out accuracy; the last epochs scored 0.937-0.940), so ``fit``
+    keeps the latest epoch that validation cannot tell apart from the best.
+    """
+    return accuracy >= best - math.sqrt(best * (1 - best) / max(n, 1))
+
+
 @dataclass
 class FitResult:
     """What a distillation run did: per-epoch validation accuracy and the epoch kept."""
 
     history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = -1
-    best_val: float = -1.0
+    best_epoch: int = -1  # the epoch kept
+    best_val: float = -1.0  # its validation accuracy
+    top_val: float = -1.0  # the highest validation accuracy of any epoch
 
 
 def fit(
@@ -91,7 +105,8 @@ def fit(
         student: An ``AVModel`` (possibly pruned), or a PT2E graph module (logit distillation only).
         teacher: The teacher, kept in eval mode and frozen; None trains from labels alone.
         splits: ``DataSplits``; trains on ``train``, selects on ``val``.
-        keep_best: Restore the weights of the epoch with the best validation accuracy.
+        keep_best: Restore the weights of the latest epoch whose validation accuracy is within one
+            standard error of the best (``within_noise``); False keeps the last epoch.
         teacher_amp: Autocast dtype of the teacher's forward passes (``edgemm.train.precision``);
             its outputs are cast back to float32 before they enter the loss.
         log: Where to report each epoch (default: stderr).
@@ -154,7 +169,8 @@ def fit(
                                    "val_accuracy_audio_only": val.accuracy_audio_only})
             log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
                 f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
-            if val.accuracy > result.best_val:
+            result.top_val = max(result.top_val, val.accuracy)
+            if within_noise(val.accuracy, result.top_val, val.n):
                 result.best_val, result.best_epoch = val.accuracy, epoch
                 if keep_best:
                     best_state = copy.deepcopy(student.state_dict())

@@ -30,7 +30,8 @@ class TrainConfig:
         device: ``auto`` (CUDA if available), ``cpu`` or ``cuda[:N]``.
         threads: torch intra-op threads on CPU (None leaves torch's default).
         precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 where the device computes it
-            natively, see ``edgemm.train.precision``).
+            natively, see ``edgemm.train.precision``). Training steps and the per-epoch validation
+            run in it; the test evaluation of the best checkpoint is always float32.
     """
 
     epochs: int = 30

@@ -256,7 +256,8 @@ def train(
             step = stats.step
             if stats.hit_max_steps:
                 stopped = "max_steps"
-            val = evaluate(net, splits.val, labels, device=device)
+            with autocast(amp_dtype, device):  # selection only; the reported test score is float32
+                val = evaluate(net, splits.val, labels, device=device)
             improved = val.accuracy > best_val
             best_val, bad_epochs = (val.accuracy, 0) if improved else (best_val, bad_epochs + 1)
             record = {

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgemm.compress.distill import FeatureProjections, fit, kd_loss
+import edgemm.compress.distill as distill_module
+from edgemm.compress.distill import FeatureProjections, fit, kd_loss, within_noise
 from edgemm.compress.prune import count_macs_params, frontend_macs, prune
 from edgemm.compress.recipe import Importance, PruneConfig
 from edgemm.data import open_dataset
@@ -47,6 +48,33 @@ def test_distill_trains_the_student_towards_the_teacher(name, splits):
         after = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
     assert len(result.history) == 3 and all(np.isfinite(h["loss"]) for h in result.history)
     assert float(after) < float(before)  # the student moved towards the teacher
+
+
+def test_within_noise_is_one_binomial_standard_error():
+    assert within_noise(0.950, 0.957, 300)  # 2 samples apart; one standard error is ~3.5 samples
+    assert not within_noise(0.930, 0.957, 300)
+    assert within_noise(0.930, 0.957, 30)  # a smaller validation set tells less apart
+    assert within_noise(1.0, 1.0, 300) and not within_noise(0.997, 1.0, 300)
+
+
+def test_fit_keeps_the_latest_epoch_validation_cannot_tell_from_the_best(splits, monkeypatch):
+    torch.manual_seed(0)
+    student = create_model("test_gated", num_classes=len(splits.labels))
+    scores, snapshots = iter([0.50, 0.957, 0.950, 0.900]), []
+    real_evaluate = distill_module.evaluate
+
+    def fake_evaluate(model, dataset, labels, **kw):  # scripted validation scores, real result object
+        r = real_evaluate(model, dataset, labels, **kw)
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        r.accuracy, r.n = next(scores), 300
+        return r
+
+    monkeypatch.setattr(distill_module, "evaluate", fake_evaluate)
+    result = fit(student, None, splits, epochs=4, lr=3e-3, batch_size=8, log=lambda s: None)
+    assert (result.best_epoch, result.best_val, result.top_val) == (2, 0.950, 0.957)
+    kept = student.state_dict()
+    assert all(torch.equal(kept[k], snapshots[2][k]) for k in kept)  # epoch 3's weights, not epoch 2's
+    assert not all(torch.equal(kept[k], snapshots[3][k]) for k in kept if kept[k].is_floating_point())
 
 
 @pytest.mark.parametrize("name", TEST_MODELS)
