@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset
+from benchmarks_common import heldout_set  # benchmarks/ is the script's directory
 
 from edgemm.compress.quantize import load_int8
-from edgemm.data import open_dataset
-from edgemm.data.synthetic import SyntheticConfig, make_default
 from edgemm.train import evaluate, load_model
 
 
@@ -31,15 +28,12 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     report = json.loads((a.run / "report.json").read_text())
-    csv_path = make_default(SyntheticConfig(samples_per_class=a.samples_per_class, seed=a.seed),
-                            root=Path(tempfile.gettempdir()) / "edgemm-heldout")
     states = [("teacher", Path(report["teacher"]["path"]))]
     states += [(p.stem.split("_", 1)[1], p) for p in sorted((a.run / "stages").glob("*.pt"))]
     rows = []
     for name, path in states:
         model, ckpt = load_model(path)
-        splits = open_dataset(csv_path, model.preprocess, labels=ckpt["labels"])
-        unseen = ConcatDataset([splits.train, splits.val, splits.test])  # all of it: another seed
+        unseen = heldout_set(model.preprocess, ckpt["labels"], seed=a.seed, samples_per_class=a.samples_per_class)
         if name in ("qat", "ptq"):
             name, model = f"{name} (int8)", load_int8(a.run / "model_int8.pt2", model.preprocess)
         r = evaluate(model, unseen, ckpt["labels"])

@@ -17,18 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset
+from benchmarks_common import heldout_set  # benchmarks/ is the script's directory
 
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.recipe import PruneConfig
 from edgemm.compress.stages import StageContext, run_prune
 from edgemm.data import open_dataset
-from edgemm.data.synthetic import SyntheticConfig, make_default
 from edgemm.train import evaluate, load_model
 from edgemm.train.precision import autocast_dtype
 
@@ -56,10 +54,7 @@ def main() -> None:
     cpu = torch.device("cpu")
     data = report["data"] if Path(report["data"]).exists() else "default"  # the run's set, else regenerate it
     splits = open_dataset(data, teacher.preprocess, labels=ckpt["labels"])
-    held = make_default(SyntheticConfig(samples_per_class=300, seed=a.seed),
-                        root=Path(tempfile.gettempdir()) / "edgemm-heldout")
-    h = open_dataset(held, teacher.preprocess, labels=ckpt["labels"])
-    unseen = ConcatDataset([h.train, h.val, h.test])
+    unseen = heldout_set(teacher.preprocess, ckpt["labels"], seed=a.seed)
     ctx = StageContext(teacher=teacher, splits=splits, device=cpu, seed=0, log=lambda s: None,
                        teacher_amp=autocast_dtype("auto", cpu))
     rows = []

@@ -15,6 +15,7 @@ the CPU has native bf16 (AVX512-BF16 / AMX) is printed: without it bf16 is emula
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks_common import cpu_name  # noqa: E402
 
 from edgemm.models import create_model  # noqa: E402
+from edgemm.train.layout import channels_last  # noqa: E402
 from edgemm.train.precision import autocast, native_bf16  # noqa: E402
 
 
@@ -48,47 +50,47 @@ def main() -> None:
     rows = []
     settings = [(dtype, nhwc) for dtype in (None, torch.bfloat16) for nhwc in (False, True)]
     for name in ("av_teacher", "av_student"):
-        models = {}  # one model and optimiser per setting: AdamW's state keeps the layout it was made in
-        for s in settings:
-            torch.manual_seed(0)
-            models[s] = create_model(name, num_classes=10)
-            if s[1]:
-                models[s].to(memory_format=torch.channels_last)  # what edgemm.train.layout.channels_last does
-        image, audio, ip, ap = models[settings[0]].example_inputs(a.batch)
-        x = (torch.randn_like(image), torch.randn_like(audio) * 0.1, ip, ap)
-        y = torch.randint(0, 10, (a.batch,))
-        opts = {s: torch.optim.AdamW(m.parameters(), 1e-4) for s, m in models.items()}
+        with contextlib.ExitStack() as layouts:
+            models = {}  # one model and optimiser per setting: AdamW's state keeps the layout it was made in
+            for s in settings:
+                torch.manual_seed(0)
+                models[s] = create_model(name, num_classes=10)
+                layouts.enter_context(channels_last(models[s], enabled=s[1]))  # as training does
+            image, audio, ip, ap = models[settings[0]].example_inputs(a.batch)
+            x = (torch.randn_like(image), torch.randn_like(audio) * 0.1, ip, ap)
+            y = torch.randint(0, 10, (a.batch,))
+            opts = {s: torch.optim.AdamW(m.parameters(), 1e-4) for s, m in models.items()}
 
-        def step(s):
-            model, opt = models[s], opts[s]
-            model.train()
-            with autocast(s[0], cpu):
-                loss = torch.nn.functional.cross_entropy(model(*x).float(), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            def step(s):
+                model, opt = models[s], opts[s]
+                model.train()
+                with autocast(s[0], cpu):
+                    loss = torch.nn.functional.cross_entropy(model(*x).float(), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
 
-        def forward(s):
-            model = models[s]
-            model.eval()
-            with torch.no_grad(), autocast(s[0], cpu):
-                model(*x)
+            def forward(s):
+                model = models[s]
+                model.eval()
+                with torch.no_grad(), autocast(s[0], cpu):
+                    model(*x)
 
-        for what, fn in (("train step", step), ("eval forward", forward)):
-            times = {s: [] for s in settings}
-            for _ in range(a.repeats + 2):  # two warm-up rounds, then alternate so drift hits all alike
-                for s in settings:
-                    times[s].append(_once(lambda: fn(s)))
-            med = {s: statistics.median(t[2:]) for s, t in times.items()}
-            row = {"model": name, "what": what, "batch": a.batch,
-                   "fp32_ms": med[(None, False)], "fp32_channels_last_ms": med[(None, True)],
-                   "bf16_ms": med[(torch.bfloat16, False)], "bf16_channels_last_ms": med[(torch.bfloat16, True)]}
-            row["speedup_bf16"] = row["fp32_ms"] / row["bf16_ms"]
-            row["speedup_channels_last_fp32"] = row["fp32_ms"] / row["fp32_channels_last_ms"]
-            row["speedup_channels_last_bf16"] = row["fp32_ms"] / row["bf16_channels_last_ms"]
-            rows.append(row)
-            print(f"{name} {what}: " + ", ".join(f"{k} {v:.0f}" for k, v in row.items() if k.endswith("_ms")),
-                  file=sys.stderr)
+            for what, fn in (("train step", step), ("eval forward", forward)):
+                times = {s: [] for s in settings}
+                for _ in range(a.repeats + 2):  # two warm-up rounds, then alternate so drift hits all alike
+                    for s in settings:
+                        times[s].append(_once(lambda: fn(s)))
+                med = {s: statistics.median(t[2:]) for s, t in times.items()}
+                row = {"model": name, "what": what, "batch": a.batch,
+                       "fp32_ms": med[(None, False)], "fp32_channels_last_ms": med[(None, True)],
+                       "bf16_ms": med[(torch.bfloat16, False)], "bf16_channels_last_ms": med[(torch.bfloat16, True)]}
+                row["speedup_bf16"] = row["fp32_ms"] / row["bf16_ms"]
+                row["speedup_channels_last_fp32"] = row["fp32_ms"] / row["fp32_channels_last_ms"]
+                row["speedup_channels_last_bf16"] = row["fp32_ms"] / row["bf16_channels_last_ms"]
+                rows.append(row)
+                print(f"{name} {what}: " + ", ".join(f"{k} {v:.0f}" for k, v in row.items() if k.endswith("_ms")),
+                      file=sys.stderr)
 
     native = native_bf16(cpu)
     print(f"\n{cpu_name()}, {a.threads} threads, native bf16: {native}, batch {a.batch}, median of {a.repeats}\n")

@@ -76,7 +76,11 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1  # the epoch kept
     best_val: float = -1.0  # its validation accuracy
-    top_val: float = -1.0  # the highest validation accuracy of any epoch
+
+    @property
+    def top_val(self) -> float:
+        """The highest validation accuracy of any epoch so far."""
+        return max((h["val_accuracy"] for h in self.history), default=-1.0)
 
 
 def fit(
@@ -169,7 +173,6 @@ def fit(
                                    "val_accuracy_audio_only": val.accuracy_audio_only})
             log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
                 f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
-            result.top_val = max(result.top_val, val.accuracy)
             if within_noise(val.accuracy, result.top_val, val.n):
                 result.best_val, result.best_epoch = val.accuracy, epoch
                 if keep_best:
