@@ -33,3 +33,27 @@ def test_corrupted_share_and_cached_reuse(tmp_path):
     mtime = path.stat().st_mtime_ns
     assert make_default(cfg, root=tmp_path) == path and path.stat().st_mtime_ns == mtime  # reused, not rewritten
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_difficulty_knobs_are_validated_and_name_the_cache():
+    import pytest
+
+    with pytest.raises(ValueError, match="snr_db"):
+        SyntheticConfig(snr_db=(10, 0))
+    with pytest.raises(ValueError, match="object_scale"):
+        SyntheticConfig(object_scale=(0.2, 0.6))
+    with pytest.raises(ValueError, match="distractors"):
+        SyntheticConfig(distractors=-1)
+    cfg = SyntheticConfig(snr_db=[0, 20])  # lists (JSON, command line) are accepted
+    assert cfg.snr_db == (0.0, 20.0) and cfg.key() != SyntheticConfig().key()
+
+
+def test_snr_sets_the_background_noise_level():
+    from edgemm.data.synthetic import render_audio
+
+    def noise_floor(snr):
+        cfg = SyntheticConfig(snr_db=(snr, snr), distractors=0)
+        wave = render_audio("beep", np.random.default_rng(5), cfg)
+        return np.sort(np.abs(wave))[: len(wave) // 2].mean()  # the quieter half: no event there
+
+    assert noise_floor(-5.0) > 10 * noise_floor(25.0)
