@@ -50,6 +50,27 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def teacher_cache_key(recipe: Recipe, data: str | Path) -> str:
+    """Names a cached teacher by what it was trained on and how.
+
+    The data's identity is the generator version and parameters for ``"default"``, the resolved
+    path plus the file's content hash for a manifest, and the resolved path for a video folder. So
+    a new generator version or an edited manifest trains a new teacher instead of reusing one
+    trained on other data.
+    """
+    from edgemm.data.synthetic import SyntheticConfig
+
+    if str(data) == "default":
+        identity = SyntheticConfig().key()
+    else:
+        path = Path(data).resolve()
+        identity = str(path)
+        if path.is_file():
+            identity += ":" + hashlib.sha1(path.read_bytes()).hexdigest()
+    blob = json.dumps({"data": identity, "teacher": recipe.to_dict()["teacher"]}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
 def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log
              ) -> tuple[nn.Module, dict, Path, float]:
     """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused)."""
@@ -59,9 +80,7 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
     from edgemm.data.synthetic import default_cache_dir
     from edgemm.train import TrainConfig, train
 
-    key = hashlib.sha1(json.dumps({"data": str(Path(data).resolve()) if str(data) != "default" else "default",
-                                   "teacher": recipe.to_dict()["teacher"]}, sort_keys=True).encode()).hexdigest()[:12]
-    run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{key}"
+    run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{teacher_cache_key(recipe, data)}"
     seconds = 0.0
     if not (run / "summary.json").is_file():
         log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs) into {run}")

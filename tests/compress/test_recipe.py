@@ -50,3 +50,26 @@ def test_print_recipe_and_cli_validation(tmp_path, capsys):
     user.write_text("stages:\n  - type: prune\n    ratio: 0.3\n    importance: fisher\n")
     assert main(["compress", "--print-recipe", "--recipe", str(user)]) == 1
     assert "'fisher' is not one of ['magnitude', 'taylor', 'bn_scale']" in capsys.readouterr().err
+
+
+def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, monkeypatch):
+    import edgemm.data.synthetic as synthetic
+    from edgemm.compress.pipeline import teacher_cache_key
+    from edgemm.compress.recipe import load_recipe
+
+    recipe = load_recipe(None)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image,audio,label\na.png,a.wav,x\n")
+    key = teacher_cache_key(recipe, manifest)
+    assert teacher_cache_key(recipe, manifest) == key
+    manifest.write_text("image,audio,label\na.png,a.wav,y\n")  # same path, edited labels
+    assert teacher_cache_key(recipe, manifest) != key
+
+    default = teacher_cache_key(recipe, "default")
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    assert teacher_cache_key(recipe, "default") != default  # a new generator: a new teacher
+
+    import dataclasses
+
+    longer = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, epochs=recipe.teacher.epochs + 1))
+    assert teacher_cache_key(longer, manifest) != teacher_cache_key(recipe, manifest)
