@@ -21,11 +21,11 @@ from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.quantize import save_int8
 from edgemm.compress.recipe import Recipe, StageType, load_recipe
-from edgemm.compress.report import write_report
+from edgemm.compress.report import vs_scratch, write_report
 from edgemm.compress.stages import STAGE_HANDLERS, StageContext
 from edgemm.data import open_dataset
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
-from edgemm.train.evaluation import evaluate
+from edgemm.train.evaluation import metrics, predict_logits
 from edgemm.train.precision import autocast_dtype
 
 
@@ -38,10 +38,13 @@ def _row(name: str, model: nn.Module, splits, device, seconds: float, *, eval_mo
          **extra: Any) -> dict[str, Any]:
     """A report row: size figures of the float ``model``, accuracy of ``eval_model`` (default: the same)."""
     macs, params = count_macs_params(model)
-    result = evaluate(eval_model or model, splits.test, splits.labels, device=device)
+    logits, y = predict_logits(eval_model or model, splits.test, device=device)
+    result = metrics(logits, y, splits.labels)
+    correct = "".join("1" if ok else "0" for ok in logits["fused"].argmax(1) == y)
     return {"name": name, "params": params, "macs": macs, "fp32_bytes": float_bytes(model),
             "accuracy": result.accuracy, "accuracy_image_only": result.accuracy_image_only,
-            "accuracy_audio_only": result.accuracy_audio_only, "n": result.n, "seconds": seconds, **extra}
+            "accuracy_audio_only": result.accuracy_audio_only, "n": result.n, "seconds": seconds,
+            "test_correct": correct, **extra}
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -217,7 +220,8 @@ def compress(
     atomic_torch_save(make_checkpoint(final, labels=labels, **common,
                                       quantization={"scheme": "pt2e-x86-int8", "file": "model_int8.pt2",
                                                     "stage": rows[-1]["name"]} if quant else None), out / "model.pt")
-    report = {"teacher": teacher_row, "stages": rows, "recipe": recipe.to_dict(), "data": splits.source,
+    report = {"teacher": teacher_row, "stages": rows, "vs_scratch": vs_scratch(rows),
+              "recipe": recipe.to_dict(), "data": splits.source,
               "labels": labels, "device": str(dev), "total_seconds": time.perf_counter() - t_start,
               "final_model": str(out / "model.pt"), "int8_model": str(out / "model_int8.pt2") if quant else None}
     write_report(report, out)

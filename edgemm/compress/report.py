@@ -41,6 +41,11 @@ def markdown(report: dict[str, Any]) -> str:
     if scratch:
         lines.append(f"Distillation vs the same student from scratch: {100 * (final['accuracy'] - scratch['accuracy']):+.1f} pts "
                      f"(final) / {100 * (_get(report, 'distill', scratch)['accuracy'] - scratch['accuracy']):+.1f} pts (after distill).")
+        for name, test in (report.get("vs_scratch") or {}).items():
+            verdict = "significant" if test["p_value"] < 0.05 else "not significant"
+            lines.append(f"Paired on the same {test['n']} test samples, {name} vs scratch: {test['only_this']} right only "
+                         f"by {name}, {test['only_scratch']} only by scratch; McNemar exact p = {test['p_value']:.3f} "
+                         f"({verdict} at 5 %).")
     half = 196 * (final["accuracy"] * (1 - final["accuracy"]) / max(final["n"], 1)) ** 0.5
     lines.append(f"Test accuracy of the final model carries a 95 % binomial interval of about ±{half:.1f} pts "
                  f"at n = {final['n']}; smaller differences between rows are within noise.")
@@ -48,6 +53,49 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"int8: {final['quantized_layers']} conv/linear layers quantized; kept in float: "
                      f"{', '.join(final['float_layers']) or 'none'}.")
     return "\n".join(lines) + "\n"
+
+
+def mcnemar(correct: str, baseline: str) -> dict[str, Any]:
+    """Exact McNemar test of two models scored on the same samples.
+
+    Args:
+        correct: Per sample, ``"1"`` where the model was right, else ``"0"``.
+        baseline: The same for the model it is compared with.
+
+    Returns:
+        ``n``, ``only_this`` / ``only_scratch`` (samples only one of the two got right) and the
+        two-sided ``p_value`` of "both are equally accurate" (a binomial test on the discordant
+        samples, which is all a paired comparison can learn from).
+
+    Raises:
+        ValueError: If the two were scored on different numbers of samples.
+    """
+    from scipy.stats import binomtest
+
+    if len(correct) != len(baseline):
+        raise ValueError(f"paired test needs the same samples: {len(correct)} vs {len(baseline)} results")
+    only_this = sum(a == "1" and b == "0" for a, b in zip(correct, baseline))
+    only_base = sum(a == "0" and b == "1" for a, b in zip(correct, baseline))
+    p = binomtest(only_this, only_this + only_base, 0.5).pvalue if only_this + only_base else 1.0
+    return {"n": len(correct), "only_this": only_this, "only_scratch": only_base, "p_value": float(p)}
+
+
+def vs_scratch(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """McNemar tests of the distilled and the final student against the scratch baseline.
+
+    Empty when there is no baseline, or when a row has no per-sample results (a stage reused from
+    a run written before they were recorded).
+    """
+    by_name = {r["name"]: r for r in rows}
+    scratch = by_name.get("scratch")
+    if scratch is None or "test_correct" not in scratch:
+        return {}
+    tests = {}
+    for name in dict.fromkeys(["distill", rows[-1]["name"]]):
+        row = by_name.get(name)
+        if row is not None and name != "scratch" and "test_correct" in row:
+            tests[name] = mcnemar(row["test_correct"], scratch["test_correct"])
+    return tests
 
 
 def _keep(final: dict, teacher: dict, key: str) -> str:

@@ -53,6 +53,9 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     assert report["teacher"]["trained_now"] is False and report["teacher"]["seconds"] == 0.0  # given, not trained
     md = (out / "report.md").read_text()
     assert "| qat |" in md and "95 % binomial interval" in md
+    for row in [report["teacher"]] + report["stages"]:  # per-sample results agree with the accuracy
+        assert len(row["test_correct"]) == row["n"] and row["test_correct"].count("1") == round(row["accuracy"] * row["n"])
+    assert set(report["vs_scratch"]) == {"distill", "qat"} and "McNemar exact p" in md
 
     raw = torch.load(out / "model.pt", weights_only=True)
     assert raw["quantization"]["file"] == "model_int8.pt2"
