@@ -17,8 +17,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def heldout_set(preprocess, labels: list[str], *, seed: int = 2, samples_per_class: int = 300,
-                uncorrupted: bool = False):
+def _heldout_csv(seed: int, samples_per_class: int) -> Path:
+    import tempfile
+
+    from edgemm.data.synthetic import SyntheticConfig, make_default
+
+    return make_default(SyntheticConfig(samples_per_class=samples_per_class, seed=seed),
+                        root=Path(tempfile.gettempdir()) / "edgemm-heldout")
+
+
+def heldout_set(preprocess, labels: list[str], *, seed: int = 2, samples_per_class: int = 300):
     """Every sample of a generated set drawn with another seed: data no run has trained or selected on.
 
     Args:
@@ -26,25 +34,26 @@ def heldout_set(preprocess, labels: list[str], *, seed: int = 2, samples_per_cla
         labels: The checkpoint's label order.
         seed: Generator seed (the default set uses 0).
         samples_per_class: Size of the set (300 gives n = 3000, a 95 % interval of about ±0.9 pts).
-        uncorrupted: Only the samples with both modalities intact. On the others (10 %) the best any
-            model can do is a coin flip between two classes, which adds noise to every comparison.
     """
-    import csv
-    import tempfile
-
-    from torch.utils.data import ConcatDataset, Subset
+    from torch.utils.data import ConcatDataset
 
     from edgemm.data import open_dataset
-    from edgemm.data.synthetic import SyntheticConfig, make_default
 
-    csv_path = make_default(SyntheticConfig(samples_per_class=samples_per_class, seed=seed),
-                            root=Path(tempfile.gettempdir()) / "edgemm-heldout")
-    splits = open_dataset(csv_path, preprocess, labels=labels)
-    parts = [splits.train, splits.val, splits.test]
-    whole = ConcatDataset(parts)
-    if not uncorrupted:
-        return whole
+    splits = open_dataset(_heldout_csv(seed, samples_per_class), preprocess, labels=labels)
+    return ConcatDataset([splits.train, splits.val, splits.test])
+
+
+def intact_mask(dataset, *, seed: int = 2, samples_per_class: int = 300):
+    """Per sample of ``heldout_set(...)`` (same seed and size), whether both modalities are intact.
+
+    On the others (10 %) the best any model can do is a coin flip between two classes, which adds
+    noise to every comparison.
+    """
+    import csv
+
+    import numpy as np
+
+    csv_path = _heldout_csv(seed, samples_per_class)
     with csv_path.open(newline="") as f:
         intact = {(csv_path.parent / row["image"]).resolve() for row in csv.DictReader(f) if row["corrupt"] == "none"}
-    records = [r for part in parts for r in part.records]
-    return Subset(whole, [i for i, r in enumerate(records) if Path(r.image).resolve() in intact])
+    return np.array([Path(r.image).resolve() in intact for part in dataset.datasets for r in part.records])
