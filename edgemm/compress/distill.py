@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from edgemm.train.augment import mixup as mix_batch
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
@@ -95,6 +96,7 @@ def fit(
     alpha: float = 0.7,
     feature_weight: float = 1.0,
     modality_dropout: float = 0.3,
+    mixup: float = 0.0,
     label_smoothing: float = 0.1,
     weight_decay: float = 0.05,
     seed: int = 0,
@@ -109,6 +111,9 @@ def fit(
         student: An ``AVModel`` (possibly pruned), or a PT2E graph module (logit distillation only).
         teacher: The teacher, kept in eval mode and frozen; None trains from labels alone.
         splits: ``DataSplits``; trains on ``train``, selects on ``val``.
+        mixup: Beta concentration of mixup (0: off). Teacher and student see the same mixed batch,
+            so the teacher's soft labels describe exactly what the student sees ("function
+            matching", Beyer et al. 2022); the cross-entropy term mixes the labels alike.
         keep_best: Restore the weights of the latest epoch whose validation accuracy is within one
             standard error of the best (``within_noise``); False keeps the last epoch.
         teacher_amp: Autocast dtype of the teacher's forward passes (``edgemm.train.precision``);
@@ -129,23 +134,33 @@ def fit(
     projections = FeatureProjections(student, teacher).to(device) if use_features else None
 
     def forward(image, audio, mi, ma):
+        mixed = None
+        if mixup > 0:
+            image, audio, perm, lam = mix_batch(image, audio, mixup)
+            mixed = (perm, lam)
         if use_features:
             sf = student.forward_features(image, audio, mi, ma)
             logits = student.head(sf["fused"])
         else:
             sf, logits = None, student(image, audio, mi, ma)
         if teacher is None:
-            return logits, None
+            return logits, (mixed, None)
         with torch.no_grad(), autocast(teacher_amp, device):
             tf = teacher.forward_features(image, audio, mi, ma)
             tl = teacher.head(tf["fused"])
-        return logits, (sf, {k: v.float() for k, v in tf.items()}, tl.float())
+        return logits, (mixed, (sf, {k: v.float() for k, v in tf.items()}, tl.float()))
 
     def loss_fn(logits, y, extra):
-        ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        if extra is None:
+        mixed, taught = extra
+        if mixed is None:
+            ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        else:  # the labels mix as the inputs did
+            perm, lam = mixed
+            ce_of = lambda t: F.cross_entropy(logits, t, label_smoothing=label_smoothing, reduction="none")  # noqa: E731
+            ce = (lam * ce_of(y) + (1 - lam) * ce_of(y[perm])).mean()
+        if taught is None:
             return ce
-        sf, tf, tl = extra
+        sf, tf, tl = taught
         loss = (1 - alpha) * ce + alpha * kd_loss(logits, tl, temperature)
         if projections is not None:
             loss = loss + feature_weight * projections(sf, tf)

@@ -196,7 +196,7 @@ def compress(
             torch.manual_seed(seed)
             scratch = create_model(recipe.student, num_classes=len(labels)).to(dev)
             fit(scratch, None, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                modality_dropout=cfg.modality_dropout, seed=seed, device=dev, log=log)
+                modality_dropout=cfg.modality_dropout, mixup=cfg.mixup, seed=seed, device=dev, log=log)
             model_i, extra, eval_model = scratch, {}, scratch
         else:
             result = STAGE_HANDLERS[kind](student, ctx, cfg)
@@ -207,7 +207,8 @@ def compress(
                 save_int8(int8, out / "model_int8.pt2")
             model_i = student
         row = _row(name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
-                   time.perf_counter() - t0, eval_model=eval_model, **{k: v for k, v in extra.items() if k != "history"})
+                   time.perf_counter() - t0, eval_model=eval_model, epochs=cfg.training_epochs,
+                   **{k: v for k, v in extra.items() if k != "history"})
         rows.append(row)
         atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), planned=planned,
                                           **common), path)

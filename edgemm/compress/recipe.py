@@ -50,6 +50,8 @@ class DistillConfig:
         feature_weight: Weight of the feature terms (image, audio and fused embeddings through
             learned projections to the teacher's widths, cosine distance).
         modality_dropout: Probability a sample loses one modality (teacher sees the same).
+        mixup: Beta concentration of mixup, both modalities mixed alike and the teacher shown the
+            same mix (0: off).
         batch_size: Samples per step.
     """
 
@@ -59,12 +61,20 @@ class DistillConfig:
     alpha: float = 0.7
     feature_weight: float = 1.0
     modality_dropout: float = 0.3
+    mixup: float = 0.0
     batch_size: int = 64
 
     def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise ValueError(f"distill.mixup must be >= 0 (0 turns it off), got {self.mixup!r}")
         _positive("distill", epochs=self.epochs, lr=self.lr, temperature=self.temperature, batch_size=self.batch_size)
         if not 0 <= self.alpha <= 1 or self.feature_weight < 0 or not 0 <= self.modality_dropout <= 1:
             raise ValueError("distill: alpha and modality_dropout must be in [0, 1], feature_weight >= 0")
+
+    @property
+    def training_epochs(self) -> int:
+        """Passes over the training set this stage gives the student."""
+        return self.epochs
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,11 @@ class PruneConfig:
         if self.finetune_epochs < 0:
             raise ValueError(f"prune.finetune_epochs must be >= 0, got {self.finetune_epochs}")
 
+    @property
+    def training_epochs(self) -> int:
+        """Passes over the training set this stage gives the student (fine-tuning after every step)."""
+        return self.steps * self.finetune_epochs
+
 
 @dataclass(frozen=True)
 class QATConfig:
@@ -127,6 +142,11 @@ class QATConfig:
     def __post_init__(self) -> None:
         _positive("qat", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
 
+    @property
+    def training_epochs(self) -> int:
+        """Passes over the training set this stage gives the student."""
+        return self.epochs
+
 
 @dataclass(frozen=True)
 class PTQConfig:
@@ -140,6 +160,11 @@ class PTQConfig:
 
     def __post_init__(self) -> None:
         _positive("ptq", calibration_samples=self.calibration_samples)
+
+    @property
+    def training_epochs(self) -> int:
+        """Calibration only: no training."""
+        return 0
 
 
 STAGE_CONFIGS: dict[StageType, type] = {

@@ -46,6 +46,9 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"Paired on the same {test['n']} test samples, {name} vs scratch: {test['only_this']} right only "
                          f"by {name}, {test['only_scratch']} only by scratch; McNemar exact p = {test['p_value']:.3f} "
                          f"({verdict} at 5 %).")
+    budget = _budget(report["stages"])
+    if budget:
+        lines.append(budget)
     half = 196 * (final["accuracy"] * (1 - final["accuracy"]) / max(final["n"], 1)) ** 0.5
     lines.append(f"Test accuracy of the final model carries a 95 % binomial interval of about ±{half:.1f} pts "
                  f"at n = {final['n']}; smaller differences between rows are within noise.")
@@ -96,6 +99,22 @@ def vs_scratch(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if row is not None and name != "scratch" and "test_correct" in row:
             tests[name] = mcnemar(row["test_correct"], scratch["test_correct"])
     return tests
+
+
+def _budget(rows: list[dict[str, Any]]) -> str | None:
+    """Which rows trained how many epochs: the final model's budget is the sum over its stages.
+
+    None for reports from runs written before rows recorded ``epochs``.
+    """
+    if any("epochs" not in r for r in rows):
+        return None
+    stages = [r for r in rows if r["name"] != "scratch"]
+    parts = ", ".join(f"{r['name']} {r['epochs']}" for r in stages)
+    line = f"Student training epochs: the final model {sum(r['epochs'] for r in stages)} ({parts})"
+    scratch = next((r for r in rows if r["name"] == "scratch"), None)
+    if scratch is not None:
+        line += f"; the scratch baseline {scratch['epochs']} (the distill stage's budget)"
+    return line + "."
 
 
 def _keep(final: dict, teacher: dict, key: str) -> str:

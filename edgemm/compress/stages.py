@@ -63,7 +63,7 @@ def _fit(model: nn.Module, ctx: StageContext, **kw: Any):
 def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:
     result = _fit(student, ctx, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                   temperature=cfg.temperature, alpha=cfg.alpha, feature_weight=cfg.feature_weight,
-                  modality_dropout=cfg.modality_dropout, seed=ctx.seed)
+                  modality_dropout=cfg.modality_dropout, mixup=cfg.mixup, seed=ctx.seed)
     return StageOutput(student, extra={"best_epoch": result.best_epoch, "history": result.history})
 
 

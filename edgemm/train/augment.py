@@ -46,3 +46,26 @@ def modality_dropout(b: int, p: float, g: torch.Generator, device: torch.device)
     image_present = (~(drop & which)).float().to(device)
     audio_present = (~(drop & ~which)).float().to(device)
     return image_present, audio_present
+
+
+def mixup(image: torch.Tensor, audio: torch.Tensor, alpha: float
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixes each sample with another of the batch, both modalities by the same weight (Zhang et al. 2018).
+
+    Draws from torch's global generator (``fit`` seeds it per epoch).
+
+    Args:
+        image: Images (B, C, H, W).
+        audio: Waveforms (B, N).
+        alpha: Concentration of the Beta(alpha, alpha) the per-sample weights come from.
+
+    Returns:
+        The mixed image and audio, the partner index of each sample (B,) and its weight (B,)
+        (the weight of the sample itself; the partner gets ``1 - weight``).
+    """
+    b = image.shape[0]
+    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(image.device)
+    lam = torch.maximum(lam, 1 - lam)  # each sample stays the larger part of its mix
+    perm = torch.randperm(b, device=image.device)
+    mix = lambda x: lam.view(-1, *[1] * (x.ndim - 1)) * x + (1 - lam.view(-1, *[1] * (x.ndim - 1))) * x[perm]  # noqa: E731
+    return mix(image), mix(audio), perm, lam

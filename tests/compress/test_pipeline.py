@@ -56,6 +56,9 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     for row in [report["teacher"]] + report["stages"]:  # per-sample results agree with the accuracy
         assert len(row["test_correct"]) == row["n"] and row["test_correct"].count("1") == round(row["accuracy"] * row["n"])
     assert set(report["vs_scratch"]) == {"distill", "qat"} and "McNemar exact p" in md
+    # epochs per row from the recipe: prune fine-tunes after each of its 2 steps
+    assert [r["epochs"] for r in report["stages"]] == [2, 2, 2, 1]
+    assert "the final model 5 (distill 2, prune 2, qat 1); the scratch baseline 2" in md
 
     raw = torch.load(out / "model.pt", weights_only=True)
     assert raw["quantization"]["file"] == "model_int8.pt2"

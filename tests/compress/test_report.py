@@ -32,3 +32,17 @@ def test_report_says_whether_the_gain_over_scratch_is_significant():
     assert "(not significant at 5 %)" in md and "qat vs scratch" in md and "(significant at 5 %)" in md
     old = [{k: v for k, v in r.items() if k != "test_correct"} for r in rows]  # a run from before the field
     assert vs_scratch(old) == {} and vs_scratch(rows[1:]) == {}
+
+
+def test_report_states_the_training_budget_of_the_final_model_and_the_baseline():
+    rows = [_row("scratch", "10"), _row("distill", "11"), _row("prune", "11"), _row("qat", "11")]
+    for r, epochs in zip(rows, (11, 11, 6, 2)):
+        r["epochs"] = epochs
+    md = markdown({"teacher": _row("teacher", "11"), "stages": rows, "vs_scratch": {}, "data": "d",
+                   "device": "cpu", "total_seconds": 60})
+    assert ("Student training epochs: the final model 19 (distill 11, prune 6, qat 2); "
+            "the scratch baseline 11 (the distill stage's budget).") in md
+    del rows[2]["epochs"]  # a stage reused from a run written before rows recorded epochs
+    md = markdown({"teacher": _row("teacher", "11"), "stages": rows, "vs_scratch": {}, "data": "d",
+                   "device": "cpu", "total_seconds": 60})
+    assert "Student training epochs" not in md

@@ -50,6 +50,36 @@ def test_distill_trains_the_student_towards_the_teacher(name, splits):
     assert float(after) < float(before)  # the student moved towards the teacher
 
 
+def test_mixup_shows_the_teacher_the_same_mixed_batch_as_the_student(splits, monkeypatch):
+    torch.manual_seed(0)
+    teacher = create_model("test_attention", num_classes=10).eval()
+    student = create_model("test_gated", num_classes=10)
+    seen = {"teacher": [], "student": [], "mixes": 0}
+    for who, model in (("teacher", teacher), ("student", student)):
+        real = model.forward_features
+
+        def record(image, audio, *rest, _real=real, _who=who):
+            if torch.is_grad_enabled() or _who == "teacher":  # training steps, not validation
+                seen[_who].append((image.detach().clone(), audio.detach().clone()))
+            return _real(image, audio, *rest)
+
+        monkeypatch.setattr(model, "forward_features", record)
+    real_mix = distill_module.mix_batch
+
+    def counting_mix(*args):
+        seen["mixes"] += 1
+        return real_mix(*args)
+
+    monkeypatch.setattr(distill_module, "mix_batch", counting_mix)
+    result = fit(student, teacher, splits, epochs=1, lr=3e-3, batch_size=8, mixup=0.4, log=lambda s: None)
+    steps = seen["mixes"]
+    assert steps == len(splits.train) // 8 and np.isfinite(result.history[0]["loss"])
+    teacher_inputs = seen["teacher"][-steps:]  # FeatureProjections probes the teacher once before training
+    assert len(teacher_inputs) == steps
+    for (ti, ta), (si, sa) in zip(teacher_inputs, seen["student"][-steps:]):
+        assert torch.equal(ti, si) and torch.equal(ta, sa)
+
+
 def test_within_noise_is_one_binomial_standard_error():
     assert within_noise(0.950, 0.957, 300)  # 2 samples apart; one standard error is ~3.5 samples
     assert not within_noise(0.930, 0.957, 300)
