@@ -2,6 +2,7 @@
 
 The default set's test split has 300 samples (95 % interval about ±3 pts); the generator can draw
 any number of unseen samples, so this gives comparisons between stages that are not lost in noise.
+Each stage is also tested against the scratch baseline, paired on the same samples (exact McNemar).
 Fused accuracy is also given on the samples with both modalities intact: on the 10 % with one
 modality replaced by noise, the best possible answer is a coin flip between two classes.
 
@@ -19,6 +20,7 @@ import torch
 from benchmarks_common import heldout_set, intact_mask  # benchmarks/ is the script's directory
 
 from edgemm.compress.quantize import load_int8
+from edgemm.compress.report import mcnemar
 from edgemm.train import load_model
 from edgemm.train.evaluation import metrics, predict_logits
 
@@ -45,7 +47,8 @@ def main() -> None:
         right = logits["fused"].argmax(1) == y
         rows.append({"state": name, "accuracy": r.accuracy, "accuracy_image_only": r.accuracy_image_only,
                      "accuracy_audio_only": r.accuracy_audio_only, "n": r.n,
-                     "accuracy_uncorrupted": float(right[intact].mean()), "n_uncorrupted": int(intact.sum())})
+                     "accuracy_uncorrupted": float(right[intact].mean()), "n_uncorrupted": int(intact.sum()),
+                     "correct": "".join("1" if ok else "0" for ok in right.tolist())})
     n = rows[0]["n"]
     print(f"\nheld-out set: seed {a.seed}, n = {n} (95 % interval about "
           f"±{196 * (0.93 * 0.07 / n) ** 0.5:.1f} pts near 93 %)\n")
@@ -54,6 +57,12 @@ def main() -> None:
     for r in rows:
         print(f"| {r['state']} | {r['accuracy']:.3f} | {r['accuracy_uncorrupted']:.3f} | {r['accuracy_image_only']:.3f} "
               f"| {r['accuracy_audio_only']:.3f} |")
+    scratch = next((r for r in rows if r["state"] == "scratch"), None)
+    for r in rows:  # paired on the same held-out samples
+        if scratch is not None and r["state"] not in ("teacher", "scratch"):
+            r["vs_scratch"] = test = mcnemar(r["correct"], scratch["correct"])
+            print(f"{r['state']} vs scratch: {test['only_this']} right only by {r['state']}, {test['only_scratch']} "
+                  f"only by scratch; McNemar exact p = {test['p_value']:.3f}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"seed": a.seed, "threads": torch.get_num_threads(), "rows": rows}, indent=2))

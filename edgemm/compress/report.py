@@ -37,6 +37,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"with one modality absent it keeps {_keep(final, t, 'accuracy_image_only')} (image only) and "
         f"{_keep(final, t, 'accuracy_audio_only')} (audio only) of the teacher's accuracy.",
     ]
+    budget = _budget(report["stages"])
+    if budget:
+        lines.append(budget)
     scratch = next((r for r in report["stages"] if r["name"] == "scratch"), None)
     if scratch:
         lines.append(f"Distillation vs the same student from scratch: {100 * (final['accuracy'] - scratch['accuracy']):+.1f} pts "
@@ -46,9 +49,6 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"Paired on the same {test['n']} test samples, {name} vs scratch: {test['only_this']} right only "
                          f"by {name}, {test['only_scratch']} only by scratch; McNemar exact p = {test['p_value']:.3f} "
                          f"({verdict} at 5 %).")
-    budget = _budget(report["stages"])
-    if budget:
-        lines.append(budget)
     half = 196 * (final["accuracy"] * (1 - final["accuracy"]) / max(final["n"], 1)) ** 0.5
     lines.append(f"Test accuracy of the final model carries a 95 % binomial interval of about ±{half:.1f} pts "
                  f"at n = {final['n']}; smaller differences between rows are within noise.")
@@ -112,9 +112,14 @@ def _budget(rows: list[dict[str, Any]]) -> str | None:
     parts = ", ".join(f"{r['name']} {r['epochs']}" for r in stages)
     line = f"Student training epochs: the final model {sum(r['epochs'] for r in stages)} ({parts})"
     scratch = next((r for r in rows if r["name"] == "scratch"), None)
-    if scratch is not None:
-        line += f"; the scratch baseline {scratch['epochs']} (the distill stage's budget)"
-    return line + "."
+    if scratch is None:
+        return line + "."
+    line += f"; the scratch baseline {scratch['epochs']} (the distill stage's budget)."
+    extra = sum(r["epochs"] for r in stages) - scratch["epochs"]
+    if extra > 0:
+        line += (f" The final model trained {extra} epochs more than the baseline, so only the distill row is "
+                 f"compared with it at an equal budget.")
+    return line
 
 
 def _keep(final: dict, teacher: dict, key: str) -> str:

@@ -41,7 +41,8 @@ def test_report_states_the_training_budget_of_the_final_model_and_the_baseline()
     md = markdown({"teacher": _row("teacher", "11"), "stages": rows, "vs_scratch": {}, "data": "d",
                    "device": "cpu", "total_seconds": 60})
     assert ("Student training epochs: the final model 19 (distill 11, prune 6, qat 2); "
-            "the scratch baseline 11 (the distill stage's budget).") in md
+            "the scratch baseline 11 (the distill stage's budget). The final model trained 8 epochs more than the "
+            "baseline, so only the distill row is compared with it at an equal budget.") in md
     del rows[2]["epochs"]  # a stage reused from a run written before rows recorded epochs
     md = markdown({"teacher": _row("teacher", "11"), "stages": rows, "vs_scratch": {}, "data": "d",
                    "device": "cpu", "total_seconds": 60})
