@@ -65,6 +65,7 @@ def main() -> None:
                   f"only by scratch; McNemar exact p = {test['p_value']:.3f}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{k: v for k, v in r.items() if k != "correct"} for r in rows]  # n characters per row
         a.json.write_text(json.dumps({"seed": a.seed, "threads": torch.get_num_threads(), "rows": rows}, indent=2))
 
 

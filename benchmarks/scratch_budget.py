@@ -21,6 +21,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from benchmarks_common import cpu_name, heldout_set, intact_mask  # benchmarks/ is the script's directory
 from torch import nn
@@ -73,7 +74,7 @@ def main() -> None:
     labels = ckpt["labels"]
     splits = open_dataset(report["data"], final.preprocess, labels=labels)
     unseen = heldout_set(final.preprocess, labels, seed=a.seed, samples_per_class=a.samples_per_class)
-    intact = torch.from_numpy(intact_mask(unseen, seed=a.seed, samples_per_class=a.samples_per_class))
+    intact = intact_mask(unseen, seed=a.seed, samples_per_class=a.samples_per_class)
     rows = []
     for arch in a.arch.split(","):
         for epochs in (int(e) for e in a.epochs.split(",")):
@@ -89,10 +90,10 @@ def main() -> None:
                 modality_dropout=distill.modality_dropout, mixup=distill.mixup, seed=0, log=lambda s: None)
             seconds = time.perf_counter() - t0
             logits, y = predict_logits(model, unseen)
-            right = logits["fused"].argmax(1) == y
+            right = np.asarray(logits["fused"].argmax(1) == y)
             macs, params = count_macs_params(model)
             rows.append({"arch": arch, "epochs": epochs, "params": params, "macs": macs, "seconds": seconds,
-                         "accuracy": float(right.float().mean()), "accuracy_intact": float(right[intact].float().mean()),
+                         "accuracy": float(right.mean()), "accuracy_intact": float(right[intact].mean()),
                          "n": len(y), "n_intact": int(intact.sum())})
             r = rows[-1]
             print(f"{arch:>5} {epochs:>3} epochs  {params / 1e6:.3f} M params  held-out {r['accuracy']:.4f} "
