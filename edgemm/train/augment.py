@@ -67,5 +67,9 @@ def mixup(image: torch.Tensor, audio: torch.Tensor, alpha: float
     lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(image.device)
     lam = torch.maximum(lam, 1 - lam)  # each sample stays the larger part of its mix
     perm = torch.randperm(b, device=image.device)
-    mix = lambda x: lam.view(-1, *[1] * (x.ndim - 1)) * x + (1 - lam.view(-1, *[1] * (x.ndim - 1))) * x[perm]  # noqa: E731
+
+    def mix(x: torch.Tensor) -> torch.Tensor:
+        w = lam.view(-1, *[1] * (x.ndim - 1))
+        return w * x + (1 - w) * x[perm]
+
     return mix(image), mix(audio), perm, lam
