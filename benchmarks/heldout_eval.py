@@ -20,7 +20,7 @@ import torch
 from benchmarks_common import heldout_set, intact_mask  # benchmarks/ is the script's directory
 
 from edgemm.compress.quantize import load_int8
-from edgemm.compress.report import mcnemar
+from edgemm.compress.report import correct_string, mcnemar
 from edgemm.train import load_model
 from edgemm.train.evaluation import metrics, predict_logits
 
@@ -48,7 +48,7 @@ def main() -> None:
         rows.append({"state": name, "accuracy": r.accuracy, "accuracy_image_only": r.accuracy_image_only,
                      "accuracy_audio_only": r.accuracy_audio_only, "n": r.n,
                      "accuracy_uncorrupted": float(right[intact].mean()), "n_uncorrupted": int(intact.sum()),
-                     "correct": "".join("1" if ok else "0" for ok in right.tolist())})
+                     "correct": correct_string(right)})
     n = rows[0]["n"]
     print(f"\nheld-out set: seed {a.seed}, n = {n} (95 % interval about "
           f"±{196 * (0.93 * 0.07 / n) ** 0.5:.1f} pts near 93 %)\n")

@@ -21,7 +21,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from benchmarks_common import cpu_name, heldout_set, intact_mask  # benchmarks/ is the script's directory
 from torch import nn
@@ -49,10 +48,10 @@ def fresh_like(model: nn.Module, spec: dict, seed: int) -> nn.Module:
     for key, pruned in model.state_dict().items():
         t = full[key]
         if t.shape != pruned.shape:
-            t = t[tuple(slice(0, n) for n in pruned.shape)].clone()
+            t = t[tuple(slice(0, n) for n in pruned.shape)]
             if t.is_floating_point() and t.ndim > 1:
-                t *= math.sqrt(full[key][0].numel() / max(1, t[0].numel()))
-        fresh[key] = t.clone()
+                t = t * math.sqrt(full[key][0].numel() / max(1, t[0].numel()))
+        fresh[key] = t
     out = copy.deepcopy(model)
     out.load_state_dict(fresh)
     return out
@@ -90,7 +89,7 @@ def main() -> None:
                 modality_dropout=distill.modality_dropout, mixup=distill.mixup, seed=0, log=lambda s: None)
             seconds = time.perf_counter() - t0
             logits, y = predict_logits(model, unseen)
-            right = np.asarray(logits["fused"].argmax(1) == y)
+            right = logits["fused"].argmax(1) == y
             macs, params = count_macs_params(model)
             rows.append({"arch": arch, "epochs": epochs, "params": params, "macs": macs, "seconds": seconds,
                          "accuracy": float(right.mean()), "accuracy_intact": float(right[intact].mean()),

@@ -21,7 +21,7 @@ from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.quantize import save_int8
 from edgemm.compress.recipe import Recipe, StageType, load_recipe
-from edgemm.compress.report import vs_scratch, write_report
+from edgemm.compress.report import correct_string, vs_scratch, write_report
 from edgemm.compress.stages import STAGE_HANDLERS, StageContext
 from edgemm.data import open_dataset
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
@@ -40,7 +40,7 @@ def _row(name: str, model: nn.Module, splits, device, seconds: float, *, eval_mo
     macs, params = count_macs_params(model)
     logits, y = predict_logits(eval_model or model, splits.test, device=device)
     result = metrics(logits, y, splits.labels)
-    correct = "".join("1" if ok else "0" for ok in logits["fused"].argmax(1) == y)
+    correct = correct_string(logits["fused"].argmax(1) == y)
     return {"name": name, "params": params, "macs": macs, "fp32_bytes": float_bytes(model),
             "accuracy": result.accuracy, "accuracy_image_only": result.accuracy_image_only,
             "accuracy_audio_only": result.accuracy_audio_only, "n": result.n, "seconds": seconds,

@@ -58,6 +58,11 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def correct_string(right) -> str:
+    """Per-sample results as stored in report rows (``test_correct``): ``"1"`` where ``right`` is true."""
+    return "".join("1" if ok else "0" for ok in right)
+
+
 def mcnemar(correct: str, baseline: str) -> dict[str, Any]:
     """Exact McNemar test of two models scored on the same samples.
 
@@ -109,13 +114,14 @@ def _budget(rows: list[dict[str, Any]]) -> str | None:
     if any("epochs" not in r for r in rows):
         return None
     stages = [r for r in rows if r["name"] != "scratch"]
+    total = sum(r["epochs"] for r in stages)
     parts = ", ".join(f"{r['name']} {r['epochs']}" for r in stages)
-    line = f"Student training epochs: the final model {sum(r['epochs'] for r in stages)} ({parts})"
+    line = f"Student training epochs: the final model {total} ({parts})"
     scratch = next((r for r in rows if r["name"] == "scratch"), None)
     if scratch is None:
         return line + "."
     line += f"; the scratch baseline {scratch['epochs']} (the distill stage's budget)."
-    extra = sum(r["epochs"] for r in stages) - scratch["epochs"]
+    extra = total - scratch["epochs"]
     if extra > 0:
         line += (f" The final model trained {extra} epochs more than the baseline, so only the distill row is "
                  f"compared with it at an equal budget.")
