@@ -114,18 +114,23 @@ def small_cnn_baseline(data, pre, labels, epochs: int = 60, seed: int = 0) -> di
 
     torch.manual_seed(seed)
 
-    def block(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
+    def block(i, o, stride=1):
+        return nn.Sequential(nn.Conv2d(i, o, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(),
+                             nn.MaxPool2d(2))
+
+    def branch(c_in):  # input / 4 after the first block, then / 2 per block
+        return nn.Sequential(block(c_in, 24, 2), block(24, 48), block(48, 64), block(64, 96),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(96, k_classes))
+
+    k_classes = len(labels)
 
     class Net(nn.Module):
         def __init__(self, k):
             super().__init__()
-            self.img = nn.Sequential(block(3, 24), block(24, 48), block(48, 72), block(72, 96), nn.AdaptiveAvgPool2d(1),
-                                     nn.Flatten(), nn.Dropout(0.2), nn.Linear(96, k))
+            self.img = branch(3)
             self.front = LogMelFrontend(pre.audio)
             self.bn0 = nn.BatchNorm2d(1)
-            self.aud = nn.Sequential(block(1, 24), block(24, 48), block(48, 72), block(72, 96), nn.AdaptiveAvgPool2d(1),
-                                     nn.Flatten(), nn.Dropout(0.2), nn.Linear(96, k))
+            self.aud = branch(1)
 
         def forward(self, x, a):
             return self.img(x), self.aud(self.bn0(self.front(a)))

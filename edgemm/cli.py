@@ -13,6 +13,7 @@ from pathlib import Path
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from edgemm.train.config import TrainConfig
+    from edgemm.train.policies import AugmentPolicy
     from edgemm.train.precision import Precision as TrainPrecision
 
     d = TrainConfig()
@@ -22,14 +23,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-format", choices=["manifest", "video"], help="force the data format")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/<model>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the schedule on a large set")
+    p.add_argument("--min-steps", type=int, default=d.min_steps,
+                   help="the schedule runs at least this many optimiser steps, so small sets train long enough (0: off)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--modality-dropout", type=float, default=d.modality_dropout)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs (0: off)")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augment", default=d.augment, choices=[x.value for x in AugmentPolicy],
+                   help="augmentation policy: camera (default; no mirror images), natural (adds them), none")
+    p.add_argument("--no-augment", action="store_true", help="same as --augment none")
+    p.add_argument("--no-ema", action="store_true", help="validate and save the raw weights, not their moving average")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader workers")
@@ -47,9 +53,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from edgemm.train import TrainConfig, train
 
     cfg = TrainConfig(
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+        epochs=a.epochs, min_steps=a.min_steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
         label_smoothing=a.label_smoothing, modality_dropout=a.modality_dropout, patience=a.patience,
-        augment=not a.no_augment, max_steps=a.max_steps, seed=a.seed, num_workers=a.workers,
+        augment="none" if a.no_augment else a.augment, ema=not a.no_ema, max_steps=a.max_steps, seed=a.seed, num_workers=a.workers,
         device=a.device, threads=a.threads, precision=a.precision,
     )
     out = a.out or Path("runs") / a.model

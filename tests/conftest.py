@@ -54,7 +54,7 @@ def trained(easy_manifest, tmp_path_factory):
             out = tmp_path_factory.mktemp(f"run-{name}")
             # threads=1: the same weights whichever tests ran before (float sums depend on the thread
             # count, and a 1-sample int8 flip on the 80-sample test split is already 1.25 pts)
-            config = TrainConfig(epochs=20, batch_size=16, lr=5e-3, label_smoothing=0.0, patience=0, seed=0,
+            config = TrainConfig(epochs=20, min_steps=0, batch_size=16, lr=5e-3, label_smoothing=0.0, patience=0, seed=0,
                                  threads=1)
             train(name, easy_manifest, out=out / "run", config=config, progress=False)
             cache[name] = out / "run"

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgemm.train.augment import mixup as mix_batch
+from edgemm.train.augment import Augmenter, mixup as mix_batch
+from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
-from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
+from edgemm.train.loop import cosine_with_warmup, param_groups, schedule_steps, train_epoch
 from edgemm.train.precision import autocast
 
 FEATURES = ("image", "audio", "fused")
@@ -91,6 +92,8 @@ def fit(
     *,
     epochs: int,
     lr: float,
+    min_steps: int = 0,
+    augment: AugmentPolicy | str = DEFAULT_POLICY,
     batch_size: int = 64,
     temperature: float = 4.0,
     alpha: float = 0.7,
@@ -111,6 +114,10 @@ def fit(
         student: An ``AVModel`` (possibly pruned), or a PT2E graph module (logit distillation only).
         teacher: The teacher, kept in eval mode and frozen; None trains from labels alone.
         splits: ``DataSplits``; trains on ``train``, selects on ``val``.
+        epochs: Passes over a large training set.
+        min_steps: At least this many optimiser steps: a small set gets more epochs
+            (``edgemm.train.loop.schedule_steps``).
+        augment: Augmentation policy (``edgemm.train.policies.AugmentPolicy``).
         mixup: Beta concentration of mixup (0: off). Teacher and student see the same mixed batch,
             so the teacher's soft labels describe exactly what the student sees ("function
             matching", Beyer et al. 2022); the cross-entropy term mixes the labels alike.
@@ -173,14 +180,16 @@ def fit(
     if projections is not None:
         groups.append({"params": list(projections.parameters()), "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, lr=lr)
-    steps = max(1, len(loader)) * epochs
+    steps, epochs = schedule_steps(epochs, max(1, len(loader)), min_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
+    pre = splits.train.preprocess
+    augmenter = Augmenter(augment, pre.image, pre.audio.sample_rate)
     result, best_state = FitResult(), None
     with channels_last(student, teacher):
         for epoch in range(epochs):
             g = torch.Generator().manual_seed(seed * 100_003 + epoch)
             torch.manual_seed(seed * 7_919 + epoch)
-            stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=True,
+            stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
                                 modality_dropout_p=modality_dropout, forward=forward)
             val = evaluate(student, splits.val, splits.labels, device=device)
             result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,

@@ -89,7 +89,8 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
         log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs) into {run}")
         t0 = time.perf_counter()
         train(recipe.teacher.model, data, out=run, resume=True, progress=False,
-              config=TrainConfig(epochs=recipe.teacher.epochs, lr=recipe.teacher.lr, device=str(device),
+              config=TrainConfig(epochs=recipe.teacher.epochs, min_steps=recipe.teacher.min_steps, lr=recipe.teacher.lr,
+                                 device=str(device),
                                  precision=recipe.teacher.precision.value))
         seconds = time.perf_counter() - t0
     else:
@@ -195,7 +196,7 @@ def compress(
         if kind is None:  # the honest baseline: same student, same budget, labels only
             torch.manual_seed(seed)
             scratch = create_model(recipe.student, num_classes=len(labels)).to(dev)
-            fit(scratch, None, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+            fit(scratch, None, splits, epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                 modality_dropout=cfg.modality_dropout, mixup=cfg.mixup, seed=seed, device=dev, log=log)
             model_i, extra, eval_model = scratch, {}, scratch
         else:

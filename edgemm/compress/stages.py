@@ -61,7 +61,7 @@ def _fit(model: nn.Module, ctx: StageContext, **kw: Any):
 
 @register_stage(StageType.DISTILL)
 def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:
-    result = _fit(student, ctx, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+    result = _fit(student, ctx, epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                   temperature=cfg.temperature, alpha=cfg.alpha, feature_weight=cfg.feature_weight,
                   modality_dropout=cfg.modality_dropout, mixup=cfg.mixup, seed=ctx.seed)
     return StageOutput(student, extra={"best_epoch": result.best_epoch, "history": result.history})
@@ -71,7 +71,8 @@ def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> St
 def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageOutput:
     def finetune(model: nn.Module, step: int) -> None:
         if cfg.finetune_epochs:
-            _fit(model, ctx, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=ctx.seed + 1000 + step)
+            _fit(model, ctx, epochs=cfg.finetune_epochs, min_steps=cfg.finetune_min_steps, lr=cfg.lr,
+                 seed=ctx.seed + 1000 + step)
 
     batches = DataLoader(ctx.splits.train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
     trace = prune(student, cfg, finetune=finetune, gradient_batches=batches, device=ctx.device, log=ctx.log)
@@ -99,8 +100,8 @@ def run_qat(student: nn.Module, ctx: StageContext, cfg: QATConfig) -> StageOutpu
     student = student.cpu().eval()
     prepared = prepare_qat(student)
     # Logit distillation only: the exported graph returns logits, not the embeddings.
-    _fit(prepared, ctx, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, feature_weight=0.0,
-         seed=ctx.seed + 2000, device="cpu", keep_best=False)
+    _fit(prepared, ctx, epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
+         feature_weight=0.0, seed=ctx.seed + 2000, device="cpu", keep_best=False)
     float_model = _float_with_weights_of(prepared, student)
     int8 = convert(prepared)
     return StageOutput(float_model, int8=int8, extra=_int8_extra(int8))

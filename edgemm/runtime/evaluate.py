@@ -6,6 +6,8 @@ so both print the same JSON keys computed the same way.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -31,6 +33,31 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def branch_warnings(result: EvalResult, where: str) -> list[str]:
+    """One message per modality whose accuracy alone is indistinguishable from guessing.
+
+    Guessing is always answering the most frequent class; "indistinguishable" is below that rate
+    plus two binomial standard errors on this many samples.
+
+    Args:
+        result: An evaluation with each modality absent in turn.
+        where: What was evaluated, for the message (e.g. ``"test"``).
+    """
+    counts = [sum(row) for row in result.confusion]
+    n = max(sum(counts), 1)
+    chance = max(counts) / n
+    limit = chance + 2 * math.sqrt(chance * (1 - chance) / n)
+    weak = {name: acc for name, acc in (("image", result.accuracy_image_only), ("audio", result.accuracy_audio_only))
+            if acc <= limit}
+    out = []
+    for name, acc in weak.items():
+        other = "audio" if name == "image" else "image"
+        tail = "" if other in weak else f"; fused answers come from the {other} alone"
+        out.append(f"the {name} branch learned nothing: {where} accuracy {acc:.3f} with only the {name} present, "
+                   f"chance is {chance:.3f} (n={n}){tail}")
+    return out
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -1,42 +1,92 @@
-"""Batch-level augmentation for both modalities and modality dropout (all on-device, seeded)."""
+"""Batch-level augmentation policies for both modalities, modality dropout and mixup (seeded)."""
 
 from __future__ import annotations
 
-import math
+import random
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+
+from edgemm.data.preprocess import ImageConfig
+from edgemm.train.policies import AugmentPolicy, parse_policy
+
+__all__ = ["AugmentPolicy", "Augmenter", "mixup", "modality_dropout", "parse_policy"]
 
 
-def augment_image(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random affine (scale, rotation, shift, flip) and brightness/contrast on normalised images."""
-    b = x.shape[0]
-    r = lambda *s: torch.rand(*s, generator=g, device=g.device).to(x.device)  # noqa: E731
-    scale = 0.85 + 0.3 * r(b)
-    angle = (r(b) - 0.5) * (math.pi / 6)
-    flip = torch.where(r(b) < 0.5, -1.0, 1.0).to(x.device)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos * flip, -sin, (r(b) - 0.5) * 0.2], 1), torch.stack([sin * flip, cos, (r(b) - 0.5) * 0.2], 1)],
-        1,
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
-    contrast = (0.75 + 0.5 * r(b, 1, 1, 1))
-    brightness = (r(b, 3, 1, 1) - 0.5) * 0.4
-    return x * contrast + brightness
+class Augmenter:
+    """Applies a policy to a batch: kornia for images, audiomentations for waveforms.
+
+    Every sample of the batch gets its own random parameters. Images arrive normalised with the
+    model's ``ImageConfig`` mean/std; they are augmented in [0, 1] and normalised back, so the
+    policy means the same whatever normalisation the model uses. Random draws come from torch's
+    global generator (images) and from Python's and numpy's generators seeded from ``g`` (audio,
+    their states restored afterwards), so a seeded epoch repeats exactly.
+
+    Args:
+        policy: The policy.
+        image: The model's image preprocessing (for its mean and std).
+        sample_rate: The model's audio rate.
+    """
+
+    def __init__(self, policy: AugmentPolicy | str | bool, image: ImageConfig, sample_rate: int) -> None:
+        self.policy = parse_policy(policy)
+        self.mean = torch.tensor(image.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(image.std).view(1, 3, 1, 1)
+        self.sample_rate = sample_rate
+        self._image = self._audio = None
+        if self.policy is not AugmentPolicy.NONE:
+            self._image, self._audio = _image_pipeline(self.policy), _audio_pipeline()
+
+    def image(self, x: torch.Tensor) -> torch.Tensor:
+        """Augments normalised images (B, 3, H, W)."""
+        if self._image is None:
+            return x
+        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+        with torch.no_grad():
+            y = self._image((x * std + mean).clamp(0, 1))
+        return ((y - mean) / std).contiguous()
+
+    def audio(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Augments waveforms (B, N); ``g`` seeds the numpy generator audiomentations draws from."""
+        if self._audio is None:
+            return x
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        states = random.getstate(), np.random.get_state()
+        random.seed(seed)  # audiomentations draws from Python's and numpy's global generators
+        np.random.seed(seed)
+        try:
+            waves = x.detach().cpu().numpy()
+            out = np.stack([self._audio(samples=w, sample_rate=self.sample_rate) for w in waves])
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+        return torch.from_numpy(np.ascontiguousarray(out, np.float32)).to(x.device)
 
 
-def augment_audio(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random gain, circular time shift (up to 15 % of the clip) and added white noise."""
-    b, n = x.shape
-    r = lambda *s: torch.rand(*s, generator=g, device=g.device).to(x.device)  # noqa: E731
-    shifts = ((r(b) - 0.5) * 0.3 * n).long()
-    idx = (torch.arange(n, device=x.device)[None, :] - shifts[:, None]) % n
-    x = torch.gather(x, 1, idx)
-    gain = 0.6 + 0.8 * r(b, 1)
-    noise = torch.randn(b, n, generator=g, device=g.device).to(x.device) * (0.005 * r(b, 1))
-    return x * gain + noise
+def _image_pipeline(policy: AugmentPolicy):
+    import kornia.augmentation as K
+
+    ops = [
+        K.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.8, 1.2), padding_mode="reflection", p=1.0),
+        K.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05, p=0.8),
+        K.RandomGrayscale(p=0.2),
+        K.RandomInvert(p=0.1),
+        K.RandomGaussianBlur((5, 5), (0.1, 1.5), p=0.2),
+    ]
+    if policy is AugmentPolicy.NATURAL:
+        ops.insert(0, K.RandomHorizontalFlip(p=0.5))
+    return K.AugmentationSequential(*ops)
+
+
+def _audio_pipeline():
+    import audiomentations as A
+
+    return A.Compose([
+        A.Gain(min_gain_db=-12.0, max_gain_db=6.0, p=1.0),
+        A.Shift(min_shift=-0.15, max_shift=0.15, rollover=True, p=1.0),
+        A.PolarityInversion(p=0.5),
+        A.AddGaussianSNR(min_snr_db=10.0, max_snr_db=40.0, p=0.5),
+    ])
 
 
 def modality_dropout(b: int, p: float, g: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

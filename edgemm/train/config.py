@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from edgemm.config import check_keys
+from edgemm.train.policies import DEFAULT_POLICY, parse_policy
 from edgemm.train.precision import Precision
 
 
@@ -15,15 +16,21 @@ class TrainConfig:
     """Hyper-parameters of ``edgemm train``.
 
     Attributes:
-        epochs: Maximum epochs (early stopping may end sooner).
+        epochs: Epochs of the schedule on a large set (early stopping may end sooner).
+        min_steps: The schedule runs at least this many optimiser steps: a small set gets more
+            epochs, so that 700 samples train as long as 3000 do (0: exactly ``epochs``).
         batch_size: Samples per step per process.
         lr: Peak AdamW learning rate (after warm-up, then cosine decay to zero).
         weight_decay: AdamW weight decay (not applied to norms, biases and embeddings).
-        warmup_epochs: Linear warm-up length.
+        warmup: Linear warm-up, as a fraction of the schedule's steps.
         label_smoothing: Cross-entropy label smoothing.
         modality_dropout: Probability that a training sample loses one modality (image or audio).
-        augment: Image (affine, colour) and audio (gain, shift, noise) augmentation.
-        patience: Epochs without a better validation accuracy before stopping; 0 disables.
+        augment: Augmentation policy (``edgemm.train.augment.AugmentPolicy``): ``camera``,
+            ``natural`` (adds mirror images) or ``none``.
+        ema: Validate, keep and save an exponential moving average of the weights (its time
+            constant a tenth of the schedule): validation stops swinging from epoch to epoch.
+        patience: Epochs without a better validation accuracy before stopping, counted only after
+            half of the schedule has run; 0 disables.
         seed: Seed of shuffling, augmentation and initialisation.
         max_steps: Stop after this many optimiser steps in total (for smoke tests).
         num_workers: DataLoader worker processes.
@@ -35,13 +42,15 @@ class TrainConfig:
     """
 
     epochs: int = 30
+    min_steps: int = 1500
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
+    warmup: float = 0.05
     label_smoothing: float = 0.1
     modality_dropout: float = 0.3
-    augment: bool = True
+    augment: str = DEFAULT_POLICY.value
+    ema: bool = True
     patience: int = 8
     seed: int = 0
     max_steps: int | None = None
@@ -51,12 +60,14 @@ class TrainConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "augment", parse_policy(self.augment).value)
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
-            "warmup_epochs": self.warmup_epochs >= 0,
+            "min_steps": isinstance(self.min_steps, int) and self.min_steps >= 0,
+            "warmup": 0 <= self.warmup < 1,
             "label_smoothing": 0 <= self.label_smoothing < 1,
             "modality_dropout": 0 <= self.modality_dropout <= 1,
             "patience": self.patience >= 0,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgemm.runtime.evaluate import CONDITIONS, EvalResult, metrics, plot_confusion  # noqa: F401 (re-exported)
+from edgemm.runtime.evaluate import CONDITIONS, EvalResult, branch_warnings, metrics, plot_confusion  # noqa: F401 (re-exported)
 
 
 @torch.no_grad()

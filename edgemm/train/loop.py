@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from edgemm.data import open_dataset
-from edgemm.train.augment import augment_audio, augment_image, modality_dropout
+from edgemm.train.augment import Augmenter, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
 from edgemm.train.config import TrainConfig
-from edgemm.train.evaluation import evaluate
+from edgemm.train.evaluation import branch_warnings, evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.precision import autocast, autocast_dtype
 
@@ -62,6 +62,25 @@ def cosine_with_warmup(total: int, warmup: int):
     return f
 
 
+def schedule_steps(epochs: int, steps_per_epoch: int, min_steps: int) -> tuple[int, int]:
+    """The schedule's optimiser steps and the epochs that run them: ``epochs`` of the data, or more
+    epochs when that is fewer than ``min_steps`` steps (small data sets)."""
+    total = max(epochs * steps_per_epoch, min_steps)
+    return total, math.ceil(total / steps_per_epoch)
+
+
+def weight_average(model: torch.nn.Module, total_steps: int) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model``'s weights and BatchNorm statistics.
+
+    Its time constant is a tenth of the schedule (decay ``1 - 10 / total_steps``, kept in
+    [0.9, 0.9999]), so it forgets the random initialisation well before the end of any run length.
+    """
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    decay = min(0.9999, max(0.9, 1.0 - 10.0 / max(total_steps, 1)))
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def _model_preprocess(name: str, kwargs: Mapping[str, Any]):
     from edgemm.models import create_model
 
@@ -94,12 +113,13 @@ def train_epoch(
     *,
     g: torch.Generator,
     device: torch.device,
-    augment: bool,
+    augment: Augmenter | None,
     modality_dropout_p: float,
     max_steps: int | None = None,
     step: int = 0,
     forward: Callable[..., tuple[torch.Tensor, Any]] | None = None,
     amp_dtype: torch.dtype | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> EpochStats:
     """One pass over ``batches``: augment, drop modalities, forward, ``loss_fn``, step.
 
@@ -111,12 +131,13 @@ def train_epoch(
         loss_fn: ``(logits, labels, extra) -> loss``; ``extra`` is what ``forward`` returns besides logits.
         g: Generator for augmentation and modality dropout.
         device: Where tensors go.
-        augment: Apply image and audio augmentation.
+        augment: The augmentation policy's ``Augmenter`` (None: no augmentation).
         modality_dropout_p: Probability that a sample loses one modality.
         max_steps: Stop when the global step count reaches this.
         step: Global step count before this epoch.
         forward: ``(image, audio, image_present, audio_present) -> (logits, extra)``; default: the module's logits.
         amp_dtype: Autocast dtype of forward and loss (``precision.autocast_dtype``); None is float32.
+        after_step: Called after every optimiser step (e.g. to update a weight average).
     """
     module.train()
     forward = forward or (lambda *x: (module(*x), None))
@@ -124,8 +145,8 @@ def train_epoch(
     params = [p for group in opt.param_groups for p in group["params"]]
     for batch in batches:
         image, audio, y = batch["image"].to(device), batch["audio"].to(device), batch["label"].to(device)
-        if augment:
-            image, audio = augment_image(image, g), augment_audio(audio, g)
+        if augment is not None:
+            image, audio = augment.image(image), augment.audio(audio, g)
         mi, ma = modality_dropout(len(y), modality_dropout_p, g, device)
         with autocast(amp_dtype, device):
             logits, extra = forward(image, audio, mi, ma)
@@ -135,6 +156,8 @@ def train_epoch(
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         sched.step()
+        if after_step is not None:
+            after_step()
         step += 1
         seen += len(y)
         correct += int((logits.argmax(1) == y).sum())
@@ -144,6 +167,12 @@ def train_epoch(
         if max_steps and step >= max_steps:
             return EpochStats(loss_sum / seen, correct / seen, step, True)
     return EpochStats(loss_sum / max(seen, 1), correct / max(seen, 1), step, False)
+
+
+def _should_stop(cfg: TrainConfig, bad_epochs: int, step: int, total: int) -> bool:
+    """Early stopping (only in the second half of the schedule) or the step limit."""
+    patience_up = bool(cfg.patience) and bad_epochs >= cfg.patience and step >= total // 2
+    return patience_up or bool(cfg.max_steps and step >= cfg.max_steps)
 
 
 def train(
@@ -220,27 +249,34 @@ def train(
     loader = DataLoader(splits.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         drop_last=len(splits.train) // world > cfg.batch_size)
     steps_per_epoch = max(1, len(loader))
-    total = cfg.epochs * steps_per_epoch
+    total, epochs = schedule_steps(cfg.epochs, steps_per_epoch, cfg.min_steps)
     opt = torch.optim.AdamW(param_groups(net, cfg.weight_decay), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup_epochs * steps_per_epoch)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup * total)))
+    ema = weight_average(net, total) if cfg.ema else None
+    augmenter = Augmenter(cfg.augment, preprocess.image, preprocess.audio.sample_rate)
+    if augmenter.policy.value == "none":
+        augmenter = None
 
     start_epoch, best_val, bad_epochs, step = 0, -1.0, 0, 0
     if state:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, best_val, bad_epochs, step = state["epoch"] + 1, state["best_val"], state["bad_epochs"], state["step"]
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
     common = {"train_config": cfg.to_dict(), "data": splits.source}
     show_bars = is_main and (progress if progress is not None else sys.stderr.isatty())
     t_start = time.perf_counter()
     stopped = "epochs"
-    with channels_last(net):
+    kept = ema.module if ema is not None else net  # what is validated and saved
+    with channels_last(net, kept if kept is not net else None):
         # DDP is built on the converted model: its gradient buckets take the parameters' layout.
         ddp = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else None
         module = ddp or net
-        for epoch in range(start_epoch, cfg.epochs):
-            if (cfg.patience and bad_epochs >= cfg.patience) or (cfg.max_steps and step >= cfg.max_steps):
+        for epoch in range(start_epoch, epochs):
+            if _should_stop(cfg, bad_epochs, step, total):
                 break
             t0 = time.perf_counter()
             sampler.set_epoch(epoch)
@@ -248,16 +284,16 @@ def train(
             # (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
             g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
             torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show_bars, leave=False)
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_bars, leave=False)
             ce = lambda logits, y, _out: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)  # noqa: E731
-            stats = train_epoch(module, bar, opt, sched, ce, g=g, device=device, augment=cfg.augment,
+            stats = train_epoch(module, bar, opt, sched, ce, g=g, device=device, augment=augmenter,
                                 modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step,
-                                amp_dtype=amp_dtype)
+                                amp_dtype=amp_dtype, after_step=(lambda: ema.update_parameters(net)) if ema else None)
             step = stats.step
             if stats.hit_max_steps:
                 stopped = "max_steps"
             with autocast(amp_dtype, device):  # selection only; the reported test score is float32
-                val = evaluate(net, splits.val, labels, device=device)
+                val = evaluate(kept, splits.val, labels, device=device)
             improved = val.accuracy > best_val
             best_val, bad_epochs = (val.accuracy, 0) if improved else (best_val, bad_epochs + 1)
             record = {
@@ -268,22 +304,24 @@ def train(
             }
             if is_main:
                 if improved:
-                    atomic_torch_save(make_checkpoint(net, labels=labels, epoch=epoch, val_accuracy=val.accuracy, **common), best_path)
+                    atomic_torch_save(make_checkpoint(kept, labels=labels, epoch=epoch, val_accuracy=val.accuracy, **common), best_path)
                 atomic_torch_save(
                     make_checkpoint(net, labels=labels, epoch=epoch, step=step, best_val=best_val, bad_epochs=bad_epochs,
-                                    optimizer=opt.state_dict(), scheduler=sched.state_dict(), **common),
+                                    optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                                    ema=ema.state_dict() if ema is not None else None, **common),
                     last_path,
                 )
                 with (out / "metrics.jsonl").open("a") as f:
                     f.write(json.dumps(record) + "\n")
-                print(f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.3f}  val {val.accuracy:.3f} "
+                print(f"epoch {epoch + 1}/{epochs}  loss {record['train_loss']:.3f}  val {val.accuracy:.3f} "
                       f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})  "
                       f"{record['seconds']:.1f}s", file=sys.stderr)
     if cfg.patience and bad_epochs >= cfg.patience:
         stopped = "early_stopping"
 
     summary: dict[str, Any] = {"model": model, "stopped": stopped, "best_val_accuracy": best_val,
-                               "train_seconds": time.perf_counter() - t_start, "world_size": world}
+                               "train_seconds": time.perf_counter() - t_start, "world_size": world,
+                               "steps": step, "scheduled_steps": total, "epochs": epochs}
     if ddp is not None:
         summary["replica_max_abs_diff"] = _replica_spread(net)
     if is_main:
@@ -291,8 +329,11 @@ def train(
 
         best, _ = load_model(best_path, map_location=str(device))
         if len(splits.test):
-            summary["test"] = {k: v for k, v in evaluate(best, splits.test, labels, device=device).to_dict().items()
-                               if k not in ("confusion",)}
+            test = evaluate(best, splits.test, labels, device=device)
+            summary["test"] = {k: v for k, v in test.to_dict().items() if k not in ("confusion",)}
+            summary["warnings"] = branch_warnings(test, "test")
+            for w in summary["warnings"]:
+                print(f"warning: {w}", file=sys.stderr)
         tmp = out / ".summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
         os.replace(tmp, out / "summary.json")

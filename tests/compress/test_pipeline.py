@@ -25,7 +25,7 @@ stages:
 @pytest.fixture(scope="module")
 def teacher(small_manifest, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher")
-    train("test_attention", small_manifest, out=out, config=TrainConfig(epochs=2, batch_size=8, threads=1), progress=False)
+    train("test_attention", small_manifest, out=out, config=TrainConfig(epochs=2, min_steps=0, batch_size=8, threads=1), progress=False)
     return out / "best.pt"
 
 

@@ -24,3 +24,80 @@ def test_mixup_alpha_sets_how_strongly_samples_mix(alpha, spread):
     mean = float(lam.mean())
     # Beta(0.1, 0.1) puts most weight near 0 and 1 (folded: near 1); Beta(8, 8) near 0.5.
     assert mean > 0.85 if spread == "low" else mean < 0.65
+
+
+def _images(n: int = 8, size: int = 32) -> torch.Tensor:
+    from edgemm.data.preprocess import ImageConfig
+
+    cfg = ImageConfig(size=size)
+    raw = 0.2 + 0.3 * torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(1))
+    raw[:, :, :, : size // 3] = 0.9  # a bright bar on the left: asymmetric, so a mirror image shows
+    mean, std = torch.tensor(cfg.mean).view(1, 3, 1, 1), torch.tensor(cfg.std).view(1, 3, 1, 1)
+    return (raw - mean) / std, cfg
+
+
+@pytest.mark.parametrize("value, expected", [(True, "camera"), (False, "none"), ("natural", "natural"), ("none", "none")])
+def test_policies_parse_from_names_and_from_the_old_boolean(value, expected):
+    from edgemm.train.policies import parse_policy
+
+    assert parse_policy(value).value == expected
+
+
+def test_an_unknown_policy_is_rejected_with_the_valid_ones():
+    from edgemm.train import TrainConfig
+
+    with pytest.raises(ValueError, match=r"augment: 'mirror' is not one of \['none', 'camera', 'natural'\]"):
+        TrainConfig(augment="mirror")
+
+
+def test_none_leaves_inputs_unchanged_and_camera_changes_every_sample_within_the_pixel_range():
+    from edgemm.train.augment import Augmenter
+
+    x, cfg = _images()
+    audio = torch.randn(8, 4000) * 0.1
+    g = torch.Generator().manual_seed(0)
+    off = Augmenter("none", cfg, 8000)
+    assert off.image(x) is x and off.audio(audio, g) is audio
+    torch.manual_seed(0)
+    cam = Augmenter("camera", cfg, 8000)
+    y, a = cam.image(x), cam.audio(audio, g)
+    assert y.shape == x.shape and a.shape == audio.shape and a.dtype == torch.float32
+    assert all(not torch.allclose(y[i], x[i]) for i in range(8))
+    assert all(not torch.allclose(a[i], audio[i]) for i in range(8))
+    # Augmented in pixel space and normalised back: every value is a pixel in [0, 1] once de-normalised.
+    pixels = y * torch.tensor(cfg.std).view(1, 3, 1, 1) + torch.tensor(cfg.mean).view(1, 3, 1, 1)
+    assert float(pixels.min()) >= -1e-5 and float(pixels.max()) <= 1 + 1e-5
+
+
+def test_a_seeded_batch_augments_identically_so_resumed_runs_repeat():
+    from edgemm.train.augment import Augmenter
+
+    x, cfg = _images()
+    audio = torch.randn(8, 4000) * 0.1
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        aug = Augmenter("camera", cfg, 8000)
+        outs.append((aug.image(x), aug.audio(audio, torch.Generator().manual_seed(5))))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=0, atol=0)
+    torch.testing.assert_close(outs[0][1], outs[1][1], rtol=0, atol=0)
+
+
+def _left_heavier(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return x[..., :half].mean(dim=(1, 2, 3)) > x[..., half:].mean(dim=(1, 2, 3))
+
+
+def test_camera_never_mirrors_and_natural_does():
+    from edgemm.train.augment import Augmenter
+
+    x, cfg = _images(n=64)
+    torch.manual_seed(0)
+    # Keep only the geometric part: colour inversion would also move the bright half.
+    cam, nat = Augmenter("camera", cfg, 8000), Augmenter("natural", cfg, 8000)
+    for aug in (cam, nat):
+        aug._image = type(aug._image)(*[op for op in aug._image.children() if "Color" not in type(op).__name__
+                                        and "Invert" not in type(op).__name__ and "Gray" not in type(op).__name__])
+    assert bool(_left_heavier(cam.image(x)).all())
+    mirrored = int((~_left_heavier(nat.image(x))).sum())
+    assert 15 <= mirrored <= 49  # about half of 64

@@ -40,7 +40,7 @@ def test_bf16_training_computes_in_bf16_and_keeps_fp32_weights(small_manifest, t
 
     monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
     summary = train("test_gated", small_manifest, out=tmp_path / "bf16", progress=False,
-                    config=TrainConfig(epochs=1, batch_size=16, patience=0, threads=1, precision="bf16"))
+                    config=TrainConfig(epochs=1, min_steps=0, batch_size=16, patience=0, threads=1, precision="bf16"))
     assert torch.bfloat16 in seen  # training steps ran their convolutions in bf16 ...
     assert torch.float32 in seen  # ... and evaluation stays float32
     ckpt = torch.load(tmp_path / "bf16" / "best.pt", weights_only=True)

@@ -7,7 +7,7 @@ import torch
 
 from edgemm.train import TrainConfig, load_checkpoint, load_model, train
 
-FAST = dict(epochs=2, batch_size=16, patience=0, threads=1)
+FAST = dict(epochs=2, min_steps=0, batch_size=16, patience=0, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_distributed_training_keeps_replicas_identical(small_manifest, tmp_path)
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "edgemm.cli", "train", "--model", "test_concat", "--data", str(small_manifest), "--out", str(out),
-           "--epochs", "2", "--batch-size", "8", "--threads", "1", "--device", "cpu", "--json"]
+           "--epochs", "2", "--min-steps", "0", "--batch-size", "8", "--threads", "1", "--device", "cpu", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -106,3 +106,54 @@ def test_distributed_training_keeps_replicas_identical(small_manifest, tmp_path)
     # Each replica saw half of each epoch: steps per epoch halve compared with one process.
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4]  # 40 train samples / 2 replicas = 20, batch 8, partial batch dropped
+
+
+@pytest.mark.parametrize("epochs, per_epoch, min_steps, expected", [
+    (30, 47, 1500, (1500, 32)),   # 3000 samples: the floor barely moves it
+    (30, 11, 1500, (1500, 137)),  # 700 samples: many more epochs
+    (30, 200, 1500, (6000, 30)),  # a large set: epochs decide
+    (2, 5, 0, (10, 2)),           # floor off
+])
+def test_the_schedule_gives_small_sets_enough_steps(epochs, per_epoch, min_steps, expected):
+    from edgemm.train.loop import schedule_steps
+
+    assert schedule_steps(epochs, per_epoch, min_steps) == expected
+
+
+def test_small_sets_train_to_the_step_floor_and_patience_waits_for_half_the_schedule(small_manifest, tmp_path):
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "min_steps": 8, "patience": 1})
+    summary = train("test_gated", small_manifest, out=tmp_path, config=cfg, progress=False)
+    # 40 train samples, batch 16, partial batch dropped: 2 steps an epoch, so 4 epochs reach 8 steps.
+    assert summary["scheduled_steps"] == 8 and summary["epochs"] == 4
+    assert summary["steps"] >= 4  # patience 1 cannot stop the run in its first half
+
+
+def test_the_saved_model_is_the_weight_average_not_the_last_step(small_manifest, tmp_path):
+    summary = train("test_gated", small_manifest, out=tmp_path, config=TrainConfig(**{**FAST, "epochs": 1}),
+                    progress=False)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["ema"]["n_averaged"].item() == summary["steps"] == 2
+    raw = last["state_dict"]
+    avg = {k[len("module."):]: v for k, v in last["ema"].items() if k.startswith("module.")}
+    best = load_checkpoint(tmp_path / "best.pt")["state_dict"]  # one epoch: saved at its end
+    assert set(best) == set(raw)
+    for k in best:
+        torch.testing.assert_close(best[k], avg[k], rtol=0, atol=0)
+    assert any(not torch.equal(raw[k], avg[k]) for k in raw if raw[k].is_floating_point())
+
+
+def test_a_branch_at_chance_is_reported_by_name():
+    from edgemm.runtime.evaluate import EvalResult, branch_warnings
+
+    def result(image_only, audio_only, n=200):
+        per = n // 10
+        return EvalResult(0.9, image_only, audio_only, n, {}, [[per if i == j else 0 for j in range(10)] for i in range(10)],
+                          [str(i) for i in range(10)], 0.3)
+
+    (msg,) = branch_warnings(result(0.09, 0.8), "test")
+    assert msg.startswith("the image branch learned nothing: test accuracy 0.090") and "from the audio alone" in msg
+    assert branch_warnings(result(0.55, 0.8), "test") == []
+    # 0.14 on 200 samples is within two standard errors of 0.1; on 2000 it is not.
+    assert len(branch_warnings(result(0.8, 0.14), "test")) == 1
+    assert branch_warnings(result(0.8, 0.14, n=2000), "test") == []
+    assert len(branch_warnings(result(0.1, 0.1), "val")) == 2
