@@ -165,6 +165,8 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         print(f"{a.checkpoint} on {data} [{a.split}, n={result.n}]")
         print(f"  fused {result.accuracy:.3f}   image-only {result.accuracy_image_only:.3f}   "
               f"audio-only {result.accuracy_audio_only:.3f}")
+        if result.accuracy_clip is not None:
+            print(f"  clip-level fused {result.accuracy_clip:.3f} (n={result.n_clips} clips; mean of each clip's samples)")
         for label, acc in result.per_class.items():
             print(f"  {label:<24} {acc:.3f}")
     return 0

@@ -155,9 +155,10 @@ class VideoDataset:
         self.preprocess = preprocess
         self.skipped: list[DataError] = []
         self.items: list[dict[str, Any]] = []
+        self._clips: list[int] = []  # the clip (index in folder.clips) each item was cut from
         index = {name: i for i, name in enumerate(self.labels)}
         a = preprocess.audio
-        for path, label, s in folder.clips:
+        for clip_index, (path, label, s) in enumerate(folder.clips):
             if s is not split:
                 continue
             try:
@@ -175,6 +176,7 @@ class VideoDataset:
                         "label": index[label],
                     }
                 )
+                self._clips.append(clip_index)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -184,6 +186,10 @@ class VideoDataset:
 
     def targets(self) -> np.ndarray:
         return np.asarray([it["label"] for it in self.items], np.int64)
+
+    def clip_ids(self) -> np.ndarray:
+        """The clip each item was cut from (for clip-level accuracy)."""
+        return np.asarray(self._clips, np.int64)
 
 
 def write_clip(

@@ -30,6 +30,8 @@ class EvalResult:
     confusion: list[list[int]]
     labels: list[str]
     loss: float
+    accuracy_clip: float | None = None  # video folders: the fused answer per clip (mean of its samples' probabilities)
+    n_clips: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,13 +68,42 @@ def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-logp[np.arange(len(y)), y].mean())
 
 
-def metrics(logits: dict[str, np.ndarray], y: np.ndarray, labels: Sequence[str]) -> EvalResult:
+def clip_accuracy(logits: np.ndarray, y: np.ndarray, clips: np.ndarray) -> tuple[float, int]:
+    """Accuracy of one answer per clip: the argmax of the mean of its samples' softmax probabilities.
+
+    Args:
+        logits: (N, classes) fused logits of every sample.
+        y: (N,) targets (all samples of a clip share one).
+        clips: (N,) the clip each sample was cut from.
+
+    Returns:
+        The clip-level accuracy and the number of clips.
+    """
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    ids, inverse = np.unique(clips, return_inverse=True)
+    mean = np.zeros((len(ids), prob.shape[1]))
+    np.add.at(mean, inverse, prob)
+    truth = np.zeros(len(ids), np.int64)
+    truth[inverse] = y
+    return float((mean.argmax(1) == truth).mean()), int(len(ids))
+
+
+def dataset_clips(dataset) -> np.ndarray | None:
+    """The clip of each sample for data sets cut from clips (video folders), else None."""
+    fn = getattr(dataset, "clip_ids", None)
+    return None if fn is None else np.asarray(fn())
+
+
+def metrics(logits: dict[str, np.ndarray], y: np.ndarray, labels: Sequence[str],
+            clips: np.ndarray | None = None) -> EvalResult:
     """Accuracies, per-class recall, confusion (rows: true, columns: predicted) and loss.
 
     Args:
         logits: Per condition in ``CONDITIONS``, (N, classes) logits.
         y: (N,) integer targets.
         labels: Class names, index = class id.
+        clips: (N,) the clip of each sample, for a clip-level accuracy (video folders).
     """
     if len(y) == 0:
         raise ValueError("cannot evaluate on an empty split")
@@ -82,9 +113,11 @@ def metrics(logits: dict[str, np.ndarray], y: np.ndarray, labels: Sequence[str])
     confusion = np.zeros((k, k), np.int64)
     np.add.at(confusion, (y, pred), 1)
     per_class = {labels[c]: float(confusion[c, c] / confusion[c].sum()) for c in range(k) if confusion[c].sum() > 0}
+    clip_acc, n_clips = clip_accuracy(logits["fused"], y, clips) if clips is not None else (None, None)
     return EvalResult(accuracy=acc["fused"], accuracy_image_only=acc["image_only"],
                       accuracy_audio_only=acc["audio_only"], n=int(len(y)), per_class=per_class,
-                      confusion=confusion.tolist(), labels=list(labels), loss=cross_entropy(logits["fused"], y))
+                      confusion=confusion.tolist(), labels=list(labels), loss=cross_entropy(logits["fused"], y),
+                      accuracy_clip=clip_acc, n_clips=n_clips)
 
 
 RunFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -115,7 +148,7 @@ def predict_logits(run: RunFn, dataset, *, batch_size: int = 64, limit: int | No
 def evaluate_session(session, dataset, labels: Sequence[str], *, batch_size: int = 64) -> EvalResult:
     """Evaluates a loaded bundle (``edgemm.runtime.Session``) on a data set of preprocessed samples."""
     logits, y = predict_logits(session.run, dataset, batch_size=batch_size)
-    return metrics(logits, y, labels)
+    return metrics(logits, y, labels, dataset_clips(dataset))
 
 
 def plot_confusion(result: EvalResult, path: str | Path) -> Path:

@@ -101,6 +101,7 @@ class Summary:
     latency_ms: dict[str, float]
     stages_ms: dict[str, float]
     backend: str = ""  # "openvino (CPU)": what ran the model
+    clip: dict[str, Any] | None = None  # files: one answer for the whole file (``clip_answer``)
 
     @property
     def results_per_second(self) -> float:
@@ -110,13 +111,30 @@ class Summary:
         return {"frames": self.frames, "results": self.results, "drops": self.drops,
                 "audio_overflows": self.audio_overflows, "audio_gaps": self.audio_gaps,
                 "seconds": round(self.seconds, 3), "results_per_second": round(self.results_per_second, 2),
-                "latency_ms": self.latency_ms, "stages_ms": self.stages_ms, "backend": self.backend}
+                "latency_ms": self.latency_ms, "stages_ms": self.stages_ms, "backend": self.backend,
+                "clip": self.clip}
 
     def line(self) -> str:
         lat = self.latency_ms
         return (f"{self.frames} frames, {self.results} results ({self.results_per_second:.1f}/s), "
                 f"{self.drops} dropped, {self.audio_overflows} audio overflows; latency p50 {lat['p50']:.1f} "
-                f"p90 {lat['p90']:.1f} p99 {lat['p99']:.1f} ms")
+                f"p90 {lat['p90']:.1f} p99 {lat['p99']:.1f} ms"
+                + (f"; whole file: {self.clip['label']} ({self.clip['score']:.2f}, mean of {self.clip['results']} results)"
+                   if self.clip and self.clip["label"] is not None else ""))
+
+
+def clip_answer(labels: Sequence[str], prob_sum: np.ndarray, count: int) -> dict[str, Any]:
+    """One answer for a whole file: the label with the highest mean probability over its results.
+
+    The per-result probabilities are the model's own (not smoothed or thresholded); results with
+    neither modality live do not count.
+    """
+    if count == 0:
+        return {"label": None, "score": 0.0, "scores": {}, "results": 0}
+    mean = prob_sum / count
+    top = int(mean.argmax())
+    return {"label": labels[top], "score": round(float(mean[top]), 5),
+            "scores": {k: round(float(v), 5) for k, v in zip(labels, mean)}, "results": count}
 
 
 class Sink(Protocol):
@@ -174,6 +192,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self.origin = time.perf_counter() if any(s.live for s in sources) else 0.0
+        self._prob_sum, self._prob_count = np.zeros(len(session.labels)), 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -209,6 +228,8 @@ class Pipeline:
             pred = self.session.predict(image=image if image_live else None, audio=audio if audio_live else None,
                                         sample_rate=self.session.preprocess.audio.sample_rate)
             raw, stages = pred.label, pred.stages
+            self._prob_sum += [pred.scores[k] for k in self.session.labels]
+            self._prob_count += 1
             label, score, smoothed = self.smoother.update(np.array([pred.scores[k] for k in self.session.labels]))
         latency = (time.perf_counter_ns() - sample.captured_ns) / 1e6
         return Result(t=sample.t - self.origin, label=label, score=score,
@@ -262,4 +283,5 @@ class Pipeline:
                        audio_gaps=self.sync.ring.gaps, seconds=time.perf_counter() - start,
                        latency_ms=percentiles(latencies),
                        stages_ms={k: percentiles(v)["p50"] for k, v in stage_times.items()},
-                       backend=f"{self.session.backend.name} ({self.session.backend.device})")
+                       backend=f"{self.session.backend.name} ({self.session.backend.device})",
+                       clip=None if self.live else clip_answer(self.session.labels, self._prob_sum, self._prob_count))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
         session: A loaded bundle (``edgemm.runtime.load``).
         inputs: What to read.
         config: Smoothing, threshold, liveness, limits.
-        as_json: One JSON object per result on stdout instead of a text line.
+        as_json: One JSON object per result on stdout instead of a text line; on a file, a last
+            line ``{"summary": ...}`` whose ``clip`` is the answer for the whole file.
         show: An OpenCV window.
         save: Write the annotated stream with its audio to this video file.
         preview: ``HOST:PORT`` for the web preview (host defaults to 127.0.0.1).
@@ -119,5 +121,7 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
                 sink.close()
             raise
         summary = pipeline.run()
+    if as_json and summary.clip is not None:  # a file: its one answer is the last line
+        print(json.dumps({"summary": summary.to_json()}), flush=True)
     log(f"summary: {summary.line()}")
     return summary

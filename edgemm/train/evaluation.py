@@ -7,7 +7,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgemm.runtime.evaluate import CONDITIONS, EvalResult, branch_warnings, metrics, plot_confusion  # noqa: F401 (re-exported)
+from edgemm.runtime.evaluate import (  # noqa: F401 (re-exported)
+    CONDITIONS, EvalResult, branch_warnings, dataset_clips, metrics, plot_confusion,
+)
 
 
 @torch.no_grad()
@@ -41,4 +43,4 @@ def evaluate(
     if len(dataset) == 0:
         raise ValueError("cannot evaluate on an empty split")
     logits, y = predict_logits(model, dataset, batch_size=batch_size, device=device)
-    return metrics(logits, y, labels)
+    return metrics(logits, y, labels, dataset_clips(dataset))

@@ -82,3 +82,26 @@ def test_video_with_a_silent_audio_track_is_rejected(tmp_path):
     path = write_clip(tmp_path / "silent.mp4", frames, 10, np.zeros(16000, np.float32), 16000)
     with pytest.raises(DataError, match=r"silent.mp4: audio is silent"):
         decode_clip(path, 16000)
+
+
+def test_every_sample_knows_its_clip_so_eval_can_answer_per_clip(video_root):
+    data = open_dataset(video_root, PreprocessConfig(), samples_per_clip=2, splits=("test",))
+    clips = data.test.clip_ids()
+    assert len(clips) == len(data.test) == 20 and len(set(clips.tolist())) == 10
+    # Both samples of a clip are adjacent and share its label.
+    for c in set(clips.tolist()):
+        (i, j) = np.flatnonzero(clips == c)
+        assert data.test[i]["label"] == data.test[j]["label"]
+
+
+def test_clip_accuracy_votes_with_the_mean_probability_of_each_clips_samples():
+    from edgemm.runtime.evaluate import clip_accuracy, metrics
+
+    # Clip 0 (label 0): one sample confidently right, one mildly wrong -> right as a clip.
+    # Clip 1 (label 1): one sample mildly right, one confidently wrong -> wrong as a clip.
+    logits = np.log(np.array([[0.9, 0.1], [0.4, 0.6], [0.4, 0.6], [0.95, 0.05]]))
+    y, clips = np.array([0, 0, 1, 1]), np.array([5, 5, 9, 9])
+    assert clip_accuracy(logits, y, clips) == (0.5, 2)
+    result = metrics({"fused": logits, "image_only": logits, "audio_only": logits}, y, ["a", "b"], clips)
+    assert result.accuracy == 0.5 and result.accuracy_clip == 0.5 and result.n_clips == 2
+    assert metrics({"fused": logits, "image_only": logits, "audio_only": logits}, y, ["a", "b"]).accuracy_clip is None

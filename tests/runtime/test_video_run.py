@@ -16,6 +16,11 @@ from edgemm.runtime.sync import AudioChunk, Frame, Sync
 
 
 def _json_lines(text):
+    """The per-result lines of ``--json`` output (a file run ends with one ``{"summary": ...}`` line)."""
+    return [row for row in _all_json(text) if "summary" not in row]
+
+
+def _all_json(text):
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
@@ -53,7 +58,8 @@ def test_edgemm_run_on_video_files_predicts_their_labels(onnx_bundle, easy_clips
     for label, path in easy_clips.items():
         assert main(["run", str(onnx_bundle), "--video", str(path), "--json", "--summary-json",
                      str(tmp_path / "s.json")]) == 0
-        rows = _json_lines(capsys.readouterr().out)
+        out = capsys.readouterr().out
+        rows = _json_lines(out)
         assert len(rows) == 30  # every frame, none dropped, when reading a file as fast as possible
         assert {"t", "label", "score", "scores", "latency_ms"} <= set(rows[0])
         assert all(r["latency_ms"] > 0 and r["image_present"] for r in rows)
@@ -64,6 +70,11 @@ def test_edgemm_run_on_video_files_predicts_their_labels(onnx_bundle, easy_clips
         assert votes.most_common(1)[0][0] == label, (label, votes)
         summary = json.loads((tmp_path / "s.json").read_text())
         assert summary["results"] == 30 and summary["drops"] == 0
+        # The last line is the answer for the whole file: the mean of every result's probabilities.
+        last = _all_json(out)[-1]["summary"]
+        assert last == summary and summary["clip"]["label"] == label and summary["clip"]["results"] == 30
+        mean = {k: np.mean([r["scores"][k] for r in rows]) for k in rows[0]["scores"]}  # smoothing is off
+        assert max(mean, key=mean.get) == label
         assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p90"] <= summary["latency_ms"]["p99"]
 
 

@@ -157,3 +157,4 @@ def test_a_branch_at_chance_is_reported_by_name():
     assert len(branch_warnings(result(0.8, 0.14), "test")) == 1
     assert branch_warnings(result(0.8, 0.14, n=2000), "test") == []
     assert len(branch_warnings(result(0.1, 0.1), "val")) == 2
+
