@@ -98,7 +98,8 @@ def font_files() -> list[str]:
 
 
 # ---------------------------------------------------------------- camera ------------------------
-def background(photos: list[np.ndarray], rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def background(photos: list[np.ndarray], rng: np.random.Generator, h: int, w: int,
+               paper: tuple[float, float] = (0.3, 0.8)) -> np.ndarray:
     import cv2
 
     p = photos[rng.integers(len(photos))]
@@ -106,12 +107,12 @@ def background(photos: list[np.ndarray], rng: np.random.Generator, h: int, w: in
     y, x = rng.integers(0, p.shape[0] - side + 1), rng.integers(0, p.shape[1] - side + 1)
     bg = cv2.resize(p[y : y + side, x : x + side], (w, h), interpolation=cv2.INTER_AREA)
     tint = rng.uniform(0, 1, 3)
-    mix = rng.uniform(0.3, 0.8)  # paper colour over the photograph
+    mix = rng.uniform(*paper)  # paper colour over the photograph
     return (1 - mix) * bg + mix * tint
 
 
 def place(mask: np.ndarray, rng: np.random.Generator, h: int, w: int, scale: tuple[float, float],
-          shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+          shift: tuple[float, float] = (0.0, 0.0), jitter: float = 0.8) -> np.ndarray:
     """Warps a square glyph mask onto an h x w canvas: scale, rotation, position."""
     import cv2
 
@@ -119,8 +120,8 @@ def place(mask: np.ndarray, rng: np.random.Generator, h: int, w: int, scale: tup
     angle = rng.uniform(-15, 15)
     m = cv2.getRotationMatrix2D((mask.shape[1] / 2, mask.shape[0] / 2), angle, s)
     room_x, room_y = max(0.0, w - s * mask.shape[1]) / 2, max(0.0, h - s * mask.shape[0]) / 2
-    m[0, 2] += w / 2 - mask.shape[1] / 2 + rng.uniform(-1, 1) * room_x * 0.8 + shift[0]
-    m[1, 2] += h / 2 - mask.shape[0] / 2 + rng.uniform(-1, 1) * room_y * 0.8 + shift[1]
+    m[0, 2] += w / 2 - mask.shape[1] / 2 + rng.uniform(-1, 1) * room_x * jitter + shift[0]
+    m[1, 2] += h / 2 - mask.shape[0] / 2 + rng.uniform(-1, 1) * room_y * jitter + shift[1]
     return cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
@@ -276,8 +277,9 @@ def digits_set(per_class: int, seed: int, corrupt: float = 0.2) -> list[Sample]:
                     image = unusable_image(photos, rng, CANVAS, CANVAS)
                 else:
                     mask = cv2.resize(d.images[i].astype(np.float32) / 16.0, (32, 32), interpolation=cv2.INTER_LINEAR)
-                    m = place(np.pad(mask, 4), rng, CANVAS, CANVAS, (0.45, 0.8))[..., None]
-                    bg = background(photos, rng, CANVAS, CANVAS)
+                    # A sheet held up to the camera: the scan fills half the frame or more, near the centre.
+                    m = place(np.pad(mask, 4), rng, CANVAS, CANVAS, (0.55, 0.85), jitter=0.4)[..., None]
+                    bg = background(photos, rng, CANVAS, CANVAS, paper=(0.5, 0.9))
                     scene = bg * (1 - m) + ink_for(bg, rng) * m
                     image = Camera.draw(rng).shoot(scene, rng)
                 speech = None if kind == "audio" else espeak(DIGIT_WORDS[c], rng, tmp)
@@ -368,11 +370,12 @@ def write_video_folder(clips, root: Path) -> Path:
 
 
 SETS = {"digits": "manifest", "letters": "video"}
+VERSION = {"digits": 2, "letters": 1}  # bump when a set's construction changes (v1 digits: smaller, busier)
 
 
 def build(name: str, out: Path, per_class: int, seed: int) -> Path:
     """Builds one set under ``out/name`` (skipped when its completion marker exists); returns its data path."""
-    root = out / f"{name}-{per_class}-s{seed}"
+    root = out / f"{name}-v{VERSION[name]}-{per_class}-s{seed}"
     done = root / ".complete"
     data = root / "manifest.csv" if SETS[name] == "manifest" else root / "clips"
     if done.is_file():

@@ -25,6 +25,8 @@ class TrainConfig:
         warmup: Linear warm-up, as a fraction of the schedule's steps.
         label_smoothing: Cross-entropy label smoothing.
         modality_dropout: Probability that a training sample loses one modality (image or audio).
+        unimodal_loss: Weight of the auxiliary per-modality classifiers' loss
+            (``edgemm.train.unimodal``), which keeps each branch learning; 0 disables.
         augment: Augmentation policy (``edgemm.train.augment.AugmentPolicy``): ``camera``,
             ``natural`` (adds mirror images) or ``none``.
         ema: Validate, keep and save an exponential moving average of the weights (its time
@@ -49,6 +51,7 @@ class TrainConfig:
     warmup: float = 0.05
     label_smoothing: float = 0.1
     modality_dropout: float = 0.3
+    unimodal_loss: float = 1.0
     augment: str = DEFAULT_POLICY.value
     ema: bool = True
     patience: int = 8
@@ -70,6 +73,7 @@ class TrainConfig:
             "warmup": 0 <= self.warmup < 1,
             "label_smoothing": 0 <= self.label_smoothing < 1,
             "modality_dropout": 0 <= self.modality_dropout <= 1,
+            "unimodal_loss": self.unimodal_loss >= 0,
             "patience": self.patience >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "num_workers": self.num_workers >= 0,

@@ -24,6 +24,7 @@ from edgemm.train.config import TrainConfig
 from edgemm.train.evaluation import branch_warnings, evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.precision import autocast, autocast_dtype
+from edgemm.train.unimodal import UnimodalHeads, has_branches
 
 
 def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
@@ -250,9 +251,11 @@ def train(
                         drop_last=len(splits.train) // world > cfg.batch_size)
     steps_per_epoch = max(1, len(loader))
     total, epochs = schedule_steps(cfg.epochs, steps_per_epoch, cfg.min_steps)
-    opt = torch.optim.AdamW(param_groups(net, cfg.weight_decay), lr=cfg.lr)
+    ema = weight_average(net, total) if cfg.ema else None  # before the heads hook into net's encoders
+    heads = UnimodalHeads(net, len(labels)).to(device) if cfg.unimodal_loss > 0 and has_branches(net) else None
+    groups = param_groups(net, cfg.weight_decay) + (param_groups(heads, cfg.weight_decay) if heads else [])
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup * total)))
-    ema = weight_average(net, total) if cfg.ema else None
     augmenter = Augmenter(cfg.augment, preprocess.image, preprocess.audio.sample_rate)
     if augmenter.policy.value == "none":
         augmenter = None
@@ -264,6 +267,8 @@ def train(
         start_epoch, best_val, bad_epochs, step = state["epoch"] + 1, state["best_val"], state["bad_epochs"], state["step"]
         if ema is not None:
             ema.load_state_dict(state["ema"])
+        if heads is not None:
+            heads.load_state_dict(state["unimodal_heads"])
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
     common = {"train_config": cfg.to_dict(), "data": splits.source}
@@ -271,6 +276,16 @@ def train(
     t_start = time.perf_counter()
     stopped = "epochs"
     kept = ema.module if ema is not None else net  # what is validated and saved
+
+    def forward(image, audio, mi, ma):
+        return module(image, audio, mi, ma), (mi, ma)
+
+    def loss_fn(logits, y, flags):
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if heads is not None:
+            loss = loss + cfg.unimodal_loss * heads.loss(y, *flags, label_smoothing=cfg.label_smoothing)
+        return loss
+
     with channels_last(net, kept if kept is not net else None):
         # DDP is built on the converted model: its gradient buckets take the parameters' layout.
         ddp = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else None
@@ -285,8 +300,7 @@ def train(
             g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
             torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_bars, leave=False)
-            ce = lambda logits, y, _out: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)  # noqa: E731
-            stats = train_epoch(module, bar, opt, sched, ce, g=g, device=device, augment=augmenter,
+            stats = train_epoch(module, bar, opt, sched, loss_fn, g=g, device=device, augment=augmenter, forward=forward,
                                 modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step,
                                 amp_dtype=amp_dtype, after_step=(lambda: ema.update_parameters(net)) if ema else None)
             step = stats.step
@@ -308,7 +322,8 @@ def train(
                 atomic_torch_save(
                     make_checkpoint(net, labels=labels, epoch=epoch, step=step, best_val=best_val, bad_epochs=bad_epochs,
                                     optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                    ema=ema.state_dict() if ema is not None else None, **common),
+                                    ema=ema.state_dict() if ema is not None else None,
+                                    unimodal_heads=heads.state_dict() if heads is not None else None, **common),
                     last_path,
                 )
                 with (out / "metrics.jsonl").open("a") as f:
