@@ -53,7 +53,7 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def teacher_cache_key(recipe: Recipe, data: str | Path) -> str:
+def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None) -> str:
     """Names a cached teacher by what it was trained on and how.
 
     The data's identity is the generator version and parameters for ``"default"``, the resolved
@@ -70,7 +70,7 @@ def teacher_cache_key(recipe: Recipe, data: str | Path) -> str:
         identity = str(path)
         if path.is_file():
             identity += ":" + hashlib.sha1(path.read_bytes()).hexdigest()
-    blob = json.dumps({"data": identity, "teacher": recipe.to_dict()["teacher"]}, sort_keys=True)
+    blob = json.dumps({"data": identity, "teacher": recipe.to_dict()["teacher"], "init": init or {}}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -83,12 +83,16 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
     from edgemm.data.synthetic import default_cache_dir
     from edgemm.train import TrainConfig, train
 
-    run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{teacher_cache_key(recipe, data)}"
+    from edgemm.models.pretrained import image_pretrained_kwargs
+
+    init = image_pretrained_kwargs(recipe.teacher.model, recipe.teacher.pretrained)
+    run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{teacher_cache_key(recipe, data, init)}"
     seconds = 0.0
     if not (run / "summary.json").is_file():
-        log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs) into {run}")
+        start = f", image encoder from {init['image_encoder_kw']['pretrained']}" if init else ""
+        log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs{start}) into {run}")
         t0 = time.perf_counter()
-        train(recipe.teacher.model, data, out=run, resume=True, progress=False,
+        train(recipe.teacher.model, data, out=run, resume=True, progress=False, model_kwargs=init,
               config=TrainConfig(epochs=recipe.teacher.epochs, min_steps=recipe.teacher.min_steps, lr=recipe.teacher.lr,
                                  device=str(device),
                                  precision=recipe.teacher.precision.value))

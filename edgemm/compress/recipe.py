@@ -203,6 +203,9 @@ class TeacherConfig:
             (those are most of ``edgemm compress``'s compute): ``fp32``, ``bf16`` autocast, or
             ``auto`` = bf16 where the device computes it natively (AVX512-BF16/AMX CPUs, recent
             GPUs), else fp32. The student always trains in fp32.
+        pretrained: Where the teacher's image encoder starts: ``auto`` (torchvision's ImageNet
+            weights when they are in torch hub's local cache, else random), ``none``, a
+            torchvision weights name, or a local state-dict file.
     """
 
     model: str = "av_teacher"
@@ -210,9 +213,12 @@ class TeacherConfig:
     min_steps: int = 0
     lr: float = 1e-3
     precision: Precision = Precision.AUTO
+    pretrained: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
+        if not isinstance(self.pretrained, str) or not self.pretrained:
+            raise ValueError(f"teacher.pretrained must be auto, none, a weights name or a file, got {self.pretrained!r}")
         _steps("teacher", min_steps=self.min_steps)
         _positive("teacher", epochs=self.epochs, lr=self.lr)
 

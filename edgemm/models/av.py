@@ -65,6 +65,7 @@ class AVModel(nn.Module):
         self.num_classes = num_classes
         self.frontend = LogMelFrontend(self.preprocess.audio)
         self.spec_augment = SpecAugment() if spec_augment else nn.Identity()
+        self.image_encoder_name = image_encoder
         self.image_encoder = create_image_encoder(image_encoder, **dict(image_encoder_kw or {}))
         self.audio_encoder = create_audio_encoder(
             audio_encoder, n_mels=self.preprocess.audio.n_mels, **dict(audio_encoder_kw or {})

@@ -79,47 +79,58 @@ def _register_image(name: str):
     return deco
 
 
-def _mobilenet(ctor: Callable, width: float, pretrained: str | None) -> ImageEncoder:
-    m = ctor(width_mult=width)
+# The torchvision architecture behind each image encoder: what a weights name (``IMAGENET1K_V1``)
+# given as ``pretrained`` is looked up in (``edgemm.models.pretrained``).
+TORCHVISION_ARCH = {"mobilenetv3_small": "mobilenet_v3_small", "mobilenetv3_large": "mobilenet_v3_large",
+                    "resnet18": "resnet18", "resnet50": "resnet50"}
+
+
+def _torchvision(name: str, pretrained: str | None, **kw) -> nn.Module:
+    """The torchvision classifier behind encoder ``name``, with ``pretrained`` weights loaded if given."""
+    import torchvision.models
+
+    from edgemm.models.pretrained import resolve_weights
+
+    arch = TORCHVISION_ARCH[name]
+    m = torchvision.models.get_model(arch, weights=None, **kw)
     if pretrained:
-        load_pretrained(m, pretrained)
+        load_pretrained(m, resolve_weights(arch, pretrained))
+    return m
+
+
+def _mobilenet(name: str, width: float, pretrained: str | None) -> ImageEncoder:
+    m = _torchvision(name, pretrained, width_mult=width)
     return ImageEncoder(m.features, m.features[-1].out_channels)
 
 
 @_register_image("mobilenetv3_small")
 def mobilenetv3_small(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
-    from torchvision.models import mobilenet_v3_small
-
-    return _mobilenet(mobilenet_v3_small, width, pretrained)
+    """MobileNetV3-small features; ``pretrained``: a local state-dict file or a torchvision weights name."""
+    return _mobilenet("mobilenetv3_small", width, pretrained)
 
 
 @_register_image("mobilenetv3_large")
 def mobilenetv3_large(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
-    from torchvision.models import mobilenet_v3_large
+    """MobileNetV3-large features; ``pretrained`` as for ``mobilenetv3_small``."""
+    return _mobilenet("mobilenetv3_large", width, pretrained)
 
-    return _mobilenet(mobilenet_v3_large, width, pretrained)
 
-
-def _resnet(ctor: Callable, pretrained: str | None) -> ImageEncoder:
-    m = ctor()
-    if pretrained:
-        load_pretrained(m, pretrained)
+def _resnet(name: str, pretrained: str | None) -> ImageEncoder:
+    m = _torchvision(name, pretrained)
     features = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
     return ImageEncoder(features, m.fc.in_features)
 
 
 @_register_image("resnet18")
 def resnet18(*, pretrained: str | None = None) -> ImageEncoder:
-    from torchvision.models import resnet18 as ctor
-
-    return _resnet(ctor, pretrained)
+    """ResNet-18 features; ``pretrained`` as for ``mobilenetv3_small``."""
+    return _resnet("resnet18", pretrained)
 
 
 @_register_image("resnet50")
 def resnet50(*, pretrained: str | None = None) -> ImageEncoder:
-    from torchvision.models import resnet50 as ctor
-
-    return _resnet(ctor, pretrained)
+    """ResNet-50 features; ``pretrained`` as for ``mobilenetv3_small``."""
+    return _resnet("resnet50", pretrained)
 
 
 class AudioCNN(nn.Module):

@@ -11,6 +11,9 @@ from edgemm.models.registry import register_model
 
 def _build(defaults: dict[str, Any], kwargs: dict[str, Any]) -> AVModel:
     cfg = {**defaults, **kwargs}
+    for key in ("image_encoder_kw", "audio_encoder_kw", "fusion_kw"):  # merged, so {"pretrained": ...} keeps the width
+        if isinstance(defaults.get(key), dict) and isinstance(kwargs.get(key), dict):
+            cfg[key] = {**defaults[key], **kwargs[key]}
     cfg.setdefault("num_classes", 10)
     return AVModel(**cfg)
 

@@ -44,7 +44,14 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
     if spec is None:
         raise ValueError("model was not built by edgemm.models.create_model, so it cannot be checkpointed by name")
     # Round-trip through JSON: kwargs must be plain data to load with weights_only=True.
-    return json.loads(json.dumps(spec))
+    spec = json.loads(json.dumps(spec))
+    # Starting weights are history, not structure: the state dict holds the trained weights, and
+    # rebuilding must not need the pretrained file on the machine that loads the checkpoint.
+    started = {k: kw.pop("pretrained") for k, kw in spec["kwargs"].items()
+               if k.endswith("_encoder_kw") and isinstance(kw, dict) and kw.get("pretrained")}
+    if started:
+        spec["initialised_from"] = started
+    return spec
 
 
 def make_checkpoint(model: nn.Module, *, labels: list[str], **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""Where pretrained encoder weights come from: a local file, or a torchvision weights name.
+
+A name (``IMAGENET1K_V1``, ``DEFAULT``, or the full ``MobileNet_V3_Small_Weights.IMAGENET1K_V1``)
+resolves to the file torchvision itself would download, in torch hub's cache
+(``$TORCH_HOME/hub/checkpoints/``). If the file is already there it is used without any network
+access; if not, it is downloaded unless ``EDGEMM_OFFLINE`` / ``HF_HUB_OFFLINE`` is set or the
+download fails, in which case the error says which URL to fetch and exactly where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+OFFLINE_VARS = ("EDGEMM_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+class WeightsNotFound(FileNotFoundError):
+    """Pretrained weights named but not on this machine (and not downloadable)."""
+
+
+def offline() -> bool:
+    """Whether the user asked for no network access."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARS)
+
+
+def torchvision_weights(arch: str, name: str):
+    """The torchvision weights enum member ``name`` of architecture ``arch`` (e.g. ``mobilenet_v3_small``).
+
+    Raises:
+        ValueError: If ``arch`` has no weights of that name (listing the ones it has).
+    """
+    from torchvision.models import get_model_weights
+
+    enum_cls = get_model_weights(arch)
+    short = name.split(".")[-1]
+    if "." in name and name.split(".")[0] != enum_cls.__name__:
+        raise ValueError(f"pretrained {name!r} is not a weights name of {arch} ({enum_cls.__name__})")
+    if short not in enum_cls.__members__:
+        raise ValueError(f"{arch} has no pretrained weights {name!r}; torchvision has {list(enum_cls.__members__)}"
+                         " (or give the path of a local state-dict file)")
+    return enum_cls[short]
+
+
+def cache_path(url: str) -> Path:
+    """Where torch hub keeps the file downloaded from ``url``."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def is_file_spec(spec: str) -> bool:
+    """A spec that names a file rather than a weights name: it exists, or looks like a path."""
+    return Path(spec).exists() or any(c in spec for c in "/\\") or spec.endswith((".pth", ".pt", ".bin", ".safetensors"))
+
+
+def resolve_weights(arch: str, spec: str | os.PathLike) -> Path:
+    """The local file holding the weights ``spec`` for ``arch``, downloading it only if allowed.
+
+    Args:
+        arch: torchvision architecture name (``mobilenet_v3_small``, ``resnet18``, ...).
+        spec: A local file path, or a torchvision weights name.
+
+    Raises:
+        WeightsNotFound: A named file is missing, or named weights are not cached and cannot be
+            downloaded; the message gives the URL and the exact destination path.
+        ValueError: ``spec`` is not a weights name of ``arch``.
+    """
+    spec = str(spec)
+    if is_file_spec(spec):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise WeightsNotFound(f"pretrained weights not found: {path}")
+        return path
+    weights = torchvision_weights(arch, spec)
+    path = cache_path(weights.url)
+    if path.is_file():
+        return path
+    where = f"download {weights.url} and save it as {path}"
+    if offline():
+        raise WeightsNotFound(f"pretrained {arch} weights {spec} are not in the local cache and this run is offline: "
+                              f"{where}")
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(weights.url, str(path), progress=False)
+    except Exception as e:  # noqa: BLE001 - any network failure gets the same instruction
+        raise WeightsNotFound(f"pretrained {arch} weights {spec} could not be downloaded ({type(e).__name__}: {e}); "
+                              f"{where}") from None
+    return path
+
+
+def available(arch: str, spec: str = "DEFAULT") -> bool:
+    """Whether ``spec`` for ``arch`` is on this machine already (no download is attempted)."""
+    try:
+        if is_file_spec(spec):
+            return Path(spec).expanduser().is_file()
+        return cache_path(torchvision_weights(arch, spec).url).is_file()
+    except ValueError:
+        return False
+
+
+def image_pretrained_kwargs(model: str, spec: str | None) -> dict:
+    """Model kwargs that start ``model``'s image encoder from ``spec``.
+
+    Args:
+        model: Registered model name.
+        spec: ``"auto"`` (torchvision's ``DEFAULT`` weights when they are already on this machine,
+            else none), ``"none"`` / None, a weights name, or a local file.
+
+    Returns:
+        ``{"image_encoder_kw": {"pretrained": ...}}``, or ``{}`` for none.
+    """
+    if spec is None or str(spec).lower() == "none":
+        return {}
+    if str(spec).lower() == "auto":
+        from edgemm.models import create_model
+        from edgemm.models.encoders import TORCHVISION_ARCH
+
+        arch = TORCHVISION_ARCH.get(getattr(create_model(model), "image_encoder_name", ""), None)
+        if arch is None or not available(arch, "DEFAULT"):
+            return {}
+        spec = "DEFAULT"
+    return {"image_encoder_kw": {"pretrained": str(spec)}}

@@ -1,0 +1,78 @@
+"""Pretrained starting points: torchvision weight names resolved from torch hub's local cache, offline."""
+
+import pytest
+import torch
+
+from edgemm.models import create_model
+from edgemm.models.pretrained import WeightsNotFound, image_pretrained_kwargs, resolve_weights
+
+URL_FILE = "mobilenet_v3_small-047dcff4.pth"  # what torchvision downloads for IMAGENET1K_V1
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache, and no network: downloads must not even be tried."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("EDGEMM_OFFLINE", "1")
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def _cache_tiny_imagenet_weights(hub):
+    """Stand-in "ImageNet" weights: a real mobilenet_v3_small state dict, saved where torchvision would put it."""
+    from torchvision.models import mobilenet_v3_small
+
+    torch.manual_seed(7)
+    src = mobilenet_v3_small()
+    hub.mkdir(parents=True)
+    torch.save(src.state_dict(), hub / URL_FILE)
+    return src
+
+
+def test_a_missing_weights_name_offline_says_which_file_to_put_where(hub):
+    with pytest.raises(WeightsNotFound) as e:
+        create_model("av_student", image_encoder_kw={"pretrained": "IMAGENET1K_V1"})
+    msg = str(e.value)
+    assert "offline" in msg and f"https://download.pytorch.org/models/{URL_FILE}" in msg and str(hub / URL_FILE) in msg
+
+
+def test_unknown_weight_names_list_the_real_ones(hub):
+    with pytest.raises(ValueError, match=r"mobilenet_v3_small has no pretrained weights 'IMAGENET22K'.*IMAGENET1K_V1"):
+        resolve_weights("mobilenet_v3_small", "IMAGENET22K")
+
+
+@pytest.mark.parametrize("name", ["IMAGENET1K_V1", "DEFAULT", "MobileNet_V3_Small_Weights.IMAGENET1K_V1"])
+def test_a_weights_name_loads_the_cached_file_without_network(hub, name):
+    src = _cache_tiny_imagenet_weights(hub)
+    model = create_model("av_student", image_encoder_kw={"pretrained": name})
+    for k in ("features.0.0.weight", "features.12.1.running_var"):
+        torch.testing.assert_close(model.image_encoder.state_dict()[k], src.state_dict()[k], rtol=0, atol=0)
+
+
+def test_auto_uses_imagenet_weights_only_when_they_are_on_this_machine(hub):
+    assert image_pretrained_kwargs("av_student", "auto") == {}
+    assert image_pretrained_kwargs("av_student", "none") == {}
+    _cache_tiny_imagenet_weights(hub)
+    assert image_pretrained_kwargs("av_student", "auto") == {"image_encoder_kw": {"pretrained": "DEFAULT"}}
+
+
+def test_a_checkpoint_of_a_pretrained_start_reloads_without_the_weights_file(hub, tmp_path):
+    from edgemm.train.checkpoint import atomic_torch_save, load_model, make_checkpoint
+
+    _cache_tiny_imagenet_weights(hub)
+    model = create_model("test_gated", image_encoder_kw={"width": 1.0, "pretrained": "IMAGENET1K_V1"})
+    ckpt = make_checkpoint(model, labels=["a", "b", "c", "d"])
+    assert ckpt["model"]["kwargs"]["image_encoder_kw"] == {"width": 1.0}  # merged with the zoo's, minus the start
+    assert ckpt["model"]["initialised_from"] == {"image_encoder_kw": "IMAGENET1K_V1"}
+    atomic_torch_save(ckpt, tmp_path / "m.pt")
+    (hub / URL_FILE).unlink()
+    again, _ = load_model(tmp_path / "m.pt")
+    torch.testing.assert_close(again.image_encoder.features[0][0].weight, model.image_encoder.features[0][0].weight)
+
+
+def test_train_pretrained_flag_fails_in_one_line_naming_the_file(hub, small_manifest, tmp_path, capsys):
+    from edgemm.cli import main
+
+    assert main(["train", "--model", "test_gated", "--data", str(small_manifest), "--out", str(tmp_path / "r"),
+                 "--pretrained"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mobilenet_v3_small weights DEFAULT are not in the local cache" in err[0]
