@@ -133,6 +133,47 @@ def resnet50(*, pretrained: str | None = None) -> ImageEncoder:
     return _resnet("resnet50", pretrained)
 
 
+class PlainCNN(nn.Module):
+    """A VGG-style image CNN: a stride-2 stem, then blocks of 3x3 conv-BN-ReLU and 2x2 max-pool.
+
+    Plain convolutions and max-pooling learn from a few hundred images without pretraining, where
+    MobileNetV3's depthwise, squeeze-excite blocks barely move in the same number of steps
+    (measured on a real small set, benchmarks/README.md "Real small data").
+
+    Args:
+        channels: Output channels of the stem and of each block after it.
+    """
+
+    def __init__(self, *, channels: Sequence[int] = (32, 64, 128, 192)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i, c in enumerate(channels):
+            layers += [nn.Conv2d(c_in, c, 3, stride=2 if i == 0 else 1, padding=1, bias=False), nn.BatchNorm2d(c),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
+@_register_image("cnn_small")
+def cnn_small(*, channels: Sequence[int] = (32, 64, 128, 192), pretrained: str | None = None) -> PlainCNN:
+    """``PlainCNN``; ``pretrained`` is a local state-dict file of the same architecture."""
+    m = PlainCNN(channels=channels)
+    if pretrained:
+        from edgemm.models.pretrained import is_file_spec
+
+        if not is_file_spec(pretrained):
+            raise ValueError(f"cnn_small has no published weights named {pretrained!r}: give a local state-dict file, "
+                             "or use a torchvision image encoder (model av_student_mnv3) for ImageNet weights")
+        load_pretrained(m, pretrained)
+    return m
+
+
 class AudioCNN(nn.Module):
     """A VGG-style CNN on log-mel: blocks of 3x3 conv-BN-ReLU, 2x2 max-pool, global average pool.
 

@@ -69,9 +69,9 @@ def test_pretrained_image_weights_load_from_a_local_file(tmp_path):
 
     src = mobilenet_v3_small()
     torch.save({"module." + k: v for k, v in src.state_dict().items()}, tmp_path / "mnv3.pth")
-    model = create_model("av_student", image_encoder_kw={"pretrained": str(tmp_path / "mnv3.pth")})
+    model = create_model("av_student_mnv3", image_encoder_kw={"pretrained": str(tmp_path / "mnv3.pth")})
     torch.testing.assert_close(model.image_encoder.features[0][0].weight, src.features[0][0].weight)
     with pytest.raises(ValueError, match="do not fit this backbone"):
-        create_model("av_student", image_encoder_kw={"width": 0.5, "pretrained": str(tmp_path / "mnv3.pth")})
+        create_model("av_student_mnv3", image_encoder_kw={"width": 0.5, "pretrained": str(tmp_path / "mnv3.pth")})
     with pytest.raises(FileNotFoundError, match="pretrained weights not found"):
-        create_model("av_student", image_encoder_kw={"pretrained": str(tmp_path / "none.pth")})
+        create_model("av_student_mnv3", image_encoder_kw={"pretrained": str(tmp_path / "none.pth")})

@@ -30,7 +30,7 @@ def _cache_tiny_imagenet_weights(hub):
 
 def test_a_missing_weights_name_offline_says_which_file_to_put_where(hub):
     with pytest.raises(WeightsNotFound) as e:
-        create_model("av_student", image_encoder_kw={"pretrained": "IMAGENET1K_V1"})
+        create_model("av_student_mnv3", image_encoder_kw={"pretrained": "IMAGENET1K_V1"})
     msg = str(e.value)
     assert "offline" in msg and f"https://download.pytorch.org/models/{URL_FILE}" in msg and str(hub / URL_FILE) in msg
 
@@ -43,16 +43,16 @@ def test_unknown_weight_names_list_the_real_ones(hub):
 @pytest.mark.parametrize("name", ["IMAGENET1K_V1", "DEFAULT", "MobileNet_V3_Small_Weights.IMAGENET1K_V1"])
 def test_a_weights_name_loads_the_cached_file_without_network(hub, name):
     src = _cache_tiny_imagenet_weights(hub)
-    model = create_model("av_student", image_encoder_kw={"pretrained": name})
+    model = create_model("av_student_mnv3", image_encoder_kw={"pretrained": name})
     for k in ("features.0.0.weight", "features.12.1.running_var"):
         torch.testing.assert_close(model.image_encoder.state_dict()[k], src.state_dict()[k], rtol=0, atol=0)
 
 
 def test_auto_uses_imagenet_weights_only_when_they_are_on_this_machine(hub):
-    assert image_pretrained_kwargs("av_student", "auto") == {}
-    assert image_pretrained_kwargs("av_student", "none") == {}
+    assert image_pretrained_kwargs("av_student_mnv3", "auto") == {}
+    assert image_pretrained_kwargs("av_student_mnv3", "none") == {}
     _cache_tiny_imagenet_weights(hub)
-    assert image_pretrained_kwargs("av_student", "auto") == {"image_encoder_kw": {"pretrained": "DEFAULT"}}
+    assert image_pretrained_kwargs("av_student_mnv3", "auto") == {"image_encoder_kw": {"pretrained": "DEFAULT"}}
 
 
 def test_a_checkpoint_of_a_pretrained_start_reloads_without_the_weights_file(hub, tmp_path):
@@ -76,3 +76,12 @@ def test_train_pretrained_flag_fails_in_one_line_naming_the_file(hub, small_mani
                  "--pretrained"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mobilenet_v3_small weights DEFAULT are not in the local cache" in err[0]
+
+
+def test_the_plain_cnn_student_loads_a_local_file_and_explains_it_has_no_named_weights(tmp_path):
+    src = create_model("av_student")
+    torch.save(src.image_encoder.state_dict(), tmp_path / "cnn.pth")
+    model = create_model("av_student", image_encoder_kw={"pretrained": str(tmp_path / "cnn.pth")})
+    torch.testing.assert_close(model.image_encoder.features[0].weight, src.image_encoder.features[0].weight)
+    with pytest.raises(ValueError, match="cnn_small has no published weights named 'DEFAULT'.*av_student_mnv3"):
+        create_model("av_student", image_encoder_kw={"pretrained": "DEFAULT"})
