@@ -25,7 +25,7 @@ from edgemm.compress.report import correct_string, vs_scratch, write_report
 from edgemm.compress.stages import STAGE_HANDLERS, StageContext
 from edgemm.data import open_dataset
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
-from edgemm.train.evaluation import metrics, predict_logits
+from edgemm.train.evaluation import branch_warnings, metrics, predict_logits
 from edgemm.train.precision import autocast_dtype
 
 
@@ -41,10 +41,11 @@ def _row(name: str, model: nn.Module, splits, device, seconds: float, *, eval_mo
     logits, y = predict_logits(eval_model or model, splits.test, device=device)
     result = metrics(logits, y, splits.labels)
     correct = correct_string(logits["fused"].argmax(1) == y)
+    warnings = branch_warnings(result, "test")
     return {"name": name, "params": params, "macs": macs, "fp32_bytes": float_bytes(model),
             "accuracy": result.accuracy, "accuracy_image_only": result.accuracy_image_only,
             "accuracy_audio_only": result.accuracy_audio_only, "n": result.n, "seconds": seconds,
-            "test_correct": correct, **extra}
+            "test_correct": correct, "warnings": warnings, **extra}
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -220,6 +221,8 @@ def compress(
         log(f"[{name}] accuracy {row['accuracy']:.3f} (image-only {row['accuracy_image_only']:.3f}, "
             f"audio-only {row['accuracy_audio_only']:.3f}), {row['params'] / 1e6:.3f} M params, "
             f"{row['macs'] / 1e6:.1f} M MACs, {row['seconds']:.0f} s")
+        for w in row["warnings"]:
+            log(f"[{name}] warning: {w}")
 
     final = student.cpu()
     quant = rows[-1]["name"] in ("qat", "ptq")

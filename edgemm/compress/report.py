@@ -55,6 +55,9 @@ def markdown(report: dict[str, Any]) -> str:
     if final.get("float_layers") is not None:
         lines.append(f"int8: {final['quantized_layers']} conv/linear layers quantized; kept in float: "
                      f"{', '.join(final['float_layers']) or 'none'}.")
+    warnings = [f"{r['name']}: {w}" for r in [t] + report["stages"] for w in r.get("warnings", [])]
+    if warnings:
+        lines += ["", "**Warnings**", ""] + [f"- {w}" for w in warnings]
     return "\n".join(lines) + "\n"
 
 

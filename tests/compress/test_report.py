@@ -47,3 +47,13 @@ def test_report_states_the_training_budget_of_the_final_model_and_the_baseline()
     md = markdown({"teacher": _row("teacher", "11"), "stages": rows, "vs_scratch": {}, "data": "d",
                    "device": "cpu", "total_seconds": 60})
     assert "Student training epochs" not in md
+
+
+def test_report_lists_branch_warnings_by_model_state():
+    rows = [_row("distill", "11"), _row("qat", "11")]
+    rows[1]["warnings"] = ["the image branch learned nothing: test accuracy 0.090 with only the image present"]
+    md = markdown({"teacher": _row("teacher", "11"), "stages": rows, "data": "d", "device": "cpu", "total_seconds": 60})
+    assert "**Warnings**" in md and "- qat: the image branch learned nothing" in md
+    quiet = markdown({"teacher": _row("teacher", "11"), "stages": rows[:1], "data": "d", "device": "cpu",
+                      "total_seconds": 60})
+    assert "Warnings" not in quiet
