@@ -24,6 +24,7 @@ from edgemm.compress.recipe import Recipe, StageType, load_recipe
 from edgemm.compress.report import correct_string, vs_scratch, write_report
 from edgemm.compress.stages import STAGE_HANDLERS, StageContext
 from edgemm.data import open_dataset
+from edgemm.models.pretrained import TORCHVISION_ARCH, available
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from edgemm.train.evaluation import branch_warnings, metrics, predict_logits
 from edgemm.train.precision import autocast_dtype
@@ -75,6 +76,29 @@ def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def teacher_init_kwargs(model: str, spec: str | None) -> dict:
+    """Model kwargs that start ``model``'s image encoder from ``spec``.
+
+    Args:
+        model: Registered model name.
+        spec: ``"auto"`` (torchvision's ``DEFAULT`` weights when they are already on this machine,
+            else none), ``"none"`` / None, a weights name, or a local file.
+
+    Returns:
+        ``{"image_encoder_kw": {"pretrained": ...}}``, or ``{}`` for none.
+    """
+    if spec is None or str(spec).lower() == "none":
+        return {}
+    if str(spec).lower() == "auto":
+        from edgemm.models import create_model
+
+        arch = TORCHVISION_ARCH.get(getattr(create_model(model), "image_encoder_name", ""), None)
+        if arch is None or not available(arch, "DEFAULT"):
+            return {}
+        spec = "DEFAULT"
+    return {"image_encoder_kw": {"pretrained": str(spec)}}
+
+
 def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log
              ) -> tuple[nn.Module, dict, Path, float]:
     """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused)."""
@@ -84,9 +108,7 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
     from edgemm.data.synthetic import default_cache_dir
     from edgemm.train import TrainConfig, train
 
-    from edgemm.models.pretrained import image_pretrained_kwargs
-
-    init = image_pretrained_kwargs(recipe.teacher.model, recipe.teacher.pretrained)
+    init = teacher_init_kwargs(recipe.teacher.model, recipe.teacher.pretrained)
     run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{teacher_cache_key(recipe, data, init)}"
     seconds = 0.0
     if not (run / "summary.json").is_file():

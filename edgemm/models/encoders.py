@@ -8,6 +8,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from edgemm.models.pretrained import TORCHVISION_ARCH, is_file_spec, resolve_weights
+
 IMAGE_ENCODERS: dict[str, Callable[..., "ImageEncoder"]] = {}
 AUDIO_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -79,17 +81,9 @@ def _register_image(name: str):
     return deco
 
 
-# The torchvision architecture behind each image encoder: what a weights name (``IMAGENET1K_V1``)
-# given as ``pretrained`` is looked up in (``edgemm.models.pretrained``).
-TORCHVISION_ARCH = {"mobilenetv3_small": "mobilenet_v3_small", "mobilenetv3_large": "mobilenet_v3_large",
-                    "resnet18": "resnet18", "resnet50": "resnet50"}
-
-
 def _torchvision(name: str, pretrained: str | None, **kw) -> nn.Module:
     """The torchvision classifier behind encoder ``name``, with ``pretrained`` weights loaded if given."""
     import torchvision.models
-
-    from edgemm.models.pretrained import resolve_weights
 
     arch = TORCHVISION_ARCH[name]
     m = torchvision.models.get_model(arch, weights=None, **kw)
@@ -165,8 +159,6 @@ def cnn_small(*, channels: Sequence[int] = (32, 64, 128, 192), pretrained: str |
     """``PlainCNN``; ``pretrained`` is a local state-dict file of the same architecture."""
     m = PlainCNN(channels=channels)
     if pretrained:
-        from edgemm.models.pretrained import is_file_spec
-
         if not is_file_spec(pretrained):
             raise ValueError(f"cnn_small has no published weights named {pretrained!r}: give a local state-dict file, "
                              "or use a torchvision image encoder (model av_student_mnv3) for ImageNet weights")

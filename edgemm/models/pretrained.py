@@ -14,6 +14,11 @@ from pathlib import Path
 
 OFFLINE_VARS = ("EDGEMM_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
+# The torchvision architecture behind each image encoder of ``edgemm.models.encoders``: what a
+# weights name (``IMAGENET1K_V1``) given as ``pretrained`` is looked up in.
+TORCHVISION_ARCH = {"mobilenetv3_small": "mobilenet_v3_small", "mobilenetv3_large": "mobilenet_v3_large",
+                    "resnet18": "resnet18", "resnet50": "resnet50"}
+
 
 class WeightsNotFound(FileNotFoundError):
     """Pretrained weights named but not on this machine (and not downloadable)."""
@@ -100,26 +105,3 @@ def available(arch: str, spec: str = "DEFAULT") -> bool:
     except ValueError:
         return False
 
-
-def image_pretrained_kwargs(model: str, spec: str | None) -> dict:
-    """Model kwargs that start ``model``'s image encoder from ``spec``.
-
-    Args:
-        model: Registered model name.
-        spec: ``"auto"`` (torchvision's ``DEFAULT`` weights when they are already on this machine,
-            else none), ``"none"`` / None, a weights name, or a local file.
-
-    Returns:
-        ``{"image_encoder_kw": {"pretrained": ...}}``, or ``{}`` for none.
-    """
-    if spec is None or str(spec).lower() == "none":
-        return {}
-    if str(spec).lower() == "auto":
-        from edgemm.models import create_model
-        from edgemm.models.encoders import TORCHVISION_ARCH
-
-        arch = TORCHVISION_ARCH.get(getattr(create_model(model), "image_encoder_name", ""), None)
-        if arch is None or not available(arch, "DEFAULT"):
-            return {}
-        spec = "DEFAULT"
-    return {"image_encoder_kw": {"pretrained": str(spec)}}

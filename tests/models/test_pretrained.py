@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from edgemm.models import create_model
-from edgemm.models.pretrained import WeightsNotFound, image_pretrained_kwargs, resolve_weights
+from edgemm.compress.pipeline import teacher_init_kwargs
+from edgemm.models.pretrained import WeightsNotFound, resolve_weights
 
 URL_FILE = "mobilenet_v3_small-047dcff4.pth"  # what torchvision downloads for IMAGENET1K_V1
 
@@ -49,10 +50,10 @@ def test_a_weights_name_loads_the_cached_file_without_network(hub, name):
 
 
 def test_auto_uses_imagenet_weights_only_when_they_are_on_this_machine(hub):
-    assert image_pretrained_kwargs("av_student_mnv3", "auto") == {}
-    assert image_pretrained_kwargs("av_student_mnv3", "none") == {}
+    assert teacher_init_kwargs("av_student_mnv3", "auto") == {}
+    assert teacher_init_kwargs("av_student_mnv3", "none") == {}
     _cache_tiny_imagenet_weights(hub)
-    assert image_pretrained_kwargs("av_student_mnv3", "auto") == {"image_encoder_kw": {"pretrained": "DEFAULT"}}
+    assert teacher_init_kwargs("av_student_mnv3", "auto") == {"image_encoder_kw": {"pretrained": "DEFAULT"}}
 
 
 def test_a_checkpoint_of_a_pretrained_start_reloads_without_the_weights_file(hub, tmp_path):
