@@ -49,6 +49,12 @@ def _row(name: str, model: nn.Module, splits, device, seconds: float, *, eval_mo
             "test_correct": correct, "warnings": warnings, **extra}
 
 
+def _steps_per_epoch(splits, batch_size: int) -> int:
+    """Optimiser steps in one pass over the training split (``fit`` drops a partial last batch)."""
+    n = len(splits.train)
+    return max(1, n // batch_size if n > batch_size else 1)
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -235,7 +241,8 @@ def compress(
                 save_int8(int8, out / "model_int8.pt2")
             model_i = student
         row = _row(name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
-                   time.perf_counter() - t0, eval_model=eval_model, epochs=cfg.training_epochs,
+                   time.perf_counter() - t0, eval_model=eval_model,
+                   epochs=cfg.training_epochs(_steps_per_epoch(splits, getattr(cfg, "batch_size", 64))),
                    **{k: v for k, v in extra.items() if k != "history"})
         rows.append(row)
         atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), planned=planned,

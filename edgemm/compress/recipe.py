@@ -32,6 +32,11 @@ class Importance(str, enum.Enum):
     BN_SCALE = "bn_scale"  # |gamma| of the BatchNorm after each conv
 
 
+def _epochs(epochs: int, steps_per_epoch: int, min_steps: int) -> int:
+    """Epochs that run ``max(epochs x steps_per_epoch, min_steps)`` steps (``train.loop.schedule_steps``)."""
+    return max(epochs, -(-min_steps // max(steps_per_epoch, 1)))
+
+
 def _steps(where: str, **values: int) -> None:
     for name, v in values.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -80,10 +85,9 @@ class DistillConfig:
         if not 0 <= self.alpha <= 1 or self.feature_weight < 0 or not 0 <= self.modality_dropout <= 1:
             raise ValueError("distill: alpha and modality_dropout must be in [0, 1], feature_weight >= 0")
 
-    @property
-    def training_epochs(self) -> int:
-        """Passes over the training set this stage gives the student."""
-        return self.epochs
+    def training_epochs(self, steps_per_epoch: int) -> int:
+        """Passes over the training set this stage gives the student (``steps_per_epoch``: of the data)."""
+        return _epochs(self.epochs, steps_per_epoch, self.min_steps)
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,9 @@ class PruneConfig:
         if self.finetune_epochs < 0:
             raise ValueError(f"prune.finetune_epochs must be >= 0, got {self.finetune_epochs}")
 
-    @property
-    def training_epochs(self) -> int:
+    def training_epochs(self, steps_per_epoch: int) -> int:
         """Passes over the training set this stage gives the student (fine-tuning after every step)."""
-        return self.steps * self.finetune_epochs
+        return self.steps * _epochs(self.finetune_epochs, steps_per_epoch, self.finetune_min_steps) if self.finetune_epochs else 0
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,9 @@ class QATConfig:
         _steps("qat", min_steps=self.min_steps)
         _positive("qat", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
 
-    @property
-    def training_epochs(self) -> int:
+    def training_epochs(self, steps_per_epoch: int) -> int:
         """Passes over the training set this stage gives the student."""
-        return self.epochs
+        return _epochs(self.epochs, steps_per_epoch, self.min_steps)
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,7 @@ class PTQConfig:
     def __post_init__(self) -> None:
         _positive("ptq", calibration_samples=self.calibration_samples)
 
-    @property
-    def training_epochs(self) -> int:
+    def training_epochs(self, steps_per_epoch: int) -> int:
         """Calibration only: no training."""
         return 0
 

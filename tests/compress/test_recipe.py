@@ -74,3 +74,21 @@ def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, mon
 
     longer = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, epochs=recipe.teacher.epochs + 1))
     assert teacher_cache_key(longer, manifest) != teacher_cache_key(recipe, manifest)
+
+
+def test_stage_budgets_follow_the_step_floors_on_small_sets():
+    from edgemm.compress.recipe import load_recipe
+
+    distill, prune, qat = (s.config for s in load_recipe().stages)
+    # The generated default set: 37 steps an epoch, so the floors change nothing.
+    assert (distill.training_epochs(37), prune.training_epochs(37), qat.training_epochs(37)) == (11, 6, 2)
+    # 800 samples: 12 steps an epoch, so as many steps as on the default set take more epochs.
+    assert (distill.training_epochs(12), prune.training_epochs(12), qat.training_epochs(12)) == (34, 19, 6)
+
+
+@pytest.mark.parametrize("key, value", [("min_steps", -1), ("min_steps", 2.5), ("min_steps", "400")])
+def test_step_floors_must_be_whole_numbers(key, value):
+    from edgemm.compress.recipe import parse_recipe
+
+    with pytest.raises(ValueError, match=rf"distill.{key} must be a whole number >= 0, got {value!r}"):
+        parse_recipe({"stages": [{"type": "distill", key: value}]})
