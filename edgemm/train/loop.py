@@ -170,6 +170,23 @@ def train_epoch(
     return EpochStats(loss_sum / max(seen, 1), correct / max(seen, 1), step, False)
 
 
+def _average_gradients_across_ranks(module: torch.nn.Module) -> None:
+    """Averages ``module``'s gradients over the DDP ranks as they are computed.
+
+    For loss-side modules outside the DDP wrapper (the auxiliary heads): they start identical
+    (same seed) and stay so, and the gradient norm that clipping sees is the same on every rank,
+    so the replicas of the model stay identical too.
+    """
+    world = dist.get_world_size()
+
+    def hook(p: torch.Tensor) -> None:
+        dist.all_reduce(p.grad)
+        p.grad.div_(world)
+
+    for p in module.parameters():
+        p.register_post_accumulate_grad_hook(hook)
+
+
 def _should_stop(cfg: TrainConfig, bad_epochs: int, step: int, total: int) -> bool:
     """Early stopping (only in the second half of the schedule) or the step limit."""
     patience_up = bool(cfg.patience) and bad_epochs >= cfg.patience and step >= total // 2
@@ -253,6 +270,8 @@ def train(
     total, epochs = schedule_steps(cfg.epochs, steps_per_epoch, cfg.min_steps)
     ema = weight_average(net, total) if cfg.ema else None  # before the heads hook into net's encoders
     heads = UnimodalHeads(net, len(labels)).to(device) if cfg.unimodal_loss > 0 and has_branches(net) else None
+    if heads is not None and world > 1:
+        _average_gradients_across_ranks(heads)
     groups = param_groups(net, cfg.weight_decay) + (param_groups(heads, cfg.weight_decay) if heads else [])
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup * total)))

@@ -27,8 +27,10 @@ def test_runtime_extra_installs_and_runs_in_a_venv_without_torch(onnx_bundle, ea
     run = subprocess.run([str(edgemm), "run", str(onnx_bundle), "--video", str(easy_clips["green_mid"]), "--json"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    rows, last = lines[:-1], lines[-1]
     assert len(rows) == 30 and Counter(r["label"] for r in rows[8:]).most_common(1)[0][0] == "green_mid"
+    assert last["summary"]["clip"]["label"] == "green_mid"  # the whole file's answer, last
     prof = subprocess.run([str(edgemm), "profile", str(onnx_bundle), "--runs", "20", "--json"],
                           capture_output=True, text=True, timeout=300)
     assert prof.returncode == 0, prof.stderr[-3000:]
