@@ -24,7 +24,8 @@ from edgemm.train.augment import Augmenter, mixup as mix_batch
 from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
-from edgemm.train.loop import cosine_with_warmup, param_groups, schedule_steps, train_epoch
+from edgemm.train.config import schedule_steps
+from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
 from edgemm.train.precision import autocast
 
 FEATURES = ("image", "audio", "fused")
@@ -116,7 +117,7 @@ def fit(
         splits: ``DataSplits``; trains on ``train``, selects on ``val``.
         epochs: Passes over a large training set.
         min_steps: At least this many optimiser steps: a small set gets more epochs
-            (``edgemm.train.loop.schedule_steps``).
+            (``edgemm.train.config.schedule_steps``).
         augment: Augmentation policy (``edgemm.train.policies.AugmentPolicy``).
         mixup: Beta concentration of mixup (0: off). Teacher and student see the same mixed batch,
             so the teacher's soft labels describe exactly what the student sees ("function

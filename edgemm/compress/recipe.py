@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from edgemm.config import check_keys, parse_enum
+from edgemm.train.config import schedule_steps
 from edgemm.train.precision import Precision
 
 
@@ -33,8 +34,8 @@ class Importance(str, enum.Enum):
 
 
 def _epochs(epochs: int, steps_per_epoch: int, min_steps: int) -> int:
-    """Epochs that run ``max(epochs x steps_per_epoch, min_steps)`` steps (``train.loop.schedule_steps``)."""
-    return max(epochs, -(-min_steps // max(steps_per_epoch, 1)))
+    """Epochs the training loop runs for this stage (``edgemm.train.config.schedule_steps``)."""
+    return schedule_steps(epochs, max(steps_per_epoch, 1), min_steps)[1]
 
 
 def _steps(where: str, **values: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -90,3 +91,10 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         check_keys(cls, data, "train config")
         return cls(**data)
+
+
+def schedule_steps(epochs: int, steps_per_epoch: int, min_steps: int) -> tuple[int, int]:
+    """The schedule's optimiser steps and the epochs that run them: ``epochs`` of the data, or more
+    epochs when that is fewer than ``min_steps`` steps (small data sets)."""
+    total = max(epochs * steps_per_epoch, min_steps)
+    return total, math.ceil(total / steps_per_epoch)

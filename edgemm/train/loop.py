@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from edgemm.data import open_dataset
 from edgemm.train.augment import Augmenter, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
-from edgemm.train.config import TrainConfig
+from edgemm.train.config import TrainConfig, schedule_steps
 from edgemm.train.evaluation import branch_warnings, evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.precision import autocast, autocast_dtype
@@ -61,13 +61,6 @@ def cosine_with_warmup(total: int, warmup: int):
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
     return f
-
-
-def schedule_steps(epochs: int, steps_per_epoch: int, min_steps: int) -> tuple[int, int]:
-    """The schedule's optimiser steps and the epochs that run them: ``epochs`` of the data, or more
-    epochs when that is fewer than ``min_steps`` steps (small data sets)."""
-    total = max(epochs * steps_per_epoch, min_steps)
-    return total, math.ceil(total / steps_per_epoch)
 
 
 def weight_average(model: torch.nn.Module, total_steps: int) -> torch.optim.swa_utils.AveragedModel:
@@ -276,8 +269,6 @@ def train(
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup * total)))
     augmenter = Augmenter(cfg.augment, preprocess.image, preprocess.audio.sample_rate)
-    if augmenter.policy.value == "none":
-        augmenter = None
 
     start_epoch, best_val, bad_epochs, step = 0, -1.0, 0, 0
     if state:

@@ -115,7 +115,7 @@ def test_distributed_training_keeps_replicas_identical(small_manifest, tmp_path)
     (2, 5, 0, (10, 2)),           # floor off
 ])
 def test_the_schedule_gives_small_sets_enough_steps(epochs, per_epoch, min_steps, expected):
-    from edgemm.train.loop import schedule_steps
+    from edgemm.train.config import schedule_steps
 
     assert schedule_steps(epochs, per_epoch, min_steps) == expected
 
