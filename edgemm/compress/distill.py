@@ -27,6 +27,7 @@ from edgemm.train.layout import channels_last
 from edgemm.train.config import schedule_steps
 from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
 from edgemm.train.precision import autocast
+from edgemm.train.unimodal import UnimodalHeads, has_branches
 
 FEATURES = ("image", "audio", "fused")
 
@@ -102,6 +103,7 @@ def fit(
     modality_dropout: float = 0.3,
     mixup: float = 0.0,
     label_smoothing: float = 0.1,
+    unimodal_loss: float = 1.0,
     weight_decay: float = 0.05,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -122,6 +124,9 @@ def fit(
         mixup: Beta concentration of mixup (0: off). Teacher and student see the same mixed batch,
             so the teacher's soft labels describe exactly what the student sees ("function
             matching", Beyer et al. 2022); the cross-entropy term mixes the labels alike.
+        unimodal_loss: Weight of the auxiliary per-modality classifiers (``edgemm.train.unimodal``),
+            as in ``edgemm train``; without them a student's slower branch can stay at chance
+            while the fused loss falls. 0, or a student without two encoders, disables them.
         keep_best: Restore the weights of the latest epoch whose validation accuracy is within one
             standard error of the best (``within_noise``); False keeps the last epoch.
         teacher_amp: Autocast dtype of the teacher's forward passes (``edgemm.train.precision``);
@@ -140,6 +145,8 @@ def fit(
             p.requires_grad_(False)
     use_features = teacher is not None and feature_weight > 0 and hasattr(student, "forward_features")
     projections = FeatureProjections(student, teacher).to(device) if use_features else None
+    heads = UnimodalHeads(student, len(splits.labels)).to(device) \
+        if unimodal_loss > 0 and has_branches(student) else None
 
     def forward(image, audio, mi, ma):
         mixed = None
@@ -152,14 +159,16 @@ def fit(
         else:
             sf, logits = None, student(image, audio, mi, ma)
         if teacher is None:
-            return logits, (mixed, None)
+            return logits, (mixed, None, (mi, ma))
         with torch.no_grad(), autocast(teacher_amp, device):
             tf = teacher.forward_features(image, audio, mi, ma)
             tl = teacher.head(tf["fused"])
-        return logits, (mixed, (sf, {k: v.float() for k, v in tf.items()}, tl.float()))
+        return logits, (mixed, (sf, {k: v.float() for k, v in tf.items()}, tl.float()), (mi, ma))
 
     def loss_fn(logits, y, extra):
-        mixed, taught = extra
+        mixed, taught, flags = extra
+        branches = 0.0 if heads is None else unimodal_loss * heads.loss(y, *flags, label_smoothing=label_smoothing,
+                                                                        mix=mixed)
         if mixed is None:
             ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         else:  # the labels mix as the inputs did
@@ -167,9 +176,9 @@ def fit(
             ce_of = lambda t: F.cross_entropy(logits, t, label_smoothing=label_smoothing, reduction="none")  # noqa: E731
             ce = (lam * ce_of(y) + (1 - lam) * ce_of(y[perm])).mean()
         if taught is None:
-            return ce
+            return ce + branches
         sf, tf, tl = taught
-        loss = (1 - alpha) * ce + alpha * kd_loss(logits, tl, temperature)
+        loss = (1 - alpha) * ce + alpha * kd_loss(logits, tl, temperature) + branches
         if projections is not None:
             loss = loss + feature_weight * projections(sf, tf)
         return loss
@@ -180,28 +189,34 @@ def fit(
     groups = param_groups(student, weight_decay)
     if projections is not None:
         groups.append({"params": list(projections.parameters()), "weight_decay": 0.0})
+    if heads is not None:
+        groups += param_groups(heads, weight_decay)
     opt = torch.optim.AdamW(groups, lr=lr)
     steps, epochs = schedule_steps(epochs, max(1, len(loader)), min_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
     pre = splits.train.preprocess
     augmenter = Augmenter(augment, pre.image, pre.audio.sample_rate)
     result, best_state = FitResult(), None
-    with channels_last(student, teacher):
-        for epoch in range(epochs):
-            g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-            torch.manual_seed(seed * 7_919 + epoch)
-            stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
-                                modality_dropout_p=modality_dropout, forward=forward)
-            val = evaluate(student, splits.val, splits.labels, device=device)
-            result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
-                                   "val_accuracy_image_only": val.accuracy_image_only,
-                                   "val_accuracy_audio_only": val.accuracy_audio_only})
-            log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
-                f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
-            if within_noise(val.accuracy, result.top_val, val.n):
-                result.best_val, result.best_epoch = val.accuracy, epoch
-                if keep_best:
-                    best_state = copy.deepcopy(student.state_dict())
+    try:
+        with channels_last(student, teacher):
+            for epoch in range(epochs):
+                g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+                torch.manual_seed(seed * 7_919 + epoch)
+                stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
+                                    modality_dropout_p=modality_dropout, forward=forward)
+                val = evaluate(student, splits.val, splits.labels, device=device)
+                result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
+                                       "val_accuracy_image_only": val.accuracy_image_only,
+                                       "val_accuracy_audio_only": val.accuracy_audio_only})
+                log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
+                    f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
+                if within_noise(val.accuracy, result.top_val, val.n):
+                    result.best_val, result.best_epoch = val.accuracy, epoch
+                    if keep_best:
+                        best_state = copy.deepcopy(student.state_dict())
+    finally:
+        if heads is not None:
+            heads.remove()
     if keep_best and best_state is not None:
         student.load_state_dict(best_state)
     return result

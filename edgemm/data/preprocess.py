@@ -35,11 +35,17 @@ class ImageConfig:
         size: Side of the square input in pixels.
         mean: Per-channel mean subtracted after scaling to [0, 1], in RGB order.
         std: Per-channel standard deviation divided by, in RGB order.
+        standardize: The model standardises each image to zero mean and unit variance (over all
+            pixels and channels) before its image branch, which removes a camera's exposure,
+            contrast and white level. It is an op of the model's graph (``edgemm.models.frontend
+            .ImageStandardize``), so every exported runtime applies it exactly as training did;
+            this field records that the model does it.
     """
 
     size: int = 64
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    standardize: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 16:
@@ -50,6 +56,8 @@ class ImageConfig:
             raise ValueError("image.mean and image.std need three values (R, G, B)")
         if min(self.std) <= 0:
             raise ValueError(f"image.std must be positive, got {self.std}")
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"image.standardize must be true or false, got {self.standardize!r}")
 
     @property
     def layout(self) -> str:

@@ -9,7 +9,7 @@ from torch import nn
 
 from edgemm.data.preprocess import PreprocessConfig
 from edgemm.models.encoders import create_audio_encoder, create_image_encoder
-from edgemm.models.frontend import LogMelFrontend, SpecAugment
+from edgemm.models.frontend import ImageStandardize, LogMelFrontend, SpecAugment
 from edgemm.models.fusion import FusionType, create_fusion
 
 INPUT_NAMES = ("image", "audio", "image_present", "audio_present")
@@ -65,6 +65,7 @@ class AVModel(nn.Module):
         self.num_classes = num_classes
         self.frontend = LogMelFrontend(self.preprocess.audio)
         self.spec_augment = SpecAugment() if spec_augment else nn.Identity()
+        self.image_norm = ImageStandardize() if self.preprocess.image.standardize else nn.Identity()
         self.image_encoder_name = image_encoder
         self.image_encoder = create_image_encoder(image_encoder, **dict(image_encoder_kw or {}))
         self.audio_encoder = create_audio_encoder(
@@ -93,7 +94,7 @@ class AVModel(nn.Module):
         ones = torch.ones(b, 1, dtype=image.dtype, device=image.device)
         mi = ones if image_present is None else image_present.reshape(b, 1).to(image.dtype)
         ma = ones if audio_present is None else audio_present.reshape(b, 1).to(image.dtype)
-        zi = self.image_encoder(image)
+        zi = self.image_encoder(self.image_norm(image))
         za = self.audio_encoder(self.spec_augment(self.frontend(audio)))
         zi = mi * zi + (1.0 - mi) * self.missing_image
         za = ma * za + (1.0 - ma) * self.missing_audio

@@ -157,11 +157,21 @@ class PlainCNN(nn.Module):
 @_register_image("cnn_small")
 def cnn_small(*, channels: Sequence[int] = (32, 64, 128, 192), pretrained: str | None = None) -> PlainCNN:
     """``PlainCNN``; ``pretrained`` is a local state-dict file of the same architecture."""
+    return _plain("cnn_small", channels, pretrained)
+
+
+@_register_image("cnn_large")
+def cnn_large(*, channels: Sequence[int] = (64, 128, 256, 384), pretrained: str | None = None) -> PlainCNN:
+    """``PlainCNN`` twice as wide as ``cnn_small`` (the teacher's image branch); ``pretrained`` as there."""
+    return _plain("cnn_large", channels, pretrained)
+
+
+def _plain(name: str, channels: Sequence[int], pretrained: str | None) -> PlainCNN:
     m = PlainCNN(channels=channels)
     if pretrained:
         if not is_file_spec(pretrained):
-            raise ValueError(f"cnn_small has no published weights named {pretrained!r}: give a local state-dict file, "
-                             "or use a torchvision image encoder (model av_student_mnv3) for ImageNet weights")
+            raise ValueError(f"{name} has no published weights named {pretrained!r}: give a local state-dict file, "
+                             "or use a torchvision image encoder (e.g. model av_teacher_resnet18) for ImageNet weights")
         load_pretrained(m, pretrained)
     return m
 
@@ -197,6 +207,7 @@ class AudioCNN(nn.Module):
 
 
 AUDIO_ENCODERS["cnn_small"] = lambda *, n_mels, channels=(16, 32, 64, 128): AudioCNN(n_mels=n_mels, channels=channels)
+AUDIO_ENCODERS["cnn_medium"] = lambda *, n_mels, channels=(32, 64, 128, 256): AudioCNN(n_mels=n_mels, channels=channels)
 AUDIO_ENCODERS["cnn_large"] = lambda *, n_mels, channels=(32, 64, 128, 256): AudioCNN(
     n_mels=n_mels, channels=channels, convs_per_block=2
 )

@@ -106,3 +106,23 @@ class SpecAugment(nn.Module):
                 shape[axis] = size
                 mask |= m.view(shape)
         return torch.where(mask, fill, x)
+
+
+class ImageStandardize(nn.Module):
+    """Standardises each image to zero mean and unit variance over its pixels and channels.
+
+    Removes what exposure, contrast and white level add to an image, so a branch trained from
+    scratch on a few hundred images learns shapes instead of lighting (measured on a real small
+    set: image-only accuracy after 500 steps of a plain CNN went from 0.18 to 0.82,
+    benchmarks/README.md "Real small data"). The variance has a floor so that a flat frame (a
+    covered camera) is not blown up into noise.
+    """
+
+    def __init__(self, min_var: float = 1e-2) -> None:
+        super().__init__()
+        self.min_var = min_var
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        var = (x - mean).pow(2).mean(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) * torch.rsqrt(var + self.min_var)

@@ -68,7 +68,7 @@ class UnimodalHeads(nn.Module):
         return hook
 
     def loss(self, y: torch.Tensor, image_present: torch.Tensor, audio_present: torch.Tensor,
-             label_smoothing: float = 0.0) -> torch.Tensor:
+             label_smoothing: float = 0.0, mix: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
         """Cross-entropy of each head on the samples whose modality was present, summed over modalities.
 
         Args:
@@ -76,11 +76,17 @@ class UnimodalHeads(nn.Module):
             image_present: Presence flags (B,) the model was given.
             audio_present: Likewise for audio.
             label_smoothing: As in the main loss.
+            mix: ``(perm, lam)`` of a mixup batch: the targets mix as the inputs did.
         """
         total = y.new_zeros((), dtype=torch.float32)
         for name, head, present in (("image", self.image, image_present), ("audio", self.audio, audio_present)):
             z = self._seen.pop(name)
-            ce = F.cross_entropy(head(z.float()), y, label_smoothing=label_smoothing, reduction="none")
+            logits = head(z.float())
+            ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="none")
+            if mix is not None:
+                perm, lam = mix
+                ce = lam * ce + (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=label_smoothing,
+                                                            reduction="none")
             w = present.reshape(-1).to(ce.dtype)
             total = total + (ce * w).sum() / w.sum().clamp(min=1.0)
         return total

@@ -43,11 +43,27 @@ def test_distill_trains_the_student_towards_the_teacher(name, splits):
     with torch.no_grad():
         before = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
     result = fit(student, teacher, splits, epochs=3, lr=3e-3, batch_size=8, alpha=1.0, feature_weight=1.0,
-                 log=lambda s: None, keep_best=False)
+                 unimodal_loss=0.0, log=lambda s: None, keep_best=False)
     with torch.no_grad():
         after = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
     assert len(result.history) == 3 and all(np.isfinite(h["loss"]) for h in result.history)
     assert float(after) < float(before)  # the student moved towards the teacher
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_fit_trains_each_branch_with_its_own_head_and_unhooks_the_student(weight, splits, monkeypatch):
+    from edgemm.train.unimodal import UnimodalHeads
+
+    calls = []
+    real_loss = UnimodalHeads.loss
+    monkeypatch.setattr(UnimodalHeads, "loss", lambda self, *a, **k: calls.append(1) or real_loss(self, *a, **k))
+    torch.manual_seed(0)
+    teacher = create_model("test_attention", num_classes=10).eval()
+    student = create_model("test_gated", num_classes=10)
+    fit(student, teacher, splits, epochs=2, lr=3e-3, batch_size=8, unimodal_loss=weight, log=lambda s: None)
+    steps = 2 * (len(splits.train) // 8)
+    assert len(calls) == (steps if weight else 0)
+    assert not student.image_encoder._forward_hooks and not student.audio_encoder._forward_hooks
 
 
 def test_mixup_shows_the_teacher_the_same_mixed_batch_as_the_student(splits, monkeypatch):
