@@ -67,7 +67,9 @@ def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None
     The data's identity is the generator version and parameters for ``"default"``, the resolved
     path plus the file's content hash for a manifest, and the resolved path for a video folder. So
     a new generator version or an edited manifest trains a new teacher instead of reusing one
-    trained on other data.
+    trained on other data. The model's identity is its parameter names and shapes and its
+    preprocessing, so a registered name whose architecture changed between edgemm versions does
+    not reuse the old architecture's weights.
     """
     from edgemm.data.synthetic import SyntheticConfig
 
@@ -78,7 +80,18 @@ def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None
         identity = str(path)
         if path.is_file():
             identity += ":" + hashlib.sha1(path.read_bytes()).hexdigest()
-    blob = json.dumps({"data": identity, "teacher": recipe.to_dict()["teacher"], "init": init or {}}, sort_keys=True)
+    blob = json.dumps({"data": identity, "teacher": recipe.to_dict()["teacher"], "init": init or {},
+                       "architecture": architecture_fingerprint(recipe.teacher.model)}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def architecture_fingerprint(model: str) -> str:
+    """A hash of registered ``model``'s parameter and buffer shapes and its preprocessing."""
+    from edgemm.models import create_model
+
+    net = create_model(model)
+    shapes = [(k, list(v.shape)) for k, v in net.state_dict().items()]
+    blob = json.dumps({"shapes": shapes, "preprocess": net.preprocess.to_dict()}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 

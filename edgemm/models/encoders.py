@@ -171,7 +171,7 @@ def _plain(name: str, channels: Sequence[int], pretrained: str | None) -> PlainC
     if pretrained:
         if not is_file_spec(pretrained):
             raise ValueError(f"{name} has no published weights named {pretrained!r}: give a local state-dict file, "
-                             "or use a torchvision image encoder (e.g. model av_teacher_resnet18) for ImageNet weights")
+                             "or for ImageNet weights a model with a torchvision image encoder (av_student_mnv3, av_teacher_resnet18)")
         load_pretrained(m, pretrained)
     return m
 

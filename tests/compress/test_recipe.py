@@ -75,6 +75,13 @@ def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, mon
     longer = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, epochs=recipe.teacher.epochs + 1))
     assert teacher_cache_key(longer, manifest) != teacher_cache_key(recipe, manifest)
 
+    # The same registered name with another architecture (a new edgemm version) is another teacher.
+    import edgemm.compress.pipeline as pipeline
+
+    now = teacher_cache_key(recipe, manifest)
+    monkeypatch.setattr(pipeline, "architecture_fingerprint", lambda name: "other")
+    assert teacher_cache_key(recipe, manifest) != now
+
 
 def test_stage_budgets_follow_the_step_floors_on_small_sets():
     from edgemm.compress.recipe import load_recipe

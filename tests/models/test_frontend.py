@@ -5,7 +5,7 @@ import torch
 
 from support import tone
 from edgemm.data.preprocess import AudioConfig
-from edgemm.models.frontend import LOG_EPS, LogMelFrontend, SpecAugment, mel_filterbank
+from edgemm.models.frontend import LOG_EPS, ImageStandardize, LogMelFrontend, SpecAugment, mel_filterbank
 
 CONFIGS = [AudioConfig(), AudioConfig(sample_rate=8000, clip_seconds=0.5, n_fft=256, win_length=200, hop_length=100,
                                       n_mels=24, f_max=4000.0)]
@@ -42,3 +42,14 @@ def test_spec_augment_masks_only_in_training():
     y = aug.train()(x)
     changed = (y != x).float().mean().item()
     assert 0.0 < changed < 0.5
+
+
+def test_image_standardize_gives_zero_mean_unit_variance_and_keeps_a_flat_frame_flat():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 16, 16, generator=g) * torch.tensor([0.2, 1.0, 3.0]).view(3, 1, 1, 1) + 5.0
+    y = ImageStandardize()(x)
+    torch.testing.assert_close(y.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    var = x.var(dim=(1, 2, 3), unbiased=False)
+    torch.testing.assert_close(y.var(dim=(1, 2, 3), unbiased=False), var / (var + 1e-2), atol=1e-4, rtol=1e-4)
+    flat = torch.full((1, 3, 8, 8), 0.7) + 1e-4 * torch.randn(1, 3, 8, 8, generator=g)
+    assert ImageStandardize()(flat).abs().max() < 0.01  # sensor noise on a covered camera is not amplified
