@@ -26,7 +26,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", nargs="?", const="DEFAULT", default=None, metavar="WEIGHTS",
                    help="start the image encoder from pretrained weights: a torchvision weights name "
                         "(IMAGENET1K_V1; DEFAULT when the flag has no value), resolved from torch hub's local cache, "
-                        "or a local state-dict file")
+                        "or a local state-dict file; or hf:ORG/NAME (or hf:DIR) for a Hugging Face vision backbone, "
+                        "resolved from the local hub cache")
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the schedule on a large set")
     p.add_argument("--min-steps", type=int, default=d.min_steps,
                    help="the schedule runs at least this many optimiser steps, so small sets train long enough (0: off)")
@@ -63,7 +64,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
         device=a.device, threads=a.threads, precision=a.precision,
     )
     out = a.out or Path("runs") / a.model
-    model_kwargs = {"image_encoder_kw": {"pretrained": a.pretrained}} if a.pretrained else None
+    from edgemm.models.pretrained import image_start_kwargs
+
+    model_kwargs = image_start_kwargs(a.pretrained) if a.pretrained else None
     summary = train(a.model, a.data, out=out, config=cfg, resume=a.resume, skip_bad=a.skip_bad,
                     data_format=a.data_format, model_kwargs=model_kwargs)
     if a.json:

@@ -24,7 +24,7 @@ from edgemm.compress.recipe import Recipe, StageType, load_recipe
 from edgemm.compress.report import correct_string, vs_scratch, write_report
 from edgemm.compress.stages import STAGE_HANDLERS, StageContext
 from edgemm.data import open_dataset
-from edgemm.models.pretrained import TORCHVISION_ARCH, available
+from edgemm.models.pretrained import TORCHVISION_ARCH, available, image_start_kwargs
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from edgemm.train.evaluation import branch_warnings, metrics, predict_logits
 from edgemm.train.precision import autocast_dtype
@@ -101,10 +101,10 @@ def teacher_init_kwargs(model: str, spec: str | None) -> dict:
     Args:
         model: Registered model name.
         spec: ``"auto"`` (torchvision's ``DEFAULT`` weights when they are already on this machine,
-            else none), ``"none"`` / None, a weights name, or a local file.
+            else none), ``"none"`` / None, a weights name, a local file, or ``hf:<hub id or dir>``.
 
     Returns:
-        ``{"image_encoder_kw": {"pretrained": ...}}``, or ``{}`` for none.
+        Kwargs of ``edgemm.models.pretrained.image_start_kwargs``, or ``{}`` for none.
     """
     if spec is None or str(spec).lower() == "none":
         return {}
@@ -115,7 +115,7 @@ def teacher_init_kwargs(model: str, spec: str | None) -> dict:
         if arch is None or not available(arch, "DEFAULT"):
             return {}
         spec = "DEFAULT"
-    return {"image_encoder_kw": {"pretrained": str(spec)}}
+    return image_start_kwargs(str(spec))
 
 
 def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log
@@ -131,7 +131,7 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
     run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{teacher_cache_key(recipe, data, init)}"
     seconds = 0.0
     if not (run / "summary.json").is_file():
-        start = f", image encoder from {init['image_encoder_kw']['pretrained']}" if init else ""
+        start = f", image encoder from {recipe.teacher.pretrained}" if init else ""
         log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs{start}) into {run}")
         t0 = time.perf_counter()
         train(recipe.teacher.model, data, out=run, resume=True, progress=False, model_kwargs=init,

@@ -207,7 +207,8 @@ class TeacherConfig:
             GPUs), else fp32. The student always trains in fp32.
         pretrained: Where the teacher's image encoder starts: ``auto`` (torchvision's ImageNet
             weights when they are in torch hub's local cache, else random), ``none``, a
-            torchvision weights name, or a local state-dict file.
+            torchvision weights name, a local state-dict file, or ``hf:<hub id or directory>``
+            for a Hugging Face vision backbone.
     """
 
     model: str = "av_teacher"

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from edgemm.models.pretrained import TORCHVISION_ARCH, is_file_spec, resolve_weights
+from edgemm.models.pretrained import TORCHVISION_ARCH, is_file_spec, resolve_hub_model, resolve_weights
 
 IMAGE_ENCODERS: dict[str, Callable[..., "ImageEncoder"]] = {}
 AUDIO_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
@@ -174,6 +174,43 @@ def _plain(name: str, channels: Sequence[int], pretrained: str | None) -> PlainC
                              "or for ImageNet weights a model with a torchvision image encoder (av_student_mnv3, av_teacher_resnet18)")
         load_pretrained(m, pretrained)
     return m
+
+
+class HubImageEncoder(nn.Module):
+    """A Hugging Face transformers vision backbone (``AutoModel``): its pooled output as the embedding.
+
+    Convolutional backbones (ResNet, ConvNeXt, MobileNetV2, EfficientNet, RegNet …) pool to
+    ``(B, C[, 1, 1])``; transformers without a pooler give the mean of their last hidden states.
+
+    Args:
+        model: A hub id (``microsoft/resnet-18``) or a local ``save_pretrained`` directory,
+            resolved offline from the cache when it is there (``edgemm.models.pretrained``).
+        weights: Load the pretrained weights (False: the same architecture, randomly initialised,
+            which is how a checkpoint that already holds trained weights is rebuilt).
+    """
+
+    def __init__(self, *, model: str, weights: bool = True) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        path = resolve_hub_model(model)
+        self.backbone = AutoModel.from_pretrained(path) if weights else AutoModel.from_config(
+            AutoConfig.from_pretrained(path))
+        with torch.no_grad():
+            self.out_dim = self._embed(torch.zeros(1, 3, 64, 64)).shape[1]
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(pixel_values=x)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:
+            return out.last_hidden_state.mean(dim=1)
+        return pooled.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._embed(x)
+
+
+IMAGE_ENCODERS["hf"] = HubImageEncoder
 
 
 class AudioCNN(nn.Module):

@@ -1,10 +1,15 @@
-"""Where pretrained encoder weights come from: a local file, or a torchvision weights name.
+"""Where pretrained encoder weights come from: a local file, a torchvision weights name, or a
+Hugging Face hub id.
 
 A name (``IMAGENET1K_V1``, ``DEFAULT``, or the full ``MobileNet_V3_Small_Weights.IMAGENET1K_V1``)
 resolves to the file torchvision itself would download, in torch hub's cache
 (``$TORCH_HOME/hub/checkpoints/``). If the file is already there it is used without any network
 access; if not, it is downloaded unless ``EDGEMM_OFFLINE`` / ``HF_HUB_OFFLINE`` is set or the
 download fails, in which case the error says which URL to fetch and exactly where to put it.
+
+A hub id (``google/mobilenet_v2_1.0_224``) resolves through huggingface_hub's own cache
+(``$HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) in the same way: used from there
+without network, fetched only when the run is online.
 """
 
 from __future__ import annotations
@@ -105,3 +110,53 @@ def available(arch: str, spec: str = "DEFAULT") -> bool:
     except ValueError:
         return False
 
+
+
+HUB_PREFIX = "hf:"
+
+
+def image_start_kwargs(spec: str) -> dict:
+    """Model kwargs that start the image branch from ``spec``.
+
+    Args:
+        spec: ``hf:<hub id or directory>`` (the image branch becomes that Hugging Face backbone,
+            ``edgemm.models.encoders.HubImageEncoder``), or a torchvision weights name or local
+            state-dict file for the model's own image encoder.
+    """
+    spec = str(spec)
+    if spec.startswith(HUB_PREFIX):
+        return {"image_encoder": "hf", "image_encoder_kw": {"model": spec[len(HUB_PREFIX):]}}
+    return {"image_encoder_kw": {"pretrained": spec}}
+
+
+def resolve_hub_model(spec: str | os.PathLike) -> Path:
+    """The local directory of a Hugging Face model: ``spec`` itself, or hub id ``spec`` from the cache.
+
+    Args:
+        spec: A directory holding ``config.json`` and weights (``save_pretrained`` output), or a
+            hub id (``org/name``, optionally ``org/name@revision``).
+
+    Raises:
+        WeightsNotFound: The directory does not exist, or the id is not cached and cannot be
+            fetched; the message says what to download and where it goes.
+    """
+    spec = str(spec)
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise WeightsNotFound(f"{local} holds no config.json: give a directory written by save_pretrained "
+                                  "or a Hugging Face hub id")
+        return local
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise WeightsNotFound(f"pretrained model {spec!r} is neither a local directory nor a hub id of the form org/name")
+    from huggingface_hub import constants, snapshot_download
+
+    repo, _, revision = spec.partition("@")
+    where = (f"run `hf download {repo}` where there is network and copy "
+             f"{Path(constants.HF_HUB_CACHE) / ('models--' + repo.replace('/', '--'))} to the same path here, "
+             "or pass the directory of a save_pretrained copy instead of the id")
+    try:
+        return Path(snapshot_download(repo, revision=revision or None, local_files_only=offline()))
+    except Exception as e:  # noqa: BLE001 - not cached, no network, unknown id: one instruction
+        state = "not in the local cache and this run is offline" if offline() else f"unavailable ({type(e).__name__})"
+        raise WeightsNotFound(f"Hugging Face model {spec} is {state}: {where}") from None

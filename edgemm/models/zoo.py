@@ -22,7 +22,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(defaults: dict[str, Any], kwargs: dict[str, Any]) -> AVModel:
-    # Merged, so {"pretrained": ...} keeps the width and {"preprocess": {"image": {"size": 96}}} the rest.
+    # Merged, so {"pretrained": ...} keeps the width and {"preprocess": {"image": {"size": 96}}} the rest;
+    # another encoder starts from its own defaults, not this one's arguments.
+    defaults = dict(defaults)
+    for branch in ("image", "audio"):
+        if kwargs.get(f"{branch}_encoder", defaults.get(f"{branch}_encoder")) != defaults.get(f"{branch}_encoder"):
+            defaults.pop(f"{branch}_encoder_kw", None)
     cfg = _merge({"preprocess": _PREPROCESS, **defaults}, kwargs)
     cfg.setdefault("num_classes", 10)
     return AVModel(**cfg)

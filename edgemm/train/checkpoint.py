@@ -49,6 +49,10 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
     # rebuilding must not need the pretrained file on the machine that loads the checkpoint.
     started = {k: kw.pop("pretrained") for k, kw in spec["kwargs"].items()
                if k.endswith("_encoder_kw") and isinstance(kw, dict) and kw.get("pretrained")}
+    for k, kw in spec["kwargs"].items():  # a hub backbone is rebuilt from its config alone
+        if k.endswith("_encoder_kw") and isinstance(kw, dict) and kw.get("model") and kw.get("weights", True):
+            kw["weights"] = False
+            started[k] = kw["model"]
     if started:
         spec["initialised_from"] = started
     return spec
