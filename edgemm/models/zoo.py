@@ -33,6 +33,10 @@ def _build(defaults: dict[str, Any], kwargs: dict[str, Any]) -> AVModel:
     return AVModel(**cfg)
 
 
+# The teachers' fusion: two layers of cross-modal attention over 256-wide embeddings.
+_TEACHER_FUSION = dict(fusion=FusionType.ATTENTION, fusion_dim=256, fusion_kw={"heads": 4, "layers": 2}, dropout=0.1)
+
+
 @register_model
 def av_teacher(**kwargs) -> AVModel:
     """Wide plain CNNs on both branches, two-layer cross-modal attention (2.9 M params, 163 M MACs).
@@ -41,33 +45,13 @@ def av_teacher(**kwargs) -> AVModel:
     from a few hundred samples) but twice as wide, with attention fusion. ``av_teacher_resnet18``
     is the teacher for a start from ImageNet weights.
     """
-    return _build(
-        dict(
-            image_encoder="cnn_large",
-            audio_encoder="cnn_medium",
-            fusion=FusionType.ATTENTION,
-            fusion_dim=256,
-            fusion_kw={"heads": 4, "layers": 2},
-            dropout=0.1,
-        ),
-        kwargs,
-    )
+    return _build(dict(image_encoder="cnn_large", audio_encoder="cnn_medium", **_TEACHER_FUSION), kwargs)
 
 
 @register_model
 def av_teacher_resnet18(**kwargs) -> AVModel:
     """Large: ResNet-18 image branch, two-conv VGG audio CNN, two-layer cross-modal attention (13.6 M params)."""
-    return _build(
-        dict(
-            image_encoder="resnet18",
-            audio_encoder="cnn_large",
-            fusion=FusionType.ATTENTION,
-            fusion_dim=256,
-            fusion_kw={"heads": 4, "layers": 2},
-            dropout=0.1,
-        ),
-        kwargs,
-    )
+    return _build(dict(image_encoder="resnet18", audio_encoder="cnn_large", **_TEACHER_FUSION), kwargs)
 
 
 @register_model
