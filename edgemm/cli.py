@@ -28,6 +28,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "(IMAGENET1K_V1; DEFAULT when the flag has no value), resolved from torch hub's local cache, "
                         "or a local state-dict file; or hf:ORG/NAME (or hf:DIR) for a Hugging Face vision backbone, "
                         "resolved from the local hub cache")
+    p.add_argument("--audio-encoder", default=None, metavar="NAME",
+                   help="replace the model's audio branch, e.g. panns_cnn6|panns_cnn10|panns_cnn14 (AudioSet-pretrained PANNs)")
+    p.add_argument("--pretrained-audio", default=None, metavar="WEIGHTS",
+                   help="start the audio branch from a local checkpoint (a PANNs Cnn*_16k*.pth for panns_*) "
+                        "or hf:ORG/NAME/FILE from the Hugging Face cache")
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the schedule on a large set")
     p.add_argument("--min-steps", type=int, default=d.min_steps,
                    help="the schedule runs at least this many optimiser steps, so small sets train long enough (0: off)")
@@ -66,7 +71,11 @@ def _cmd_train(a: argparse.Namespace) -> int:
     out = a.out or Path("runs") / a.model
     from edgemm.models.pretrained import image_start_kwargs
 
-    model_kwargs = image_start_kwargs(a.pretrained) if a.pretrained else None
+    model_kwargs = image_start_kwargs(a.pretrained) if a.pretrained else {}
+    if a.audio_encoder:
+        model_kwargs["audio_encoder"] = a.audio_encoder
+    if a.pretrained_audio:
+        model_kwargs["audio_encoder_kw"] = {"pretrained": a.pretrained_audio}
     summary = train(a.model, a.data, out=out, config=cfg, resume=a.resume, skip_bad=a.skip_bad,
                     data_format=a.data_format, model_kwargs=model_kwargs)
     if a.json:

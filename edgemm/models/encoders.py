@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from edgemm.models.panns import VARIANTS, PannsCNN
 from edgemm.models.pretrained import TORCHVISION_ARCH, is_file_spec, resolve_hub_model, resolve_weights
 
 IMAGE_ENCODERS: dict[str, Callable[..., "ImageEncoder"]] = {}
@@ -248,6 +249,10 @@ AUDIO_ENCODERS["cnn_medium"] = lambda *, n_mels, channels=(32, 64, 128, 256): Au
 AUDIO_ENCODERS["cnn_large"] = lambda *, n_mels, channels=(32, 64, 128, 256): AudioCNN(
     n_mels=n_mels, channels=channels, convs_per_block=2
 )
+
+
+for _name in VARIANTS:  # PANNs CNNs: AudioSet-pretrained weights from a local file or the hub cache
+    AUDIO_ENCODERS[_name] = lambda *, n_mels, _v=_name, **kw: PannsCNN(_v, n_mels=n_mels, **kw)
 
 
 def create_image_encoder(name: str, **kw) -> ImageEncoder:

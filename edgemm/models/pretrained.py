@@ -129,6 +129,34 @@ def image_start_kwargs(spec: str) -> dict:
     return {"image_encoder_kw": {"pretrained": spec}}
 
 
+def resolve_weights_file(spec: str | os.PathLike) -> Path:
+    """A weights file: a local path, or ``hf:ORG/NAME/FILE`` from the Hugging Face cache (fetched only online).
+
+    Raises:
+        WeightsNotFound: The file is not there (and not fetchable); the message says what goes where.
+    """
+    spec = str(spec)
+    if not spec.startswith(HUB_PREFIX):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise WeightsNotFound(f"pretrained weights not found: {path}")
+        return path
+    parts = spec[len(HUB_PREFIX):].split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        raise WeightsNotFound(f"{spec!r}: a hub weights file is hf:ORG/NAME/FILE")
+    from huggingface_hub import constants, hf_hub_download
+
+    repo, filename = "/".join(parts[:2]), parts[2]
+    try:
+        return Path(hf_hub_download(repo, filename, local_files_only=offline()))
+    except Exception as e:  # noqa: BLE001 - not cached, no network, unknown file: one instruction
+        state = "not in the local cache and this run is offline" if offline() else f"unavailable ({type(e).__name__})"
+        cache = Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+        raise WeightsNotFound(f"{filename} of Hugging Face repo {repo} is {state}: run `hf download {repo} {filename}` "
+                              f"where there is network and copy {cache} to the same path here, or pass a local "
+                              "file path instead") from None
+
+
 def resolve_hub_model(spec: str | os.PathLike) -> Path:
     """The local directory of a Hugging Face model: ``spec`` itself, or hub id ``spec`` from the cache.
 
