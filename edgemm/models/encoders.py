@@ -192,7 +192,10 @@ class HubImageEncoder(nn.Module):
 
     def __init__(self, *, model: str, weights: bool = True) -> None:
         super().__init__()
-        from transformers import AutoConfig, AutoModel
+        try:
+            from transformers import AutoConfig, AutoModel
+        except ImportError:
+            raise ImportError("Hugging Face backbones need transformers: pip install 'edgemm[hub]'") from None
 
         path = resolve_hub_model(model)
         self.backbone = AutoModel.from_pretrained(path) if weights else AutoModel.from_config(
