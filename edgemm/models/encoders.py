@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from edgemm.models.panns import VARIANTS, PannsCNN
-from edgemm.models.pretrained import TORCHVISION_ARCH, is_file_spec, resolve_hub_model, resolve_weights
+from edgemm.models.pretrained import (TORCHVISION_ARCH, is_file_spec, load_state_file, resolve_hub_model,
+                                      resolve_weights)
 
 IMAGE_ENCODERS: dict[str, Callable[..., "ImageEncoder"]] = {}
 AUDIO_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
@@ -44,34 +45,15 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     """Loads a local torchvision/timm-style state dict into a full torchvision classifier.
 
     Classifier weights (``classifier.*`` / ``fc.*``) are ignored, a ``module.``/``model.`` prefix
-    from DDP or wrappers is stripped, and every backbone weight must match.
+    from DDP or wrappers is stripped, and every backbone weight must match
+    (``edgemm.models.pretrained.load_state_file``).
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If backbone weights are missing or have the wrong shape (e.g. another width).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    clean = {}
-    for k, v in state.items():
-        for prefix in ("module.", "model."):
-            if k.startswith(prefix):
-                k = k[len(prefix) :]
-        if not k.startswith(("classifier.", "fc.")):
-            clean[k] = v
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith(("classifier.", "fc."))}
-    missing = sorted(set(own) - set(clean))
-    bad = sorted(k for k in own if k in clean and clean[k].shape != own[k].shape)
-    if missing or bad:
-        raise ValueError(
-            f"{path}: weights do not fit this backbone (missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"wrong shape {bad[:3]}); was it saved for another architecture or width?"
-        )
-    model.load_state_dict(clean, strict=False)
+    load_state_file(model, path, skip=("classifier.", "fc."),
+                    what="this backbone; was it saved for another architecture or width?")
 
 
 def _register_image(name: str):
@@ -201,17 +183,12 @@ class HubImageEncoder(nn.Module):
         self.backbone = AutoModel.from_pretrained(path) if weights else AutoModel.from_config(
             AutoConfig.from_pretrained(path))
         with torch.no_grad():
-            self.out_dim = self._embed(torch.zeros(1, 3, 64, 64)).shape[1]
-
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.backbone(pixel_values=x)
-        pooled = getattr(out, "pooler_output", None)
-        if pooled is None:
-            return out.last_hidden_state.mean(dim=1)
-        return pooled.flatten(1)
+            self.out_dim = self(torch.zeros(1, 3, 64, 64)).shape[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._embed(x)
+        out = self.backbone(pixel_values=x)
+        pooled = getattr(out, "pooler_output", None)
+        return out.last_hidden_state.mean(dim=1) if pooled is None else pooled.flatten(1)
 
 
 IMAGE_ENCODERS["hf"] = HubImageEncoder

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgemm.models.pretrained import resolve_weights_file
+from edgemm.models.pretrained import load_state_file, resolve_weights_file
 
 DB_PER_NEPER = 10.0 / math.log(10.0)  # PANNs' log-mel is 10·log10(power); edgemm's frontend gives ln(power)
 PANNS_MELS = 64
@@ -100,15 +100,5 @@ def load_panns(model: PannsCNN, path) -> None:
     Raises:
         ValueError: If a weight is missing or has another shape (another variant or sample rate).
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    skip = ("spectrogram_extractor.", "logmel_extractor.", "fc_audioset.")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith(skip)}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    bad = sorted(k for k in own if k in state and state[k].shape != own[k].shape)
-    if missing or bad:
-        raise ValueError(f"{path}: not a {model.variant} checkpoint (missing {missing[:3]}, wrong shape {bad[:3]}); "
-                         f"PANNs files name their model: Cnn6 / Cnn10 / Cnn14")
-    model.load_state_dict({k: state[k] for k in own})
+    load_state_file(model, path, skip=("spectrogram_extractor.", "logmel_extractor.", "fc_audioset."),
+                    what=f"{model.variant} (PANNs files name their model: Cnn6 / Cnn10 / Cnn14)")

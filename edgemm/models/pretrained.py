@@ -29,6 +29,51 @@ class WeightsNotFound(FileNotFoundError):
     """Pretrained weights named but not on this machine (and not downloadable)."""
 
 
+def load_state_file(model, path: str | os.PathLike, *, skip: tuple[str, ...] = (), what: str = "this backbone") -> None:
+    """Loads a local state-dict file into ``model``, every weight of the model required.
+
+    The file may hold the state dict itself or wrap it as ``{"state_dict": ...}`` /
+    ``{"model": ...}``; a ``module.``/``model.`` prefix (DDP, wrappers) is stripped; keys starting
+    with one of ``skip`` (classifier heads, a file's own feature extractor) are left out on both sides.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If a weight is missing or has the wrong shape, naming ``what`` it should fit.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    clean = {}
+    for k, v in state.items():
+        for prefix in ("module.", "model."):
+            k = k.removeprefix(prefix)
+        if not k.startswith(skip):
+            clean[k] = v
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
+    missing = sorted(set(own) - set(clean))
+    bad = sorted(k for k in own if k in clean and clean[k].shape != own[k].shape)
+    if missing or bad:
+        raise ValueError(f"{path}: weights do not fit {what} (missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                         f"wrong shape {bad[:3]})")
+    model.load_state_dict({k: clean[k] for k in own}, strict=False)
+
+
+def _hub_unavailable(repo: str, what: str, fetch: str, alternative: str, error: Exception) -> WeightsNotFound:
+    """The one-line error for a hub file or model that is neither cached nor fetchable."""
+    from huggingface_hub import constants
+
+    state = "not in the local cache and this run is offline" if offline() else f"unavailable ({type(error).__name__})"
+    cache = Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+    return WeightsNotFound(f"{what} is {state}: run `hf download {fetch}` where there is network and copy {cache} "
+                           f"to the same path here, or {alternative}")
+
+
 def offline() -> bool:
     """Whether the user asked for no network access."""
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARS)
@@ -144,17 +189,14 @@ def resolve_weights_file(spec: str | os.PathLike) -> Path:
     parts = spec[len(HUB_PREFIX):].split("/", 2)
     if len(parts) != 3 or not all(parts):
         raise WeightsNotFound(f"{spec!r}: a hub weights file is hf:ORG/NAME/FILE")
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import hf_hub_download
 
     repo, filename = "/".join(parts[:2]), parts[2]
     try:
         return Path(hf_hub_download(repo, filename, local_files_only=offline()))
     except Exception as e:  # noqa: BLE001 - not cached, no network, unknown file: one instruction
-        state = "not in the local cache and this run is offline" if offline() else f"unavailable ({type(e).__name__})"
-        cache = Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
-        raise WeightsNotFound(f"{filename} of Hugging Face repo {repo} is {state}: run `hf download {repo} {filename}` "
-                              f"where there is network and copy {cache} to the same path here, or pass a local "
-                              "file path instead") from None
+        raise _hub_unavailable(repo, f"{filename} of Hugging Face repo {repo}", f"{repo} {filename}",
+                               "pass a local file path instead", e) from None
 
 
 def resolve_hub_model(spec: str | os.PathLike) -> Path:
@@ -177,14 +219,11 @@ def resolve_hub_model(spec: str | os.PathLike) -> Path:
         return local
     if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
         raise WeightsNotFound(f"pretrained model {spec!r} is neither a local directory nor a hub id of the form org/name")
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
 
     repo, _, revision = spec.partition("@")
-    where = (f"run `hf download {repo}` where there is network and copy "
-             f"{Path(constants.HF_HUB_CACHE) / ('models--' + repo.replace('/', '--'))} to the same path here, "
-             "or pass the directory of a save_pretrained copy instead of the id")
     try:
         return Path(snapshot_download(repo, revision=revision or None, local_files_only=offline()))
     except Exception as e:  # noqa: BLE001 - not cached, no network, unknown id: one instruction
-        state = "not in the local cache and this run is offline" if offline() else f"unavailable ({type(e).__name__})"
-        raise WeightsNotFound(f"Hugging Face model {spec} is {state}: {where}") from None
+        raise _hub_unavailable(repo, f"Hugging Face model {spec}", repo,
+                               "pass the directory of a save_pretrained copy instead of the id", e) from None
