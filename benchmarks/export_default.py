@@ -30,7 +30,8 @@ from edgemm.data import open_dataset  # noqa: E402
 from edgemm.export import export  # noqa: E402
 from edgemm.export.source import load_source, torch_runner  # noqa: E402
 from edgemm.runtime import evaluate_session, load  # noqa: E402
-from edgemm.runtime.evaluate import metrics, predict_logits  # noqa: E402
+from edgemm.metrics import metrics  # noqa: E402
+from edgemm.runtime.evaluate import predict_logits  # noqa: E402
 
 
 def _size(bundle: Path, files: dict[str, str]) -> int:

@@ -25,6 +25,7 @@ import torch
 from benchmarks_common import cpu_name, heldout_set, intact_mask  # benchmarks/ is the script's directory
 from torch import nn
 
+from edgemm.compress.recipe import DistillConfig
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.recipe import StageType, parse_recipe
@@ -85,8 +86,7 @@ def main() -> None:
             else:
                 raise SystemExit(f"--arch: expected full or final, got {arch!r}")
             t0 = time.perf_counter()
-            fit(model, None, splits, epochs=epochs, lr=distill.lr, batch_size=distill.batch_size,
-                modality_dropout=distill.modality_dropout, mixup=distill.mixup, seed=0, log=lambda s: None)
+            fit(model, None, splits, DistillConfig(epochs=epochs, lr=distill.lr, batch_size=distill.batch_size, modality_dropout=distill.modality_dropout, mixup=distill.mixup), seed=0, log=lambda s: None)
             seconds = time.perf_counter() - t0
             logits, y = predict_logits(model, unseen)
             right = logits["fused"].argmax(1) == y

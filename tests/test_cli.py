@@ -15,7 +15,7 @@ def test_help_lists_every_subcommand():
 
 def test_unknown_model_is_a_clear_error(small_manifest, tmp_path, capsys):
     assert main(["train", "--model", "resnet9000", "--data", str(small_manifest), "--out", str(tmp_path)]) == 1
-    assert "unknown model 'resnet9000'; registered models:" in capsys.readouterr().err
+    assert "unknown model 'resnet9000'; registered:" in capsys.readouterr().err
 
 
 def test_data_make_writes_the_default_set(tmp_path, capsys):

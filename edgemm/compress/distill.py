@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from edgemm.compress.recipe import DistillConfig
 from edgemm.train.augment import Augmenter, mixup as mix_batch
-from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.config import schedule_steps
@@ -91,42 +91,24 @@ def fit(
     student: nn.Module,
     teacher: nn.Module | None,
     splits,
+    config: DistillConfig = DistillConfig(),
     *,
-    epochs: int,
-    lr: float,
-    min_steps: int = 0,
-    augment: AugmentPolicy | str = DEFAULT_POLICY,
-    batch_size: int = 64,
-    temperature: float = 4.0,
-    alpha: float = 0.7,
-    feature_weight: float = 1.0,
-    modality_dropout: float = 0.3,
-    mixup: float = 0.0,
-    label_smoothing: float = 0.1,
-    unimodal_loss: float = 1.0,
-    weight_decay: float = 0.05,
     seed: int = 0,
     device: torch.device | str = "cpu",
     keep_best: bool = True,
     teacher_amp: torch.dtype | None = None,
     log: Callable[[str], None] | None = None,
 ) -> FitResult:
-    """Trains ``student`` for ``epochs`` with distillation from ``teacher`` (or plain CE if None).
+    """Trains ``student`` as ``config`` says, distilling from ``teacher`` (or plain CE if None).
 
     Args:
         student: An ``AVModel`` (possibly pruned), or a PT2E graph module (logit distillation only).
-        teacher: The teacher, kept in eval mode and frozen; None trains from labels alone.
+        teacher: The teacher, kept in eval mode and frozen; None trains from labels alone (the
+            distillation fields of ``config`` are then unused).
         splits: ``DataSplits``; trains on ``train``, selects on ``val``.
-        epochs: Passes over a large training set.
-        min_steps: At least this many optimiser steps: a small set gets more epochs
-            (``edgemm.train.config.schedule_steps``).
-        augment: Augmentation policy (``edgemm.train.policies.AugmentPolicy``).
-        mixup: Beta concentration of mixup (0: off). Teacher and student see the same mixed batch,
-            so the teacher's soft labels describe exactly what the student sees ("function
-            matching", Beyer et al. 2022); the cross-entropy term mixes the labels alike.
-        unimodal_loss: Weight of the auxiliary per-modality classifiers (``edgemm.train.unimodal``),
-            as in ``edgemm train``; without them a student's slower branch can stay at chance
-            while the fused loss falls. 0, or a student without two encoders, disables them.
+        config: The schedule, losses and augmentation (``edgemm.compress.recipe.DistillConfig``).
+        seed: Seed of the data order, augmentation and dropout.
+        device: Where to train.
         keep_best: Restore the weights of the latest epoch whose validation accuracy is within one
             standard error of the best (``within_noise``); False keeps the last epoch.
         teacher_amp: Autocast dtype of the teacher's forward passes (``edgemm.train.precision``);
@@ -143,15 +125,15 @@ def fit(
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-    use_features = teacher is not None and feature_weight > 0 and hasattr(student, "forward_features")
+    use_features = teacher is not None and config.feature_weight > 0 and hasattr(student, "forward_features")
     projections = FeatureProjections(student, teacher).to(device) if use_features else None
     heads = UnimodalHeads(student, len(splits.labels)).to(device) \
-        if unimodal_loss > 0 and has_branches(student) else None
+        if config.unimodal_loss > 0 and has_branches(student) else None
 
     def forward(image, audio, mi, ma):
         mixed = None
-        if mixup > 0:
-            image, audio, perm, lam = mix_batch(image, audio, mixup)
+        if config.mixup > 0:
+            image, audio, perm, lam = mix_batch(image, audio, config.mixup)
             mixed = (perm, lam)
         if use_features:
             sf = student.forward_features(image, audio, mi, ma)
@@ -167,35 +149,35 @@ def fit(
 
     def loss_fn(logits, y, extra):
         mixed, taught, flags = extra
-        branches = 0.0 if heads is None else unimodal_loss * heads.loss(y, *flags, label_smoothing=label_smoothing,
+        branches = 0.0 if heads is None else config.unimodal_loss * heads.loss(y, *flags, label_smoothing=config.label_smoothing,
                                                                         mix=mixed)
         if mixed is None:
-            ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            ce = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
         else:  # the labels mix as the inputs did
             perm, lam = mixed
-            ce_of = lambda t: F.cross_entropy(logits, t, label_smoothing=label_smoothing, reduction="none")  # noqa: E731
+            ce_of = lambda t: F.cross_entropy(logits, t, label_smoothing=config.label_smoothing, reduction="none")  # noqa: E731
             ce = (lam * ce_of(y) + (1 - lam) * ce_of(y[perm])).mean()
         if taught is None:
             return ce + branches
         sf, tf, tl = taught
-        loss = (1 - alpha) * ce + alpha * kd_loss(logits, tl, temperature) + branches
+        loss = (1 - config.alpha) * ce + config.alpha * kd_loss(logits, tl, config.temperature) + branches
         if projections is not None:
-            loss = loss + feature_weight * projections(sf, tf)
+            loss = loss + config.feature_weight * projections(sf, tf)
         return loss
 
     g_loader = torch.Generator().manual_seed(seed)
-    loader = DataLoader(splits.train, batch_size=batch_size, shuffle=True, generator=g_loader,
-                        drop_last=len(splits.train) > batch_size)
-    groups = param_groups(student, weight_decay)
+    loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, generator=g_loader,
+                        drop_last=len(splits.train) > config.batch_size)
+    groups = param_groups(student, config.weight_decay)
     if projections is not None:
         groups.append({"params": list(projections.parameters()), "weight_decay": 0.0})
     if heads is not None:
-        groups += param_groups(heads, weight_decay)
-    opt = torch.optim.AdamW(groups, lr=lr)
-    steps, epochs = schedule_steps(epochs, max(1, len(loader)), min_steps)
+        groups += param_groups(heads, config.weight_decay)
+    opt = torch.optim.AdamW(groups, lr=config.lr)
+    steps, epochs = schedule_steps(config.epochs, max(1, len(loader)), config.min_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
     pre = splits.train.preprocess
-    augmenter = Augmenter(augment, pre.image, pre.audio.sample_rate)
+    augmenter = Augmenter(config.augment, pre.image, pre.audio.sample_rate)
     result, best_state = FitResult(), None
     try:
         with channels_last(student, teacher):
@@ -203,7 +185,7 @@ def fit(
                 g = torch.Generator().manual_seed(seed * 100_003 + epoch)
                 torch.manual_seed(seed * 7_919 + epoch)
                 stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
-                                    modality_dropout_p=modality_dropout, forward=forward)
+                                    modality_dropout_p=config.modality_dropout, forward=forward)
                 val = evaluate(student, splits.val, splits.labels, device=device)
                 result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
                                        "val_accuracy_image_only": val.accuracy_image_only,

@@ -11,22 +11,26 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from edgemm.atomic import atomic_write_text
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.quantize import save_int8
-from edgemm.compress.recipe import Recipe, StageType, load_recipe
-from edgemm.compress.report import correct_string, vs_scratch, write_report
-from edgemm.compress.stages import STAGE_HANDLERS, StageContext
+from edgemm.compress.recipe import Recipe, Stage, StageType, load_recipe
+from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
+from edgemm.compress.stages import StageContext
 from edgemm.data import open_dataset
 from edgemm.models.pretrained import TORCHVISION_ARCH, available, image_start_kwargs
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
-from edgemm.train.evaluation import branch_warnings, metrics, predict_logits
+from edgemm.metrics import branch_warnings, metrics
+from edgemm.train.evaluation import predict_logits
+from edgemm.train.precision import torch_device
 from edgemm.train.precision import autocast_dtype
 
 
@@ -53,12 +57,6 @@ def _steps_per_epoch(splits, batch_size: int) -> int:
     """Optimiser steps in one pass over the training split (``fit`` drops a partial last batch)."""
     n = len(splits.train)
     return max(1, n // batch_size if n > batch_size else 1)
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None) -> str:
@@ -116,6 +114,65 @@ def teacher_init_kwargs(model: str, spec: str | None) -> dict:
             return {}
         spec = "DEFAULT"
     return image_start_kwargs(str(spec))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One step of a run: a recipe stage, or the from-scratch baseline (``stage`` None)."""
+
+    name: str
+    stage: Stage | None
+    config: Any
+
+    @property
+    def baseline(self) -> bool:
+        return self.stage is None
+
+    def record(self, teacher_path: Path, teacher_amp, student: str, seed: int) -> dict[str, Any]:
+        """What this step depends on, as stored in its checkpoint: a change means it must run again."""
+        return json.loads(json.dumps({"stage": self.name, "config": dataclasses.asdict(self.config),
+                                      "teacher": str(teacher_path), "teacher_amp": str(teacher_amp),
+                                      "student": student, "seed": seed}, default=str))
+
+
+def _plan(recipe: Recipe, baseline: bool) -> list[_Step]:
+    """The recipe's stages, preceded by the scratch baseline (the distill stage's budget, labels only)."""
+    distill = next((s.config for s in recipe.stages if s.type == StageType.DISTILL), None)
+    scratch = [_Step(BASELINE, None, distill)] if baseline and distill is not None else []
+    return scratch + [_Step(s.type, s, s.config) for s in recipe.stages]
+
+
+def _reuse(path: Path, planned: dict[str, Any], device, log) -> tuple[nn.Module, dict] | None:
+    """The model and report row of a finished step whose checkpoint matches ``planned``, else None."""
+    if not path.is_file():
+        return None
+    ckpt = load_checkpoint(path)
+    name = planned["stage"]
+    if ckpt.get("planned") != planned:
+        log(f"[{name}] recipe, teacher or seed changed since {path} was written: running it and every later stage again")
+        return None
+    model, _ = load_model(path, map_location=str(device))
+    log(f"[{name}] reused {path}")
+    return model, ckpt["row"]
+
+
+def _scratch(student: str, num_classes: int, splits, config, device, seed: int, log) -> nn.Module:
+    """The honest baseline: the same student, the same budget, trained from labels only."""
+    from edgemm.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(student, num_classes=num_classes).to(device)
+    fit(model, None, splits, config, seed=seed, device=device, log=log)
+    return model
+
+
+def _log_row(row: dict[str, Any], log) -> None:
+    name = row["name"]
+    log(f"[{name}] accuracy {row['accuracy']:.3f} (image-only {row['accuracy_image_only']:.3f}, "
+        f"audio-only {row['accuracy_audio_only']:.3f}), {row['params'] / 1e6:.3f} M params, "
+        f"{row['macs'] / 1e6:.1f} M MACs, {row['seconds']:.0f} s")
+    for w in row["warnings"]:
+        log(f"[{name}] warning: {w}")
 
 
 def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log
@@ -187,7 +244,7 @@ def compress(
         raise FileExistsError(f"{out} already holds compression stages; pass --resume to continue or choose another --out")
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    dev = _resolve_device(device)
+    dev = torch_device(device)
     torch.manual_seed(seed)
     t_start = time.perf_counter()
     teacher_model, teacher_ckpt, teacher_path, teacher_seconds = _teacher(recipe, teacher, data, dev, log)
@@ -204,7 +261,7 @@ def compress(
                          f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
     splits = open_dataset(data, student.preprocess, labels=labels)
     stage_dir.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     teacher_amp = autocast_dtype(recipe.teacher.precision, dev)
     log(f"teacher forward passes in {'float32' if teacher_amp is None else 'bfloat16 autocast'} "
         f"(teacher.precision: {recipe.teacher.precision.value}); the student trains in float32")
@@ -213,61 +270,41 @@ def compress(
 
     teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
                        trained_now=teacher_seconds > 0)
-    plan: list[tuple[str, StageType | None, Any]] = []
-    distill_cfg = next((s.config for s in recipe.stages if s.type is StageType.DISTILL), None)
-    if baseline and distill_cfg is not None:
-        plan.append(("scratch", None, distill_cfg))
-    plan += [(s.type.value, s.type, s.config) for s in recipe.stages]
-
-    rows, int8 = [], None
-    reusable = resume  # a stage is reused only if it and every stage before it ran as planned now
-    for i, (name, kind, cfg) in enumerate(plan):
-        path = stage_dir / f"{i:02d}_{name}.pt"
-        planned = json.loads(json.dumps({"stage": name, "config": dataclasses.asdict(cfg), "teacher": str(teacher_path),
-                                         "teacher_amp": str(teacher_amp), "student": recipe.student, "seed": seed},
-                                        default=str))
-        if reusable and path.is_file():
-            ckpt = load_checkpoint(path)
-            if ckpt.get("planned") == planned:
-                model_i, _ = load_model(path, map_location=str(dev))
-                rows.append(ckpt["row"])
-                if kind is not None:
-                    student = model_i
-                log(f"[{name}] reused {path}")
-                continue
-            log(f"[{name}] recipe, teacher or seed changed since {path} was written: running it and every later stage again")
+    rows, reusable = [], resume  # a stage is reused only if it and every stage before it ran as planned now
+    for i, step in enumerate(_plan(recipe, baseline)):
+        path = stage_dir / f"{i:02d}_{step.name}.pt"
+        planned = step.record(teacher_path, teacher_amp, recipe.student, seed)
+        reused = _reuse(path, planned, dev, log) if reusable else None
+        if reused is not None:
+            model_i, row = reused
+            rows.append(row)
+            if not step.baseline:
+                student = model_i
+            continue
         reusable = False
-        log(f"[{name}] starting")
+        log(f"[{step.name}] starting")
         t0 = time.perf_counter()
-        if kind is None:  # the honest baseline: same student, same budget, labels only
-            torch.manual_seed(seed)
-            scratch = create_model(recipe.student, num_classes=len(labels)).to(dev)
-            fit(scratch, None, splits, epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
-                modality_dropout=cfg.modality_dropout, mixup=cfg.mixup, seed=seed, device=dev, log=log)
-            model_i, extra, eval_model = scratch, {}, scratch
+        if step.baseline:
+            model_i = eval_model = _scratch(recipe.student, len(labels), splits, step.config, dev, seed, log)
+            extra: dict[str, Any] = {}
         else:
-            result = STAGE_HANDLERS[kind](student, ctx, cfg)
+            result = step.stage.spec.runner()(student, ctx, step.config)
             student, extra = result.model.to(dev), result.extra
             eval_model = result.int8 if result.int8 is not None else student
             if result.int8 is not None:
-                int8 = result.int8
-                save_int8(int8, out / "model_int8.pt2")
+                save_int8(result.int8, out / "model_int8.pt2")
             model_i = student
-        row = _row(name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
+        row = _row(step.name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
                    time.perf_counter() - t0, eval_model=eval_model,
-                   epochs=cfg.training_epochs(_steps_per_epoch(splits, getattr(cfg, "batch_size", 64))),
+                   epochs=step.config.training_epochs(_steps_per_epoch(splits, getattr(step.config, "batch_size", 64))),
                    **{k: v for k, v in extra.items() if k != "history"})
         rows.append(row)
         atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), planned=planned,
                                           **common), path)
-        log(f"[{name}] accuracy {row['accuracy']:.3f} (image-only {row['accuracy_image_only']:.3f}, "
-            f"audio-only {row['accuracy_audio_only']:.3f}), {row['params'] / 1e6:.3f} M params, "
-            f"{row['macs'] / 1e6:.1f} M MACs, {row['seconds']:.0f} s")
-        for w in row["warnings"]:
-            log(f"[{name}] warning: {w}")
+        _log_row(row, log)
 
     final = student.cpu()
-    quant = rows[-1]["name"] in ("qat", "ptq")
+    quant = recipe.quantized
     atomic_torch_save(make_checkpoint(final, labels=labels, **common,
                                       quantization={"scheme": "pt2e-x86-int8", "file": "model_int8.pt2",
                                                     "stage": rows[-1]["name"]} if quant else None), out / "model.pt")

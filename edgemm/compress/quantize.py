@@ -14,9 +14,11 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from edgemm.atomic import atomic_path
 from edgemm.models.av import example_inputs
+from edgemm.vocab import FRONTEND_MODULE
 
-FLOAT_MODULES = ("frontend",)
+FLOAT_MODULES = (FRONTEND_MODULE,)
 
 
 class PT2EModel(nn.Module):
@@ -140,16 +142,11 @@ def quantized_layers(converted: PT2EModel) -> dict[str, bool]:
 
 def save_int8(model: PT2EModel, path) -> None:
     """Saves a converted int8 model as a ``torch.export`` program (``.pt2``), written atomically."""
-    import os
-    from pathlib import Path
-
-    path = Path(path)
     ex = model.example_inputs(4)
     batch = torch.export.Dim("batch", min=1, max=4096)
     ep = torch.export.export(model.graph, ex, dynamic_shapes=tuple({0: batch} for _ in ex))
-    tmp = path.with_name(f".tmp-{path.name}")  # torch.export.save wants the .pt2 suffix
-    torch.export.save(ep, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps the .pt2 suffix torch.export.save wants
+        torch.export.save(ep, str(tmp))
 
 
 def load_int8(path, preprocess) -> PT2EModel:

@@ -9,18 +9,22 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import import_module, resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from edgemm.config import check_keys, parse_enum
+from edgemm.registry import Registry
 from edgemm.train.config import schedule_steps
+from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
 from edgemm.train.precision import Precision
 
 
 class StageType(str, enum.Enum):
+    """The built-in stages (``STAGES`` holds them and any registered by users or plug-ins)."""
+
     DISTILL = "distill"
     PRUNE = "prune"
     QAT = "qat"
@@ -66,6 +70,12 @@ class DistillConfig:
         mixup: Beta concentration of mixup, both modalities mixed alike and the teacher shown the
             same mix (0: off).
         batch_size: Samples per step.
+        augment: Augmentation policy (``edgemm.train.policies.AugmentPolicy``).
+        label_smoothing: Label smoothing of the cross-entropy terms.
+        unimodal_loss: Weight of the auxiliary per-modality classifiers (``edgemm.train.unimodal``),
+            as in ``edgemm train``; without them a student's slower branch can stay at chance
+            while the fused loss falls. 0, or a student without two encoders, disables them.
+        weight_decay: AdamW weight decay (not applied to norms and biases).
     """
 
     epochs: int = 15
@@ -77,8 +87,15 @@ class DistillConfig:
     modality_dropout: float = 0.3
     mixup: float = 0.0
     batch_size: int = 64
+    augment: AugmentPolicy = DEFAULT_POLICY
+    label_smoothing: float = 0.1
+    unimodal_loss: float = 1.0
+    weight_decay: float = 0.05
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "augment", parse_enum(AugmentPolicy, self.augment, "distill.augment"))
+        if not 0 <= self.label_smoothing < 1 or self.unimodal_loss < 0 or self.weight_decay < 0:
+            raise ValueError("distill: label_smoothing must be in [0, 1), unimodal_loss and weight_decay >= 0")
         if self.mixup < 0:
             raise ValueError(f"distill.mixup must be >= 0 (0 turns it off), got {self.mixup!r}")
         _steps("distill", min_steps=self.min_steps)
@@ -184,12 +201,48 @@ class PTQConfig:
         return 0
 
 
-STAGE_CONFIGS: dict[StageType, type] = {
-    StageType.DISTILL: DistillConfig,
-    StageType.PRUNE: PruneConfig,
-    StageType.QAT: QATConfig,
-    StageType.PTQ: PTQConfig,
-}
+@dataclass(frozen=True)
+class StageSpec:
+    """A compression stage: what its recipe entry parses into and what runs it.
+
+    Attributes:
+        config: A frozen dataclass of the stage's settings, with
+            ``training_epochs(steps_per_epoch)`` (0 for a stage that does not train).
+        run: ``run(student, ctx, config) -> StageOutput`` (``edgemm.compress.stages``), or its
+            ``"module:function"`` name, imported when the stage runs (so recipes parse without torch).
+        quantizes: The stage produces the int8 model; it must then be the recipe's last stage.
+    """
+
+    config: type
+    run: Callable[..., Any] | str
+    quantizes: bool = False
+
+    def runner(self) -> Callable[..., Any]:
+        if callable(self.run):
+            return self.run
+        module, _, name = self.run.partition(":")
+        return getattr(import_module(module), name)
+
+
+STAGES: Registry[StageSpec] = Registry("compress stage", group="edgemm.stages")
+for _kind, _config, _quantizes in ((StageType.DISTILL, DistillConfig, False), (StageType.PRUNE, PruneConfig, False),
+                                   (StageType.QAT, QATConfig, True), (StageType.PTQ, PTQConfig, True)):
+    STAGES.register(_kind.value, StageSpec(_config, f"edgemm.compress.stages:run_{_kind.value}", _quantizes))
+
+
+def register_stage(name: str, config: type, *, quantizes: bool = False):
+    """Registers ``run(student, ctx, config) -> StageOutput`` as the stage ``type: name`` of recipes.
+
+    Example:
+        >>> @register_stage("sparsify", SparsifyConfig)
+        ... def run_sparsify(student, ctx, cfg):
+        ...     return StageOutput(student, extra={"sparsity": cfg.amount})
+    """
+    def deco(run: Callable[..., Any]) -> Callable[..., Any]:
+        STAGES.register(name, StageSpec(config, run, quantizes))
+        return run
+
+    return deco
 
 
 @dataclass(frozen=True)
@@ -228,8 +281,14 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class Stage:
-    type: StageType
+    """One entry of a recipe: a registered stage name (``STAGES``) and its parsed config."""
+
+    type: str
     config: Any
+
+    @property
+    def spec(self) -> StageSpec:
+        return STAGES.get(self.type)
 
 
 @dataclass(frozen=True)
@@ -244,9 +303,15 @@ class Recipe:
         types = [s.type for s in self.stages]
         if not types:
             raise ValueError("recipe.stages: at least one stage is needed")
-        quant = [t for t in types if t in (StageType.QAT, StageType.PTQ)]
-        if len(quant) > 1 or (quant and types[-1] not in (StageType.QAT, StageType.PTQ)):
-            raise ValueError("recipe.stages: at most one of qat/ptq, and it must be the last stage")
+        quant = [s.type for s in self.stages if s.spec.quantizes]
+        if len(quant) > 1 or (quant and not self.stages[-1].spec.quantizes):
+            raise ValueError(f"recipe.stages: at most one quantizing stage ({', '.join(quant)} given), "
+                             "and it must be the last stage")
+
+    @property
+    def quantized(self) -> bool:
+        """The last stage produces the int8 model."""
+        return self.stages[-1].spec.quantizes
 
     def to_dict(self) -> dict[str, Any]:
         def plain(cfg: Any) -> dict[str, Any]:
@@ -255,7 +320,7 @@ class Recipe:
         return {
             "student": self.student,
             "teacher": plain(self.teacher),
-            "stages": [{"type": s.type.value, **plain(s.config)} for s in self.stages],
+            "stages": [{"type": s.type, **plain(s.config)} for s in self.stages],
         }
 
 
@@ -285,9 +350,13 @@ def parse_recipe(data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
     for i, raw in enumerate(data.get("stages") or []):
         where = f"{source}: stages[{i}]"
         if not isinstance(raw, Mapping) or "type" not in raw:
-            raise ValueError(f"{where}: each stage needs a 'type', one of {[t.value for t in StageType]}")
-        kind = parse_enum(StageType, raw["type"], f"{where}.type")
-        cfg = _build(STAGE_CONFIGS[kind], {k: v for k, v in raw.items() if k != "type"}, f"{where} ({kind.value})")
+            raise ValueError(f"{where}: each stage needs a 'type', one of {STAGES.names()}")
+        try:
+            spec = STAGES.get(str(raw["type"]))
+        except ValueError as e:
+            raise ValueError(f"{where}.type: {e}") from None
+        kind = str(raw["type"])
+        cfg = _build(spec.config, {k: v for k, v in raw.items() if k != "type"}, f"{where} ({kind})")
         stages.append(Stage(kind, cfg))
     teacher = _build(TeacherConfig, data.get("teacher") or {}, f"{source}: teacher")
     return Recipe(student=str(data.get("student", "av_student")), teacher=teacher, stages=tuple(stages))

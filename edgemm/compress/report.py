@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from edgemm.atomic import atomic_write_text
+
+BASELINE = "scratch"  # the report row of the from-scratch baseline (same student, labels only)
 
 COLUMNS = ("params", "MACs", "fp32 size", "int8 size", "fused", "image-only", "audio-only", "time")
 
@@ -40,7 +43,7 @@ def markdown(report: dict[str, Any]) -> str:
     budget = _budget(report["stages"])
     if budget:
         lines.append(budget)
-    scratch = next((r for r in report["stages"] if r["name"] == "scratch"), None)
+    scratch = next((r for r in report["stages"] if r["name"] == BASELINE), None)
     if scratch:
         lines.append(f"Distillation vs the same student from scratch: {100 * (final['accuracy'] - scratch['accuracy']):+.1f} pts "
                      f"(final) / {100 * (_get(report, 'distill', scratch)['accuracy'] - scratch['accuracy']):+.1f} pts (after distill).")
@@ -98,13 +101,13 @@ def vs_scratch(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     a run written before they were recorded).
     """
     by_name = {r["name"]: r for r in rows}
-    scratch = by_name.get("scratch")
+    scratch = by_name.get(BASELINE)
     if scratch is None or "test_correct" not in scratch:
         return {}
     tests = {}
     for name in dict.fromkeys(["distill", rows[-1]["name"]]):
         row = by_name.get(name)
-        if row is not None and name != "scratch" and "test_correct" in row:
+        if row is not None and name != BASELINE and "test_correct" in row:
             tests[name] = mcnemar(row["test_correct"], scratch["test_correct"])
     return tests
 
@@ -116,11 +119,11 @@ def _budget(rows: list[dict[str, Any]]) -> str | None:
     """
     if any("epochs" not in r for r in rows):
         return None
-    stages = [r for r in rows if r["name"] != "scratch"]
+    stages = [r for r in rows if r["name"] != BASELINE]
     total = sum(r["epochs"] for r in stages)
     parts = ", ".join(f"{r['name']} {r['epochs']}" for r in stages)
     line = f"Student training epochs: the final model {total} ({parts})"
-    scratch = next((r for r in rows if r["name"] == "scratch"), None)
+    scratch = next((r for r in rows if r["name"] == BASELINE), None)
     if scratch is None:
         return line + "."
     line += f"; the scratch baseline {scratch['epochs']} (the distill stage's budget)."
@@ -142,6 +145,4 @@ def _get(report: dict, name: str, default: dict) -> dict:
 def write_report(report: dict[str, Any], out: Path) -> None:
     """Writes ``report.json`` and ``report.md`` atomically."""
     for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", markdown(report))):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)

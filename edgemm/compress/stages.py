@@ -1,4 +1,5 @@
-"""Stage handlers: one function per ``StageType``, registered in ``STAGE_HANDLERS``.
+"""The built-in stage runners, one function per ``StageType`` (``edgemm.compress.recipe.STAGES``
+names them by ``"module:function"``, so recipes parse without importing torch).
 
 A handler takes the current student and a ``StageContext`` and returns a ``StageOutput``: the
 new student (a float ``AVModel``, or for qat/ptq a converted int8 ``PT2EModel`` plus the float
@@ -20,7 +21,7 @@ from edgemm.compress.prune import prune
 from edgemm.compress.quantize import (
     calibrate, convert, prepare_ptq, prepare_qat, quantized_layers, stored_bytes,
 )
-from edgemm.compress.recipe import DistillConfig, PruneConfig, PTQConfig, QATConfig, StageType
+from edgemm.compress.recipe import DistillConfig, PruneConfig, PTQConfig, QATConfig
 
 
 @dataclass
@@ -42,36 +43,21 @@ class StageOutput:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-STAGE_HANDLERS: dict[StageType, Callable[[nn.Module, StageContext, Any], StageOutput]] = {}
-
-
-def register_stage(kind: StageType):
-    def deco(fn):
-        STAGE_HANDLERS[kind] = fn
-        return fn
-
-    return deco
-
-
-def _fit(model: nn.Module, ctx: StageContext, **kw: Any):
+def _fit(model: nn.Module, ctx: StageContext, config: DistillConfig, **kw: Any):
     """``fit`` with the context's teacher, data, teacher arithmetic, device and log (``kw`` may override)."""
-    kw = {"device": ctx.device, "log": ctx.log, **kw}
-    return fit(model, ctx.teacher, ctx.splits, teacher_amp=ctx.teacher_amp, **kw)
+    kw = {"device": ctx.device, "log": ctx.log, "seed": ctx.seed, **kw}
+    return fit(model, ctx.teacher, ctx.splits, config, teacher_amp=ctx.teacher_amp, **kw)
 
 
-@register_stage(StageType.DISTILL)
 def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:
-    result = _fit(student, ctx, epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
-                  temperature=cfg.temperature, alpha=cfg.alpha, feature_weight=cfg.feature_weight,
-                  modality_dropout=cfg.modality_dropout, mixup=cfg.mixup, seed=ctx.seed)
+    result = _fit(student, ctx, cfg)
     return StageOutput(student, extra={"best_epoch": result.best_epoch, "history": result.history})
 
 
-@register_stage(StageType.PRUNE)
 def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageOutput:
     def finetune(model: nn.Module, step: int) -> None:
         if cfg.finetune_epochs:
-            _fit(model, ctx, epochs=cfg.finetune_epochs, min_steps=cfg.finetune_min_steps, lr=cfg.lr,
+            _fit(model, ctx, DistillConfig(epochs=cfg.finetune_epochs, min_steps=cfg.finetune_min_steps, lr=cfg.lr),
                  seed=ctx.seed + 1000 + step)
 
     batches = DataLoader(ctx.splits.train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
@@ -95,19 +81,17 @@ def _int8_extra(int8: nn.Module) -> dict[str, Any]:
             "float_layers": sorted(k for k, v in layers.items() if not v)}
 
 
-@register_stage(StageType.QAT)
 def run_qat(student: nn.Module, ctx: StageContext, cfg: QATConfig) -> StageOutput:
     student = student.cpu().eval()
     prepared = prepare_qat(student)
     # Logit distillation only: the exported graph returns logits, not the embeddings.
-    _fit(prepared, ctx, epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
-         feature_weight=0.0, seed=ctx.seed + 2000, device="cpu", keep_best=False)
+    _fit(prepared, ctx, DistillConfig(epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
+                                      feature_weight=0.0), seed=ctx.seed + 2000, device="cpu", keep_best=False)
     float_model = _float_with_weights_of(prepared, student)
     int8 = convert(prepared)
     return StageOutput(float_model, int8=int8, extra=_int8_extra(int8))
 
 
-@register_stage(StageType.PTQ)
 def run_ptq(student: nn.Module, ctx: StageContext, cfg: PTQConfig) -> StageOutput:
     student = student.cpu().eval()
     prepared = prepare_ptq(student)

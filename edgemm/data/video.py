@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from edgemm.atomic import atomic_path
 from edgemm.data.errors import DataError
 from edgemm.data.media import check_audio
 from edgemm.data.preprocess import AudioAlign, PreprocessConfig, preprocess_image, window_at
@@ -199,14 +200,12 @@ def write_clip(
 
     The file is written beside its destination and renamed into place when complete.
     """
-    import os
 
     import av
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part{path.suffix}")
     h, w = frames[0].shape[:2]
-    with av.open(str(tmp), "w") as c:
+    with atomic_path(path) as tmp, av.open(str(tmp), "w") as c:
         v = c.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "veryfast"})
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         a = c.add_stream("aac", rate=sample_rate, layout="mono")
@@ -220,5 +219,4 @@ def write_clip(
             c.mux(a.encode(af))
         c.mux(v.encode())
         c.mux(a.encode())
-    os.replace(tmp, path)
     return path

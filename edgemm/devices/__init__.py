@@ -2,8 +2,9 @@
 
 A profile names the bundle to build (target, precision), how to run it (backend, device or
 execution provider, backend options, threads), where the camera and microphone are, the camera's
-frame size, and the latency budget a live demo must meet. ``--device NAME|PATH`` on ``export``,
-``run`` and ``profile`` applies one; options given on the command line still win.
+frame size, and the latency budget a live demo must meet. ``--device-profile NAME|PATH`` on
+``export``, ``run``, ``profile``, ``bench`` and ``eval`` applies one (through ``edgemm.deploy``);
+options given on the command line still win.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from typing import Any
 import yaml
 
 from edgemm.config import check_keys, parse_enum
-from edgemm.runtime.backends import CAN_RUN, BackendName
+from edgemm.vocab import CAN_RUN, BackendName, PrecisionChoice, Target
 
-TARGETS = ("onnx", "openvino", "tflite")  # edgemm.export.formats.Target, without importing torch-side code
-PRECISIONS = ("fp32", "fp16", "int8", "auto")  # auto: measured at export (edgemm.export.auto)
 
 
 class DeviceProfileError(ValueError):
@@ -38,7 +37,12 @@ class AudioDefaults:
 
 @dataclass(frozen=True)
 class DeviceProfile:
-    """One device (see the module docstring). ``source`` is where it was read from."""
+    """One device (see the module docstring), validated when made. ``source`` is where it was read from.
+
+    Raises:
+        DeviceProfileError: A value of the wrong type or out of range, or a backend that cannot run
+            the target (the message names ``source`` and the field).
+    """
 
     name: str
     description: str
@@ -52,7 +56,35 @@ class DeviceProfile:
     audio: AudioDefaults = field(default_factory=AudioDefaults)
     input_size: tuple[int, int] = (640, 480)
     latency_budget_ms: float = 33.0
-    source: str = ""
+    source: str = "<python>"
+
+    def __post_init__(self) -> None:
+        where = self.source
+        for key, enum_cls in (("target", Target), ("precision", PrecisionChoice), ("backend", BackendName)):
+            try:
+                object.__setattr__(self, key, parse_enum(enum_cls, getattr(self, key), key).value)
+            except ValueError as e:
+                raise _fail(where, str(e)) from None
+        if self.target not in CAN_RUN[BackendName(self.backend)]:
+            raise _fail(where, f"backend {self.backend!r} cannot run {self.target!r} bundles "
+                               f"(it runs {sorted(CAN_RUN[BackendName(self.backend)])})")
+        for key, typ in (("name", str), ("description", str), ("device", str), ("backend_options", dict)):
+            if not isinstance(getattr(self, key), typ):
+                raise _fail(where, f"{key}: expected {typ.__name__}, got {getattr(self, key)!r}")
+        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+            raise _fail(where, f"threads: expected a positive integer or null, got {self.threads!r}")
+        if not isinstance(self.camera, (str, int)) or isinstance(self.camera, bool):
+            raise _fail(where, f"camera: expected an index or a source string, got {self.camera!r}")
+        size = self.input_size
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
+            raise _fail(where, f"input_size: expected [width, height] in pixels, got {size!r}")
+        object.__setattr__(self, "input_size", tuple(size))
+        budget = self.latency_budget_ms
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf"):
+            raise _fail(where, f"latency_budget_ms: expected a positive number, got {budget!r}")
+        rate = self.audio.sample_rate
+        if not _is_int(rate) or not 8000 <= rate <= 192000:
+            raise _fail(where, f"audio.sample_rate: expected an integer rate in Hz (8000-192000), got {rate!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -70,16 +102,19 @@ class DeviceProfile:
         return kw
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _fail(where: str, msg: str) -> DeviceProfileError:
     return DeviceProfileError(f"{where}: {msg}")
 
 
 def parse_profile(data: Any, where: str) -> DeviceProfile:
-    """Validates a profile's mapping; every error names ``where`` and the field.
+    """Makes a profile from a YAML mapping; every error names ``where`` and the field.
 
     Raises:
-        DeviceProfileError: An unknown or missing key, a value of the wrong type or out of range, or a
-            backend that cannot run the target.
+        DeviceProfileError: An unknown or missing key, or an invalid value (see ``DeviceProfile``).
     """
     if not isinstance(data, dict):
         raise _fail(where, f"a device profile is a mapping of fields, got {type(data).__name__}")
@@ -91,30 +126,6 @@ def parse_profile(data: Any, where: str) -> DeviceProfile:
     if missing:
         raise _fail(where, f"missing required key(s) {missing}")
     d = dict(data)
-    for key, valid in (("target", TARGETS), ("precision", PRECISIONS)):
-        if d[key] not in valid:
-            raise _fail(where, f"{key}: {d[key]!r} is not one of {list(valid)}")
-    try:
-        backend = parse_enum(BackendName, d["backend"], "backend")
-    except ValueError as e:
-        raise _fail(where, str(e)) from None
-    if d["target"] not in CAN_RUN[backend]:
-        raise _fail(where, f"backend {backend.value!r} cannot run {d['target']!r} bundles "
-                           f"(it runs {sorted(CAN_RUN[backend])})")
-    for key, typ in (("name", str), ("description", str), ("device", str), ("backend_options", dict)):
-        if key in d and not isinstance(d[key], typ):
-            raise _fail(where, f"{key}: expected {typ.__name__}, got {d[key]!r}")
-    if d.get("threads") is not None and (not isinstance(d["threads"], int) or d["threads"] < 1):
-        raise _fail(where, f"threads: expected a positive integer or null, got {d['threads']!r}")
-    if "camera" in d and not isinstance(d["camera"], (str, int)):
-        raise _fail(where, f"camera: expected an index or a source string, got {d['camera']!r}")
-    size = d.get("input_size", [640, 480])
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-        raise _fail(where, f"input_size: expected [width, height] in pixels, got {size!r}")
-    d["input_size"] = tuple(size)
-    budget = d.get("latency_budget_ms", 33.0)
-    if not isinstance(budget, (int, float)) or budget <= 0:
-        raise _fail(where, f"latency_budget_ms: expected a positive number, got {budget!r}")
     audio = d.get("audio", {}) or {}
     if not isinstance(audio, dict):
         raise _fail(where, f"audio: expected a mapping, got {audio!r}")
@@ -122,12 +133,15 @@ def parse_profile(data: Any, where: str) -> DeviceProfile:
         check_keys(AudioDefaults, audio, f"{where}: audio")
     except ValueError as e:
         raise DeviceProfileError(str(e)) from None
-    rate = audio.get("sample_rate", 48000)
-    if not isinstance(rate, int) or not 8000 <= rate <= 192000:
-        raise _fail(where, f"audio.sample_rate: expected an integer rate in Hz (8000-192000), got {rate!r}")
     d["audio"] = AudioDefaults(**audio)
-    d["backend"] = backend.value
     return DeviceProfile(**d, source=where)
+
+
+def as_profile(value: "DeviceProfile | str | Path | None") -> "DeviceProfile | None":
+    """A profile from what a user gives: None, a ``DeviceProfile``, a shipped name or a YAML path."""
+    if value is None or isinstance(value, DeviceProfile):
+        return value
+    return load_profile(value)
 
 
 def builtin_dir() -> Path:

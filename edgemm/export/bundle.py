@@ -4,6 +4,7 @@ The exporter for the target (``FORMATS``) writes the model into a staging direct
 output; the manifest is written; the bundle is opened with the torch-free runtime and compared with
 PyTorch; only then is the staging directory renamed into place. A bundle that fails verification
 is still published (to inspect) with ``verification.status = "failed"``, and ``export`` raises.
+``--precision auto`` and device profiles are applied a layer above, in ``edgemm.deploy``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from edgemm.export.formats import FORMATS, Precision, Target
 from edgemm.export.source import ExportContext, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
 from edgemm.runtime.manifest import SUFFIX, Manifest, TensorSpec, publish, write_manifest
+from edgemm.vocab import VerifyStatus
 
 
 class VerificationFailed(RuntimeError):
@@ -58,17 +60,19 @@ def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: 
     return checkpoint.parent / f"{name}-{target.value}-{getattr(precision, 'value', precision)}{SUFFIX}"
 
 
-def export(checkpoint: str | Path | None = None, *, target: Target | str, precision: Precision | str = "fp32",
+def export(checkpoint: str | Path | None = None, *, target: Target | str, precision: Precision | str = Precision.FP32,
            out: str | Path | None = None, calib_data: str | Path | None = None, verify_output: bool = True,
            calib_samples: int = 256, verify_samples: int = 256, tolerance: Tolerance = Tolerance(),
-           device: str | None = None, auto: dict | None = None, log: Callable[[str], None] = print) -> Manifest:
+           device: str | None = None, log: Callable[[str], None] = print) -> Manifest:
     """Exports a checkpoint to a bundle and verifies it.
+
+    ``precision="auto"`` (measure every precision, keep the fastest that verifies) and device
+    profiles are a layer above this one: ``edgemm.deploy.export``.
 
     Args:
         checkpoint: A checkpoint, a run directory, or None for the latest ``edgemm compress`` output.
         target: A ``Target`` value.
-        precision: A ``Precision`` value, or ``"auto"``: the fastest precision that verifies, measured
-            on this machine (see ``edgemm.export.auto``).
+        precision: A ``Precision`` value.
         out: Bundle directory (default: ``<checkpoint dir>/<model>-<target>-<precision>.edgemm``).
         calib_data: Data for int8 calibration (default: the checkpoint's training data, train split).
         verify_output: Compare with PyTorch after export (on by default).
@@ -76,8 +80,6 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         verify_samples: Verification samples (test split first, topped up from val, then train).
         tolerance: Verification criteria.
         device: Device profile name recorded in the manifest.
-        auto: For ``precision="auto"``: ``backend``, ``device``, ``threads``, ``options``, ``runs`` and
-            ``candidates`` of the measurement.
         log: Progress sink.
 
     Returns:
@@ -88,11 +90,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     """
     target = parse_enum(Target, target, "--target")
     if precision == "auto":
-        from edgemm.export.auto import export_auto
-
-        return export_auto(checkpoint, target=target, out=out, log=log, calib_data=calib_data,
-                           verify_output=True, calib_samples=calib_samples, verify_samples=verify_samples,
-                           tolerance=tolerance, device=device, **(auto or {}))
+        raise ValueError("precision 'auto' is measured on a backend: use edgemm.deploy.export(..., precision='auto')")
     precision = parse_enum(Precision, precision, "--precision")
     spec = FORMATS[target]
     if precision not in spec.precisions:
@@ -123,7 +121,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
             source={"checkpoint": str(src.checkpoint), "sha256": src.sha256, "model": src.ckpt["model"],
                     "data": str(data), "recipe": src.ckpt.get("recipe"), "notes": artifact.notes,
                     "device": device},
-            verification={"status": "skipped" if not verify_output else "pending"},
+            verification={"status": (VerifyStatus.PENDING if verify_output else VerifyStatus.SKIPPED).value},
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             edgemm_version=__version__,
         )
@@ -139,11 +137,12 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
                                               reference_name=artifact.reference, labels=src.labels, tol=tolerance)}
             write_manifest(manifest, staging)
         publish(staging, bundle)
+        manifest.location = bundle
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     v = manifest.verification
-    if v.get("status") == "failed":
+    if v.get("status") == VerifyStatus.FAILED:
         raise VerificationFailed(bundle, v["message"])
     if verify_output:
         log(f"export: {bundle} verified on {v['samples']} samples: top-1 agreement {v['top1_agreement']:.4f}, "

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from edgemm.vocab import BackendName, Precision, Target
 
-class Target(str, enum.Enum):
-    ONNX = "onnx"
-    OPENVINO = "openvino"
-    TFLITE = "tflite"
-
-
-class Precision(str, enum.Enum):
-    FP32 = "fp32"
-    FP16 = "fp16"
-    INT8 = "int8"
+__all__ = ["FORMATS", "FormatSpec", "Precision", "Target"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +29,7 @@ class FormatSpec:
     module: str
     suffix: str
     precisions: tuple[Precision, ...]
-    backend: str
+    backend: BackendName
     dynamic_batch: bool
     int8_from_float: str
     int8_keeps_qat: bool
@@ -46,13 +37,13 @@ class FormatSpec:
 
 
 FORMATS: dict[Target, FormatSpec] = {
-    Target.ONNX: FormatSpec(Target.ONNX, "edgemm.export.onnx", ".onnx", tuple(Precision), "onnxruntime",
+    Target.ONNX: FormatSpec(Target.ONNX, "edgemm.export.onnx", ".onnx", tuple(Precision), BackendName.ONNXRUNTIME,
                             dynamic_batch=True, int8_from_float="onnxruntime.quantization (static, QDQ)",
                             int8_keeps_qat=True, extra="export"),
-    Target.OPENVINO: FormatSpec(Target.OPENVINO, "edgemm.export.openvino", ".xml", tuple(Precision), "openvino",
+    Target.OPENVINO: FormatSpec(Target.OPENVINO, "edgemm.export.openvino", ".xml", tuple(Precision), BackendName.OPENVINO,
                                 dynamic_batch=True, int8_from_float="onnxruntime.quantization (static, QDQ) -> OpenVINO IR",
                                 int8_keeps_qat=True, extra="export-openvino"),
-    Target.TFLITE: FormatSpec(Target.TFLITE, "edgemm.export.tflite", ".tflite", tuple(Precision), "tflite",
+    Target.TFLITE: FormatSpec(Target.TFLITE, "edgemm.export.tflite", ".tflite", tuple(Precision), BackendName.TFLITE,
                               dynamic_batch=False, int8_from_float="ai-edge-quantizer (static, full-integer)",
                               int8_keeps_qat=False, extra="export-tflite"),
 }

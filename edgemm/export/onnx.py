@@ -19,11 +19,10 @@ from torch import nn
 from edgemm.export.errors import converting
 from edgemm.export.formats import Precision
 from edgemm.export.source import Artifact, ExportContext
+from edgemm.vocab import FRONTEND_MODULE, INPUT_NAMES, OUTPUT_NAME
 
 OPSET = 18
-INPUT_NAMES = ("image", "audio", "image_present", "audio_present")
-OUTPUT_NAME = "logits"
-FLOAT_SCOPES = ("frontend",)  # module names kept in float32 (fp16 and int8)
+FLOAT_SCOPES = (FRONTEND_MODULE,)  # module names kept in float32 (fp16 and int8)
 TENSORS = {n: n for n in (*INPUT_NAMES, OUTPUT_NAME)}
 
 

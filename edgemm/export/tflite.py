@@ -17,11 +17,11 @@ import numpy as np
 from edgemm.export.errors import converting
 from edgemm.export.formats import Precision
 from edgemm.export.source import Artifact, ExportContext
+from edgemm.vocab import FRONTEND_CLASS, FRONTEND_MODULE, INPUT_NAMES, OUTPUT_NAME
 
 SIGNATURE = "serving_default"
-INPUT_NAMES = ("image", "audio", "image_present", "audio_present")
-TENSORS = {**{n: f"args_{i}" for i, n in enumerate(INPUT_NAMES)}, "logits": "output_0"}
-FLOAT_REGEX = "LogMelFrontend_frontend"  # litert-torch names tensors by module class and attribute
+TENSORS = {**{n: f"args_{i}" for i, n in enumerate(INPUT_NAMES)}, OUTPUT_NAME: "output_0"}
+FLOAT_REGEX = f"{FRONTEND_CLASS}_{FRONTEND_MODULE}"  # litert-torch names tensors by module class and attribute
 
 
 def _calibrate(qt, calibration: list[dict]) -> dict:

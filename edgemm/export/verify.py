@@ -15,7 +15,8 @@ import numpy as np
 
 from edgemm.export.formats import Precision
 from edgemm.export.source import Samples
-from edgemm.runtime.evaluate import CONDITIONS
+from edgemm.metrics import CONDITIONS
+from edgemm.vocab import VerifyStatus
 
 Run = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -85,7 +86,7 @@ def verify(exported: Run, reference: Run, samples: Samples, precision: Precision
                                 + (f"; output 'logits' top-1 differs first at sample {int(first[0])}" if first.size else ""))
     fused = conditions["fused"]
     return {
-        "status": "failed" if problems else "passed",
+        "status": (VerifyStatus.FAILED if problems else VerifyStatus.PASSED).value,
         "message": "; ".join(problems) if problems else "within tolerance",
         "reference": reference_name,
         "samples": len(samples),

@@ -12,8 +12,6 @@ from edgemm.models.encoders import create_audio_encoder, create_image_encoder
 from edgemm.models.frontend import ImageStandardize, LogMelFrontend, SpecAugment
 from edgemm.models.fusion import FusionType, create_fusion
 
-INPUT_NAMES = ("image", "audio", "image_present", "audio_present")
-
 
 def example_inputs(preprocess: PreprocessConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Zero inputs shaped for ``preprocess`` (use batch >= 2 for tracing: batch-1 traces fix the batch)."""

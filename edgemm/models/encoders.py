@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -12,14 +13,13 @@ from edgemm.models.panns import VARIANTS, PannsCNN
 from edgemm.models.pretrained import (TORCHVISION_ARCH, is_file_spec, load_state_file, resolve_hub_model,
                                       resolve_weights)
 
-IMAGE_ENCODERS: dict[str, Callable[..., "ImageEncoder"]] = {}
-AUDIO_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+from edgemm.registry import Registry
 
-
-def _lookup(table: dict, name: str, what: str):
-    if name not in table:
-        raise ValueError(f"unknown {what} {name!r}; valid: {sorted(table)}")
-    return table[name]
+# Factories called with keyword arguments; they return a module with an ``out_dim`` attribute.
+# Image encoders take a normalised (B, 3, H, W) image; audio encoders a (B, 1, mels, frames) log-mel
+# and are called with ``n_mels=``.
+IMAGE_ENCODERS: Registry[Callable[..., nn.Module]] = Registry("image encoder", group="edgemm.image_encoders")
+AUDIO_ENCODERS: Registry[Callable[..., nn.Module]] = Registry("audio encoder", group="edgemm.audio_encoders")
 
 
 class ImageEncoder(nn.Module):
@@ -56,14 +56,6 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
                     what="this backbone; was it saved for another architecture or width?")
 
 
-def _register_image(name: str):
-    def deco(fn):
-        IMAGE_ENCODERS[name] = fn
-        return fn
-
-    return deco
-
-
 def _torchvision(name: str, pretrained: str | None, **kw) -> nn.Module:
     """The torchvision classifier behind encoder ``name``, with ``pretrained`` weights loaded if given."""
     import torchvision.models
@@ -80,13 +72,13 @@ def _mobilenet(name: str, width: float, pretrained: str | None) -> ImageEncoder:
     return ImageEncoder(m.features, m.features[-1].out_channels)
 
 
-@_register_image("mobilenetv3_small")
+@IMAGE_ENCODERS.register("mobilenetv3_small")
 def mobilenetv3_small(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
     """MobileNetV3-small features; ``pretrained``: a local state-dict file or a torchvision weights name."""
     return _mobilenet("mobilenetv3_small", width, pretrained)
 
 
-@_register_image("mobilenetv3_large")
+@IMAGE_ENCODERS.register("mobilenetv3_large")
 def mobilenetv3_large(*, width: float = 1.0, pretrained: str | None = None) -> ImageEncoder:
     """MobileNetV3-large features; ``pretrained`` as for ``mobilenetv3_small``."""
     return _mobilenet("mobilenetv3_large", width, pretrained)
@@ -98,13 +90,13 @@ def _resnet(name: str, pretrained: str | None) -> ImageEncoder:
     return ImageEncoder(features, m.fc.in_features)
 
 
-@_register_image("resnet18")
+@IMAGE_ENCODERS.register("resnet18")
 def resnet18(*, pretrained: str | None = None) -> ImageEncoder:
     """ResNet-18 features; ``pretrained`` as for ``mobilenetv3_small``."""
     return _resnet("resnet18", pretrained)
 
 
-@_register_image("resnet50")
+@IMAGE_ENCODERS.register("resnet50")
 def resnet50(*, pretrained: str | None = None) -> ImageEncoder:
     """ResNet-50 features; ``pretrained`` as for ``mobilenetv3_small``."""
     return _resnet("resnet50", pretrained)
@@ -137,13 +129,13 @@ class PlainCNN(nn.Module):
         return self.pool(self.features(x)).flatten(1)
 
 
-@_register_image("cnn_small")
+@IMAGE_ENCODERS.register("cnn_small")
 def cnn_small(*, channels: Sequence[int] = (32, 64, 128, 192), pretrained: str | None = None) -> PlainCNN:
     """``PlainCNN``; ``pretrained`` is a local state-dict file of the same architecture."""
     return _plain("cnn_small", channels, pretrained)
 
 
-@_register_image("cnn_large")
+@IMAGE_ENCODERS.register("cnn_large")
 def cnn_large(*, channels: Sequence[int] = (64, 128, 256, 384), pretrained: str | None = None) -> PlainCNN:
     """``PlainCNN`` twice as wide as ``cnn_small`` (the teacher's image branch); ``pretrained`` as there."""
     return _plain("cnn_large", channels, pretrained)
@@ -191,7 +183,7 @@ class HubImageEncoder(nn.Module):
         return out.last_hidden_state.mean(dim=1) if pooled is None else pooled.flatten(1)
 
 
-IMAGE_ENCODERS["hf"] = HubImageEncoder
+IMAGE_ENCODERS.register("hf", HubImageEncoder)
 
 
 class AudioCNN(nn.Module):
@@ -224,20 +216,28 @@ class AudioCNN(nn.Module):
         return self.pool(self.body(x)).flatten(1)
 
 
-AUDIO_ENCODERS["cnn_small"] = lambda *, n_mels, channels=(16, 32, 64, 128): AudioCNN(n_mels=n_mels, channels=channels)
-AUDIO_ENCODERS["cnn_medium"] = lambda *, n_mels, channels=(32, 64, 128, 256): AudioCNN(n_mels=n_mels, channels=channels)
-AUDIO_ENCODERS["cnn_large"] = lambda *, n_mels, channels=(32, 64, 128, 256): AudioCNN(
-    n_mels=n_mels, channels=channels, convs_per_block=2
-)
+@AUDIO_ENCODERS.register("cnn_small")
+def audio_cnn_small(*, n_mels: int, channels: Sequence[int] = (16, 32, 64, 128)) -> AudioCNN:
+    return AudioCNN(n_mels=n_mels, channels=channels)
+
+
+@AUDIO_ENCODERS.register("cnn_medium")
+def audio_cnn_medium(*, n_mels: int, channels: Sequence[int] = (32, 64, 128, 256)) -> AudioCNN:
+    return AudioCNN(n_mels=n_mels, channels=channels)
+
+
+@AUDIO_ENCODERS.register("cnn_large")
+def audio_cnn_large(*, n_mels: int, channels: Sequence[int] = (32, 64, 128, 256)) -> AudioCNN:
+    return AudioCNN(n_mels=n_mels, channels=channels, convs_per_block=2)
 
 
 for _name in VARIANTS:  # PANNs CNNs: AudioSet-pretrained weights from a local file or the hub cache
-    AUDIO_ENCODERS[_name] = lambda *, n_mels, _v=_name, **kw: PannsCNN(_v, n_mels=n_mels, **kw)
+    AUDIO_ENCODERS.register(_name, functools.partial(PannsCNN, _name))
 
 
-def create_image_encoder(name: str, **kw) -> ImageEncoder:
-    return _lookup(IMAGE_ENCODERS, name, "image encoder")(**kw)
+def create_image_encoder(name: str, **kw) -> nn.Module:
+    return IMAGE_ENCODERS.get(name)(**kw)
 
 
 def create_audio_encoder(name: str, **kw) -> nn.Module:
-    return _lookup(AUDIO_ENCODERS, name, "audio encoder")(**kw)
+    return AUDIO_ENCODERS.get(name)(**kw)

@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from edgemm.registry import Registry
+
 
 class FusionType(str, enum.Enum):
     CONCAT = "concat"
@@ -23,27 +25,17 @@ class FusionType(str, enum.Enum):
     LATE = "late"
 
 
-FUSIONS: dict[FusionType, Callable[..., nn.Module]] = {}
-
-
-def register_fusion(kind: FusionType):
-    def deco(cls):
-        FUSIONS[kind] = cls
-        return cls
-
-    return deco
+# Blocks are called as ``block(image_dim, audio_dim, *, dim, num_classes, dropout, **fusion_kw)``;
+# ``FusionType`` names the built-in ones, plug-ins add theirs under ``edgemm.fusions``.
+FUSIONS: Registry[Callable[..., nn.Module]] = Registry("fusion", group="edgemm.fusions")
 
 
 def create_fusion(kind: FusionType | str, image_dim: int, audio_dim: int, **kw) -> nn.Module:
-    """Builds a fusion block by type; an unknown type lists the valid ones."""
-    try:
-        kind = FusionType(kind)
-    except ValueError:
-        raise ValueError(f"unknown fusion {kind!r}; valid: {[f.value for f in FusionType]}") from None
-    return FUSIONS[kind](image_dim, audio_dim, **kw)
+    """Builds a registered fusion block; an unknown name lists the registered ones."""
+    return FUSIONS.get(kind)(image_dim, audio_dim, **kw)
 
 
-@register_fusion(FusionType.CONCAT)
+@FUSIONS.register(FusionType.CONCAT.value)
 class ConcatFusion(nn.Module):
     """Feature-level: concatenate both embeddings, then an MLP layer."""
 
@@ -58,7 +50,7 @@ class ConcatFusion(nn.Module):
         return self.proj(torch.cat([zi, za], dim=1))
 
 
-@register_fusion(FusionType.WEIGHTED)
+@FUSIONS.register(FusionType.WEIGHTED.value)
 class WeightedFusion(nn.Module):
     """A learned weighted sum of projected embeddings, renormalised over the live modalities."""
 
@@ -79,7 +71,7 @@ class WeightedFusion(nn.Module):
         return self.act(fused)
 
 
-@register_fusion(FusionType.GATED)
+@FUSIONS.register(FusionType.GATED.value)
 class GatedFusion(nn.Module):
     """Gated product: each modality's features are gated element-wise by the other modality."""
 
@@ -129,7 +121,7 @@ class _AttentionBlock(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
-@register_fusion(FusionType.ATTENTION)
+@FUSIONS.register(FusionType.ATTENTION.value)
 class AttentionFusion(nn.Module):
     """Cross-modal multi-head attention over [CLS, image token, audio token].
 
@@ -169,7 +161,7 @@ class AttentionFusion(nn.Module):
         return self.norm(x[:, 0])
 
 
-@register_fusion(FusionType.LATE)
+@FUSIONS.register(FusionType.LATE.value)
 class LateFusion(nn.Module):
     """Decision-level: a classifier per modality, logits averaged over the live modalities."""
 

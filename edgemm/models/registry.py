@@ -1,13 +1,17 @@
-"""The model registry: ``@register_model`` constructors, ``create_model(name, **kw)``, ``list_models()``."""
+"""The model registry: ``@register_model`` constructors, ``create_model(name, **kw)``, ``list_models()``.
+
+Installed packages add models through the ``edgemm.models`` entry-point group.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Callable
 
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+from edgemm.registry import Registry
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", group="edgemm.models")
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -16,11 +20,7 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     Raises:
         ValueError: If the name is taken.
     """
-    name = fn.__name__
-    if name in _MODELS:
-        raise ValueError(f"model {name!r} is already registered")
-    _MODELS[name] = fn
-    return fn
+    return MODELS.register(fn.__name__, fn)
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -35,13 +35,11 @@ def create_model(name: str, **kwargs) -> nn.Module:
     Example:
         >>> model = create_model("test_gated", num_classes=4)
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {list_models()}")
-    model = _MODELS[name](**kwargs)
+    model = MODELS.get(name)(**kwargs)
     model.edgemm_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style pattern, sorted."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    return MODELS.names(pattern)

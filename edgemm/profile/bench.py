@@ -4,10 +4,12 @@ Each combination is exported (or an earlier bundle of the same checkpoint is reu
 the whole split through the torch-free runtime, and profiled like ``edgemm profile``. PyTorch fp32
 eager on the same single-sample input is the speed reference. A combination that fails to export
 is a row with the reason; one that exports but fails verification is measured and marked.
+Every run is also appended to ``bench.jsonl`` beside ``bench.json``, so runs accumulate into a history.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,14 +18,17 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgemm.atomic import atomic_write_text
+
 from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.profile.stats import LatencyStats, machine
+from edgemm.vocab import BenchStatus, Precision, Target, VerifyStatus
 
-TARGETS = ("onnx", "openvino", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = tuple(t.value for t in Target)
+PRECISIONS = tuple(p.value for p in Precision)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
     """What to bench.
 
@@ -55,15 +60,17 @@ class BenchConfig:
             bad = [v for v in values if v not in valid]
             if bad or not values:
                 raise ValueError(f"{name}: {bad or 'nothing'} given; choose from {list(valid)}")
+        if self.runs < 1:
+            raise ValueError(f"--runs: expected a positive number of timed predictions, got {self.runs}")
 
 
 @dataclass
 class BenchRow:
-    """One format (or PyTorch); ``status`` is ok, verification-failed or export-failed (see ``reason``)."""
+    """One format (or PyTorch); ``status`` says whether it exported and verified (see ``reason``)."""
 
     target: str
     precision: str
-    status: str
+    status: BenchStatus
     reason: str = ""
     bundle: str | None = None
     size_mb: float | None = None
@@ -82,15 +89,47 @@ class BenchRow:
 
 @dataclass
 class BenchReport:
+    """The rows of one run; ``out`` is the directory holding its bundles, ``bench.json`` and ``bench.jsonl``."""
+
     checkpoint: str
     data: str
     split: str
     rows: list[BenchRow]
+    out: Path = Path(".")
     machine: dict[str, Any] = field(default_factory=machine)
 
     def to_dict(self) -> dict[str, Any]:
+        rows = [{**asdict(r), "status": r.status.value} for r in self.rows]
         return {"checkpoint": self.checkpoint, "data": self.data, "split": self.split, "machine": self.machine,
-                "rows": [asdict(r) for r in self.rows]}
+                "rows": rows}
+
+
+FLOOR_METRICS = ("accuracy", "accuracy_image_only", "accuracy_audio_only", "speedup")
+
+
+def parse_floor(text: str) -> tuple[str, float]:
+    """``METRIC=VALUE`` of ``--fail-under`` as (metric, value)."""
+    metric, _, value = text.partition("=")
+    if metric not in FLOOR_METRICS:
+        raise ValueError(f"--fail-under: {text!r}: metric must be one of {list(FLOOR_METRICS)}")
+    try:
+        return metric, float(value)
+    except ValueError:
+        raise ValueError(f"--fail-under: {text!r}: expected METRIC=NUMBER such as accuracy=0.9") from None
+
+
+def below_floors(report: BenchReport, floors: list[tuple[str, float]]) -> list[str]:
+    """One message per exported format that failed, or whose metric is under a floor (PyTorch excluded)."""
+    if not floors:
+        return []
+    out = []
+    for r in report.rows[1:]:
+        if r.status is not BenchStatus.OK:
+            out.append(f"{r.target} {r.precision}: {r.status.value} ({r.reason[:120]})")
+            continue
+        out += [f"{r.target} {r.precision}: {metric} {getattr(r, metric):.4f} < {value:g}"
+                for metric, value in floors if getattr(r, metric) < value]
+    return out
 
 
 def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> BenchRow:
@@ -98,7 +137,8 @@ def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> Be
 
     from edgemm.data.preprocess import preprocess_image
     from edgemm.export.source import torch_runner
-    from edgemm.runtime.evaluate import metrics, predict_logits
+    from edgemm.metrics import metrics
+    from edgemm.runtime.evaluate import predict_logits
 
     threads = config.threads or (config.device_profile.threads if config.device_profile else None)
     if threads:
@@ -116,15 +156,15 @@ def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> Be
             if i >= 10:
                 times.append(time.perf_counter_ns() - a)
     size = sum(p.numel() * p.element_size() for p in model.state_dict().values()) / 1e6
-    return BenchRow("pytorch", "fp32", "ok", bundle=str(source.checkpoint), size_mb=size, accuracy=r.accuracy,
+    return BenchRow("pytorch", "fp32", BenchStatus.OK, bundle=str(source.checkpoint), size_mb=size, accuracy=r.accuracy,
                     accuracy_image_only=r.accuracy_image_only, accuracy_audio_only=r.accuracy_audio_only, n=r.n,
                     inference=LatencyStats.from_ns(times).to_dict(), speedup=1.0, parity="reference (eager)",
                     backend=f"pytorch {torch.__version__} eager (CPU, threads {torch.get_num_threads()})",
                     seconds=time.perf_counter() - t0)
 
 
-def _bundle_for(source, target: str, precision: str, out: Path, config: BenchConfig, log) -> tuple[Path, str]:
-    """Exports (or reuses) one bundle; returns it and its parity text. Export errors propagate."""
+def _bundle_for(source, target: str, precision: str, out: Path, config: BenchConfig, log) -> tuple[Path, dict]:
+    """Exports (or reuses) one bundle; returns it and its verification. Export errors propagate."""
     from edgemm.export import VerificationFailed, export
     from edgemm.runtime.manifest import read_manifest
 
@@ -133,16 +173,16 @@ def _bundle_for(source, target: str, precision: str, out: Path, config: BenchCon
         m = read_manifest(bundle)
         if m.source.get("sha256") == source.sha256:
             log(f"bench: reusing {bundle}")
-            return bundle, _parity(m.verification)
+            return bundle, m.verification
     try:
         m = export(source.checkpoint, target=target, precision=precision, out=bundle, log=log)
     except VerificationFailed:
         m = read_manifest(bundle)
-    return bundle, _parity(m.verification)
+    return bundle, m.verification
 
 
 def _parity(v: dict) -> str:
-    if v.get("status") == "passed":
+    if v.get("status") == VerifyStatus.PASSED:
         return f"passed (top-1 agreement {v.get('top1_agreement', float('nan')):.3f})"
     return f"{v.get('status', 'unknown')}: {v.get('message', '')}".strip()
 
@@ -153,7 +193,6 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
     from edgemm.data import open_dataset
     from edgemm.export.source import load_source
     from edgemm.runtime import evaluate_session, load
-    from edgemm.runtime.manifest import atomic_write_text
 
     config = config or BenchConfig()
     source = load_source(checkpoint)
@@ -162,7 +201,7 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
     data = config.data or source.ckpt.get("data") or "default"
     dataset = open_dataset(data, source.preprocess, splits=(config.split,), labels=source.labels).get(config.split)
     log(f"bench: {source.checkpoint} on {data} [{config.split}, n={len(dataset)}]")
-    report = BenchReport(str(source.checkpoint), str(data), config.split, [])
+    report = BenchReport(str(source.checkpoint), str(data), config.split, [], out=out)
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
     audio = (0.1 * rng.standard_normal(source.preprocess.audio.clip_samples)).astype(np.float32)
@@ -172,9 +211,9 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
         for precision in config.precisions:
             t0 = time.perf_counter()
             try:
-                bundle, parity = _bundle_for(source, target, precision, out, config, log)
+                bundle, verification = _bundle_for(source, target, precision, out, config, log)
             except Exception as e:  # noqa: BLE001 - any export failure is a row, not a crash
-                report.rows.append(BenchRow(target, precision, "export-failed", reason=f"{type(e).__name__}: {e}",
+                report.rows.append(BenchRow(target, precision, BenchStatus.EXPORT_FAILED, reason=f"{type(e).__name__}: {e}",
                                             seconds=time.perf_counter() - t0))
                 log(f"bench: {target} {precision}: export failed: {e}")
                 continue
@@ -186,11 +225,12 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
             p = profile(bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=kw["backend"],
                                               device=kw["device"], threads=kw["threads"], options=kw["options"] or {}),
                         device_profile=dev)
-            m = session.manifest
+            m, parity = session.manifest, _parity(verification)
+            verified = verification.get("status") == VerifyStatus.PASSED
             size = sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6
             report.rows.append(BenchRow(
-                target, precision, "ok" if parity.startswith("passed") else "verification-failed",
-                reason="" if parity.startswith("passed") else parity, bundle=str(bundle), size_mb=size,
+                target, precision, BenchStatus.OK if verified else BenchStatus.VERIFICATION_FAILED,
+                reason="" if verified else parity, bundle=str(bundle), size_mb=size,
                 accuracy=r.accuracy, accuracy_image_only=r.accuracy_image_only,
                 accuracy_audio_only=r.accuracy_audio_only, n=r.n, inference=p.stages["inference"].to_dict(),
                 end_to_end=p.stages["end_to_end"].to_dict(), speedup=base / p.stages["inference"].p50_ms,
@@ -198,23 +238,35 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                 within_budget=p.within_budget, seconds=time.perf_counter() - t0))
             atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
+    _append_history(out / "bench.jsonl", report)
     return report
+
+
+def _append_history(path: Path, report: BenchReport) -> None:
+    """Appends the run as one JSON line (a history of runs; a torn last line is the only possible damage)."""
+    from edgemm import __version__
+
+    entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "edgemm_version": __version__, **report.to_dict()}
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
 
 
 def to_markdown(report: BenchReport) -> str:
     mc = report.machine
     n = next((r.n for r in report.rows if r.n), None)
     lines = [f"{report.checkpoint} on {report.data} [{report.split}, n={n}] · {mc['cpu']} ({mc['cores']} cores)", "",
-             "| target | precision | size MB | fused | image-only | audio-only | p50 ms | p90 ms | e2e p50 ms | "
-             "speed-up | parity |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| | target | precision | size MB | fused | image-only | audio-only | p50 ms | p90 ms | e2e p50 ms | "
+             "speed-up | parity |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in report.rows:
-        if r.status == "export-failed":
-            lines.append(f"| {r.target} | {r.precision} | | | | | | | | | export failed: {r.reason[:120]} |")
+        if r.status is BenchStatus.EXPORT_FAILED:
+            lines.append(f"| {r.status.mark} | {r.target} | {r.precision} | | | | | | | | | export failed: {r.reason[:120]} |")
             continue
         e2e = f"{r.end_to_end['p50_ms']:.3f}" if r.end_to_end else ""
-        lines.append(f"| {r.target} | {r.precision} | {r.size_mb:.2f} | {r.accuracy:.3f} | {r.accuracy_image_only:.3f} | "
+        lines.append(f"| {r.status.mark} | {r.target} | {r.precision} | {r.size_mb:.2f} | {r.accuracy:.3f} | {r.accuracy_image_only:.3f} | "
                      f"{r.accuracy_audio_only:.3f} | {r.inference['p50_ms']:.3f} | {r.inference['p90_ms']:.3f} | {e2e} | "
                      f"{r.speedup:.2f}× | {r.parity[:80]} |")
+    lines += ["", "✅ exported and verified · ❎ exported, failed verification · ❌ export failed"]
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Latency statistics from raw timings, and what machine they were measured on."""
+"""What machine a measurement ran on, and its memory; ``LatencyStats`` lives in ``edgemm.runtime.timing``."""
 
 from __future__ import annotations
 
@@ -6,33 +6,9 @@ import os
 import platform
 import resource
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Percentiles of one stage's time per call, in milliseconds."""
-
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    n: int
-
-    @classmethod
-    def from_ns(cls, samples_ns: list[int] | np.ndarray) -> LatencyStats:
-        ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-        if ms.size == 0:
-            raise ValueError("no timings to summarise")
-        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-        return cls(float(p50), float(p90), float(p99), float(ms.mean()), float(ms.std()), int(ms.size))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from edgemm.runtime.timing import LatencyStats  # noqa: F401  (re-exported)
 
 
 def peak_rss_mb() -> float:

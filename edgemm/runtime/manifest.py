@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from edgemm.atomic import atomic_write_text
+from edgemm.vocab import VerifyStatus
 
 SCHEMA = "edgemm-bundle"
 SCHEMA_VERSION = 1
@@ -75,9 +77,11 @@ class Manifest:
     edgemm_version: str = ""
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
+    location: Path | None = field(default=None, compare=False, repr=False)  # the bundle, once read or published
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("location")
         return {"schema": d.pop("schema"), "schema_version": d.pop("schema_version"), **d}
 
     @classmethod
@@ -91,7 +95,7 @@ class Manifest:
         missing = [k for k in required if k not in data]
         if missing:
             raise BundleError(path, f"manifest lacks required field(s) {missing}")
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"location"}
         kw = {k: v for k, v in data.items() if k in known}
         try:
             kw["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
@@ -110,7 +114,7 @@ class Manifest:
 
     @property
     def verified(self) -> bool:
-        return self.verification.get("status") == "passed"
+        return self.verification.get("status") == VerifyStatus.PASSED
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -132,20 +136,11 @@ def read_manifest(bundle: str | Path) -> Manifest:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(path, f"malformed JSON: {e}") from None
     manifest = Manifest.from_dict(data, path)
+    manifest.location = bundle
     for role, rel in manifest.files.items():
         if not (bundle / rel).is_file():
             raise BundleError(bundle, f"files.{role} = {rel!r} does not exist in the bundle")
     return manifest
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Writes a text file atomically (temporary file in the same directory, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_manifest(manifest: Manifest, bundle: str | Path) -> Path:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from edgemm.runtime.timing import LatencyStats
 from edgemm.runtime.session import Session
 from edgemm.runtime.smoothing import Smoother, SmoothMode
 from edgemm.runtime.sync import Frame, Sync
@@ -144,10 +145,8 @@ class Sink(Protocol):
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": 0.0, "p90": 0.0, "p99": 0.0}
-    p = np.percentile(np.asarray(values, np.float64), [50, 90, 99])
-    return {"p50": round(float(p[0]), 3), "p90": round(float(p[1]), 3), "p99": round(float(p[2]), 3)}
+    """p50/p90/p99 of timings in ms (zeros when nothing was timed)."""
+    return LatencyStats.from_ms(values).percentiles() if len(values) else {"p50": 0.0, "p90": 0.0, "p99": 0.0}
 
 
 def level_dbfs(x: np.ndarray) -> float:

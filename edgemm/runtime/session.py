@@ -13,8 +13,7 @@ from edgemm.config import parse_enum
 from edgemm.data.preprocess import PreprocessConfig, fit_length, preprocess_image, resample, to_mono
 from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendName, open_backend
 from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
-
-INPUTS = ("image", "audio", "image_present", "audio_present")
+from edgemm.vocab import INPUT_NAMES, VerifyStatus
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -60,7 +59,7 @@ class Session:
         name = parse_enum(BackendName, backend, "backend") if backend else DEFAULT_BACKEND.get(m.target)
         if name is None or m.target not in CAN_RUN[name]:
             raise BundleError(self.path, f"backend {backend!r} cannot run a {m.target!r} bundle")
-        if m.verification.get("status") == "failed":
+        if m.verification.get("status") == VerifyStatus.FAILED:
             warnings.warn(f"{self.path}: this bundle failed verification at export "
                           f"({m.verification.get('message', 'see manifest.json')})", stacklevel=2)
         hints = {**m.runtime, name.value: {**m.runtime.get(name.value, {}), **(options or {})}}
@@ -69,7 +68,7 @@ class Session:
         self.labels = list(m.labels)
         self.preprocess = PreprocessConfig.from_dict(m.preprocess)
         self._tensor = {t.name: t.tensor for t in m.inputs}
-        missing = [n for n in INPUTS if n not in self._tensor]
+        missing = [n for n in INPUT_NAMES if n not in self._tensor]
         if missing:
             raise BundleError(self.path, f"manifest inputs lack {missing}")
         self._dtype = {t.name: np.dtype(t.dtype) for t in m.inputs}

@@ -9,8 +9,8 @@ _EXPORTS = {
     "TrainConfig": "edgemm.train.config",
     "train": "edgemm.train.loop",
     "evaluate": "edgemm.train.evaluation",
-    "EvalResult": "edgemm.train.evaluation",
-    "plot_confusion": "edgemm.train.evaluation",
+    "EvalResult": "edgemm.metrics",
+    "plot_confusion": "edgemm.metrics",
     "load_checkpoint": "edgemm.train.checkpoint",
     "load_model": "edgemm.train.checkpoint",
 }

@@ -7,14 +7,13 @@ state dict, the labels and the preprocessing config, so nothing downstream guess
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from edgemm.atomic import atomic_path
 from edgemm.models.surgery import apply_layer_shapes, layer_shapes
 
 FORMAT = "edgemm-checkpoint"
@@ -25,16 +24,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """Saves with ``torch.save`` to a temporary file beside ``path``, then renames it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

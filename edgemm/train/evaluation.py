@@ -7,9 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgemm.runtime.evaluate import (  # noqa: F401 (re-exported)
-    CONDITIONS, EvalResult, branch_warnings, dataset_clips, metrics, plot_confusion,
-)
+from edgemm.metrics import CONDITIONS, EvalResult, dataset_clips, metrics
 
 
 @torch.no_grad()

@@ -17,13 +17,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from edgemm.atomic import atomic_write_text
 from edgemm.data import open_dataset
 from edgemm.train.augment import Augmenter, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
 from edgemm.train.config import TrainConfig, schedule_steps
-from edgemm.train.evaluation import branch_warnings, evaluate
+from edgemm.metrics import branch_warnings
+from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
-from edgemm.train.precision import autocast, autocast_dtype
+from edgemm.train.precision import autocast, autocast_dtype, torch_device
 from edgemm.train.unimodal import UnimodalHeads, has_branches
 
 
@@ -39,9 +41,7 @@ def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
         if use_cuda:
             torch.cuda.set_device(device)
         return rank, world, device
-    if device_pref == "auto":
-        return 0, 1, torch.device("cuda" if use_cuda else "cpu")
-    return 0, 1, torch.device(device_pref)
+    return 0, 1, torch_device(device_pref)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -359,9 +359,7 @@ def train(
             summary["warnings"] = branch_warnings(test, "test")
             for w in summary["warnings"]:
                 print(f"warning: {w}", file=sys.stderr)
-        tmp = out / ".summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, out / "summary.json")
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     if ddp is not None:
         dist.barrier()
         dist.destroy_process_group()

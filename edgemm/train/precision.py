@@ -70,3 +70,20 @@ def autocast(dtype: torch.dtype | None, device: torch.device):
     import torch
 
     return torch.autocast(device.type, dtype=dtype)
+
+
+def torch_device(name: str) -> "torch.device":
+    """The torch device ``--device`` names: ``auto`` is CUDA when available, else the CPU; anything
+    else as torch spells it (``cpu``, ``cuda:1``).
+
+    Raises:
+        ValueError: A name torch does not know, with the valid forms.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device: {name!r} is not a torch device; use auto, cpu or cuda[:N]") from None

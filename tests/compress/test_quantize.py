@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from edgemm.compress.recipe import DistillConfig
 from edgemm.compress.distill import fit
 from edgemm.compress.quantize import calibrate, convert, prepare_ptq, prepare_qat, quantized_layers, stored_bytes
 from edgemm.data import open_dataset
@@ -23,9 +24,9 @@ def _inputs(splits):
 def test_qat_converts_to_a_real_int8_model_close_to_fake_quant(name, splits):
     torch.manual_seed(0)
     model = create_model(name, num_classes=10)
-    fit(model, None, splits, epochs=2, lr=3e-3, batch_size=8, log=lambda s: None)
+    fit(model, None, splits, DistillConfig(epochs=2, lr=3e-3, batch_size=8), log=lambda s: None)
     prepared = prepare_qat(model.eval())
-    fit(prepared, None, splits, epochs=1, lr=1e-4, batch_size=8, log=lambda s: None, keep_best=False)
+    fit(prepared, None, splits, DistillConfig(epochs=1, lr=1e-4, batch_size=8), log=lambda s: None, keep_best=False)
     image, audio = _inputs(splits)
     with torch.no_grad():
         fake = prepared.eval()(image, audio)
@@ -54,7 +55,7 @@ def test_ptq_calibrates_and_stays_close_to_float(name, splits):
 
     torch.manual_seed(0)
     model = create_model(name, num_classes=10)
-    fit(model, None, splits, epochs=2, lr=3e-3, batch_size=8, log=lambda s: None)
+    fit(model, None, splits, DistillConfig(epochs=2, lr=3e-3, batch_size=8), log=lambda s: None)
     model.eval()
     prepared = prepare_ptq(model)
     assert calibrate(prepared, DataLoader(splits.train, batch_size=8), 24) == 24

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import edgemm.compress.distill as distill_module
+from edgemm.compress.recipe import DistillConfig
 from edgemm.compress.distill import FeatureProjections, fit, kd_loss, within_noise
 from edgemm.compress.prune import count_macs_params, frontend_macs, prune
 from edgemm.compress.recipe import Importance, PruneConfig
@@ -42,8 +43,7 @@ def test_distill_trains_the_student_towards_the_teacher(name, splits):
     audio = torch.stack([torch.from_numpy(x["audio"]) for x in items])
     with torch.no_grad():
         before = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
-    result = fit(student, teacher, splits, epochs=3, lr=3e-3, batch_size=8, alpha=1.0, feature_weight=1.0,
-                 unimodal_loss=0.0, log=lambda s: None, keep_best=False)
+    result = fit(student, teacher, splits, DistillConfig(epochs=3, lr=3e-3, batch_size=8, alpha=1.0, feature_weight=1.0, unimodal_loss=0.0), log=lambda s: None, keep_best=False)
     with torch.no_grad():
         after = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
     assert len(result.history) == 3 and all(np.isfinite(h["loss"]) for h in result.history)
@@ -60,7 +60,7 @@ def test_fit_trains_each_branch_with_its_own_head_and_unhooks_the_student(weight
     torch.manual_seed(0)
     teacher = create_model("test_attention", num_classes=10).eval()
     student = create_model("test_gated", num_classes=10)
-    fit(student, teacher, splits, epochs=2, lr=3e-3, batch_size=8, unimodal_loss=weight, log=lambda s: None)
+    fit(student, teacher, splits, DistillConfig(epochs=2, lr=3e-3, batch_size=8, unimodal_loss=weight), log=lambda s: None)
     steps = 2 * (len(splits.train) // 8)
     assert len(calls) == (steps if weight else 0)
     assert not student.image_encoder._forward_hooks and not student.audio_encoder._forward_hooks
@@ -87,7 +87,7 @@ def test_mixup_shows_the_teacher_the_same_mixed_batch_as_the_student(splits, mon
         return real_mix(*args)
 
     monkeypatch.setattr(distill_module, "mix_batch", counting_mix)
-    result = fit(student, teacher, splits, epochs=1, lr=3e-3, batch_size=8, mixup=0.4, log=lambda s: None)
+    result = fit(student, teacher, splits, DistillConfig(epochs=1, lr=3e-3, batch_size=8, mixup=0.4), log=lambda s: None)
     steps = seen["mixes"]
     assert steps == len(splits.train) // 8 and np.isfinite(result.history[0]["loss"])
     teacher_inputs = seen["teacher"][-steps:]  # FeatureProjections probes the teacher once before training
@@ -116,7 +116,7 @@ def test_fit_keeps_the_latest_epoch_validation_cannot_tell_from_the_best(splits,
         return r
 
     monkeypatch.setattr(distill_module, "evaluate", fake_evaluate)
-    result = fit(student, None, splits, epochs=4, lr=3e-3, batch_size=8, log=lambda s: None)
+    result = fit(student, None, splits, DistillConfig(epochs=4, lr=3e-3, batch_size=8), log=lambda s: None)
     assert (result.best_epoch, result.best_val, result.top_val) == (2, 0.950, 0.957)
     kept = student.state_dict()
     assert all(torch.equal(kept[k], snapshots[2][k]) for k in kept)  # epoch 3's weights, not epoch 2's

@@ -95,7 +95,7 @@ def test_every_sample_knows_its_clip_so_eval_can_answer_per_clip(video_root):
 
 
 def test_clip_accuracy_votes_with_the_mean_probability_of_each_clips_samples():
-    from edgemm.runtime.evaluate import clip_accuracy, metrics
+    from edgemm.metrics import clip_accuracy, metrics
 
     # Clip 0 (label 0): one sample confidently right, one mildly wrong -> right as a clip.
     # Clip 1 (label 1): one sample mildly right, one confidently wrong -> wrong as a clip.

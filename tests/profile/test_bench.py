@@ -7,7 +7,7 @@ import pytest
 
 from edgemm.cli import main
 from edgemm.export.formats import FORMATS, Target
-from edgemm.profile.bench import BenchConfig
+from edgemm.profile.bench import BenchConfig, parse_floor
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
     monkeypatch.setitem(FORMATS, Target.TFLITE, dataclasses.replace(FORMATS[Target.TFLITE], module="edgemm.export._absent"))
     out = tmp_path / "bench"
     args = ["bench", str(run), "--targets", "onnx,openvino,tflite", "--precisions", "fp32,int8", "--runs", "20",
-            "--device", "x86-laptop-cpu", "--threads", "1", "--out", str(out)]
+            "--device-profile", "x86-laptop-cpu", "--threads", "1", "--out", str(out)]
     assert main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {(r["target"], r["precision"]): r for r in report["rows"]}
@@ -45,8 +45,26 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
     mtime = (out / "test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime
     assert main([*args[:3], "onnx", "--precisions", "int8", "--runs", "5", "--out", str(out)]) == 0
     table = capsys.readouterr()
-    assert "| onnx | int8 |" in table.out and "reusing" in table.err
+    assert "| ✅ | onnx | int8 |" in table.out and "reusing" in table.err
     assert (out / "test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime == mtime
+    # --fail-under for CI: a floor no format reaches fails the command and names each format.
+    assert main([*args[:3], "onnx", "--precisions", "fp32,int8", "--runs", "5", "--out", str(out),
+                 "--fail-under", "accuracy=1.01"]) == 4
+    err = capsys.readouterr().err
+    assert "onnx fp32: accuracy" in err and "onnx int8: accuracy" in err and "< 1.01" in err
+    assert main([*args[:3], "onnx", "--precisions", "fp32", "--runs", "5", "--out", str(out),
+                 "--fail-under", "accuracy=0.0"]) == 0
+    # Every run is appended to the history, oldest first.
+    history = [json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()]
+    assert len(history) == 4 and [len(h["rows"]) for h in history] == [7, 2, 3, 2] and history[0]["time"]
+
+
+def test_fail_under_parses_and_names_bad_floors():
+    assert parse_floor("speedup=1.3") == ("speedup", 1.3)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        parse_floor("latency=3")
+    with pytest.raises(ValueError, match="METRIC=NUMBER"):
+        parse_floor("accuracy=high")
 
 
 def test_bench_config_names_bad_choices():

@@ -65,7 +65,7 @@ def test_profile_openvino_counters_and_device_profile(onnx_bundle, tmp_path, cap
     from PIL import Image
 
     png = tmp_path / "p.png"
-    assert main(["profile", str(onnx_bundle), "--device", "x86-laptop-cpu", "--runs", "30", "--warmup", "5",
+    assert main(["profile", str(onnx_bundle), "--device-profile", "x86-laptop-cpu", "--runs", "30", "--warmup", "5",
                  "--layers", "3", "--json", "--plot", str(png)]) == 0
     report = json.loads(capsys.readouterr().out)
     _stages_are_plausible(report["stages"])

@@ -25,7 +25,7 @@ def test_run_with_a_device_profile_reads_its_camera_and_microphone(onnx_bundle, 
             "backend_options": {"PERFORMANCE_HINT": "LATENCY"},
             "camera": f"http://127.0.0.1:{port}/cam.mjpg", "audio": {"device": "pulse", "sample_rate": 44100}}))
         player = play(1000.0, 8.0, amplitude=0.4)
-        proc = subprocess.run([sys.executable, "-m", "edgemm.cli", "run", str(onnx_bundle), "--device", str(profile),
+        proc = subprocess.run([sys.executable, "-m", "edgemm.cli", "run", str(onnx_bundle), "--device-profile", str(profile),
                                "--json", "--max-results", "40", "--summary-json", str(tmp_path / "s.json")],
                               capture_output=True, text=True, timeout=120)
         player.kill()

@@ -143,7 +143,7 @@ def test_the_saved_model_is_the_weight_average_not_the_last_step(small_manifest,
 
 
 def test_a_branch_at_chance_is_reported_by_name():
-    from edgemm.runtime.evaluate import EvalResult, branch_warnings
+    from edgemm.metrics import EvalResult, branch_warnings
 
     def result(image_only, audio_only, n=200):
         per = n // 10

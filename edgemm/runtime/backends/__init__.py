@@ -8,27 +8,17 @@ it runs (``pip install edgemm[runtime]`` plus ``[openvino]`` or ``[tflite]``).
 
 from __future__ import annotations
 
-import enum
 from importlib import import_module
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-
-class BackendName(str, enum.Enum):
-    ONNXRUNTIME = "onnxruntime"
-    OPENVINO = "openvino"
-    TFLITE = "tflite"
+from edgemm.vocab import CAN_RUN, DEFAULT_BACKEND, BackendName
 
 
-# Which backend runs each bundle target unless asked otherwise (OpenVINO also reads .onnx files).
-DEFAULT_BACKEND = {"onnx": BackendName.ONNXRUNTIME, "openvino": BackendName.OPENVINO, "tflite": BackendName.TFLITE}
-CAN_RUN = {
-    BackendName.ONNXRUNTIME: {"onnx"},
-    BackendName.OPENVINO: {"onnx", "openvino"},
-    BackendName.TFLITE: {"tflite"},
-}
+__all__ = ["CAN_RUN", "DEFAULT_BACKEND", "Backend", "BackendName", "BackendUnavailable", "LayerProfileUnavailable",
+           "LayerTime", "available_backends", "open_backend"]
 _MODULES = {b: f"edgemm.runtime.backends.{b.value}" for b in BackendName}
 
 

@@ -11,32 +11,59 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from edgemm.export.errors import ExportError
-from edgemm.export.formats import Precision, Target
+from edgemm.config import parse_enum
+from edgemm.export import ExportError, VerificationFailed, export
+from edgemm.export.bundle import default_bundle_path
+from edgemm.export.source import load_source, resolve_checkpoint
+from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.runtime.manifest import publish, read_manifest, write_manifest
+from edgemm.vocab import Precision, Target, VerifyStatus
 
 
-def export_auto(checkpoint: str | Path | None, *, target: Target, out: str | Path | None,
-                candidates: tuple[Precision | str, ...] = tuple(Precision), backend: str | None = None,
-                device: str | None = None, threads: int | None = None, options: dict[str, Any] | None = None,
-                runs: int = 200, log: Callable[[str], None] = print, **export_kw):
-    """Exports each candidate precision, profiles the verified ones, publishes the fastest.
+@dataclass(frozen=True)
+class AutoConfig:
+    """How ``--precision auto`` measures.
 
-    Args:
-        checkpoint: As for ``export``.
-        target: The bundle target.
-        out: The bundle directory (default: ``<checkpoint dir>/<model>-<target>-auto.edgemm``).
+    Attributes:
         candidates: Precisions to try.
         backend: Backend to measure on (default: the target's own).
-        device: Backend device / execution provider to measure on.
+        provider: Backend device / execution provider to measure on.
         threads: Threads to measure with.
         options: Backend options (e.g. from a device profile).
         runs: Timed predictions per candidate.
+    """
+
+    candidates: tuple[Precision, ...] = tuple(Precision)
+    backend: str | None = None
+    provider: str | None = None
+    threads: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    runs: int = 200
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "candidates",
+                           tuple(parse_enum(Precision, c, "auto candidates") for c in self.candidates))
+        if not self.candidates:
+            raise ValueError("auto candidates: give at least one precision")
+        if self.runs < 1:
+            raise ValueError(f"auto runs: expected a positive number of timed runs, got {self.runs}")
+
+
+def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str | Path | None,
+                config: AutoConfig = AutoConfig(), log: Callable[[str], None] = print, **export_kw):
+    """Exports each candidate precision, profiles the verified ones, publishes the fastest.
+
+    Args:
+        checkpoint: As for ``edgemm.export.export``.
+        target: The bundle target.
+        out: The bundle directory (default: ``<checkpoint dir>/<model>-<target>-auto.edgemm``).
+        config: What to try and how to measure.
         log: Progress sink.
-        **export_kw: Passed to ``export`` (calibration, verification, tolerance, device name).
+        **export_kw: Passed to ``edgemm.export.export`` (calibration, verification, tolerance, device name).
 
     Returns:
         The published bundle's manifest; ``manifest.selection`` holds the measurements.
@@ -44,24 +71,18 @@ def export_auto(checkpoint: str | Path | None, *, target: Target, out: str | Pat
     Raises:
         ExportError: No candidate both exported and verified (every candidate's outcome is listed).
     """
-    from edgemm.export.bundle import VerificationFailed, default_bundle_path, export
-    from edgemm.export.source import load_source, resolve_checkpoint
-    from edgemm.profile.latency import ProfileConfig, profile
-
-    from edgemm.config import parse_enum
-
-    candidates = tuple(parse_enum(Precision, c, "auto candidates") for c in candidates)
+    target = parse_enum(Target, target, "--target")
     ckpt = resolve_checkpoint(checkpoint)
     bundle = Path(out) if out else default_bundle_path(ckpt, load_source(ckpt).name, target, "auto")
     bundle.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".auto-{bundle.name}-", dir=bundle.parent))
     rows: list[dict[str, Any]] = []
     try:
-        for precision in candidates:
+        for precision in config.candidates:
             path = work / f"{precision.value}{bundle.suffix}"
             try:
                 export(ckpt, target=target, precision=precision, out=path, log=log, **export_kw)
-                status = "passed"
+                status = VerifyStatus.PASSED.value
             except VerificationFailed as e:
                 status = f"failed verification: {e.message}"
             except ExportError as e:
@@ -70,9 +91,10 @@ def export_auto(checkpoint: str | Path | None, *, target: Target, out: str | Pat
             m = read_manifest(path)
             row = {"precision": precision.value, "status": status,
                    "accuracy": m.verification.get("accuracy"), "top1_agreement": m.verification.get("top1_agreement")}
-            if status == "passed":
-                r = profile(path, ProfileConfig(runs=runs, warmup=10, layers=0, backend=backend, device=device,
-                                                threads=threads, options=dict(options or {})))
+            if status == VerifyStatus.PASSED:
+                r = profile(path, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=config.backend,
+                                                device=config.provider, threads=config.threads,
+                                                options=dict(config.options)))
                 row.update(inference_p50_ms=r.stages["inference"].p50_ms, inference_p90_ms=r.stages["inference"].p90_ms,
                            backend=r.backend, device=r.device, threads=r.threads)
             rows.append(row)
@@ -86,9 +108,10 @@ def export_auto(checkpoint: str | Path | None, *, target: Target, out: str | Pat
         chosen = work / f"{best['precision']}{bundle.suffix}"
         manifest = read_manifest(chosen)
         manifest.selection = {"rule": "fastest p50 inference among the precisions that passed verification",
-                              "chosen": best["precision"], "candidates": rows, "runs": runs}
+                              "chosen": best["precision"], "candidates": rows, "runs": config.runs}
         write_manifest(manifest, chosen)
         publish(chosen, bundle)
+        manifest.location = bundle
         log(f"export auto: chose {best['precision']} -> {bundle}")
         return manifest
     finally:

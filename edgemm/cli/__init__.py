@@ -1,0 +1,67 @@
+"""The ``edgemm`` command. Each subcommand maps onto one public function.
+
+``edgemm.cli.train`` holds the commands that need torch (train, eval, compress, data, models),
+``edgemm.cli.deploy`` those that take a model to a device (export, run, profile, bench, devices).
+Heavy imports happen inside the subcommand that needs them, so ``edgemm --help`` and the runtime
+commands stay fast and torch-free. ``--json`` prints only JSON on stdout: while such a command
+runs, anything else written to stdout (converters' progress included) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edgemm.cli import deploy, train
+from edgemm.cli._common import print_json, stdout_to_stderr
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgemm import __version__
+
+    parser = argparse.ArgumentParser(prog="edgemm", description="Audio-visual fusion models from workstation to edge device.")
+    parser.add_argument("--version", action="version", version=f"edgemm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train.register(sub)
+    deploy.register(sub)
+    return parser
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is the whole story (bad data, an export that cannot convert, a missing backend)."""
+    from edgemm.data.errors import DataError
+    from edgemm.export.errors import ExportError
+    from edgemm.runtime.backends import BackendUnavailable
+    from edgemm.runtime.manifest import BundleError
+    from edgemm.runtime.sinks.display import DisplayError
+    from edgemm.runtime.sources.camera import CameraError
+    from edgemm.runtime.sources.microphone import MicrophoneError
+
+    return (DataError, FileNotFoundError, FileExistsError, ValueError, ExportError, BackendUnavailable, CameraError,
+            MicrophoneError, DisplayError, BundleError)
+
+
+def _interrupted(command: str) -> str:
+    hint = {"train": "`edgemm train --resume` continues from the last finished epoch",
+            "compress": "`edgemm compress --resume` reuses the stages that finished"}.get(command)
+    return f"edgemm {command}: interrupted" + (f"; {hint}" if hint else "; nothing was published")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    as_json = getattr(args, "json", False) and not getattr(args, "json_streams", False)
+    try:
+        if as_json:
+            with stdout_to_stderr():
+                code = args.func(args)
+        else:
+            code = args.func(args)
+    except _known_errors() as e:
+        print(f"edgemm {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(_interrupted(args.command), file=sys.stderr)
+        return 130
+    if as_json and hasattr(args, "json_payload"):
+        print_json(args.json_payload)
+    return code

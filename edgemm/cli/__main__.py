@@ -1,0 +1,5 @@
+import sys
+
+from edgemm.cli import main
+
+sys.exit(main())

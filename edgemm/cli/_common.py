@@ -1,0 +1,70 @@
+"""What every subcommand shares: ``--json`` output that is only JSON, flags that were renamed."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from typing import Any, Iterator
+
+DEVICE_HELP = "torch device: auto (CUDA when available, else CPU), cpu or cuda[:N]"
+PROFILE_HELP = "device profile: a shipped name (see `edgemm devices`) or a YAML file"
+PROVIDER_HELP = "the backend's device: onnxruntime execution provider (cpu, cuda, tensorrt, openvino) or OpenVINO device (CPU, GPU, NPU, AUTO)"
+
+
+def emit_json(a: argparse.Namespace, payload: Any) -> None:
+    """Queues the command's one JSON document; ``main`` prints it on the real stdout at the end."""
+    a.json_payload = payload
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While a ``--json`` command runs, everything written to stdout goes to stderr: Python prints
+    and the native libraries' own output (converters write to file descriptor 1)."""
+    sys.stdout.flush()
+    saved_obj = sys.stdout
+    try:
+        saved_fd = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no file descriptor 1 (an embedded interpreter): Python output only
+        saved_fd = None
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stdout = saved_obj
+        if saved_fd is not None:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def print_json(payload: Any) -> None:
+    print(json.dumps(payload), flush=True)
+
+
+class Renamed(argparse.Action):
+    """A flag that now has another name: one clear error instead of a silent change of meaning."""
+
+    def __init__(self, option_strings, dest, new: str, why: str = "", **kw) -> None:
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kw)
+        self.new, self.why = new, why
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string} is now {self.new}{self.why} (e.g. {self.new} {values or 'NAME'})")
+
+
+def add_device_profile(p: argparse.ArgumentParser, help_tail: str) -> None:
+    """``--device-profile`` (and the old spelling ``--device``, which now errors with the new name)."""
+    p.add_argument("--device-profile", default=None, metavar="PROFILE", help=f"{PROFILE_HELP}: {help_tail}")
+    p.add_argument("--device", action=Renamed, new="--device-profile",
+                   why="; --device names a torch device, on train, eval and compress")
+
+
+def next_steps(*commands: str) -> None:
+    """Prints what to run next (human output only)."""
+    print("next:")
+    for c in commands:
+        print(f"  {c}")

@@ -1,0 +1,135 @@
+"""Export, evaluate and open bundles with a device profile applied (see ``edgemm.deploy``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgemm.config import parse_enum
+from edgemm.devices import DeviceProfile, as_profile
+from edgemm.metrics import EvalResult
+from edgemm.vocab import PrecisionChoice, Target
+
+ProfileArg = DeviceProfile | str | Path | None
+
+
+def export(checkpoint: str | Path | None = None, *, target: Target | str | None = None,
+           precision: PrecisionChoice | str | None = None, device_profile: ProfileArg = None,
+           out: str | Path | None = None, auto: Any = None, log: Callable[[str], None] = print, **options):
+    """``edgemm export``: a verified bundle, with the device profile's defaults and ``auto`` resolved.
+
+    Args:
+        checkpoint: A checkpoint, a run directory, or None for the latest ``edgemm compress`` output.
+        target: A ``Target`` value (default: the profile's).
+        precision: A ``PrecisionChoice`` value (default: the profile's, else fp32). ``auto`` exports
+            every precision and keeps the fastest that verifies, measured on this machine.
+        device_profile: A ``DeviceProfile``, a shipped profile name or a YAML path; recorded in the
+            manifest, and for ``auto`` its backend, provider, threads and options are measured with.
+        out: Bundle directory.
+        auto: An ``AutoConfig`` for ``auto`` (default: from the profile, else the target's backend).
+        log: Progress sink.
+        **options: ``edgemm.export.export`` options: ``calib_data``, ``calib_samples``,
+            ``verify_samples``, ``verify_output``, ``tolerance``.
+
+    Returns:
+        The manifest of the published bundle.
+
+    Raises:
+        ValueError: No target given or in the profile.
+        edgemm.export.VerificationFailed: The bundle disagrees with PyTorch (it is kept, marked failed).
+    """
+    from edgemm.export import export as export_bundle
+
+    dev = as_profile(device_profile)
+    target = target or (dev.target if dev else None)
+    if target is None:
+        raise ValueError("--target is required (onnx, openvino or tflite) unless a --device-profile gives it")
+    target = parse_enum(Target, target, "--target")
+    choice = parse_enum(PrecisionChoice, precision or (dev.precision if dev else PrecisionChoice.FP32), "--precision")
+    name = dev.name if dev else None
+    if choice is PrecisionChoice.AUTO:
+        from edgemm.deploy.auto import AutoConfig, export_auto
+
+        if auto is None:
+            kw = dev.session_kwargs(target.value) if dev else {}
+            auto = AutoConfig(backend=kw.get("backend"), provider=kw.get("device"), threads=kw.get("threads"),
+                              options=kw.get("options") or {})
+        options.pop("verify_output", None)  # auto chooses among verified bundles only
+        return export_auto(checkpoint, target=target, out=out, config=auto, log=log, device=name, **options)
+    return export_bundle(checkpoint, target=target, precision=choice.concrete, out=out, device=name, log=log,
+                         **options)
+
+
+def session_options(bundle: str | Path, device_profile: ProfileArg = None, *, backend: str | None = None,
+                    provider: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """``edgemm.runtime.load`` arguments: the explicit ones, completed by the device profile where its
+    backend runs the bundle's target."""
+    dev = as_profile(device_profile)
+    if dev is None:
+        return {"backend": backend, "device": provider, "threads": threads, "options": None}
+    from edgemm.runtime.manifest import read_manifest
+
+    return dev.session_kwargs(read_manifest(bundle).target, backend, provider, threads)
+
+
+def open_session(bundle: str | Path, device_profile: ProfileArg = None, *, backend: str | None = None,
+                 provider: str | None = None, threads: int | None = None):
+    """A loaded bundle (``edgemm.runtime.Session``) run as the device profile says (torch-free)."""
+    from edgemm.runtime import load
+
+    return load(bundle, **session_options(bundle, device_profile, backend=backend, provider=provider,
+                                          threads=threads))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``edgemm eval``'s answer: the metrics, the data evaluated and how many entries were skipped."""
+
+    result: EvalResult
+    data: str
+    split: str
+    skipped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.result.to_dict(), "split": self.split, "data": self.data, "skipped": self.skipped}
+
+
+def evaluate(path: str | Path, *, data: str | Path | None = None, split: str = "test", data_format: str | None = None,
+             skip_bad: bool = False, device: str = "auto", device_profile: ProfileArg = None,
+             backend: str | None = None, provider: str | None = None, threads: int | None = None) -> Evaluation:
+    """Fused, image-only and audio-only accuracy of a checkpoint (PyTorch) or a bundle (torch-free).
+
+    Args:
+        path: A checkpoint file or run directory, or an exported bundle directory.
+        data: Data to evaluate on (default: what the model was trained on).
+        split: train, val or test.
+        data_format: Force ``manifest`` or ``video``.
+        skip_bad: Skip bad entries (counted) instead of failing.
+        device: Torch device for a checkpoint (``auto``, ``cpu``, ``cuda[:N]``).
+        device_profile: For a bundle: the profile its backend, provider, threads and options come from.
+        backend: For a bundle: the runtime backend (default: the bundle's own).
+        provider: For a bundle: the backend's device or execution provider.
+        threads: For a bundle: runtime threads.
+    """
+    from edgemm.data import open_dataset
+    from edgemm.runtime.manifest import is_bundle
+
+    if is_bundle(path):
+        from edgemm.runtime.evaluate import evaluate_session
+
+        session = open_session(path, device_profile, backend=backend, provider=provider, threads=threads)
+        labels, preprocess = session.labels, session.preprocess
+        data = data or session.manifest.source.get("data") or "default"
+        run = lambda ds: evaluate_session(session, ds, labels)  # noqa: E731
+    else:
+        from edgemm.train import evaluate as evaluate_model, load_model
+        from edgemm.train.precision import torch_device
+
+        dev = torch_device(device)
+        model, ckpt = load_model(path, map_location=dev)
+        labels, preprocess = ckpt["labels"], model.preprocess
+        data = data or ckpt.get("data") or "default"
+        run = lambda ds: evaluate_model(model, ds, labels, device=dev)  # noqa: E731
+    splits = open_dataset(data, preprocess, format=data_format, skip_bad=skip_bad, splits=(split,), labels=labels)
+    return Evaluation(run(splits.get(split)), str(data), split, len(splits.skipped))
