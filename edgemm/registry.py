@@ -35,7 +35,6 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, group: str | None = None) -> None:
         self.kind, self.group = kind, group
         self._items: dict[str, T] = {}
-        self._plugins_loaded = group is None
 
     def register(self, name: str, obj: T | None = None, *, replace: bool = False):
         """Registers ``obj`` under ``name``; without ``obj``, a decorator that registers what it decorates.
@@ -75,10 +74,10 @@ class Registry(Generic[T]):
         return sorted(n for n in self._items if fnmatch.fnmatch(n, pattern))
 
     def load_plugins(self) -> None:
-        """Registers the entry points of ``group`` from installed packages (once; built-ins win)."""
-        if self._plugins_loaded:
+        """Registers the entry points of ``group`` from installed packages (built-ins and earlier
+        registrations win). Called on every miss, so a package installed meanwhile is found."""
+        if self.group is None:
             return
-        self._plugins_loaded = True
         for ep in metadata.entry_points(group=self.group):
             if ep.name not in self._items:
                 self._items[ep.name] = _Deferred(ep)  # imported when first used

@@ -23,7 +23,7 @@ from edgemm.runtime.session import Session
 STAGES = ("preprocess", "inference", "postprocess", "end_to_end")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProfileConfig:
     """How to profile.
 

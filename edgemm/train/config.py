@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from edgemm.config import check_keys
+from edgemm.config import check_keys, parse_enum
 from edgemm.train.policies import DEFAULT_POLICY, parse_policy
 from edgemm.train.precision import Precision
 
@@ -65,6 +65,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", parse_policy(self.augment).value)
+        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "TrainConfig.precision").value)
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
@@ -78,7 +79,6 @@ class TrainConfig:
             "patience": self.patience >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "num_workers": self.num_workers >= 0,
-            "precision": self.precision in {p.value for p in Precision},
         }
         for name, ok in checks.items():
             if not ok:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from edgemm.models import create_model
@@ -29,9 +30,8 @@ def test_channels_last_can_be_disabled_and_restores_on_error():
     model = create_model("test_concat")
     with channels_last(model, enabled=False):
         assert all(w.is_contiguous() for w in _conv_weights(model))
-    try:
+    with pytest.raises(RuntimeError, match="interrupted"):
         with channels_last(model):
+            assert not all(w.is_contiguous() for w in _conv_weights(model))  # converted inside
             raise RuntimeError("interrupted")
-    except RuntimeError:
-        pass
     assert all(w.is_contiguous() for w in _conv_weights(model))

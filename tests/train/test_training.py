@@ -70,13 +70,15 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(small_mani
 def test_eval_command_prints_json_and_plots(trained, small_manifest, tmp_path, capsys):
     from edgemm.cli import main
 
-    out, _ = trained
+    out, summary = trained
     png = tmp_path / "cm.png"
     assert main(["eval", str(out / "best.pt"), "--data", str(small_manifest), "--json", "--plot", str(png)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"accuracy", "accuracy_image_only", "accuracy_audio_only", "n", "per_class"} <= set(result)
     assert result["n"] == sum(1 for line in small_manifest.read_text().splitlines() if ",test," in line)
-    assert all(0.0 <= result[k] <= 1.0 for k in ("accuracy", "accuracy_image_only", "accuracy_audio_only"))
+    # The same numbers training reported for its best checkpoint on the same split.
+    assert all(result[k] == summary["test"][k] for k in ("accuracy", "accuracy_image_only", "accuracy_audio_only"))
+    assert sum(map(sum, result["confusion"])) == result["n"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
