@@ -29,8 +29,8 @@ from benchmarks_common import cpu_name  # noqa: E402
 from edgemm.data import open_dataset  # noqa: E402
 from edgemm.export import export  # noqa: E402
 from edgemm.export.source import load_source, torch_runner  # noqa: E402
-from edgemm.runtime import evaluate_session, load  # noqa: E402
 from edgemm.metrics import metrics  # noqa: E402
+from edgemm.runtime import evaluate_session, load  # noqa: E402
 from edgemm.runtime.evaluate import predict_logits  # noqa: E402
 
 

@@ -21,8 +21,8 @@ from benchmarks_common import heldout_set, intact_mask  # benchmarks/ is the scr
 
 from edgemm.compress.quantize import load_int8
 from edgemm.compress.report import correct_string, mcnemar
-from edgemm.train import load_model
 from edgemm.metrics import metrics
+from edgemm.train import load_model
 from edgemm.train.evaluation import predict_logits
 
 

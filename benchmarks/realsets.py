@@ -306,7 +306,7 @@ def letters_clips(per_class: int, seed: int, corrupt: float = 0.2, seconds: floa
     h, w = CANVAS, CANVAS * 4 // 3
     n_frames, n = int(seconds * fps), int(seconds * SR)
     with tempfile.TemporaryDirectory() as tmp:
-        for c, word in enumerate(NATO):
+        for word in NATO:
             letter = word[0].upper()
             for _ in range(per_class):
                 kind = corrupt_kind(rng, corrupt)

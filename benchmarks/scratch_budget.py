@@ -25,10 +25,9 @@ import torch
 from benchmarks_common import cpu_name, heldout_set, intact_mask  # benchmarks/ is the script's directory
 from torch import nn
 
-from edgemm.compress.recipe import DistillConfig
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
-from edgemm.compress.recipe import StageType, parse_recipe
+from edgemm.compress.recipe import DistillConfig, StageType, parse_recipe
 from edgemm.data import open_dataset
 from edgemm.models import create_model
 from edgemm.train import load_model
@@ -86,7 +85,9 @@ def main() -> None:
             else:
                 raise SystemExit(f"--arch: expected full or final, got {arch!r}")
             t0 = time.perf_counter()
-            fit(model, None, splits, DistillConfig(epochs=epochs, lr=distill.lr, batch_size=distill.batch_size, modality_dropout=distill.modality_dropout, mixup=distill.mixup), seed=0, log=lambda s: None)
+            budget = DistillConfig(epochs=epochs, lr=distill.lr, batch_size=distill.batch_size,
+                                   modality_dropout=distill.modality_dropout, mixup=distill.mixup)
+            fit(model, None, splits, budget, seed=0, log=lambda s: None)
             seconds = time.perf_counter() - t0
             logits, y = predict_logits(model, unseen)
             right = logits["fused"].argmax(1) == y

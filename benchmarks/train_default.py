@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import torch
+from benchmarks_common import cpu_name
 
 from edgemm.models import create_model
 from edgemm.train import TrainConfig, train
-
-from benchmarks_common import cpu_name
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ from typing import Any, Iterator
 
 DEVICE_HELP = "torch device: auto (CUDA when available, else CPU), cpu or cuda[:N]"
 PROFILE_HELP = "device profile: a shipped name (see `edgemm devices`) or a YAML file"
-PROVIDER_HELP = "the backend's device: onnxruntime execution provider (cpu, cuda, tensorrt, openvino) or OpenVINO device (CPU, GPU, NPU, AUTO)"
+PROVIDER_HELP = ("the backend's device: onnxruntime execution provider (cpu, cuda, tensorrt, openvino) or OpenVINO device "
+                 "(CPU, GPU, NPU, AUTO)")
 
 
 def emit_json(a: argparse.Namespace, payload: Any) -> None:

@@ -160,11 +160,11 @@ def _frame_size(text: str) -> tuple[int, int]:
 def _cmd_profile(a: argparse.Namespace) -> int:
     import json
 
+    from edgemm.atomic import atomic_write_text
     from edgemm.deploy import session_options
     from edgemm.devices import as_profile
     from edgemm.profile import ProfileConfig, profile, to_markdown
     from edgemm.profile.latency import plot
-    from edgemm.atomic import atomic_write_text
 
     dev = as_profile(a.device_profile)
     size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
@@ -243,10 +243,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     from edgemm.devices import as_profile
-    from edgemm.profile.bench import BenchConfig, bench, below_floors, parse_floor, plot, to_markdown
+    from edgemm.profile.bench import BenchConfig, below_floors, bench, parse_floor, plot, to_markdown
 
     floors = [parse_floor(f) for f in a.fail_under]
-    split = (lambda s: tuple(v.strip() for v in s.split(",") if v.strip()))
+    def split(s: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in s.split(",") if v.strip())
+
     config = BenchConfig(targets=split(a.targets), precisions=split(a.precisions), data=a.data, split=a.split,
                          runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse,
                          device_profile=as_profile(a.device_profile))

@@ -21,10 +21,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from edgemm.compress.recipe import DistillConfig
-from edgemm.train.augment import Augmenter, mixup as mix_batch
+from edgemm.train.augment import Augmenter
+from edgemm.train.augment import mixup as mix_batch
+from edgemm.train.config import schedule_steps
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
-from edgemm.train.config import schedule_steps
 from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
 from edgemm.train.precision import autocast
 from edgemm.train.unimodal import UnimodalHeads, has_branches

@@ -26,12 +26,11 @@ from edgemm.compress.recipe import Recipe, Stage, StageType, load_recipe
 from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
 from edgemm.compress.stages import StageContext
 from edgemm.data import open_dataset
+from edgemm.metrics import branch_warnings, metrics
 from edgemm.models.pretrained import TORCHVISION_ARCH, available, image_start_kwargs
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
-from edgemm.metrics import branch_warnings, metrics
 from edgemm.train.evaluation import predict_logits
-from edgemm.train.precision import torch_device
-from edgemm.train.precision import autocast_dtype
+from edgemm.train.precision import autocast_dtype, torch_device
 
 
 def float_bytes(model: nn.Module) -> int:

@@ -19,7 +19,12 @@ from torch.utils.data import DataLoader
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import prune
 from edgemm.compress.quantize import (
-    calibrate, convert, prepare_ptq, prepare_qat, quantized_layers, stored_bytes,
+    calibrate,
+    convert,
+    prepare_ptq,
+    prepare_qat,
+    quantized_layers,
+    stored_bytes,
 )
 from edgemm.compress.recipe import DistillConfig, PruneConfig, PTQConfig, QATConfig
 

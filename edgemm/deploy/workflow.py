@@ -123,7 +123,8 @@ def evaluate(path: str | Path, *, data: str | Path | None = None, split: str = "
         data = data or session.manifest.source.get("data") or "default"
         run = lambda ds: evaluate_session(session, ds, labels)  # noqa: E731
     else:
-        from edgemm.train import evaluate as evaluate_model, load_model
+        from edgemm.train import evaluate as evaluate_model
+        from edgemm.train import load_model
         from edgemm.train.precision import torch_device
 
         dev = torch_device(device)

@@ -21,7 +21,6 @@ from edgemm.config import check_keys, parse_enum
 from edgemm.vocab import CAN_RUN, BackendName, PrecisionChoice, Target
 
 
-
 class DeviceProfileError(ValueError):
     """A device profile is missing, unreadable or invalid (the message names the file and field)."""
 

@@ -22,6 +22,7 @@ from edgemm.export.formats import Precision
 from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, TENSORS, ptq_int8, to_onnx
 from edgemm.export.source import Artifact, ExportContext
 
+
 def export(ctx: ExportContext, staging: Path) -> Artifact:
     src, precision = ctx.source, ctx.precision
     work = staging / "_onnx"

@@ -8,7 +8,6 @@ from edgemm.models.av import AVModel
 from edgemm.models.fusion import FusionType
 from edgemm.models.registry import register_model
 
-
 # The full-size models standardise each image in their graph (``ImageConfig.standardize``).
 _PREPROCESS = {"image": {"standardize": True}}
 

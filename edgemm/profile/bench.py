@@ -19,7 +19,6 @@ from typing import Any, Callable
 import numpy as np
 
 from edgemm.atomic import atomic_write_text
-
 from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.profile.stats import LatencyStats, machine
 from edgemm.vocab import BenchStatus, Precision, Target, VerifyStatus

@@ -19,10 +19,10 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from edgemm.runtime.timing import LatencyStats
 from edgemm.runtime.session import Session
 from edgemm.runtime.smoothing import Smoother, SmoothMode
 from edgemm.runtime.sync import Frame, Sync
+from edgemm.runtime.timing import LatencyStats
 
 
 @dataclass(frozen=True)

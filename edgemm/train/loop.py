@@ -8,8 +8,8 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -19,10 +19,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from edgemm.atomic import atomic_write_text
 from edgemm.data import open_dataset
+from edgemm.metrics import branch_warnings
 from edgemm.train.augment import Augmenter, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
 from edgemm.train.config import TrainConfig, schedule_steps
-from edgemm.metrics import branch_warnings
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.precision import autocast, autocast_dtype, torch_device

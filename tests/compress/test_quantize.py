@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from edgemm.compress.recipe import DistillConfig
 from edgemm.compress.distill import fit
 from edgemm.compress.quantize import calibrate, convert, prepare_ptq, prepare_qat, quantized_layers, stored_bytes
+from edgemm.compress.recipe import DistillConfig
 from edgemm.data import open_dataset
 from edgemm.models import create_model, list_models
 

@@ -16,7 +16,8 @@ def test_default_recipe_ships_and_round_trips():
     "data, match",
     [
         ({"stages": [{"type": "distil"}]}, r"stages\[0\].type: unknown compress stage 'distil'; registered: distill, prune, ptq, qat"),
-        ({"stages": [{"type": "prune", "importance": "l1"}]}, r"stages\[0\] \(prune\): prune.importance: 'l1' is not one of \['magnitude', 'taylor', 'bn_scale'\]"),
+        ({"stages": [{"type": "prune", "importance": "l1"}]},
+         r"stages\[0\] \(prune\): prune.importance: 'l1' is not one of \['magnitude', 'taylor', 'bn_scale'\]"),
         ({"stages": [{"type": "qat", "epoch": 2}]}, r"stages\[0\] \(qat\): unknown key\(s\) \['epoch'\]; valid keys are \['epochs'"),
         ({"stages": [{"type": "prune", "ratio": 1.5}]}, r"prune.ratio must be in \[0, 1\)"),
         ({"stages": [{"type": "distill", "mixup": -0.2}]}, r"distill.mixup must be >= 0 \(0 turns it off\), got -0.2"),

@@ -3,10 +3,9 @@ import pytest
 import torch
 
 import edgemm.compress.distill as distill_module
-from edgemm.compress.recipe import DistillConfig
 from edgemm.compress.distill import FeatureProjections, fit, kd_loss, within_noise
 from edgemm.compress.prune import count_macs_params, frontend_macs, prune
-from edgemm.compress.recipe import Importance, PruneConfig
+from edgemm.compress.recipe import DistillConfig, Importance, PruneConfig
 from edgemm.data import open_dataset
 from edgemm.models import create_model, list_models
 from edgemm.train.checkpoint import atomic_torch_save, load_model, make_checkpoint
@@ -43,7 +42,8 @@ def test_distill_trains_the_student_towards_the_teacher(name, splits):
     audio = torch.stack([torch.from_numpy(x["audio"]) for x in items])
     with torch.no_grad():
         before = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
-    result = fit(student, teacher, splits, DistillConfig(epochs=3, lr=3e-3, batch_size=8, alpha=1.0, feature_weight=1.0, unimodal_loss=0.0), log=lambda s: None, keep_best=False)
+    config = DistillConfig(epochs=3, lr=3e-3, batch_size=8, alpha=1.0, feature_weight=1.0, unimodal_loss=0.0)
+    result = fit(student, teacher, splits, config, log=lambda s: None, keep_best=False)
     with torch.no_grad():
         after = kd_loss(student.eval()(image, audio), teacher(image, audio), 4.0)
     assert len(result.history) == 3 and all(np.isfinite(h["loss"]) for h in result.history)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from support import tone, write_manifest, write_png, write_wav
+
 from edgemm.data import DataError, PreprocessConfig, Split, open_dataset
 from edgemm.data.manifest import read_manifest
 

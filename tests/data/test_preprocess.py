@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
-
 from support import write_png
+
 from edgemm.data.preprocess import (
-    AudioAlign, AudioConfig, ImageConfig, PreprocessConfig, fit_length, preprocess_audio, preprocess_image, to_mono,
+    AudioAlign,
+    AudioConfig,
+    ImageConfig,
+    PreprocessConfig,
+    fit_length,
+    preprocess_audio,
+    preprocess_image,
+    to_mono,
     window_at,
 )
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from support import tone
+
 from edgemm.data import AudioConfig, DataError, PreprocessConfig, open_dataset
 from edgemm.data.video import decode_clip, write_clip
 

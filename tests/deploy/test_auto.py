@@ -1,7 +1,7 @@
 """--precision auto: each precision exported and measured; the fastest verified one is published."""
 
-import yaml
 import pytest
+import yaml
 
 from edgemm.cli import main
 from edgemm.deploy import AutoConfig, export

@@ -65,8 +65,8 @@ def test_every_test_model_exports_and_verifies(name, target, precision, trained,
     if target == "onnx":  # no exporter debug metadata (stack traces with this machine's paths) is shipped
         assert b"pkg.torch.onnx.stack_trace" not in (out / "model.onnx").read_bytes()
     # The runtime opens it and labels raw test-split files (PNG + WAV) of the easy set's classes.
-    from PIL import Image
     import soundfile as sf
+    from PIL import Image
 
     session = load(out)
     hits = 0

@@ -2,8 +2,8 @@ import librosa
 import numpy as np
 import pytest
 import torch
-
 from support import tone
+
 from edgemm.data.preprocess import AudioConfig
 from edgemm.models.frontend import LOG_EPS, ImageStandardize, LogMelFrontend, SpecAugment, mel_filterbank
 

@@ -49,7 +49,8 @@ def test_a_published_checkpoint_loads_and_the_model_trains_and_reloads_without_i
 
 def test_the_wrong_variant_or_mel_count_is_a_one_line_error(tmp_path):
     _published_checkpoint(tmp_path / "cnn6.pth")
-    with pytest.raises(ValueError, match=r"cnn6.pth: weights do not fit panns_cnn10 \(PANNs files name their model: Cnn6 / Cnn10 / Cnn14\)"):
+    with pytest.raises(ValueError,
+                       match=r"cnn6.pth: weights do not fit panns_cnn10 \(PANNs files name their model: Cnn6 / Cnn10 / Cnn14\)"):
         create_model("av_student", audio_encoder="panns_cnn10", audio_encoder_kw={"pretrained": str(tmp_path / "cnn6.pth")})
     with pytest.raises(ValueError, match="expect 64 mel bands.*n_mels=40"):
         create_model("av_student", audio_encoder="panns_cnn6", audio_encoder_kw={"pretrained": str(tmp_path / "cnn6.pth")},

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from edgemm.models import create_model
 from edgemm.compress.pipeline import teacher_init_kwargs
+from edgemm.models import create_model
 from edgemm.models.pretrained import WeightsNotFound, resolve_weights
 
 URL_FILE = "mobilenet_v3_small-047dcff4.pth"  # what torchvision downloads for IMAGENET1K_V1

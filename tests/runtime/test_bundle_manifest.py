@@ -4,8 +4,17 @@ import json
 
 import pytest
 
-from edgemm.runtime.manifest import (MANIFEST, SCHEMA_VERSION, BundleError, Manifest, TensorSpec, is_bundle, publish,
-                                     read_manifest, write_manifest)
+from edgemm.runtime.manifest import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    BundleError,
+    Manifest,
+    TensorSpec,
+    is_bundle,
+    publish,
+    read_manifest,
+    write_manifest,
+)
 
 
 def _manifest() -> Manifest:

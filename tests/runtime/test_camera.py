@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from support import free_port, serve_camera
 
 from edgemm.runtime.sources import open_source

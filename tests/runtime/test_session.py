@@ -29,8 +29,8 @@ def _logits(model, image, audio, pi=1.0, pa=1.0):
 def test_predict_on_raw_media_matches_the_training_pipeline(onnx_bundle, torch_model, tmp_path):
     """One definition of preprocessing: files read by the training data path and raw arrays given to
     the runtime (odd-sized frame, 44.1 kHz stereo audio) reach the model as the same tensors."""
-    from PIL import Image
     import soundfile as sf
+    from PIL import Image
     from support import write_manifest, write_png, write_wav
 
     from edgemm.data import open_dataset

@@ -117,8 +117,9 @@ class ListSource:
 
 
 def test_the_same_audio_in_different_chunk_sizes_gives_the_same_predictions(onnx_bundle):
-    from edgemm.runtime import load
     from support import CLASSES, easy_frame
+
+    from edgemm.runtime import load
 
     session = load(onnx_bundle)
     sr = session.preprocess.audio.sample_rate
@@ -136,7 +137,7 @@ def test_the_same_audio_in_different_chunk_sizes_gives_the_same_predictions(onnx
 
         class Collect:
             def put(self, r):
-                results.append((round(r.t, 6), r.raw_label, [round(v, 6) for v in r.scores.values()]))
+                results.append((round(r.t, 6), r.raw_label, [round(v, 6) for v in r.scores.values()]))  # noqa: B023
 
             def close(self):
                 pass

@@ -4,6 +4,7 @@ import json
 def test_eval_on_a_video_folder_reports_clip_level_accuracy(trained, tmp_path, capsys):
     """Three clips per class; every sample of every clip is scored, and each clip gets one answer."""
     from support import CLASSES, write_easy_clip
+
     from edgemm.cli import main
 
     run = trained("test_concat")

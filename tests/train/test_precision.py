@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from edgemm.compress.recipe import DistillConfig
 from edgemm.compress.distill import fit
-from edgemm.compress.recipe import parse_recipe
+from edgemm.compress.recipe import DistillConfig, parse_recipe
 from edgemm.data import open_dataset
 from edgemm.models import create_model
 from edgemm.train import TrainConfig, evaluate, load_model, train
@@ -61,7 +60,8 @@ def test_teacher_runs_in_bf16_while_the_student_stays_fp32(small_manifest):
     t_seen, s_seen = [], []
     _record_dtypes(teacher, t_seen)
     _record_dtypes(student, s_seen)
-    result = fit(student, teacher, splits, DistillConfig(epochs=1, lr=3e-3, batch_size=8), log=lambda s: None, keep_best=False, teacher_amp=torch.bfloat16)
+    result = fit(student, teacher, splits, DistillConfig(epochs=1, lr=3e-3, batch_size=8), log=lambda s: None, keep_best=False,
+                 teacher_amp=torch.bfloat16)
     # training batches (8) run the teacher in bf16; fit's shape probe of the embeddings (batch 2) may not
     assert {d for d, n in t_seen if n == 8} == {torch.bfloat16}
     assert {d for d, _ in s_seen} == {torch.float32}

@@ -84,6 +84,7 @@ def test_eval_command_prints_json_and_plots(trained, small_manifest, tmp_path, c
 
 def test_eval_rejects_labels_the_model_does_not_know(trained, tmp_path, media_dir, capsys):
     from support import write_manifest
+
     from edgemm.cli import main
 
     out, _ = trained

@@ -16,7 +16,6 @@ import numpy as np
 
 from edgemm.vocab import CAN_RUN, DEFAULT_BACKEND, BackendName
 
-
 __all__ = ["CAN_RUN", "DEFAULT_BACKEND", "Backend", "BackendName", "BackendUnavailable", "LayerProfileUnavailable",
            "LayerTime", "available_backends", "open_backend"]
 _MODULES = {b: f"edgemm.runtime.backends.{b.value}" for b in BackendName}

@@ -81,7 +81,7 @@ class PreviewSink(ThreadedSink):
                     try:
                         while not sink._stopping:
                             with sink._new:
-                                sink._new.wait_for(lambda: sink._jpeg is not last or sink._stopping, timeout=1.0)
+                                sink._new.wait_for(lambda: sink._jpeg is not last or sink._stopping, timeout=1.0)  # noqa: B023
                                 jpeg = sink._jpeg
                             if jpeg is None or jpeg is last:
                                 continue
