@@ -39,6 +39,8 @@ class PT2EModel(nn.Module):
 
         if mode != self._mode:
             (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.graph)
+            # Those rewrite the ops but leave the module's flag, which exporters read (and warn on).
+            self.graph.training = mode
             self._mode = mode
         self.training = mode
         return self

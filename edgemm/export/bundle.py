@@ -23,7 +23,7 @@ from edgemm.export.formats import FORMATS, Precision, Target
 from edgemm.export.source import ExportContext, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
 from edgemm.runtime.manifest import SUFFIX, Manifest, TensorSpec, publish, write_manifest
-from edgemm.vocab import VerifyStatus
+from edgemm.vocab import OUTPUT_NAME, VerifyStatus
 
 
 class VerificationFailed(RuntimeError):
@@ -54,6 +54,38 @@ def _inputs(artifact, preprocess, batch) -> list[TensorSpec]:
         TensorSpec("audio_present", t["audio_present"], "flag", [batch], "float32", "N",
                    {"meaning": "1.0 when the audio is live, 0.0 when absent (muted microphone)"}),
     ]
+
+
+def _manifest(src, artifact, target: Target, precision: Precision, data, device: str | None,
+              verify_output: bool) -> Manifest:
+    """The manifest of a freshly exported model (verification pending or skipped)."""
+    batch = artifact.batch if isinstance(artifact.batch, int) else "batch"
+    return Manifest(
+        name=src.name, labels=src.labels, target=target.value, precision=precision.value, files=artifact.files,
+        inputs=_inputs(artifact, src.preprocess, batch),
+        outputs=[TensorSpec(OUTPUT_NAME, artifact.tensors[OUTPUT_NAME], "scores", [batch, len(src.labels)], "float32",
+                            "NC", {"activation": "softmax gives class probabilities", "labels": "manifest.labels"})],
+        preprocess=src.preprocess.to_dict(), batch=artifact.batch, quantization=artifact.quantization,
+        runtime=artifact.runtime,
+        source={"checkpoint": str(src.checkpoint), "sha256": src.sha256, "model": src.ckpt["model"],
+                "data": str(data), "recipe": src.ckpt.get("recipe"), "notes": artifact.notes, "device": device},
+        verification={"status": (VerifyStatus.PENDING if verify_output else VerifyStatus.SKIPPED).value},
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        edgemm_version=__version__,
+    )
+
+
+def _verify(staging: Path, spec, src, artifact, data, precision: Precision, samples: int,
+            tolerance: Tolerance) -> dict:
+    """Opens the staged bundle with the torch-free runtime and compares it with PyTorch."""
+    from edgemm.runtime.session import Session
+
+    batch = load_samples(data, src.preprocess, src.labels, ("test", "val", "train"), samples)
+    session = Session(staging, backend=spec.backend)
+    reference = src.int8 if artifact.reference == "pytorch-fake-quant" else src.model
+    return {"backend": f"{spec.backend.value} ({session.backend.device})",
+            **verify(session.run, torch_runner(reference), batch, precision, reference_name=artifact.reference,
+                     labels=src.labels, tol=tolerance)}
 
 
 def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: Precision | str) -> Path:
@@ -110,31 +142,10 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         except ImportError as e:
             raise ExportError(f"{target.value}: exporter unavailable ({e}); pip install 'edgemm[{spec.extra}]'") from e
         artifact = exporter.export(ExportContext(src, precision, calibration, log), staging)
-        batch = artifact.batch if isinstance(artifact.batch, int) else "batch"
-        manifest = Manifest(
-            name=src.name, labels=src.labels, target=target.value, precision=precision.value, files=artifact.files,
-            inputs=_inputs(artifact, src.preprocess, batch),
-            outputs=[TensorSpec("logits", artifact.tensors["logits"], "scores", [batch, len(src.labels)], "float32",
-                                "NC", {"activation": "softmax gives class probabilities", "labels": "manifest.labels"})],
-            preprocess=src.preprocess.to_dict(), batch=artifact.batch, quantization=artifact.quantization,
-            runtime=artifact.runtime,
-            source={"checkpoint": str(src.checkpoint), "sha256": src.sha256, "model": src.ckpt["model"],
-                    "data": str(data), "recipe": src.ckpt.get("recipe"), "notes": artifact.notes,
-                    "device": device},
-            verification={"status": (VerifyStatus.PENDING if verify_output else VerifyStatus.SKIPPED).value},
-            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            edgemm_version=__version__,
-        )
+        manifest = _manifest(src, artifact, target, precision, data, device, verify_output)
         write_manifest(manifest, staging)
         if verify_output:
-            from edgemm.runtime.session import Session
-
-            samples = load_samples(data, src.preprocess, src.labels, ("test", "val", "train"), verify_samples)
-            session = Session(staging, backend=spec.backend)
-            reference = src.int8 if artifact.reference == "pytorch-fake-quant" else src.model
-            manifest.verification = {"backend": f"{spec.backend} ({session.backend.device})",
-                                     **verify(session.run, torch_runner(reference), samples, precision,
-                                              reference_name=artifact.reference, labels=src.labels, tol=tolerance)}
+            manifest.verification = _verify(staging, spec, src, artifact, data, precision, verify_samples, tolerance)
             write_manifest(manifest, staging)
         publish(staging, bundle)
         manifest.location = bundle

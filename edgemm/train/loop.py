@@ -222,8 +222,6 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    from edgemm.models import create_model
-
     cfg = config or TrainConfig()
     out = Path(out)
     rank, world, device = _setup_distributed(cfg.device)
@@ -231,61 +229,25 @@ def train(
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     amp_dtype = autocast_dtype(cfg.precision, device)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    state = None
-    if resume and last_path.is_file():
-        state = load_checkpoint(last_path)
-        if state["model"]["name"] != model:
-            raise ValueError(f"{last_path} is a {state['model']['name']!r} run; cannot resume it as {model!r}")
-    elif last_path.is_file() and not resume:
-        raise FileExistsError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
-
+    state = _resume_state(out, model, resume)
     kwargs = dict(model_kwargs or {})
-    preprocess = _model_preprocess(model, kwargs)
-    splits = open_dataset(data, preprocess, format=data_format, skip_bad=skip_bad, splits=("train", "val", "test"),
-                          labels=state["labels"] if state else None)
+    splits = open_dataset(data, _model_preprocess(model, kwargs), format=data_format, skip_bad=skip_bad,
+                          splits=("train", "val", "test"), labels=state["labels"] if state else None)
     if splits.skipped and is_main:
         print(f"skipped {len(splits.skipped)} bad entries (first: {splits.skipped[0]})", file=sys.stderr)
     if len(splits.val) == 0:
         raise ValueError(f"{splits.source}: the val split is empty; early stopping needs one (add rows or clips)")
     labels = splits.labels
-    kwargs["num_classes"] = len(labels)
-
-    torch.manual_seed(cfg.seed)
-    net = create_model(model, **kwargs).to(device)
-    if state:
-        net.load_state_dict(state["state_dict"])
-
-    sampler = DistributedSampler(splits.train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(splits.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                        drop_last=len(splits.train) // world > cfg.batch_size)
-    steps_per_epoch = max(1, len(loader))
-    total, epochs = schedule_steps(cfg.epochs, steps_per_epoch, cfg.min_steps)
-    ema = weight_average(net, total) if cfg.ema else None  # before the heads hook into net's encoders
-    heads = UnimodalHeads(net, len(labels)).to(device) if cfg.unimodal_loss > 0 and has_branches(net) else None
-    if heads is not None and world > 1:
-        _average_gradients_across_ranks(heads)
-    groups = param_groups(net, cfg.weight_decay) + (param_groups(heads, cfg.weight_decay) if heads else [])
-    opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup * total)))
-    augmenter = Augmenter(cfg.augment, preprocess.image, preprocess.audio.sample_rate)
-
-    start_epoch, best_val, bad_epochs, step = 0, -1.0, 0, 0
-    if state:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, best_val, bad_epochs, step = state["epoch"] + 1, state["best_val"], state["bad_epochs"], state["step"]
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if heads is not None:
-            heads.load_state_dict(state["unimodal_heads"])
+    run = _TrainRun.build(model, kwargs, splits, cfg, device, rank, world)
+    progress_at = run.restore(state)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
     common = {"train_config": cfg.to_dict(), "data": splits.source}
     show_bars = is_main and (progress if progress is not None else sys.stderr.isatty())
     t_start = time.perf_counter()
     stopped = "epochs"
-    kept = ema.module if ema is not None else net  # what is validated and saved
+    start_epoch, best_val, bad_epochs, step = progress_at
+    net, ema, heads, kept = run.net, run.ema, run.heads, run.kept
 
     def forward(image, audio, mi, ma):
         return module(image, audio, mi, ma), (mi, ma)
@@ -300,19 +262,20 @@ def train(
         # DDP is built on the converted model: its gradient buckets take the parameters' layout.
         ddp = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else None
         module = ddp or net
-        for epoch in range(start_epoch, epochs):
-            if _should_stop(cfg, bad_epochs, step, total):
+        for epoch in range(start_epoch, run.epochs):
+            if _should_stop(cfg, bad_epochs, step, run.total):
                 break
             t0 = time.perf_counter()
-            sampler.set_epoch(epoch)
+            run.sampler.set_epoch(epoch)
             # Every random draw of an epoch (order, augmentation, dropout, SpecAugment) derives from
             # (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
             g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
             torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_bars, leave=False)
-            stats = train_epoch(module, bar, opt, sched, loss_fn, g=g, device=device, augment=augmenter, forward=forward,
-                                modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps, step=step,
-                                amp_dtype=amp_dtype, after_step=(lambda: ema.update_parameters(net)) if ema else None)
+            bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{run.epochs}", disable=not show_bars, leave=False)
+            stats = train_epoch(module, bar, run.opt, run.sched, loss_fn, g=g, device=device, augment=run.augmenter,
+                                forward=forward, modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps,
+                                step=step, amp_dtype=amp_dtype,
+                                after_step=(lambda: ema.update_parameters(net)) if ema else None)
             step = stats.step
             if stats.hit_max_steps:
                 stopped = "max_steps"
@@ -324,43 +287,131 @@ def train(
                 "epoch": epoch, "step": step, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
                 "val_accuracy": val.accuracy, "val_accuracy_image_only": val.accuracy_image_only,
                 "val_accuracy_audio_only": val.accuracy_audio_only, "val_loss": val.loss,
-                "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
+                "lr": run.sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
             }
             if is_main:
                 if improved:
-                    atomic_torch_save(make_checkpoint(kept, labels=labels, epoch=epoch, val_accuracy=val.accuracy, **common), best_path)
-                atomic_torch_save(
-                    make_checkpoint(net, labels=labels, epoch=epoch, step=step, best_val=best_val, bad_epochs=bad_epochs,
-                                    optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                    ema=ema.state_dict() if ema is not None else None,
-                                    unimodal_heads=heads.state_dict() if heads is not None else None, **common),
-                    last_path,
-                )
-                with (out / "metrics.jsonl").open("a") as f:
-                    f.write(json.dumps(record) + "\n")
-                print(f"epoch {epoch + 1}/{epochs}  loss {record['train_loss']:.3f}  val {val.accuracy:.3f} "
-                      f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})  "
-                      f"{record['seconds']:.1f}s", file=sys.stderr)
+                    atomic_torch_save(make_checkpoint(kept, labels=labels, epoch=epoch, val_accuracy=val.accuracy,
+                                                      **common), out / "best.pt")
+                run.save_last(out / "last.pt", labels, epoch=epoch, step=step, best_val=best_val,
+                              bad_epochs=bad_epochs, **common)
+                _log_epoch(out, record, run.epochs)
     if cfg.patience and bad_epochs >= cfg.patience:
         stopped = "early_stopping"
 
     summary: dict[str, Any] = {"model": model, "stopped": stopped, "best_val_accuracy": best_val,
                                "train_seconds": time.perf_counter() - t_start, "world_size": world,
-                               "steps": step, "scheduled_steps": total, "epochs": epochs}
+                               "steps": step, "scheduled_steps": run.total, "epochs": run.epochs}
     if ddp is not None:
         summary["replica_max_abs_diff"] = _replica_spread(net)
     if is_main:
-        from edgemm.train.checkpoint import load_model
-
-        best, _ = load_model(best_path, map_location=str(device))
-        if len(splits.test):
-            test = evaluate(best, splits.test, labels, device=device)
-            summary["test"] = {k: v for k, v in test.to_dict().items() if k not in ("confusion",)}
-            summary["warnings"] = branch_warnings(test, "test")
-            for w in summary["warnings"]:
-                print(f"warning: {w}", file=sys.stderr)
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        _test_best(out, splits, labels, device, summary)
     if ddp is not None:
         dist.barrier()
         dist.destroy_process_group()
     return summary
+
+
+def _resume_state(out: Path, model: str, resume: bool) -> dict[str, Any] | None:
+    """The ``last.pt`` to continue from, or None for a fresh run.
+
+    Raises:
+        FileExistsError: ``out`` holds a run and ``resume`` is not set.
+        ValueError: The run in ``out`` trained another model.
+    """
+    last = out / "last.pt"
+    if not last.is_file():
+        return None
+    if not resume:
+        raise FileExistsError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
+    state = load_checkpoint(last)
+    if state["model"]["name"] != model:
+        raise ValueError(f"{last} is a {state['model']['name']!r} run; cannot resume it as {model!r}")
+    return state
+
+
+@dataclass
+class _TrainRun:
+    """Everything one training run updates: the model, its weight average and auxiliary heads, the
+    optimiser, the schedule and the data order."""
+
+    net: torch.nn.Module
+    ema: Any
+    heads: UnimodalHeads | None
+    opt: torch.optim.Optimizer
+    sched: Any
+    sampler: DistributedSampler
+    loader: DataLoader
+    augmenter: Augmenter
+    total: int  # scheduled optimiser steps
+    epochs: int
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """What is validated and saved: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.net
+
+    @classmethod
+    def build(cls, model: str, kwargs: dict[str, Any], splits, cfg: TrainConfig, device, rank: int,
+              world: int) -> "_TrainRun":
+        from edgemm.models import create_model
+
+        torch.manual_seed(cfg.seed)
+        net = create_model(model, **{**kwargs, "num_classes": len(splits.labels)}).to(device)
+        sampler = DistributedSampler(splits.train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+        loader = DataLoader(splits.train, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                            drop_last=len(splits.train) // world > cfg.batch_size)
+        total, epochs = schedule_steps(cfg.epochs, max(1, len(loader)), cfg.min_steps)
+        ema = weight_average(net, total) if cfg.ema else None  # before the heads hook into net's encoders
+        heads = UnimodalHeads(net, len(splits.labels)).to(device) if cfg.unimodal_loss > 0 and has_branches(net) else None
+        if heads is not None and world > 1:
+            _average_gradients_across_ranks(heads)
+        groups = param_groups(net, cfg.weight_decay) + (param_groups(heads, cfg.weight_decay) if heads else [])
+        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup * total)))
+        pre = net.preprocess
+        return cls(net, ema, heads, opt, sched, sampler, loader, Augmenter(cfg.augment, pre.image, pre.audio.sample_rate),
+                   total, epochs)
+
+    def restore(self, state: dict[str, Any] | None) -> tuple[int, float, int, int]:
+        """Loads a ``last.pt``; returns (first epoch, best validation accuracy, bad epochs, step)."""
+        if not state:
+            return 0, -1.0, 0, 0
+        self.net.load_state_dict(state["state_dict"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.heads is not None:
+            self.heads.load_state_dict(state["unimodal_heads"])
+        return state["epoch"] + 1, state["best_val"], state["bad_epochs"], state["step"]
+
+    def save_last(self, path: Path, labels: list[str], **fields: Any) -> None:
+        """Writes ``last.pt``: the raw weights and everything ``restore`` needs."""
+        atomic_torch_save(make_checkpoint(self.net, labels=labels, optimizer=self.opt.state_dict(),
+                                          scheduler=self.sched.state_dict(),
+                                          ema=self.ema.state_dict() if self.ema is not None else None,
+                                          unimodal_heads=self.heads.state_dict() if self.heads is not None else None,
+                                          **fields), path)
+
+
+def _log_epoch(out: Path, record: dict[str, Any], epochs: int) -> None:
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(f"epoch {record['epoch'] + 1}/{epochs}  loss {record['train_loss']:.3f}  val {record['val_accuracy']:.3f} "
+          f"(image-only {record['val_accuracy_image_only']:.3f}, audio-only {record['val_accuracy_audio_only']:.3f})  "
+          f"{record['seconds']:.1f}s", file=sys.stderr)
+
+
+def _test_best(out: Path, splits, labels: list[str], device, summary: dict[str, Any]) -> None:
+    """Evaluates ``best.pt`` on the test split into ``summary`` and writes ``summary.json``."""
+    from edgemm.train.checkpoint import load_model
+
+    best, _ = load_model(out / "best.pt", map_location=str(device))
+    if len(splits.test):
+        test = evaluate(best, splits.test, labels, device=device)
+        summary["test"] = {k: v for k, v in test.to_dict().items() if k not in ("confusion",)}
+        summary["warnings"] = branch_warnings(test, "test")
+        for w in summary["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))

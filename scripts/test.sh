@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The test command: on a fresh machine with Python 3.11 and pip, install everything the tests need
+# (apt packages when apt-get is there, pip extras, the GUI build of OpenCV), check the environment,
+# lint, and run the whole suite. `.ci/run` runs exactly this. Extra arguments go to pytest
+# (e.g. `bash scripts/test.sh -m "not slow"`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# OS audio/video paths the runtime tests use: PortAudio + a private PulseAudio as the virtual
+# microphone, ffmpeg as a loopback camera, Chromium for the preview page, Xvfb + ImageMagick for the
+# --show window, the GL/GLib libraries the GUI build of OpenCV loads.
+APT_PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg chromium xvfb xauth imagemagick libgl1 libglib2.0-0"
+if command -v apt-get >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+fi
+
+# torch: the build that runs on CPU here, paired with a torchvision that imports beside it.
+# pyproject keeps ranges; the pin lives only here.
+python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+python -m pip install --quiet -e ".[dev]"
+# The --show test needs OpenCV's GUI build. Every OpenCV wheel writes the same `cv2/` directory, so
+# uninstalling one of two installed wheels leaves a `cv2` without its extension module. Remove all
+# of them, reinstall the GUI build from scratch, and stop here if cv2 is still not whole.
+python -m pip uninstall --quiet -y opencv-python opencv-python-headless opencv-contrib-python opencv-contrib-python-headless
+python -m pip install --quiet --force-reinstall --no-deps "opencv-python>=4.8"
+python -c "import cv2; cv2.resize, cv2.INTER_AREA, cv2.imshow; print('cv2', cv2.__version__, cv2.__file__)"
+
+# Unmet requirements of edgemm's dependency tree fail the run (unrelated packages are only listed).
+python scripts/pip_check.py
+# Lint with the configuration in pyproject.toml.
+python -m ruff check edgemm tests benchmarks scripts
+
+python -m pytest -q "$@"
