@@ -2,6 +2,7 @@ import json
 import os
 import signal
 import subprocess
+import warnings
 import sys
 import time
 
@@ -78,7 +79,10 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     from edgemm.deploy import export
 
     for target in ("onnx", "openvino", "tflite"):
-        m = export(out, target=target, precision="int8", verify_samples=48, calib_samples=32, log=lambda s: None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = export(out, target=target, precision="int8", verify_samples=48, calib_samples=32, log=lambda s: None)
+        assert not [w for w in caught if "training mode" in str(w.message)], target  # the int8 graph is in eval mode
         assert m.verified and m.precision == "int8" and m.location.is_dir(), (target, m.verification)
         if target == "tflite":
             assert m.quantization["method"] == "ptq" and m.verification["reference"] == "pytorch-fp32"
