@@ -52,6 +52,10 @@ class Registry(Generic[T]):
 
         return add if obj is None else add(obj)
 
+    def unregister(self, name: str) -> None:
+        """Removes a registration (tests, notebooks re-running a cell); unknown names are ignored."""
+        self._items.pop(name, None)
+
     def get(self, name: str) -> T:
         """The object registered as ``name`` (installed plug-ins are looked up on a miss).
 

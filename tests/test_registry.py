@@ -96,4 +96,4 @@ def test_a_user_stage_runs_in_a_recipe():
         with pytest.raises(ValueError, match=r"stages\[0\] \(test_scale_head\): unknown key\(s\) \['scale'\]"):
             parse_recipe({"stages": [{"type": "test_scale_head", "scale": 2}]})
     finally:
-        STAGES._items.pop("test_scale_head")
+        STAGES.unregister("test_scale_head")

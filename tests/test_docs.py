@@ -1,0 +1,24 @@
+"""The examples in docs/architecture.md run as written (in order, sharing one namespace)."""
+
+import re
+from pathlib import Path
+
+from edgemm.compress.recipe import STAGES
+from edgemm.models import FUSIONS, IMAGE_ENCODERS, MODELS
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+
+
+def test_architecture_examples_run():
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert len(blocks) == 4  # encoder, fusion block, model, stage
+    namespace: dict = {}
+    try:
+        for block in blocks:
+            exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
+        assert "doc_tiny_cnn" in IMAGE_ENCODERS and "doc_sum" in FUSIONS and "doc_av_small" in MODELS
+        assert "doc_shrink_head" in STAGES
+    finally:
+        for registry, name in ((IMAGE_ENCODERS, "doc_tiny_cnn"), (FUSIONS, "doc_sum"), (MODELS, "doc_av_small"),
+                               (STAGES, "doc_shrink_head")):
+            registry.unregister(name)
