@@ -2,9 +2,9 @@ import json
 import os
 import signal
 import subprocess
-import warnings
 import sys
 import time
+import warnings
 
 import pytest
 import torch
