@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import sys
-from typing import Any, Iterator
+from typing import Any
+
+from edgemm._stdio import stdout_to_stderr  # noqa: F401  (re-exported for the CLI)
 
 DEVICE_HELP = "torch device: auto (CUDA when available, else CPU), cpu or cuda[:N]"
 PROFILE_HELP = "device profile: a shipped name (see `edgemm devices`) or a YAML file"
@@ -18,28 +17,6 @@ PROVIDER_HELP = ("the backend's device: onnxruntime execution provider (cpu, cud
 def emit_json(a: argparse.Namespace, payload: Any) -> None:
     """Queues the command's one JSON document; ``main`` prints it on the real stdout at the end."""
     a.json_payload = payload
-
-
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """While a ``--json`` command runs, everything written to stdout goes to stderr: Python prints
-    and the native libraries' own output (converters write to file descriptor 1)."""
-    sys.stdout.flush()
-    saved_obj = sys.stdout
-    try:
-        saved_fd = os.dup(1)
-        os.dup2(2, 1)
-    except OSError:  # no file descriptor 1 (an embedded interpreter): Python output only
-        saved_fd = None
-    sys.stdout = sys.stderr
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        sys.stdout = saved_obj
-        if saved_fd is not None:
-            os.dup2(saved_fd, 1)
-            os.close(saved_fd)
 
 
 def print_json(payload: Any) -> None:

@@ -264,7 +264,29 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     return 4 if failures else 0
 
 
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="pre-flight: would this model survive export, pruning, int8 and every target?",
+                       description="Build the model, run it, then try torch.export, DepGraph pruning, PT2E int8 and "
+                                   "ONNX / OpenVINO / TFLite conversion on a tiny input; one row per stage.")
+    p.add_argument("model", help="registered name or PATH.py:FUNCTION / package.module:FUNCTION")
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_check)
+
+
+def _cmd_check(a: argparse.Namespace) -> int:
+    from edgemm.deploy.check import check, to_markdown
+
+    report = check(a.model, num_classes=a.num_classes, log=lambda s: print(s, file=sys.stderr))
+    if a.json:
+        emit_json(a, report.to_dict())
+    else:
+        print(to_markdown(report))
+    return 0 if report.ok else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    _add_check(sub)
     _add_export(sub)
     _add_run(sub)
     _add_profile(sub)

@@ -16,7 +16,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train an audio-visual fusion model", description="Train a registered model.")
-    p.add_argument("--model", default="av_student", help="registered model name (see `edgemm models`)")
+    p.add_argument("--model", default="av_student",
+                   help="registered model name (see `edgemm models`) or your own: PATH.py:FUNCTION / package.module:FUNCTION "
+                        "(docs/models.md)")
     p.add_argument("--data", default="default", help="'default', a manifest CSV, or a video folder")
     p.add_argument("--data-format", choices=["manifest", "video"], help="force the data format")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/<model>)")
@@ -131,7 +133,11 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _add_compress(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compress", help="distil, prune and quantise a compact student",
                        description="Distil a student from a teacher, prune it structurally, quantise it to int8.")
-    p.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (default: train the recipe's teacher, cached)")
+    p.add_argument("--teacher", default=None, metavar="CKPT|MODEL",
+                   help="a teacher checkpoint, or a model to train as the teacher (registered name or PATH.py:FUNCTION; "
+                        "cached per data set); default: the recipe's teacher")
+    p.add_argument("--student", default=None, metavar="MODEL",
+                   help="the student: a registered name or PATH.py:FUNCTION (default: the recipe's)")
     p.add_argument("--data", default="default", help="'default', a manifest CSV, or a video folder")
     p.add_argument("--recipe", type=Path, default=None, help="recipe YAML (default: the shipped recipe)")
     p.add_argument("--out", type=Path, default=Path("runs/compress"))
@@ -153,7 +159,7 @@ def _cmd_compress(a: argparse.Namespace) -> int:
         return 0
     from edgemm.compress import compress
 
-    report = compress(out=a.out, data=a.data, teacher=a.teacher, recipe=a.recipe, resume=a.resume,
+    report = compress(out=a.out, data=a.data, teacher=a.teacher, student=a.student, recipe=a.recipe, resume=a.resume,
                       baseline=not a.no_baseline, device=a.device, seed=a.seed)
     if a.json:
         emit_json(a, report)

@@ -126,7 +126,10 @@ def fit(
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-    use_features = teacher is not None and config.feature_weight > 0 and hasattr(student, "forward_features")
+    # Embedding distillation needs both models' embeddings (``forward_features``, as ``AVModel``
+    # has); any other model under the one contract distils from its logits alone.
+    use_features = (teacher is not None and config.feature_weight > 0 and hasattr(student, "forward_features")
+                    and hasattr(teacher, "forward_features"))
     projections = FeatureProjections(student, teacher).to(device) if use_features else None
     heads = UnimodalHeads(student, len(splits.labels)).to(device) \
         if config.unimodal_loss > 0 and has_branches(student) else None
@@ -144,9 +147,13 @@ def fit(
         if teacher is None:
             return logits, (mixed, None, (mi, ma))
         with torch.no_grad(), autocast(teacher_amp, device):
-            tf = teacher.forward_features(image, audio, mi, ma)
-            tl = teacher.head(tf["fused"])
-        return logits, (mixed, (sf, {k: v.float() for k, v in tf.items()}, tl.float()), (mi, ma))
+            if use_features:
+                tf = teacher.forward_features(image, audio, mi, ma)
+                tl = teacher.head(tf["fused"])
+            else:
+                tf, tl = None, teacher(image, audio, mi, ma)
+        tf = None if tf is None else {k: v.float() for k, v in tf.items()}
+        return logits, (mixed, (sf, tf, tl.float()), (mi, ma))
 
     def loss_fn(logits, y, extra):
         mixed, taught, flags = extra

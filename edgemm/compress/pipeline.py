@@ -174,9 +174,24 @@ def _log_row(row: dict[str, Any], log) -> None:
         log(f"[{name}] warning: {w}")
 
 
-def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, device, log
-             ) -> tuple[nn.Module, dict, Path, float]:
+def _given_teacher(teacher: nn.Module, data: str | Path, device) -> tuple[nn.Module, dict, str, float]:
+    """A teacher passed as a module (Python API): labels from the data, identity from its weights."""
+    preprocess = getattr(teacher, "preprocess", None)
+    if preprocess is None or not hasattr(teacher, "example_inputs"):
+        raise ValueError("a teacher module needs .preprocess and .example_inputs(batch): build it with "
+                         "edgemm.models.create_model (a registered name or PATH.py:FUNCTION)")
+    labels = open_dataset(data, preprocess, splits=("train",)).labels
+    digest = hashlib.sha1()
+    for k, v in sorted(teacher.state_dict().items()):
+        digest.update(k.encode() + v.detach().cpu().numpy().tobytes())
+    return teacher.to(device).eval(), {"labels": labels}, f"<{type(teacher).__name__} {digest.hexdigest()[:12]}>", 0.0
+
+
+def _teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: str | Path, device, log
+             ) -> tuple[nn.Module, dict, Path | str, float]:
     """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused)."""
+    if isinstance(teacher, nn.Module):
+        return _given_teacher(teacher, data, device)
     if teacher is not None:
         model, ckpt = load_model(teacher, map_location=str(device))
         return model, ckpt, Path(teacher), 0.0
@@ -184,7 +199,7 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
     from edgemm.train import TrainConfig, train
 
     init = teacher_init_kwargs(recipe.teacher.model, recipe.teacher.pretrained)
-    run = default_cache_dir() / "teachers" / f"{recipe.teacher.model}-{teacher_cache_key(recipe, data, init)}"
+    run = default_cache_dir() / "teachers" / f"{model_slug(recipe.teacher.model)}-{teacher_cache_key(recipe, data, init)}"
     seconds = 0.0
     if not (run / "summary.json").is_file():
         start = f", image encoder from {recipe.teacher.pretrained}" if init else ""
@@ -201,11 +216,42 @@ def _teacher(recipe: Recipe, teacher: str | Path | None, data: str | Path, devic
     return model, ckpt, run / "best.pt", seconds
 
 
+def model_slug(name: str) -> str:
+    """A registered name, or ``FILE_FUNCTION`` for a factory reference: safe as a directory name."""
+    from edgemm.models.contract import is_reference
+
+    if not is_reference(name):
+        return name
+    target, _, function = name.rpartition(":")
+    return f"{Path(target).stem if target.endswith('.py') else target.replace('.', '_')}_{function}"
+
+
+def _with_models(recipe: Recipe, student: str | None, teacher) -> tuple[Recipe, Any]:
+    """The recipe with ``--student`` and a ``--teacher`` that names a model (not a checkpoint) applied."""
+    from edgemm.models import MODELS
+    from edgemm.models.contract import canonical, is_reference
+
+    if student is not None and not isinstance(student, str):
+        raise ValueError("student: give a registered name or PATH.py:FUNCTION (checkpoints rebuild the student "
+                         "from it; a module instance cannot be rebuilt)")
+    if student is not None:
+        recipe = dataclasses.replace(recipe, student=canonical(student) if is_reference(student) else student)
+    if isinstance(teacher, (str, Path)) and not Path(teacher).exists():
+        name = str(teacher)
+        if is_reference(name) or name in MODELS:
+            recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(
+                recipe.teacher, model=canonical(name) if is_reference(name) else name))
+            return recipe, None
+        raise FileNotFoundError(f"--teacher {name}: no such checkpoint, registered model or PATH.py:FUNCTION")
+    return recipe, teacher
+
+
 def compress(
     *,
     out: str | Path,
     data: str | Path = "default",
-    teacher: str | Path | None = None,
+    teacher: str | Path | nn.Module | None = None,
+    student: str | None = None,
     recipe: Recipe | str | Path | None = None,
     resume: bool = False,
     baseline: bool = True,
@@ -219,7 +265,10 @@ def compress(
         out: Output directory: ``model.pt``, ``model_int8.pt2`` (after qat/ptq), ``report.json``,
             ``report.md``, ``recipe.yaml``, ``stages/``.
         data: ``"default"``, a manifest CSV or a video folder.
-        teacher: A teacher checkpoint; None trains the recipe's teacher (cached per data set).
+        teacher: A teacher checkpoint; a model to train as the teacher (a registered name or
+            ``PATH.py:FUNCTION``, replacing the recipe's ``teacher.model``; cached per data set);
+            a model instance (Python only: used as it is); None trains the recipe's teacher.
+        student: The student (a registered name or ``PATH.py:FUNCTION``), replacing the recipe's.
         recipe: A ``Recipe``, a YAML path, or None for the shipped default.
         resume: Reuse finished stages in ``out``.
         baseline: Also train the student from scratch with the distill stage's budget.
@@ -243,6 +292,7 @@ def compress(
         raise FileExistsError(f"{out} already holds compression stages; pass --resume to continue or choose another --out")
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    recipe, teacher = _with_models(recipe, student, teacher)
     dev = torch_device(device)
     torch.manual_seed(seed)
     t_start = time.perf_counter()
@@ -255,7 +305,7 @@ def compress(
     # trained in this process (which consumes random numbers) or loaded.
     torch.manual_seed(seed)
     student = create_model(recipe.student, num_classes=len(labels)).to(dev)
-    if student.preprocess != teacher_model.preprocess:
+    if not student.preprocess.same_inputs(teacher_model.preprocess):
         raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
                          f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
     splits = open_dataset(data, student.preprocess, labels=labels)

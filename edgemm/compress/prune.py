@@ -18,7 +18,12 @@ from edgemm.compress.recipe import Importance, PruneConfig
 
 
 def frontend_macs(model: nn.Module) -> int:
-    """MACs of the in-graph log-mel frontend (functional ops the module counter does not see)."""
+    """MACs of the in-graph log-mel frontend (functional ops the module counter does not see); 0 for
+    a model that takes the waveform into its own layers."""
+    from edgemm.models.frontend import LogMelFrontend
+
+    if not isinstance(getattr(model, "frontend", None), LogMelFrontend):
+        return 0
     cfg = model.preprocess.audio
     n_freq = cfg.n_fft // 2 + 1
     return cfg.n_frames * (2 * n_freq * cfg.n_fft + cfg.n_mels * n_freq + 2 * n_freq)
@@ -47,7 +52,12 @@ def _importance(kind: Importance):
 
 
 def build_pruner(model: nn.Module, cfg: PruneConfig):
-    """A torch-pruning ``MetaPruner`` for an ``AVModel`` that reaches ``cfg`` in ``cfg.steps`` steps."""
+    """A torch-pruning ``MetaPruner`` that reaches ``cfg`` in ``cfg.steps`` steps: for an ``AVModel``
+    with its branches and fusion block known, for any other model from its graph alone."""
+    from edgemm.models.av import AVModel
+
+    if not isinstance(model, AVModel):
+        return _generic_pruner(model, cfg)
     import torch_pruning as tp
 
     fusion = model.fusion
@@ -75,6 +85,26 @@ def build_pruner(model: nn.Module, cfg: PruneConfig):
         num_heads=num_heads,
     )
     return pruner
+
+
+def _generic_pruner(model: nn.Module, cfg: PruneConfig):
+    """A pruner for a model edgemm knows only by its contract: DepGraph finds the coupled channels;
+    the classifier (every linear layer with the class count as its width) keeps its outputs, and
+    per-branch ratios do not apply (there are no known branches)."""
+    import torch_pruning as tp
+
+    if any(r is not None for r in (cfg.image_ratio, cfg.audio_ratio, cfg.fusion_ratio)):
+        raise ValueError("prune: image_ratio / audio_ratio / fusion_ratio need an AVModel's branches; "
+                         f"{type(getattr(model, 'model', model)).__name__} gets the global ratio only")
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        classes = model(*model.example_inputs(2)).shape[1]
+    model.train(was)
+    ignored = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == classes]
+    return tp.pruner.MetaPruner(model, model.example_inputs(2), importance=_importance(cfg.importance),
+                                global_pruning=cfg.global_pruning, pruning_ratio=cfg.ratio,
+                                iterative_steps=cfg.steps, ignored_layers=ignored, round_to=cfg.round_to)
 
 
 def taylor_gradients(model: nn.Module, batches, device: torch.device, n_batches: int = 4) -> None:

@@ -131,6 +131,12 @@ class PreprocessConfig:
     image: ImageConfig = field(default_factory=ImageConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
 
+    def same_inputs(self, other: "PreprocessConfig") -> bool:
+        """Whether two models take the same input tensors from the same data (what each does inside
+        its own graph, such as ``image.standardize``, may differ)."""
+        return (dataclasses.replace(self.image, standardize=False) == dataclasses.replace(other.image, standardize=False)
+                and self.audio == other.audio)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["audio"]["align"] = self.audio.align.value

@@ -35,7 +35,13 @@ def create_model(name: str, **kwargs) -> nn.Module:
     Example:
         >>> model = create_model("test_gated", num_classes=4)
     """
-    model = MODELS.get(name)(**kwargs)
+    from edgemm.models.contract import canonical, create_from_reference, is_reference
+
+    if is_reference(name) and name not in MODELS:
+        name = canonical(name)
+        model = create_from_reference(name, **kwargs)
+    else:
+        model = MODELS.get(name)(**kwargs)
     model.edgemm_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
 
