@@ -8,6 +8,7 @@ audio branch's per-mel-band input norm (its width is the mel count), and the fix
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -102,9 +103,13 @@ def _generic_pruner(model: nn.Module, cfg: PruneConfig):
         classes = model(*model.example_inputs(2)).shape[1]
     model.train(was)
     ignored = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == classes]
-    return tp.pruner.MetaPruner(model, model.example_inputs(2), importance=_importance(cfg.importance),
-                                global_pruning=cfg.global_pruning, pruning_ratio=cfg.ratio,
-                                iterative_steps=cfg.steps, ignored_layers=ignored, round_to=cfg.round_to)
+    with warnings.catch_warnings():
+        # Free parameters (learned gains, missing-modality embeddings) are pruned along their last
+        # dimension, which is what torch-pruning does with them anyway; its warning says only that.
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        return tp.pruner.MetaPruner(model, model.example_inputs(2), importance=_importance(cfg.importance),
+                                    global_pruning=cfg.global_pruning, pruning_ratio=cfg.ratio,
+                                    iterative_steps=cfg.steps, ignored_layers=ignored, round_to=cfg.round_to)
 
 
 def taylor_gradients(model: nn.Module, batches, device: torch.device, n_batches: int = 4) -> None:
