@@ -22,3 +22,19 @@ def test_architecture_examples_run():
         for registry, name in ((IMAGE_ENCODERS, "doc_tiny_cnn"), (FUSIONS, "doc_sum"), (MODELS, "doc_av_small"),
                                (STAGES, "doc_shrink_head")):
             registry.unregister(name)
+
+
+def test_the_example_model_file_builds_checks_and_takes_absent_modalities():
+    import torch
+
+    from edgemm.models import create_model
+
+    ref = f"{DOC.parent / 'examples' / 'my_av_model.py'}:build"
+    model = create_model(ref, num_classes=4).eval()
+    assert model.flags and model.preprocess.image.size == 64 and model.preprocess.audio.sample_rate == 16000
+    image, audio, ip, ap = model.example_inputs(2)
+    with torch.no_grad():
+        live = model(torch.randn_like(image), torch.randn_like(audio) * 0.1, ip, ap)
+        muted = model(torch.randn_like(image), torch.randn_like(audio) * 0.1, ip, torch.zeros(2))
+    assert live.shape == muted.shape == (2, 4)
+    assert "docs/examples/my_av_model.py:build" in (DOC.parent / "models.md").read_text()

@@ -14,9 +14,12 @@ USER = Path(__file__).resolve().parents[1] / "models" / "user" / "av_models.py"
 STAGES = ["build + forward", "torch.export", "prune (DepGraph)", "int8 (PT2E)", "onnx", "openvino", "tflite"]
 
 
-@pytest.mark.parametrize("name", ["no_flags", "logmel_net"])
-def test_user_models_pass_every_stage(name):
-    report = check(f"{USER}:{name}", num_classes=4)
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "my_av_model.py"
+
+
+@pytest.mark.parametrize("ref", [f"{USER}:no_flags", f"{USER}:logmel_net", f"{EXAMPLE}:build"])
+def test_user_models_pass_every_stage(ref):
+    report = check(ref, num_classes=4)
     assert [s.stage for s in report.stages] == STAGES
     assert report.ok, [s for s in report.stages if not s.ok]
 
