@@ -76,6 +76,9 @@ class Input(str, enum.Enum):
 INPUT_NAMES: tuple[str, ...] = tuple(i.value for i in Input)
 OUTPUT_NAME = "logits"
 
+# The label index of a sample without a label (unlabelled transfer data for distillation).
+UNLABELLED = -1
+
 # The in-graph log-mel frontend: the attribute name every model gives it and its class. It stays in
 # float32 at every precision (its power spectrum overflows fp16 and loses too much in int8).
 FRONTEND_MODULE = "frontend"

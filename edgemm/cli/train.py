@@ -55,6 +55,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="fp32, bf16 autocast, or auto: bf16 where the device computes it natively "
                         "(AVX512-BF16/AMX CPUs, recent GPUs)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad data entries (counted) instead of failing")
+    p.add_argument("--labels-fraction", type=float, default=d.labels_fraction, metavar="F",
+                   help="train on this fraction of the training labels (per class, whole clips); unlabelled samples are skipped")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_train)
 
@@ -66,7 +68,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         epochs=a.epochs, min_steps=a.min_steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
         label_smoothing=a.label_smoothing, modality_dropout=a.modality_dropout, patience=a.patience,
         augment="none" if a.no_augment else a.augment, ema=not a.no_ema, max_steps=a.max_steps, seed=a.seed, num_workers=a.workers,
-        device=a.device, threads=a.threads, precision=a.precision,
+        device=a.device, threads=a.threads, precision=a.precision, labels_fraction=a.labels_fraction,
     )
     out = a.out or Path("runs") / a.model
     from edgemm.models.pretrained import image_start_kwargs
@@ -143,6 +145,9 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/compress"))
     p.add_argument("--resume", action="store_true", help="reuse finished stages in --out")
     p.add_argument("--no-baseline", action="store_true", help="skip the from-scratch student baseline")
+    p.add_argument("--labels-fraction", type=float, default=1.0, metavar="F",
+                   help="keep this fraction of the training labels; the rest of the training split is unlabelled "
+                        "transfer data for distillation (the baseline and a teacher trained here see only the kept labels)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--print-recipe", action="store_true", help="print the recipe that would run and exit")
@@ -160,6 +165,7 @@ def _cmd_compress(a: argparse.Namespace) -> int:
     from edgemm.compress import compress
 
     report = compress(out=a.out, data=a.data, teacher=a.teacher, student=a.student, recipe=a.recipe, resume=a.resume,
+                      labels_fraction=a.labels_fraction,
                       baseline=not a.no_baseline, device=a.device, seed=a.seed)
     if a.json:
         emit_json(a, report)

@@ -27,6 +27,7 @@ from edgemm.train.config import schedule_steps
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.loop import cosine_with_warmup, param_groups, train_epoch
+from edgemm.train.losses import cross_entropy
 from edgemm.train.precision import autocast
 from edgemm.train.unimodal import UnimodalHeads, has_branches
 
@@ -159,12 +160,8 @@ def fit(
         mixed, taught, flags = extra
         branches = 0.0 if heads is None else config.unimodal_loss * heads.loss(y, *flags, label_smoothing=config.label_smoothing,
                                                                         mix=mixed)
-        if mixed is None:
-            ce = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        else:  # the labels mix as the inputs did
-            perm, lam = mixed
-            ce_of = lambda t: F.cross_entropy(logits, t, label_smoothing=config.label_smoothing, reduction="none")  # noqa: E731
-            ce = (lam * ce_of(y) + (1 - lam) * ce_of(y[perm])).mean()
+        # Labelled samples only; the labels mix as the inputs did. Unlabelled ones learn from the teacher.
+        ce = cross_entropy(logits, y, label_smoothing=config.label_smoothing, mix=mixed)
         if taught is None:
             return ce + branches
         sf, tf, tl = taught

@@ -26,6 +26,7 @@ from edgemm.compress.recipe import Recipe, Stage, StageType, load_recipe
 from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
 from edgemm.compress.stages import StageContext
 from edgemm.data import open_dataset
+from edgemm.data.labels import count_labelled, labelled_only, with_label_fraction
 from edgemm.metrics import branch_warnings, metrics
 from edgemm.models.pretrained import TORCHVISION_ARCH, available, image_start_kwargs
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
@@ -58,7 +59,7 @@ def _steps_per_epoch(splits, batch_size: int) -> int:
     return max(1, n // batch_size if n > batch_size else 1)
 
 
-def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None) -> str:
+def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None, labels_fraction: float = 1.0) -> str:
     """Names a cached teacher by what it was trained on and how.
 
     The data's identity is the generator version and parameters for ``"default"``, the resolved
@@ -77,8 +78,11 @@ def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None
         identity = str(path)
         if path.is_file():
             identity += ":" + hashlib.sha1(path.read_bytes()).hexdigest()
-    blob = json.dumps({"data": identity, "teacher": recipe.to_dict()["teacher"], "init": init or {},
-                       "architecture": architecture_fingerprint(recipe.teacher.model)}, sort_keys=True)
+    key = {"data": identity, "teacher": recipe.to_dict()["teacher"], "init": init or {},
+           "architecture": architecture_fingerprint(recipe.teacher.model)}
+    if labels_fraction != 1.0:  # (absent at 1.0, so caches made before the option stay valid)
+        key["labels_fraction"] = labels_fraction
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -127,11 +131,14 @@ class _Step:
     def baseline(self) -> bool:
         return self.stage is None
 
-    def record(self, teacher_path: Path, teacher_amp, student: str, seed: int) -> dict[str, Any]:
+    def record(self, teacher_path: Path, teacher_amp, student: str, seed: int, labels_fraction: float = 1.0
+               ) -> dict[str, Any]:
         """What this step depends on, as stored in its checkpoint: a change means it must run again."""
-        return json.loads(json.dumps({"stage": self.name, "config": dataclasses.asdict(self.config),
-                                      "teacher": str(teacher_path), "teacher_amp": str(teacher_amp),
-                                      "student": student, "seed": seed}, default=str))
+        planned = {"stage": self.name, "config": dataclasses.asdict(self.config), "teacher": str(teacher_path),
+                   "teacher_amp": str(teacher_amp), "student": student, "seed": seed}
+        if labels_fraction != 1.0:
+            planned["labels_fraction"] = labels_fraction
+        return json.loads(json.dumps(planned, default=str))
 
 
 def _plan(recipe: Recipe, baseline: bool) -> list[_Step]:
@@ -156,12 +163,13 @@ def _reuse(path: Path, planned: dict[str, Any], device, log) -> tuple[nn.Module,
 
 
 def _scratch(student: str, num_classes: int, splits, config, device, seed: int, log) -> nn.Module:
-    """The honest baseline: the same student, the same budget, trained from labels only."""
+    """The honest baseline: the same student, the same budget, trained from the labels alone."""
     from edgemm.models import create_model
 
     torch.manual_seed(seed)
     model = create_model(student, num_classes=num_classes).to(device)
-    fit(model, None, splits, config, seed=seed, device=device, log=log)
+    fit(model, None, dataclasses.replace(splits, train=labelled_only(splits.train)), config, seed=seed, device=device,
+        log=log)
     return model
 
 
@@ -187,8 +195,8 @@ def _given_teacher(teacher: nn.Module, data: str | Path, device) -> tuple[nn.Mod
     return teacher.to(device).eval(), {"labels": labels}, f"<{type(teacher).__name__} {digest.hexdigest()[:12]}>", 0.0
 
 
-def _teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: str | Path, device, log
-             ) -> tuple[nn.Module, dict, Path | str, float]:
+def _teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: str | Path, device, log,
+             labels_fraction: float = 1.0) -> tuple[nn.Module, dict, Path | str, float]:
     """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused)."""
     if isinstance(teacher, nn.Module):
         return _given_teacher(teacher, data, device)
@@ -199,7 +207,8 @@ def _teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: str |
     from edgemm.train import TrainConfig, train
 
     init = teacher_init_kwargs(recipe.teacher.model, recipe.teacher.pretrained)
-    run = default_cache_dir() / "teachers" / f"{model_slug(recipe.teacher.model)}-{teacher_cache_key(recipe, data, init)}"
+    key = teacher_cache_key(recipe, data, init, labels_fraction)
+    run = default_cache_dir() / "teachers" / f"{model_slug(recipe.teacher.model)}-{key}"
     seconds = 0.0
     if not (run / "summary.json").is_file():
         start = f", image encoder from {recipe.teacher.pretrained}" if init else ""
@@ -207,8 +216,8 @@ def _teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: str |
         t0 = time.perf_counter()
         train(recipe.teacher.model, data, out=run, resume=True, progress=False, model_kwargs=init,
               config=TrainConfig(epochs=recipe.teacher.epochs, min_steps=recipe.teacher.min_steps, lr=recipe.teacher.lr,
-                                 device=str(device),
-                                 precision=recipe.teacher.precision.value))
+                                 device=str(device), precision=recipe.teacher.precision.value,
+                                 labels_fraction=labels_fraction))
         seconds = time.perf_counter() - t0
     else:
         log(f"reusing cached teacher {run / 'best.pt'}")
@@ -252,6 +261,7 @@ def compress(
     data: str | Path = "default",
     teacher: str | Path | nn.Module | None = None,
     student: str | None = None,
+    labels_fraction: float = 1.0,
     recipe: Recipe | str | Path | None = None,
     resume: bool = False,
     baseline: bool = True,
@@ -269,6 +279,9 @@ def compress(
             ``PATH.py:FUNCTION``, replacing the recipe's ``teacher.model``; cached per data set);
             a model instance (Python only: used as it is); None trains the recipe's teacher.
         student: The student (a registered name or ``PATH.py:FUNCTION``), replacing the recipe's.
+        labels_fraction: Keep this fraction of the training labels (per class, whole clips) and
+            use the rest of the training split as unlabelled transfer data: the teacher trained here
+            and the scratch baseline see only the kept labels, distillation sees every sample.
         recipe: A ``Recipe``, a YAML path, or None for the shipped default.
         resume: Reuse finished stages in ``out``.
         baseline: Also train the student from scratch with the distill stage's budget.
@@ -296,7 +309,8 @@ def compress(
     dev = torch_device(device)
     torch.manual_seed(seed)
     t_start = time.perf_counter()
-    teacher_model, teacher_ckpt, teacher_path, teacher_seconds = _teacher(recipe, teacher, data, dev, log)
+    teacher_model, teacher_ckpt, teacher_path, teacher_seconds = _teacher(recipe, teacher, data, dev, log,
+                                                                          labels_fraction)
     labels = teacher_ckpt["labels"]
 
     from edgemm.models import create_model
@@ -309,6 +323,12 @@ def compress(
         raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
                          f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
     splits = open_dataset(data, student.preprocess, labels=labels)
+    splits.train = with_label_fraction(splits.train, labels_fraction, seed)
+    transfer = {"labels_fraction": labels_fraction, "train_labelled": count_labelled(splits.train),
+                "train_unlabelled": len(splits.train) - count_labelled(splits.train)}
+    if transfer["train_unlabelled"]:
+        log(f"transfer set: {transfer['train_labelled']} labelled and {transfer['train_unlabelled']} unlabelled "
+            "training samples (distillation learns from the teacher on all of them)")
     stage_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     teacher_amp = autocast_dtype(recipe.teacher.precision, dev)
@@ -322,7 +342,7 @@ def compress(
     rows, reusable = [], resume  # a stage is reused only if it and every stage before it ran as planned now
     for i, step in enumerate(_plan(recipe, baseline)):
         path = stage_dir / f"{i:02d}_{step.name}.pt"
-        planned = step.record(teacher_path, teacher_amp, recipe.student, seed)
+        planned = step.record(teacher_path, teacher_amp, recipe.student, seed, labels_fraction)
         reused = _reuse(path, planned, dev, log) if reusable else None
         if reused is not None:
             model_i, row = reused
@@ -357,7 +377,7 @@ def compress(
     atomic_torch_save(make_checkpoint(final, labels=labels, **common,
                                       quantization={"scheme": "pt2e-x86-int8", "file": "model_int8.pt2",
                                                     "stage": rows[-1]["name"]} if quant else None), out / "model.pt")
-    report = {"teacher": teacher_row, "stages": rows, "vs_scratch": vs_scratch(rows),
+    report = {"teacher": teacher_row, "stages": rows, "vs_scratch": vs_scratch(rows), "transfer": transfer,
               "recipe": recipe.to_dict(), "data": splits.source,
               "labels": labels, "device": str(dev), "total_seconds": time.perf_counter() - t_start,
               "final_model": str(out / "model.pt"), "int8_model": str(out / "model_int8.pt2") if quant else None}

@@ -27,6 +27,7 @@ from edgemm.compress.quantize import (
     stored_bytes,
 )
 from edgemm.compress.recipe import DistillConfig, PruneConfig, PTQConfig, QATConfig
+from edgemm.data.labels import labelled_only
 
 
 @dataclass
@@ -65,7 +66,8 @@ def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageO
             _fit(model, ctx, DistillConfig(epochs=cfg.finetune_epochs, min_steps=cfg.finetune_min_steps, lr=cfg.lr),
                  seed=ctx.seed + 1000 + step)
 
-    batches = DataLoader(ctx.splits.train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
+    batches = DataLoader(labelled_only(ctx.splits.train), batch_size=32, shuffle=True,  # Taylor importance: labels
+                         generator=torch.Generator().manual_seed(ctx.seed))
     trace = prune(student, cfg, finetune=finetune, gradient_batches=batches, device=ctx.device, log=ctx.log)
     return StageOutput(student.to(ctx.device), extra={"steps": trace})
 

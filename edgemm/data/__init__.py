@@ -119,7 +119,7 @@ def open_dataset(
     folder = scan_video_folder(path)
     if labels is not None:
         for f, lab, s in folder.clips:
-            if lab not in labels and s in wanted:
+            if lab and lab not in labels and s in wanted:
                 raise DataError(f, f"label folder {lab!r} is not one of the model's labels {list(labels)}")
         folder.labels = list(labels)
     parts, skipped = {}, []

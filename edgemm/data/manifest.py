@@ -18,6 +18,7 @@ from edgemm.data.errors import DataError
 from edgemm.data.media import read_audio, read_image
 from edgemm.data.preprocess import PreprocessConfig, preprocess_audio, preprocess_image
 from edgemm.data.splits import Split, parse_split, stratified_split
+from edgemm.vocab import UNLABELLED
 
 REQUIRED_COLUMNS = ("image", "audio", "label")
 OPTIONAL_COLUMNS = ("split",)
@@ -98,12 +99,14 @@ def read_manifest(
 
     if has_split:
         splits = [p[4] for p in parsed]
-    else:
-        splits = stratified_split([str(p[1].relative_to(root)) for p in parsed], [p[3] for p in parsed])
+    else:  # unlabelled rows are transfer data: always train
+        labelled = [p for p in parsed if p[3]]
+        assigned = iter(stratified_split([str(p[1].relative_to(root)) for p in labelled], [p[3] for p in labelled]))
+        splits = [next(assigned) if p[3] else Split.TRAIN for p in parsed]
     records = [Record(img, aud, label, sp, row) for (row, img, aud, label, _), sp in zip(parsed, splits)]
 
     if labels is None:
-        labels = sorted({r.label for r in records if r.split is Split.TRAIN})
+        labels = sorted({r.label for r in records if r.split is Split.TRAIN and r.label})
         if not labels:
             raise DataError(path, "no usable rows in the train split")
         unknown = "of this {split} row does not occur in the train split"
@@ -113,7 +116,7 @@ def read_manifest(
     known = set(labels)
     kept: list[Record] = []
     for r in records:
-        if r.label not in known:
+        if r.label and r.label not in known:
             err = DataError(path, f"label {r.label!r} " + unknown.format(split=r.split.value), row=r.row)
             if not skip_bad:
                 raise err
@@ -129,15 +132,18 @@ def _parse_row(
     values = {}
     for col in REQUIRED_COLUMNS + (("split",) if has_split else ()):
         v = row.get(col)
-        if v is None or not str(v).strip():
+        if (v is None or not str(v).strip()) and col != "label":  # an empty label: an unlabelled row
             raise DataError(csv_path, f"column {col!r} is empty", row=row_no)
-        values[col] = str(v).strip()
+        values[col] = str(v or "").strip()
     split = None
     if has_split:
         try:
             split = parse_split(values["split"])
         except ValueError as e:
             raise DataError(csv_path, str(e), row=row_no) from None
+        if not values["label"] and split is not Split.TRAIN:
+            raise DataError(csv_path, f"an unlabelled row (empty label) belongs to the train split, not {split.value}",
+                            row=row_no)
     image, audio = root / values["image"], root / values["audio"]
     if check_media:
         for check in (lambda: read_image(image), lambda: read_audio(audio)):
@@ -175,11 +181,11 @@ class ManifestDataset:
         item = {
             "image": preprocess_image(read_image(r.image), self.preprocess.image),
             "audio": preprocess_audio(wave, sr, self.preprocess.audio),
-            "label": self._index[r.label],
+            "label": self._index.get(r.label, UNLABELLED),
         }
         if self._cache is not None:
             self._cache[i] = item
         return item
 
     def targets(self) -> np.ndarray:
-        return np.asarray([self._index[r.label] for r in self.records], np.int64)
+        return np.asarray([self._index.get(r.label, UNLABELLED) for r in self.records], np.int64)

@@ -19,6 +19,9 @@ from edgemm.data.errors import DataError
 from edgemm.data.media import check_audio
 from edgemm.data.preprocess import AudioAlign, PreprocessConfig, preprocess_image, window_at
 from edgemm.data.splits import Split, stratified_split
+from edgemm.vocab import UNLABELLED
+
+UNLABELLED_DIR = "unlabelled"  # root/unlabelled/*.mp4: clips without a label
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
 
@@ -122,16 +125,17 @@ def scan_video_folder(root: str | Path) -> VideoFolder:
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "video folder does not exist")
-    found = []
+    found, unlabelled = [], []
     for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sorted(label_dir.iterdir()):
             if f.suffix.lower() in VIDEO_SUFFIXES:
-                found.append((f, label_dir.name))
+                (unlabelled if label_dir.name == UNLABELLED_DIR else found).append((f, label_dir.name))
     if not found:
         raise DataError(root, f"no videos found; expected root/<label>/*{{{','.join(VIDEO_SUFFIXES)}}}")
     splits = stratified_split([str(f.relative_to(root)) for f, _ in found], [lab for _, lab in found])
-    clips = [(f, lab, s) for (f, lab), s in zip(found, splits)]
-    labels = sorted({lab for _, lab, s in clips if s is Split.TRAIN})
+    # Clips in root/unlabelled/ are transfer data for distillation: train split, no label.
+    clips = [(f, lab, s) for (f, lab), s in zip(found, splits)] + [(f, "", Split.TRAIN) for f, _ in unlabelled]
+    labels = sorted({lab for _, lab, s in clips if s is Split.TRAIN and lab})
     return VideoFolder(root, clips, labels)
 
 
@@ -174,7 +178,7 @@ class VideoDataset:
                     {
                         "image": preprocess_image(clip.frames[k], preprocess.image),
                         "audio": window_at(clip.audio, clip.times[k] - clip.audio_start, a),
-                        "label": index[label],
+                        "label": index.get(label, UNLABELLED),
                     }
                 )
                 self._clips.append(clip_index)

@@ -42,6 +42,8 @@ class TrainConfig:
         precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 where the device computes it
             natively, see ``edgemm.train.precision``). Training steps and the per-epoch validation
             run in it; the test evaluation of the best checkpoint is always float32.
+        labels_fraction: Train on this fraction of the training split's labels (per class, whole
+            clips), as if the rest were unlabelled; training skips unlabelled samples.
     """
 
     epochs: int = 30
@@ -62,6 +64,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     precision: str = "fp32"
+    labels_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "augment", parse_policy(self.augment).value)
@@ -79,6 +82,7 @@ class TrainConfig:
             "patience": self.patience >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "num_workers": self.num_workers >= 0,
+            "labels_fraction": 0 < self.labels_fraction <= 1,
         }
         for name, ok in checks.items():
             if not ok:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from edgemm.atomic import atomic_write_text
 from edgemm.data import open_dataset
+from edgemm.data.labels import labelled_only, with_label_fraction
 from edgemm.metrics import branch_warnings
 from edgemm.train.augment import Augmenter, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
@@ -27,6 +28,7 @@ from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
 from edgemm.train.precision import autocast, autocast_dtype, torch_device
 from edgemm.train.unimodal import UnimodalHeads, has_branches
+from edgemm.vocab import UNLABELLED
 
 
 def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
@@ -135,7 +137,7 @@ def train_epoch(
     """
     module.train()
     forward = forward or (lambda *x: (module(*x), None))
-    seen, correct, loss_sum = 0, 0, 0.0
+    seen, labelled, correct, loss_sum = 0, 0, 0, 0.0
     params = [p for group in opt.param_groups for p in group["params"]]
     for batch in batches:
         image, audio, y = batch["image"].to(device), batch["audio"].to(device), batch["label"].to(device)
@@ -154,13 +156,15 @@ def train_epoch(
             after_step()
         step += 1
         seen += len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        known = y != UNLABELLED  # accuracy over the samples that have a label
+        labelled += int(known.sum())
+        correct += int(((logits.argmax(1) == y) & known).sum())
         loss_sum += loss.item() * len(y)
         if hasattr(batches, "set_postfix"):
-            batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / max(labelled, 1):.3f}")
         if max_steps and step >= max_steps:
-            return EpochStats(loss_sum / seen, correct / seen, step, True)
-    return EpochStats(loss_sum / max(seen, 1), correct / max(seen, 1), step, False)
+            return EpochStats(loss_sum / seen, correct / max(labelled, 1), step, True)
+    return EpochStats(loss_sum / max(seen, 1), correct / max(labelled, 1), step, False)
 
 
 def _average_gradients_across_ranks(module: torch.nn.Module) -> None:
@@ -237,6 +241,8 @@ def train(
         print(f"skipped {len(splits.skipped)} bad entries (first: {splits.skipped[0]})", file=sys.stderr)
     if len(splits.val) == 0:
         raise ValueError(f"{splits.source}: the val split is empty; early stopping needs one (add rows or clips)")
+    # Training from labels skips unlabelled samples (and those --labels-fraction hides).
+    splits.train = labelled_only(with_label_fraction(splits.train, cfg.labels_fraction, cfg.seed))
     labels = splits.labels
     run = _TrainRun.build(model, kwargs, splits, cfg, device, rank, world)
     progress_at = run.restore(state)

@@ -12,8 +12,9 @@ or its export.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from edgemm.train.losses import cross_entropy
 
 
 def has_branches(model: nn.Module) -> bool:
@@ -82,13 +83,7 @@ class UnimodalHeads(nn.Module):
         for name, head, present in (("image", self.image, image_present), ("audio", self.audio, audio_present)):
             z = self._seen.pop(name)
             logits = head(z.float())
-            ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="none")
-            if mix is not None:
-                perm, lam = mix
-                ce = lam * ce + (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=label_smoothing,
-                                                            reduction="none")
-            w = present.reshape(-1).to(ce.dtype)
-            total = total + (ce * w).sum() / w.sum().clamp(min=1.0)
+            total = total + cross_entropy(logits, y, label_smoothing=label_smoothing, mix=mix, weight=present)
         return total
 
     def remove(self) -> None:

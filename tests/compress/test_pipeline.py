@@ -139,3 +139,21 @@ def test_resume_redoes_a_stage_whose_recipe_changed_and_all_after_it(teacher, sm
     assert "[ptq] reused" not in captured.err  # it depends on the re-run prune stage
     report = json.loads(captured.out)
     assert [r["name"] for r in report["stages"]] == ["distill", "prune", "ptq"]
+
+
+def test_compress_with_few_labels_distils_on_the_unlabelled_rest(teacher, small_manifest, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("student: test_gated\nstages:\n  - {type: distill, epochs: 1, batch_size: 8}\n")
+    out = tmp_path / "few"
+    assert main(["compress", "--teacher", str(teacher), "--data", str(small_manifest), "--recipe", str(recipe),
+                 "--out", str(out), "--device", "cpu", "--labels-fraction", "0.25", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = [line.split(",") for line in small_manifest.read_text().splitlines()[1:]]
+    per_class = {}
+    for r in rows:
+        if r[3] == "train":
+            per_class[r[2]] = per_class.get(r[2], 0) + 1
+    t = report["transfer"]
+    assert t["labels_fraction"] == 0.25 and t["train_labelled"] + t["train_unlabelled"] == sum(per_class.values())
+    assert t["train_labelled"] == sum(max(1, round(0.25 * n)) for n in per_class.values())
+    assert [r["name"] for r in report["stages"]] == ["scratch", "distill"]
