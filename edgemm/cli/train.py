@@ -135,9 +135,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _add_compress(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compress", help="distil, prune and quantise a compact student",
                        description="Distil a student from a teacher, prune it structurally, quantise it to int8.")
-    p.add_argument("--teacher", default=None, metavar="CKPT|MODEL",
-                   help="a teacher checkpoint, or a model to train as the teacher (registered name or PATH.py:FUNCTION; "
-                        "cached per data set); default: the recipe's teacher")
+    p.add_argument("--teacher", default=None, metavar="CKPT|MODEL|clip=..,clap=..",
+                   help="a teacher checkpoint; a model to train as the teacher (registered name or PATH.py:FUNCTION; "
+                        "cached per data set); or clip=MODEL,clap=MODEL: a zero-shot teacher from CLIP/CLAP and the "
+                        "class names (hub ids or local directories); default: the recipe's teacher")
     p.add_argument("--student", default=None, metavar="MODEL",
                    help="the student: a registered name or PATH.py:FUNCTION (default: the recipe's)")
     p.add_argument("--data", default="default", help="'default', a manifest CSV, or a video folder")

@@ -22,7 +22,7 @@ from edgemm.atomic import atomic_write_text
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.quantize import save_int8
-from edgemm.compress.recipe import Recipe, Stage, StageType, load_recipe
+from edgemm.compress.recipe import ZERO_SHOT_KEYS, Recipe, Stage, StageType, load_recipe
 from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
 from edgemm.compress.stages import StageContext
 from edgemm.data import open_dataset
@@ -78,7 +78,9 @@ def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None
         identity = str(path)
         if path.is_file():
             identity += ":" + hashlib.sha1(path.read_bytes()).hexdigest()
-    key = {"data": identity, "teacher": recipe.to_dict()["teacher"], "init": init or {},
+    # A trained teacher's identity; the zero-shot fields (never trained, never cached) are left out.
+    teacher = {k: v for k, v in recipe.to_dict()["teacher"].items() if k not in ZERO_SHOT_KEYS}
+    key = {"data": identity, "teacher": teacher, "init": init or {},
            "architecture": architecture_fingerprint(recipe.teacher.model)}
     if labels_fraction != 1.0:  # (absent at 1.0, so caches made before the option stay valid)
         key["labels_fraction"] = labels_fraction
@@ -195,11 +197,36 @@ def _given_teacher(teacher: nn.Module, data: str | Path, device) -> tuple[nn.Mod
     return teacher.to(device).eval(), {"labels": labels}, f"<{type(teacher).__name__} {digest.hexdigest()[:12]}>", 0.0
 
 
+def _zero_shot_teacher(config, student: str, data: str | Path, device, log, labels_fraction: float
+                       ) -> tuple[nn.Module, dict, str, float]:
+    """A teacher from CLIP/CLAP and the class names, calibrated on the labelled training samples."""
+    from edgemm.models import create_model
+    from edgemm.models.zeroshot import ZeroShotTeacher, label_prompts
+
+    t0 = time.perf_counter()
+    preprocess = create_model(student, num_classes=2).preprocess
+    train = open_dataset(data, preprocess, splits=("train",)).train
+    teacher = ZeroShotTeacher(train.labels, preprocess, config)
+    log(f"zero-shot teacher {config.describe()}; prompts {label_prompts(config, train.labels)}")
+    labelled = with_label_fraction(train, labels_fraction)
+    info: dict[str, Any] = {"config": dataclasses.asdict(config)}
+    if count_labelled(labelled):
+        info["calibration"] = teacher.calibrate(labelled_only(labelled))
+        c = info["calibration"]
+        log(f"zero-shot teacher calibrated on {c['samples']} labelled samples: train accuracy "
+            f"{c['accuracy_before']:.3f} -> {c['accuracy_after']:.3f} (weights {c['weights']}, scale {c['scale']:.1f})")
+    return teacher.to(device).eval(), {"labels": train.labels, "zero_shot": info}, \
+        f"<zero-shot {config.describe()}>", time.perf_counter() - t0
+
+
 def _teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: str | Path, device, log,
              labels_fraction: float = 1.0) -> tuple[nn.Module, dict, Path | str, float]:
     """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused)."""
     if isinstance(teacher, nn.Module):
         return _given_teacher(teacher, data, device)
+    zero_shot = teacher if teacher is not None and not isinstance(teacher, (str, Path)) else recipe.teacher.zero_shot()
+    if zero_shot is not None:
+        return _zero_shot_teacher(zero_shot, recipe.student, data, device, log, labels_fraction)
     if teacher is not None:
         model, ckpt = load_model(teacher, map_location=str(device))
         return model, ckpt, Path(teacher), 0.0
@@ -239,12 +266,15 @@ def _with_models(recipe: Recipe, student: str | None, teacher) -> tuple[Recipe, 
     """The recipe with ``--student`` and a ``--teacher`` that names a model (not a checkpoint) applied."""
     from edgemm.models import MODELS
     from edgemm.models.contract import canonical, is_reference
+    from edgemm.models.zeroshot import ZeroShotConfig
 
     if student is not None and not isinstance(student, str):
         raise ValueError("student: give a registered name or PATH.py:FUNCTION (checkpoints rebuild the student "
                          "from it; a module instance cannot be rebuilt)")
     if student is not None:
         recipe = dataclasses.replace(recipe, student=canonical(student) if is_reference(student) else student)
+    if isinstance(teacher, str) and ZeroShotConfig.looks_like(teacher):
+        return recipe, ZeroShotConfig.parse(teacher)
     if isinstance(teacher, (str, Path)) and not Path(teacher).exists():
         name = str(teacher)
         if is_reference(name) or name in MODELS:
@@ -337,8 +367,10 @@ def compress(
     ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log, teacher_amp=teacher_amp)
     common = {"data": splits.source, "recipe": recipe.to_dict()}
 
+    zero_shot = teacher_ckpt.get("zero_shot")
     teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
-                       trained_now=teacher_seconds > 0)
+                       trained_now=teacher_seconds > 0 and zero_shot is None,
+                       **({"zero_shot": zero_shot} if zero_shot else {}))
     rows, reusable = [], resume  # a stage is reused only if it and every stage before it ran as planned now
     for i, step in enumerate(_plan(recipe, baseline)):
         path = stage_dir / f"{i:02d}_{step.name}.pt"

@@ -262,6 +262,12 @@ class TeacherConfig:
             weights when they are in torch hub's local cache, else random), ``none``, a
             torchvision weights name, a local state-dict file, or ``hf:<hub id or directory>``
             for a Hugging Face vision backbone.
+        clip: A zero-shot teacher instead of a trained one: the image–text model (CLIP family;
+            hub id or local directory) scoring each class's ``image_prompt``
+            (``edgemm.models.zeroshot``). With ``clap``, or alone.
+        clap: The audio–text model (CLAP) of a zero-shot teacher, scoring ``audio_prompt``.
+        image_prompt: Prompt per class for ``clip``; ``{label}`` is the class name.
+        audio_prompt: Prompt per class for ``clap``.
     """
 
     model: str = "av_teacher"
@@ -270,13 +276,30 @@ class TeacherConfig:
     lr: float = 1e-3
     precision: Precision = Precision.AUTO
     pretrained: str = "auto"
+    clip: str | None = None
+    clap: str | None = None
+    image_prompt: str = "a photo of a {label}"
+    audio_prompt: str = "the sound of a {label}"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
+        if self.clip or self.clap:
+            self.zero_shot()  # validates the prompts
         if not isinstance(self.pretrained, str) or not self.pretrained:
             raise ValueError(f"teacher.pretrained must be auto, none, a weights name or a file, got {self.pretrained!r}")
         _steps("teacher", min_steps=self.min_steps)
         _positive("teacher", epochs=self.epochs, lr=self.lr)
+
+    def zero_shot(self):
+        """The ``ZeroShotConfig`` when ``clip`` or ``clap`` is set, else None."""
+        if not (self.clip or self.clap):
+            return None
+        from edgemm.models.zeroshot import ZeroShotConfig
+
+        return ZeroShotConfig(self.clip, self.clap, self.image_prompt, self.audio_prompt)
+
+
+ZERO_SHOT_KEYS = ("clip", "clap", "image_prompt", "audio_prompt")
 
 
 @dataclass(frozen=True)
