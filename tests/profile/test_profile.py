@@ -111,6 +111,10 @@ def test_profile_and_devices_work_without_torch(onnx_bundle):
         assert len(list_profiles()) >= 6
         r = profile({str(onnx_bundle)!r}, ProfileConfig(runs=5, warmup=1, layers=2))
         assert r.stages["end_to_end"].p50_ms > 0 and r.layers
+        from edgemm.deploy import open_session  # the layer above runtime and profile, torch-free too
+        s = open_session({str(onnx_bundle)!r}, "x86-laptop-cpu", threads=1)
+        assert s.backend.name == "openvino"
+        assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules if sys.modules[m] is not None)
         print("ok")
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
