@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realsets import build  # noqa: E402
 
 from edgemm.compress import compress  # noqa: E402
-from edgemm.compress.pipeline import _teacher  # noqa: E402
 from edgemm.compress.recipe import load_recipe  # noqa: E402
+from edgemm.compress.teachers import load_teacher  # noqa: E402
 from edgemm.train.precision import torch_device  # noqa: E402
 
 SIZES = {"digits": 100, "letters": 40}
@@ -38,7 +38,7 @@ def data_for(name: str, root: Path) -> str:
 
 def run(name: str, data: str, fraction: float, out: Path) -> dict:
     log = lambda s: print(f"[{name}] {s}", file=sys.stderr, flush=True)  # noqa: E731
-    _, _, teacher, seconds = _teacher(load_recipe(None), None, data, torch_device("auto"), log)
+    _, _, teacher, seconds = load_teacher(load_recipe(None), None, data, torch_device("auto"), log)
     t0 = time.perf_counter()
     report = compress(out=out, data=data, teacher=teacher, labels_fraction=fraction, log=log, resume=True)
     rows = {r["name"]: r for r in report["stages"]}

@@ -56,8 +56,8 @@ def test_print_recipe_and_cli_validation(tmp_path, capsys):
 
 def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, monkeypatch):
     import edgemm.data.synthetic as synthetic
-    from edgemm.compress.pipeline import teacher_cache_key
     from edgemm.compress.recipe import load_recipe
+    from edgemm.compress.teachers import teacher_cache_key
 
     recipe = load_recipe(None)
     manifest = tmp_path / "manifest.csv"
@@ -77,10 +77,10 @@ def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, mon
     assert teacher_cache_key(longer, manifest) != teacher_cache_key(recipe, manifest)
 
     # The same registered name with another architecture (a new edgemm version) is another teacher.
-    import edgemm.compress.pipeline as pipeline
+    import edgemm.compress.teachers as teachers
 
     now = teacher_cache_key(recipe, manifest)
-    monkeypatch.setattr(pipeline, "architecture_fingerprint", lambda name: "other")
+    monkeypatch.setattr(teachers, "architecture_fingerprint", lambda name: "other")
     assert teacher_cache_key(recipe, manifest) != now
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from edgemm.compress.pipeline import teacher_init_kwargs
+from edgemm.compress.teachers import teacher_init_kwargs
 from edgemm.models import create_model
 from edgemm.models.pretrained import WeightsNotFound, resolve_weights
 

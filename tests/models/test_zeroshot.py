@@ -123,8 +123,8 @@ def test_compress_distils_from_a_zero_shot_teacher(tiny_models, small_manifest, 
 
 
 def test_a_recipe_names_a_zero_shot_teacher_and_trained_teacher_caches_ignore_it():
-    from edgemm.compress.pipeline import teacher_cache_key
     from edgemm.compress.recipe import parse_recipe
+    from edgemm.compress.teachers import teacher_cache_key
 
     plain = parse_recipe({"stages": [{"type": "distill"}]})
     zs = parse_recipe({"teacher": {"clip": "org/clip", "audio_prompt": "a {label} sound"}, "stages": [{"type": "distill"}]})
