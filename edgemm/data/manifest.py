@@ -108,7 +108,8 @@ def read_manifest(
     if labels is None:
         labels = sorted({r.label for r in records if r.split is Split.TRAIN and r.label})
         if not labels:
-            raise DataError(path, "no usable rows in the train split")
+            raise DataError(path, "no labelled rows in the train split (rows with an empty label are unlabelled "
+                                  "transfer data; the classes come from labelled training rows)")
         unknown = "of this {split} row does not occur in the train split"
     else:
         labels = list(labels)
