@@ -158,8 +158,10 @@ def fit(
 
     def loss_fn(logits, y, extra):
         mixed, taught, flags = extra
-        branches = 0.0 if heads is None else config.unimodal_loss * heads.loss(y, *flags, label_smoothing=config.label_smoothing,
-                                                                        mix=mixed)
+        # Each branch's auxiliary head learns from the labels and, where there are none, from the teacher.
+        branches = 0.0 if heads is None else config.unimodal_loss * heads.loss(
+            y, *flags, label_smoothing=config.label_smoothing, mix=mixed,
+            teacher_logits=None if taught is None else taught[2], temperature=config.temperature)
         # Labelled samples only; the labels mix as the inputs did. Unlabelled ones learn from the teacher.
         ce = cross_entropy(logits, y, label_smoothing=config.label_smoothing, mix=mixed)
         if taught is None:

@@ -12,9 +12,11 @@ or its export.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgemm.train.losses import cross_entropy
+from edgemm.vocab import UNLABELLED
 
 
 def has_branches(model: nn.Module) -> bool:
@@ -38,6 +40,16 @@ def _encoder_widths(model: nn.Module) -> dict[str, int]:
         for h in hooks:
             h.remove()
     return widths
+
+
+def _distil_unlabelled(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, present: torch.Tensor,
+                       temperature: float) -> torch.Tensor:
+    """T² · KL(teacher ‖ head) averaged over the unlabelled samples whose modality was present."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1), log_target=True,
+                  reduction="none").sum(1) * (t * t)
+    w = (y == UNLABELLED).to(kl.dtype) * present.reshape(-1).to(kl.dtype)
+    return (kl * w).sum() / w.sum().clamp(min=1.0)
 
 
 class UnimodalHeads(nn.Module):
@@ -69,8 +81,11 @@ class UnimodalHeads(nn.Module):
         return hook
 
     def loss(self, y: torch.Tensor, image_present: torch.Tensor, audio_present: torch.Tensor,
-             label_smoothing: float = 0.0, mix: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
-        """Cross-entropy of each head on the samples whose modality was present, summed over modalities.
+             label_smoothing: float = 0.0, mix: tuple[torch.Tensor, float] | None = None,
+             teacher_logits: torch.Tensor | None = None, temperature: float = 4.0) -> torch.Tensor:
+        """Loss of each head on the samples whose modality was present, summed over modalities:
+        cross-entropy where the label is known and, given ``teacher_logits``, distillation from the
+        teacher's answer where it is not (so each branch learns from unlabelled samples too).
 
         Args:
             y: Targets (B,).
@@ -78,12 +93,16 @@ class UnimodalHeads(nn.Module):
             audio_present: Likewise for audio.
             label_smoothing: As in the main loss.
             mix: ``(perm, lam)`` of a mixup batch: the targets mix as the inputs did.
+            teacher_logits: (B, C) the teacher's logits on the same (mixed) inputs.
+            temperature: Softmax temperature of that distillation (the KL term is scaled by T²).
         """
         total = y.new_zeros((), dtype=torch.float32)
         for name, head, present in (("image", self.image, image_present), ("audio", self.audio, audio_present)):
             z = self._seen.pop(name)
             logits = head(z.float())
             total = total + cross_entropy(logits, y, label_smoothing=label_smoothing, mix=mix, weight=present)
+            if teacher_logits is not None:
+                total = total + _distil_unlabelled(logits, teacher_logits, y, present, temperature)
         return total
 
     def remove(self) -> None:
