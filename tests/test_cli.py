@@ -3,8 +3,9 @@ import os
 import subprocess
 import sys
 
+from edgemm._stdio import stdout_to_stderr
 from edgemm.cli import main
-from edgemm.cli._common import print_json, stdout_to_stderr
+from edgemm.cli._common import print_json
 
 SUBCOMMANDS = ["train", "eval", "compress", "export", "run", "profile", "bench", "devices", "data"]
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgemm._stdio import stdout_to_stderr
 from edgemm.cli import deploy, train
-from edgemm.cli._common import print_json, stdout_to_stderr
+from edgemm.cli._common import print_json
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from edgemm._stdio import stdout_to_stderr  # noqa: F401  (re-exported for the CLI)
-
 DEVICE_HELP = "torch device: auto (CUDA when available, else CPU), cpu or cuda[:N]"
 PROFILE_HELP = "device profile: a shipped name (see `edgemm devices`) or a YAML file"
 PROVIDER_HELP = ("the backend's device: onnxruntime execution provider (cpu, cuda, tensorrt, openvino) or OpenVINO device "

@@ -84,12 +84,6 @@ def labelled_only(dataset):
         return dataset
     if len(keep) == 0:
         raise ValueError("the training split has no labelled sample")
-    return _View(getattr(dataset, "dataset", dataset), _labels_of(dataset), _absolute(dataset, keep))
-
-
-def _labels_of(dataset) -> np.ndarray:
-    return dataset._labels if isinstance(dataset, _View) else targets(dataset)
-
-
-def _absolute(dataset, index: np.ndarray) -> np.ndarray:
-    return dataset._index[index] if isinstance(dataset, _View) else index
+    if isinstance(dataset, _View):  # index the underlying data set, with the view's labels
+        return _View(dataset.dataset, dataset._labels, dataset._index[keep])
+    return _View(dataset, y, keep)
