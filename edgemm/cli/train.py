@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from edgemm.cli._common import DEVICE_HELP, PROFILE_HELP, PROVIDER_HELP, emit_json, next_steps
@@ -133,6 +134,8 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _add_compress(sub: argparse._SubParsersAction) -> None:
+    from edgemm.compress.recipe import TeacherOutputMode
+
     p = sub.add_parser("compress", help="distil, prune and quantise a compact student",
                        description="Distil a student from a teacher, prune it structurally, quantise it to int8.")
     p.add_argument("--teacher", default=None, metavar="CKPT|MODEL|clip=..,clap=..",
@@ -149,6 +152,9 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels-fraction", type=float, default=1.0, metavar="F",
                    help="keep this fraction of the training labels; the rest of the training split is unlabelled "
                         "transfer data for distillation (the baseline and a teacher trained here see only the kept labels)")
+    p.add_argument("--teacher-outputs", choices=[m.value for m in TeacherOutputMode], default=None,
+                   help="online: the teacher runs on every augmented batch; cached: once per sample on un-augmented "
+                        "inputs, cached on disk; auto: cached for a zero-shot teacher (default: the recipe's teacher.outputs)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--print-recipe", action="store_true", help="print the recipe that would run and exit")
@@ -166,8 +172,10 @@ def _cmd_compress(a: argparse.Namespace) -> int:
     from edgemm.compress import compress
 
     report = compress(out=a.out, data=a.data, teacher=a.teacher, student=a.student, recipe=a.recipe, resume=a.resume,
-                      labels_fraction=a.labels_fraction,
+                      labels_fraction=a.labels_fraction, teacher_outputs=a.teacher_outputs,
                       baseline=not a.no_baseline, device=a.device, seed=a.seed)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return 0
     if a.json:
         emit_json(a, report)
         return 0

@@ -18,9 +18,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
 from edgemm.compress.recipe import DistillConfig
+from edgemm.compress.teacher_outputs import TeacherOutputs
+from edgemm.compress.teacher_outputs import mix as mix_targets
+from edgemm.train import distributed
 from edgemm.train.augment import Augmenter
 from edgemm.train.augment import mixup as mix_batch
 from edgemm.train.config import schedule_steps
@@ -44,15 +48,49 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 class FeatureProjections(nn.Module):
     """Learned linear maps from the student's embedding widths to the teacher's."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
+    def __init__(self, student: nn.Module, teacher_widths: dict[str, int]) -> None:
         super().__init__()
-        ex = student.example_inputs(2)
         with torch.no_grad():
-            s, t = _eval_features(student, ex), _eval_features(teacher, teacher.example_inputs(2))
-        self.proj = nn.ModuleDict({k: nn.Linear(s[k].shape[1], t[k].shape[1]) for k in FEATURES})
+            s = _eval_features(student, student.example_inputs(2))
+        self.proj = nn.ModuleDict({k: nn.Linear(s[k].shape[1], teacher_widths[k]) for k in FEATURES})
 
     def forward(self, s_feats: dict[str, torch.Tensor], t_feats: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum((1 - F.cosine_similarity(self.proj[k](s_feats[k]), t_feats[k], dim=1)).mean() for k in FEATURES)
+
+
+def _teacher_widths(teacher: nn.Module, cached: TeacherOutputs | None) -> dict[str, int]:
+    if cached is not None:
+        return {k: v.shape[-1] for k, v in cached.features.items()}
+    with torch.no_grad():
+        return {k: v.shape[1] for k, v in _eval_features(teacher, teacher.example_inputs(2)).items()}
+
+
+class _StudentStep(nn.Module):
+    """The student's training forward as one module (what DistributedDataParallel wraps):
+    ``(embeddings or None, logits)``."""
+
+    def __init__(self, student: nn.Module, use_features: bool) -> None:
+        super().__init__()
+        self.student, self.use_features = student, use_features
+
+    def forward(self, image, audio, image_present, audio_present):
+        if not self.use_features:
+            return None, self.student(image, audio, image_present, audio_present)
+        features = self.student.forward_features(image, audio, image_present, audio_present)
+        return features, self.student.head(features["fused"])
+
+
+class _Indexed:
+    """A dataset whose items also carry their position (to look up cached teacher outputs)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        return {**self.dataset[i], "index": i}
 
 
 def _eval_features(model: nn.Module, ex) -> dict[str, torch.Tensor]:
@@ -99,9 +137,14 @@ def fit(
     device: torch.device | str = "cpu",
     keep_best: bool = True,
     teacher_amp: torch.dtype | None = None,
+    teacher_outputs: TeacherOutputs | None = None,
     log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Trains ``student`` as ``config`` says, distilling from ``teacher`` (or plain CE if None).
+
+    Under a process group (``torchrun``) the student trains as DistributedDataParallel: each rank
+    takes its share of every epoch, gradients (the auxiliary heads' and projections' too) are
+    averaged, and every rank validates the same replica, so all keep the same epoch.
 
     Args:
         student: An ``AVModel`` (possibly pruned), or a PT2E graph module (logit distillation only).
@@ -115,6 +158,8 @@ def fit(
             standard error of the best (``within_noise``); False keeps the last epoch.
         teacher_amp: Autocast dtype of the teacher's forward passes (``edgemm.train.precision``);
             its outputs are cast back to float32 before they enter the loss.
+        teacher_outputs: The teacher's outputs on ``splits.train`` computed beforehand
+            (``edgemm.compress.teacher_outputs``): looked up instead of running ``teacher``.
         log: Where to report each epoch (default: stderr).
 
     Returns:
@@ -122,39 +167,57 @@ def fit(
     """
     log = log or (lambda s: print(s, file=sys.stderr))
     device = torch.device(device)
+    rank, world = distributed.current()
     student.to(device)
     if teacher is not None:
         teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
+    else:
+        teacher_outputs = None
     # Embedding distillation needs both models' embeddings (``forward_features``, as ``AVModel``
     # has); any other model under the one contract distils from its logits alone.
+    teacher_has_features = hasattr(teacher, "forward_features") if teacher_outputs is None \
+        else teacher_outputs.features is not None
     use_features = (teacher is not None and config.feature_weight > 0 and hasattr(student, "forward_features")
-                    and hasattr(teacher, "forward_features"))
-    projections = FeatureProjections(student, teacher).to(device) if use_features else None
+                    and teacher_has_features)
+    projections = FeatureProjections(student, _teacher_widths(teacher, teacher_outputs)).to(device) \
+        if use_features else None
     heads = UnimodalHeads(student, len(splits.labels)).to(device) \
         if config.unimodal_loss > 0 and has_branches(student) else None
+    for loss_side in (projections, heads):
+        if loss_side is not None:
+            distributed.average_gradients(loss_side)
+    step_module = _StudentStep(student, use_features)
+    net = step_module
 
-    def forward(image, audio, mi, ma):
-        mixed = None
-        if config.mixup > 0:
-            image, audio, perm, lam = mix_batch(image, audio, config.mixup)
-            mixed = (perm, lam)
-        if use_features:
-            sf = student.forward_features(image, audio, mi, ma)
-            logits = student.head(sf["fused"])
-        else:
-            sf, logits = None, student(image, audio, mi, ma)
-        if teacher is None:
-            return logits, (mixed, None, (mi, ma))
+    def targets(image, audio, mi, ma, batch, mixed):
+        """The teacher's logits and embeddings for this batch (float32)."""
+        if teacher_outputs is not None:
+            tl, tf = teacher_outputs.lookup(batch["index"], mi, ma, device)
+            if mixed is not None:
+                perm, lam = mixed
+                pl, pf = teacher_outputs.lookup(batch["index"][perm.cpu()], mi, ma, device)
+                tl, tf = mix_targets(tl, tf, pl, pf, lam, config.temperature)
+            return tl, tf if use_features else None
         with torch.no_grad(), autocast(teacher_amp, device):
             if use_features:
                 tf = teacher.forward_features(image, audio, mi, ma)
                 tl = teacher.head(tf["fused"])
             else:
                 tf, tl = None, teacher(image, audio, mi, ma)
-        tf = None if tf is None else {k: v.float() for k, v in tf.items()}
-        return logits, (mixed, (sf, tf, tl.float()), (mi, ma))
+        return tl.float(), None if tf is None else {k: v.float() for k, v in tf.items()}
+
+    def forward(image, audio, mi, ma, batch):
+        mixed = None
+        if config.mixup > 0:
+            image, audio, perm, lam = mix_batch(image, audio, config.mixup)
+            mixed = (perm, lam)
+        sf, logits = net(image, audio, mi, ma)
+        if teacher is None:
+            return logits, (mixed, None, (mi, ma))
+        tl, tf = targets(image, audio, mi, ma, batch, mixed)
+        return logits, (mixed, (sf, tf, tl), (mi, ma))
 
     def loss_fn(logits, y, extra):
         mixed, taught, flags = extra
@@ -172,9 +235,8 @@ def fit(
             loss = loss + config.feature_weight * projections(sf, tf)
         return loss
 
-    g_loader = torch.Generator().manual_seed(seed)
-    loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, generator=g_loader,
-                        drop_last=len(splits.train) > config.batch_size)
+    train_set = _Indexed(splits.train) if teacher_outputs is not None else splits.train
+    loader, sampler = _loader(train_set, config.batch_size, seed, rank, world)
     groups = param_groups(student, config.weight_decay)
     if projections is not None:
         groups.append({"params": list(projections.parameters()), "weight_decay": 0.0})
@@ -188,11 +250,17 @@ def fit(
     result, best_state = FitResult(), None
     try:
         with channels_last(student, teacher):
+            # DDP is built on the converted model: its gradient buckets take the parameters' layout.
+            net = DistributedDataParallel(step_module) if world > 1 else step_module
             for epoch in range(epochs):
-                g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-                torch.manual_seed(seed * 7_919 + epoch)
-                stats = train_epoch(student, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                # Per (seed, epoch, rank): one process draws exactly what it always did.
+                g = torch.Generator().manual_seed(seed * 100_003 + epoch * world + rank)
+                torch.manual_seed(seed * 7_919 + epoch * world + rank)
+                stats = train_epoch(net, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
                                     modality_dropout_p=config.modality_dropout, forward=forward)
+                distributed.broadcast_buffers(student)  # BatchNorm statistics saw each rank's own last batch
                 val = evaluate(student, splits.val, splits.labels, device=device)
                 result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
                                        "val_accuracy_image_only": val.accuracy_image_only,
@@ -209,3 +277,15 @@ def fit(
     if keep_best and best_state is not None:
         student.load_state_dict(best_state)
     return result
+
+
+def _loader(dataset, batch_size: int, seed: int, rank: int, world: int
+            ) -> tuple[DataLoader, DistributedSampler | None]:
+    """Shuffled batches (a partial last batch dropped unless it is the only one); this rank's share under DDP."""
+    if world <= 1:
+        g = torch.Generator().manual_seed(seed)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=g,
+                          drop_last=len(dataset) > batch_size), None
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                      drop_last=len(dataset) // world > batch_size), sampler

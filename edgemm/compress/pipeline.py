@@ -21,16 +21,18 @@ from edgemm.atomic import atomic_write_text
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.quantize import save_int8
-from edgemm.compress.recipe import Recipe, Stage, StageType, load_recipe
+from edgemm.compress.recipe import Recipe, Stage, StageType, TeacherOutputMode, load_recipe
 from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
 from edgemm.compress.stages import StageContext
-from edgemm.compress.teachers import load_teacher, with_models
+from edgemm.compress.teacher_outputs import TeacherOutputs
+from edgemm.compress.teachers import data_identity, load_teacher, with_models
 from edgemm.data import open_dataset
 from edgemm.data.labels import count_labelled, labelled_only, with_label_fraction
 from edgemm.metrics import branch_warnings, metrics
+from edgemm.train import distributed
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from edgemm.train.evaluation import predict_logits
-from edgemm.train.precision import autocast_dtype, torch_device
+from edgemm.train.precision import autocast_dtype
 
 
 def float_bytes(model: nn.Module) -> int:
@@ -70,13 +72,15 @@ class _Step:
     def baseline(self) -> bool:
         return self.stage is None
 
-    def record(self, teacher_path: Path, teacher_amp, student: str, seed: int, labels_fraction: float = 1.0
-               ) -> dict[str, Any]:
+    def record(self, teacher_path: Path, teacher_amp, student: str, seed: int, labels_fraction: float = 1.0,
+               cached_outputs: bool = False) -> dict[str, Any]:
         """What this step depends on, as stored in its checkpoint: a change means it must run again."""
         planned = {"stage": self.name, "config": dataclasses.asdict(self.config), "teacher": str(teacher_path),
                    "teacher_amp": str(teacher_amp), "student": student, "seed": seed}
         if labels_fraction != 1.0:
             planned["labels_fraction"] = labels_fraction
+        if cached_outputs and not self.baseline:
+            planned["teacher_outputs"] = TeacherOutputMode.CACHED.value
         return json.loads(json.dumps(planned, default=str))
 
 
@@ -121,6 +125,21 @@ def _log_row(row: dict[str, Any], log) -> None:
         log(f"[{name}] warning: {w}")
 
 
+def _teacher_outputs(mode: TeacherOutputMode, teacher: nn.Module, splits, data, preprocess, device, amp, log
+                     ) -> tuple[TeacherOutputs | None, dict[str, Any]]:
+    """The cached teacher outputs when ``mode`` asks for them, and the report's note of it."""
+    if mode is not TeacherOutputMode.CACHED:
+        return None, {"mode": mode.value}
+    from edgemm.compress import teacher_outputs
+    from edgemm.data.synthetic import default_cache_dir
+
+    t0 = time.perf_counter()
+    key = teacher_outputs.cache_key(teacher, data_identity(data), len(splits.train), preprocess.to_dict(), amp)
+    outputs = teacher_outputs.cached(teacher, splits.train, key=key, cache_dir=default_cache_dir() / "teacher_outputs",
+                                     device=device, amp=amp, log=log)
+    return outputs, {"mode": mode.value, "key": key, "samples": len(outputs), "seconds": time.perf_counter() - t0}
+
+
 def compress(
     *,
     out: str | Path,
@@ -129,6 +148,7 @@ def compress(
     student: str | None = None,
     labels_fraction: float = 1.0,
     recipe: Recipe | str | Path | None = None,
+    teacher_outputs: TeacherOutputMode | str | None = None,
     resume: bool = False,
     baseline: bool = True,
     device: str = "auto",
@@ -136,6 +156,10 @@ def compress(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Compresses a student under a teacher according to a recipe and writes the report.
+
+    Under ``torchrun --nproc-per-node N`` every training stage runs as DistributedDataParallel
+    (``edgemm.compress.distill.fit``), cached teacher outputs are computed in shards across the
+    ranks, and only rank 0 writes files; every rank returns the same report.
 
     Args:
         out: Output directory: ``model.pt``, ``model_int8.pt2`` (after qat/ptq), ``report.json``,
@@ -149,11 +173,12 @@ def compress(
             use the rest of the training split as unlabelled transfer data: the teacher trained here
             and the scratch baseline see only the kept labels, distillation sees every sample.
         recipe: A ``Recipe``, a YAML path, or None for the shipped default.
+        teacher_outputs: ``online``, ``cached`` or ``auto``, replacing the recipe's ``teacher.outputs``.
         resume: Reuse finished stages in ``out``.
         baseline: Also train the student from scratch with the distill stage's budget.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (quantization stages run on CPU).
         seed: Seed of every stage.
-        log: Progress messages (default: stderr).
+        log: Progress messages (default: stderr; under torchrun, rank 0's only).
 
     Returns:
         The report: ``{"teacher": row, "stages": [rows...], ...}``.
@@ -164,15 +189,18 @@ def compress(
     """
     import yaml
 
-    log = log or (lambda s: print(s, file=sys.stderr))
+    ranks = distributed.setup(device)
+    log = log or ((lambda s: print(s, file=sys.stderr)) if ranks.main else (lambda s: None))
     out = Path(out)
     stage_dir = out / "stages"
     if stage_dir.is_dir() and any(stage_dir.iterdir()) and not resume:
         raise FileExistsError(f"{out} already holds compression stages; pass --resume to continue or choose another --out")
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    if teacher_outputs is not None:
+        recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, outputs=teacher_outputs))
     recipe, teacher = with_models(recipe, student, teacher)
-    dev = torch_device(device)
+    dev = ranks.device
     torch.manual_seed(seed)
     t_start = time.perf_counter()
     teacher_model, teacher_ckpt, teacher_path, teacher_seconds = load_teacher(recipe, teacher, data, dev, log,
@@ -195,22 +223,26 @@ def compress(
     if transfer["train_unlabelled"]:
         log(f"transfer set: {transfer['train_labelled']} labelled and {transfer['train_unlabelled']} unlabelled "
             "training samples (distillation learns from the teacher on all of them)")
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    if ranks.main:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     teacher_amp = autocast_dtype(recipe.teacher.precision, dev)
     log(f"teacher forward passes in {'float32' if teacher_amp is None else 'bfloat16 autocast'} "
         f"(teacher.precision: {recipe.teacher.precision.value}); the student trains in float32")
-    ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log, teacher_amp=teacher_amp)
+    zero_shot = teacher_ckpt.get("zero_shot")
+    mode = recipe.teacher.outputs.resolve(zero_shot is not None)
+    cached, outputs_note = _teacher_outputs(mode, teacher_model, splits, data, student.preprocess, dev, teacher_amp, log)
+    ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log, teacher_amp=teacher_amp,
+                       teacher_outputs=cached)
     common = {"data": splits.source, "recipe": recipe.to_dict()}
 
-    zero_shot = teacher_ckpt.get("zero_shot")
     teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
                        trained_now=teacher_seconds > 0 and zero_shot is None,
                        **({"zero_shot": zero_shot} if zero_shot else {}))
     rows, reusable = [], resume  # a stage is reused only if it and every stage before it ran as planned now
     for i, step in enumerate(_plan(recipe, baseline)):
         path = stage_dir / f"{i:02d}_{step.name}.pt"
-        planned = step.record(teacher_path, teacher_amp, recipe.student, seed, labels_fraction)
+        planned = step.record(teacher_path, teacher_amp, recipe.student, seed, labels_fraction, cached is not None)
         reused = _reuse(path, planned, dev, log) if reusable else None
         if reused is not None:
             model_i, row = reused
@@ -228,26 +260,32 @@ def compress(
             result = step.stage.spec.runner()(student, ctx, step.config)
             student, extra = result.model.to(dev), result.extra
             eval_model = result.int8 if result.int8 is not None else student
-            if result.int8 is not None:
+            if result.int8 is not None and ranks.main:
                 save_int8(result.int8, out / "model_int8.pt2")
             model_i = student
         row = _row(step.name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
                    time.perf_counter() - t0, eval_model=eval_model,
                    epochs=step.config.training_epochs(_steps_per_epoch(splits, getattr(step.config, "batch_size", 64))),
                    **{k: v for k, v in extra.items() if k != "history"})
+        if ranks.distributed:
+            row["replica_max_abs_diff"] = distributed.replica_spread(model_i)
         rows.append(row)
-        atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), planned=planned,
-                                          **common), path)
+        if ranks.main:
+            atomic_torch_save(make_checkpoint(model_i, labels=labels, row=json.loads(json.dumps(row)), planned=planned,
+                                              **common), path)
         _log_row(row, log)
 
     final = student.cpu()
     quant = recipe.quantized
-    atomic_torch_save(make_checkpoint(final, labels=labels, **common,
-                                      quantization={"scheme": "pt2e-x86-int8", "file": "model_int8.pt2",
-                                                    "stage": rows[-1]["name"]} if quant else None), out / "model.pt")
     report = {"teacher": teacher_row, "stages": rows, "vs_scratch": vs_scratch(rows), "transfer": transfer,
+              "teacher_outputs": outputs_note, "world_size": ranks.world,
               "recipe": recipe.to_dict(), "data": splits.source,
               "labels": labels, "device": str(dev), "total_seconds": time.perf_counter() - t_start,
               "final_model": str(out / "model.pt"), "int8_model": str(out / "model_int8.pt2") if quant else None}
-    write_report(report, out)
+    if ranks.main:
+        atomic_torch_save(make_checkpoint(final, labels=labels, **common,
+                                          quantization={"scheme": "pt2e-x86-int8", "file": "model_int8.pt2",
+                                                        "stage": rows[-1]["name"]} if quant else None), out / "model.pt")
+        write_report(report, out)
+    distributed.teardown(ranks)
     return report

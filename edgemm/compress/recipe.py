@@ -37,6 +37,19 @@ class Importance(str, enum.Enum):
     BN_SCALE = "bn_scale"  # |gamma| of the BatchNorm after each conv
 
 
+class TeacherOutputMode(str, enum.Enum):
+    """When the teacher's outputs are computed (``edgemm.compress.teacher_outputs``)."""
+
+    AUTO = "auto"  # cached for a zero-shot (foundation-model) teacher, online for any other
+    ONLINE = "online"  # the teacher runs on every augmented batch
+    CACHED = "cached"  # once per sample and presence pattern, on un-augmented inputs, cached on disk
+
+    def resolve(self, zero_shot: bool) -> "TeacherOutputMode":
+        if self is TeacherOutputMode.AUTO:
+            return TeacherOutputMode.CACHED if zero_shot else TeacherOutputMode.ONLINE
+        return self
+
+
 def _epochs(epochs: int, steps_per_epoch: int, min_steps: int) -> int:
     """Epochs the training loop runs for this stage (``edgemm.train.config.schedule_steps``)."""
     return schedule_steps(epochs, max(steps_per_epoch, 1), min_steps)[1]
@@ -268,6 +281,9 @@ class TeacherConfig:
         clap: The audio–text model (CLAP) of a zero-shot teacher, scoring ``audio_prompt``.
         image_prompt: Prompt per class for ``clip``; ``{label}`` is the class name.
         audio_prompt: Prompt per class for ``clap``.
+        outputs: ``online`` runs the teacher on every augmented training batch; ``cached``
+            computes its outputs once per sample on un-augmented inputs and caches them on disk
+            (``edgemm.compress.teacher_outputs``); ``auto`` caches for a zero-shot teacher only.
     """
 
     model: str = "av_teacher"
@@ -280,9 +296,11 @@ class TeacherConfig:
     clap: str | None = None
     image_prompt: str = "a photo of a {label}"
     audio_prompt: str = "the sound of a {label}"
+    outputs: TeacherOutputMode = TeacherOutputMode.AUTO
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
+        object.__setattr__(self, "outputs", parse_enum(TeacherOutputMode, self.outputs, "teacher.outputs"))
         if self.clip or self.clap:
             self.zero_shot()  # validates the prompts
         if not isinstance(self.pretrained, str) or not self.pretrained:
@@ -300,6 +318,8 @@ class TeacherConfig:
 
 
 ZERO_SHOT_KEYS = ("clip", "clap", "image_prompt", "audio_prompt")
+# Teacher fields that do not change a trained teacher's weights (left out of its cache key).
+NOT_TRAINING_KEYS = (*ZERO_SHOT_KEYS, "outputs")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from edgemm.compress.quantize import (
     stored_bytes,
 )
 from edgemm.compress.recipe import DistillConfig, PruneConfig, PTQConfig, QATConfig
+from edgemm.compress.teacher_outputs import TeacherOutputs
 from edgemm.data.labels import labelled_only
 
 
@@ -40,6 +41,7 @@ class StageContext:
     seed: int
     log: Callable[[str], None]
     teacher_amp: torch.dtype | None = None  # autocast dtype of the teacher's forward passes
+    teacher_outputs: TeacherOutputs | None = None  # the teacher's outputs computed beforehand (teacher.outputs: cached)
 
 
 @dataclass
@@ -52,7 +54,8 @@ class StageOutput:
 def _fit(model: nn.Module, ctx: StageContext, config: DistillConfig, **kw: Any):
     """``fit`` with the context's teacher, data, teacher arithmetic, device and log (``kw`` may override)."""
     kw = {"device": ctx.device, "log": ctx.log, "seed": ctx.seed, **kw}
-    return fit(model, ctx.teacher, ctx.splits, config, teacher_amp=ctx.teacher_amp, **kw)
+    return fit(model, ctx.teacher, ctx.splits, config, teacher_amp=ctx.teacher_amp, teacher_outputs=ctx.teacher_outputs,
+               **kw)
 
 
 def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:

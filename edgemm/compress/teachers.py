@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from edgemm.compress.recipe import ZERO_SHOT_KEYS, Recipe
+from edgemm.compress.recipe import NOT_TRAINING_KEYS, Recipe
 from edgemm.data import open_dataset
 from edgemm.data.labels import count_labelled, labelled_only, with_label_fraction
 from edgemm.models.pretrained import TORCHVISION_ARCH, available, image_start_kwargs
@@ -30,23 +30,28 @@ def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None
     preprocessing, so a registered name whose architecture changed between edgemm versions does
     not reuse the old architecture's weights.
     """
-    from edgemm.data.synthetic import SyntheticConfig
-
-    if str(data) == "default":
-        identity = SyntheticConfig().key()
-    else:
-        path = Path(data).resolve()
-        identity = str(path)
-        if path.is_file():
-            identity += ":" + hashlib.sha1(path.read_bytes()).hexdigest()
     # A trained teacher's identity; the zero-shot fields (never trained, never cached) are left out.
-    teacher = {k: v for k, v in recipe.to_dict()["teacher"].items() if k not in ZERO_SHOT_KEYS}
-    key = {"data": identity, "teacher": teacher, "init": init or {},
+    teacher = {k: v for k, v in recipe.to_dict()["teacher"].items() if k not in NOT_TRAINING_KEYS}
+    key = {"data": data_identity(data), "teacher": teacher, "init": init or {},
            "architecture": architecture_fingerprint(recipe.teacher.model)}
     if labels_fraction != 1.0:  # (absent at 1.0, so caches made before the option stay valid)
         key["labels_fraction"] = labels_fraction
     blob = json.dumps(key, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def data_identity(data: str | Path) -> str:
+    """The generator version and parameters for ``"default"``, the resolved path plus the file's
+    content hash for a manifest, the resolved path for a video folder."""
+    from edgemm.data.synthetic import SyntheticConfig
+
+    if str(data) == "default":
+        return SyntheticConfig().key()
+    path = Path(data).resolve()
+    identity = str(path)
+    if path.is_file():
+        identity += ":" + hashlib.sha1(path.read_bytes()).hexdigest()
+    return identity
 
 
 def architecture_fingerprint(model: str) -> str:

@@ -1,11 +1,11 @@
 """``edgemm train``: AdamW + cosine, label smoothing, augmentation, modality dropout, early stopping,
-atomic best/last checkpoints, resume, JSON-lines metrics, and DistributedDataParallel under torchrun."""
+atomic best/last checkpoints, resume, JSON-lines metrics, and DistributedDataParallel under torchrun
+(``edgemm.train.distributed``)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -21,29 +20,15 @@ from edgemm.atomic import atomic_write_text
 from edgemm.data import open_dataset
 from edgemm.data.labels import labelled_only, with_label_fraction
 from edgemm.metrics import branch_warnings
+from edgemm.train import distributed
 from edgemm.train.augment import Augmenter, modality_dropout
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
 from edgemm.train.config import TrainConfig, schedule_steps
 from edgemm.train.evaluation import evaluate
 from edgemm.train.layout import channels_last
-from edgemm.train.precision import autocast, autocast_dtype, torch_device
+from edgemm.train.precision import autocast, autocast_dtype
 from edgemm.train.unimodal import UnimodalHeads, has_branches
 from edgemm.vocab import UNLABELLED
-
-
-def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = torch.cuda.is_available() and not device_pref.startswith("cpu")
-    if world > 1:
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if use_cuda else "gloo")
-        rank = dist.get_rank()
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
-        if use_cuda:
-            torch.cuda.set_device(device)
-        return rank, world, device
-    return 0, 1, torch_device(device_pref)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -82,14 +67,6 @@ def _model_preprocess(name: str, kwargs: Mapping[str, Any]):
 
     # The model owns its preprocessing (timm's pretrained_cfg idea); build it once to read it.
     return create_model(name, **{**kwargs, "num_classes": kwargs.get("num_classes", 2)}).preprocess
-
-
-def _replica_spread(model: torch.nn.Module) -> float:
-    """Largest difference of any parameter between DDP replicas (0.0 when they are identical)."""
-    flat = torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters()])
-    gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, flat)
-    return max(float((g - gathered[0]).abs().max()) for g in gathered)
 
 
 @dataclass
@@ -131,12 +108,13 @@ def train_epoch(
         modality_dropout_p: Probability that a sample loses one modality.
         max_steps: Stop when the global step count reaches this.
         step: Global step count before this epoch.
-        forward: ``(image, audio, image_present, audio_present) -> (logits, extra)``; default: the module's logits.
+        forward: ``(image, audio, image_present, audio_present, batch) -> (logits, extra)``; default:
+            the module's logits (``batch`` is the loader's dict, for anything else it carries).
         amp_dtype: Autocast dtype of forward and loss (``precision.autocast_dtype``); None is float32.
         after_step: Called after every optimiser step (e.g. to update a weight average).
     """
     module.train()
-    forward = forward or (lambda *x: (module(*x), None))
+    forward = forward or (lambda image, audio, mi, ma, batch: (module(image, audio, mi, ma), None))
     seen, labelled, correct, loss_sum = 0, 0, 0, 0.0
     params = [p for group in opt.param_groups for p in group["params"]]
     for batch in batches:
@@ -145,7 +123,7 @@ def train_epoch(
             image, audio = augment.image(image), augment.audio(audio, g)
         mi, ma = modality_dropout(len(y), modality_dropout_p, g, device)
         with autocast(amp_dtype, device):
-            logits, extra = forward(image, audio, mi, ma)
+            logits, extra = forward(image, audio, mi, ma, batch)
             loss = loss_fn(logits.float(), y, extra)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -165,23 +143,6 @@ def train_epoch(
         if max_steps and step >= max_steps:
             return EpochStats(loss_sum / seen, correct / max(labelled, 1), step, True)
     return EpochStats(loss_sum / max(seen, 1), correct / max(labelled, 1), step, False)
-
-
-def _average_gradients_across_ranks(module: torch.nn.Module) -> None:
-    """Averages ``module``'s gradients over the DDP ranks as they are computed.
-
-    For loss-side modules outside the DDP wrapper (the auxiliary heads): they start identical
-    (same seed) and stay so, and the gradient norm that clipping sees is the same on every rank,
-    so the replicas of the model stay identical too.
-    """
-    world = dist.get_world_size()
-
-    def hook(p: torch.Tensor) -> None:
-        dist.all_reduce(p.grad)
-        p.grad.div_(world)
-
-    for p in module.parameters():
-        p.register_post_accumulate_grad_hook(hook)
 
 
 def _should_stop(cfg: TrainConfig, bad_epochs: int, step: int, total: int) -> bool:
@@ -228,8 +189,8 @@ def train(
 
     cfg = config or TrainConfig()
     out = Path(out)
-    rank, world, device = _setup_distributed(cfg.device)
-    is_main = rank == 0
+    ranks = distributed.setup(cfg.device)
+    rank, world, device, is_main = ranks.rank, ranks.world, ranks.device, ranks.main
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     amp_dtype = autocast_dtype(cfg.precision, device)
@@ -255,7 +216,7 @@ def train(
     start_epoch, best_val, bad_epochs, step = progress_at
     net, ema, heads, kept = run.net, run.ema, run.heads, run.kept
 
-    def forward(image, audio, mi, ma):
+    def forward(image, audio, mi, ma, _batch):
         return module(image, audio, mi, ma), (mi, ma)
 
     def loss_fn(logits, y, flags):
@@ -309,12 +270,10 @@ def train(
                                "train_seconds": time.perf_counter() - t_start, "world_size": world,
                                "steps": step, "scheduled_steps": run.total, "epochs": run.epochs}
     if ddp is not None:
-        summary["replica_max_abs_diff"] = _replica_spread(net)
+        summary["replica_max_abs_diff"] = distributed.replica_spread(net)
     if is_main:
         _test_best(out, splits, labels, device, summary)
-    if ddp is not None:
-        dist.barrier()
-        dist.destroy_process_group()
+    distributed.teardown(ranks)
     return summary
 
 
@@ -370,8 +329,8 @@ class _TrainRun:
         total, epochs = schedule_steps(cfg.epochs, max(1, len(loader)), cfg.min_steps)
         ema = weight_average(net, total) if cfg.ema else None  # before the heads hook into net's encoders
         heads = UnimodalHeads(net, len(splits.labels)).to(device) if cfg.unimodal_loss > 0 and has_branches(net) else None
-        if heads is not None and world > 1:
-            _average_gradients_across_ranks(heads)
+        if heads is not None:
+            distributed.average_gradients(heads)
         groups = param_groups(net, cfg.weight_decay) + (param_groups(heads, cfg.weight_decay) if heads else [])
         opt = torch.optim.AdamW(groups, lr=cfg.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(total, int(cfg.warmup * total)))
