@@ -6,6 +6,7 @@ with its report row, so ``--resume`` reloads finished stages instead of redoing 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import sys
@@ -105,12 +106,44 @@ def _reuse(path: Path, planned: dict[str, Any], device, log) -> tuple[nn.Module,
     return model, ckpt["row"]
 
 
-def _scratch(student: str, num_classes: int, splits, config, device, seed: int, log) -> nn.Module:
-    """The honest baseline: the same student, the same budget, trained from the labels alone."""
-    from edgemm.models import create_model
+@dataclass(frozen=True)
+class _Student:
+    """The student to compress: built from the recipe's name, or given as a module (Python API)."""
 
-    torch.manual_seed(seed)
-    model = create_model(student, num_classes=num_classes).to(device)
+    model: nn.Module
+    start: Callable[[], nn.Module]  # the same student as it starts, for the scratch baseline
+    identity: str  # what a stage checkpoint records as its student
+
+    @classmethod
+    def build(cls, recipe: Recipe, given: nn.Module | None, num_classes: int, seed: int) -> "_Student":
+        from edgemm.compress.teacher_outputs import weights_digest
+        from edgemm.models import create_model
+
+        if given is None:
+            def start() -> nn.Module:
+                # Seeded right before it is built, so results do not depend on whether the teacher
+                # was trained in this process (which consumes random numbers) or loaded.
+                torch.manual_seed(seed)
+                return create_model(recipe.student, num_classes=num_classes)
+
+            return cls(start(), start, recipe.student)
+        if getattr(given, "edgemm_spec", None) is None:
+            raise ValueError("student: a module must come from edgemm.models.create_model (a registered name or "
+                             "PATH.py:FUNCTION), so its checkpoints can rebuild it")
+        with torch.no_grad():
+            was = given.training
+            outputs = given.eval()(*given.example_inputs(2)).shape[-1]
+            given.train(was)
+        if outputs != num_classes:
+            raise ValueError(f"student: the module returns {outputs} logits, the data has {num_classes} classes")
+        initial = copy.deepcopy(given).cpu()
+        return cls(given, lambda: copy.deepcopy(initial),
+                   f"{given.edgemm_spec['name']}@{weights_digest(given)[:12]}")
+
+
+def _scratch(student: _Student, splits, config, device, seed: int, log) -> nn.Module:
+    """The honest baseline: the same student from the same start, the same budget, the labels alone."""
+    model = student.start().to(device)
     fit(model, None, dataclasses.replace(splits, train=labelled_only(splits.train)), config, seed=seed, device=device,
         log=log)
     return model
@@ -145,7 +178,7 @@ def compress(
     out: str | Path,
     data: str | Path = "default",
     teacher: str | Path | nn.Module | None = None,
-    student: str | None = None,
+    student: str | nn.Module | None = None,
     labels_fraction: float = 1.0,
     recipe: Recipe | str | Path | None = None,
     teacher_outputs: TeacherOutputMode | str | None = None,
@@ -168,7 +201,9 @@ def compress(
         teacher: A teacher checkpoint; a model to train as the teacher (a registered name or
             ``PATH.py:FUNCTION``, replacing the recipe's ``teacher.model``; cached per data set);
             a model instance (Python only: used as it is); None trains the recipe's teacher.
-        student: The student (a registered name or ``PATH.py:FUNCTION``), replacing the recipe's.
+        student: The student (a registered name or ``PATH.py:FUNCTION``), replacing the recipe's;
+            or (Python only) a module built by ``edgemm.models.create_model``, starting from its
+            current weights (the scratch baseline starts from them too).
         labels_fraction: Keep this fraction of the training labels (per class, whole clips) and
             use the rest of the training split as unlabelled transfer data: the teacher trained here
             and the scratch baseline see only the kept labels, distillation sees every sample.
@@ -199,7 +234,10 @@ def compress(
         recipe = load_recipe(recipe)
     if teacher_outputs is not None:
         recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, outputs=teacher_outputs))
-    recipe, teacher = with_models(recipe, student, teacher)
+    given = student if isinstance(student, nn.Module) else None
+    recipe, teacher = with_models(recipe, None if given is not None else student, teacher)
+    if getattr(given, "edgemm_spec", None) is not None:
+        recipe = dataclasses.replace(recipe, student=given.edgemm_spec["name"])
     dev = ranks.device
     torch.manual_seed(seed)
     t_start = time.perf_counter()
@@ -207,12 +245,8 @@ def compress(
                                                                           labels_fraction)
     labels = teacher_ckpt["labels"]
 
-    from edgemm.models import create_model
-
-    # Seed right before each model is built, so results do not depend on whether the teacher was
-    # trained in this process (which consumes random numbers) or loaded.
-    torch.manual_seed(seed)
-    student = create_model(recipe.student, num_classes=len(labels)).to(dev)
+    built = _Student.build(recipe, given, len(labels), seed)
+    student = built.model.to(dev)
     if not student.preprocess.same_inputs(teacher_model.preprocess):
         raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
                          f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
@@ -242,7 +276,7 @@ def compress(
     rows, reusable = [], resume  # a stage is reused only if it and every stage before it ran as planned now
     for i, step in enumerate(_plan(recipe, baseline)):
         path = stage_dir / f"{i:02d}_{step.name}.pt"
-        planned = step.record(teacher_path, teacher_amp, recipe.student, seed, labels_fraction, cached is not None)
+        planned = step.record(teacher_path, teacher_amp, built.identity, seed, labels_fraction, cached is not None)
         reused = _reuse(path, planned, dev, log) if reusable else None
         if reused is not None:
             model_i, row = reused
@@ -254,7 +288,7 @@ def compress(
         log(f"[{step.name}] starting")
         t0 = time.perf_counter()
         if step.baseline:
-            model_i = eval_model = _scratch(recipe.student, len(labels), splits, step.config, dev, seed, log)
+            model_i = eval_model = _scratch(built, splits, step.config, dev, seed, log)
             extra: dict[str, Any] = {}
         else:
             result = step.stage.spec.runner()(student, ctx, step.config)

@@ -14,13 +14,16 @@ from edgemm.vocab import PrecisionChoice, Target
 ProfileArg = DeviceProfile | str | Path | None
 
 
-def export(checkpoint: str | Path | None = None, *, target: Target | str | None = None,
+def export(checkpoint: Any = None, *, target: Target | str | None = None,
            precision: PrecisionChoice | str | None = None, device_profile: ProfileArg = None,
-           out: str | Path | None = None, auto: Any = None, log: Callable[[str], None] = print, **options):
+           out: str | Path | None = None, auto: Any = None, labels: list[str] | None = None,
+           data: str | Path | None = None, log: Callable[[str], None] = print, **options):
     """``edgemm export``: a verified bundle, with the device profile's defaults and ``auto`` resolved.
 
     Args:
-        checkpoint: A checkpoint, a run directory, or None for the latest ``edgemm compress`` output.
+        checkpoint: A checkpoint, a run directory, None for the latest ``edgemm compress`` output,
+            or a model built by ``edgemm.models.create_model`` (saved first as a checkpoint beside
+            the bundle, ``<out>.source.pt``, which the manifest names).
         target: A ``Target`` value (default: the profile's).
         precision: A ``PrecisionChoice`` value (default: the profile's, else fp32). ``auto`` exports
             every precision and keeps the fastest that verifies, measured on this machine.
@@ -28,6 +31,8 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str | None 
             manifest, and for ``auto`` its backend, provider, threads and options are measured with.
         out: Bundle directory.
         auto: An ``AutoConfig`` for ``auto`` (default: from the profile, else the target's backend).
+        labels: A module's class names in output order (default: the ``data``'s).
+        data: A module's data set: its labels, int8 calibration and verification samples.
         log: Progress sink.
         **options: ``edgemm.export.export`` options: ``calib_data``, ``calib_samples``,
             ``verify_samples``, ``verify_output``, ``tolerance``.
@@ -41,6 +46,8 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str | None 
     """
     from edgemm.export import export as export_bundle
 
+    if not isinstance(checkpoint, (str, Path, type(None))):
+        checkpoint = _module_checkpoint(checkpoint, out, labels, data, log)
     dev = as_profile(device_profile)
     target = target or (dev.target if dev else None)
     if target is None:
@@ -59,6 +66,35 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str | None 
         return export_auto(checkpoint, target=target, out=out, config=auto, log=log, device=name, **options)
     return export_bundle(checkpoint, target=target, precision=choice.concrete, out=out, device=name, log=log,
                          **options)
+
+
+def _module_checkpoint(model, out: str | Path | None, labels: list[str] | None, data: str | Path | None,
+                       log: Callable[[str], None]) -> Path:
+    """Saves a model passed to ``export`` as a checkpoint beside its bundle (exports start from one)."""
+    import torch
+
+    from edgemm.train.checkpoint import atomic_torch_save, make_checkpoint
+
+    if out is None:
+        raise ValueError("export(model): pass out= (the bundle directory; the model is saved beside it)")
+    if getattr(model, "edgemm_spec", None) is None:
+        raise ValueError("export(model): build the model with edgemm.models.create_model (a registered name or "
+                         "PATH.py:FUNCTION) so the bundle can be rebuilt and verified from a checkpoint")
+    if labels is None:
+        if data is None:
+            raise ValueError("export(model): pass labels= (class names in output order) or data= (a data set)")
+        from edgemm.data import open_dataset
+
+        labels = open_dataset(data, model.preprocess, splits=("train",)).labels
+    with torch.no_grad():
+        with_outputs = model.eval()(*model.example_inputs(1)).shape[-1]
+    if with_outputs != len(labels):
+        raise ValueError(f"export(model): the model returns {with_outputs} logits for {len(labels)} labels")
+    path = Path(out).parent / f"{Path(out).name}.source.pt"
+    atomic_torch_save(make_checkpoint(model.cpu(), labels=list(labels), **({"data": str(data)} if data else {})),
+                      path)
+    log(f"export: saved the model as {path}")
+    return path
 
 
 def session_options(bundle: str | Path, device_profile: ProfileArg = None, *, backend: str | None = None,
