@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgemm.atomic import atomic_path, require_parent
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
@@ -16,11 +18,17 @@ def pyplot():
 
 
 def save(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Lays out, writes (creating the directory) and closes ``fig``."""
+    """Lays out, writes (atomically, into an existing directory) and closes ``fig``.
+
+    Raises:
+        FileNotFoundError: The directory of ``path`` does not exist.
+    """
     plt = pyplot()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    path = require_parent(path, "--plot")
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path

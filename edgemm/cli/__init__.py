@@ -10,11 +10,13 @@ runs, anything else written to stdout (converters' progress included) goes to st
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from edgemm._stdio import stdout_to_stderr
 from edgemm.cli import deploy, train
 from edgemm.cli._common import print_json
+from edgemm.errors import EdgemmError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,24 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="edgemm", description="Audio-visual fusion models from workstation to edge device.")
     parser.add_argument("--version", action="version", version=f"edgemm {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of its one-line message (or EDGEMM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train.register(sub)
     deploy.register(sub)
     return parser
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Errors whose message is the whole story (bad data, an export that cannot convert, a missing backend)."""
-    from edgemm.data.errors import DataError
-    from edgemm.export.errors import ExportError
-    from edgemm.runtime.backends import BackendUnavailable
-    from edgemm.runtime.manifest import BundleError
-    from edgemm.runtime.sinks.display import DisplayError
-    from edgemm.runtime.sources.camera import CameraError
-    from edgemm.runtime.sources.microphone import MicrophoneError
-
-    return (DataError, FileNotFoundError, FileExistsError, ValueError, ExportError, BackendUnavailable, CameraError,
-            MicrophoneError, DisplayError, BundleError)
+# Errors whose message is the whole story: edgemm's own (``edgemm.errors``), and the built-in ones
+# edgemm raises for bad values and files.
+KNOWN_ERRORS = (EdgemmError, ValueError, FileNotFoundError, FileExistsError)
 
 
 def _interrupted(command: str) -> str:
@@ -50,6 +45,7 @@ def _interrupted(command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("EDGEMM_DEBUG", "") not in ("", "0")
     as_json = getattr(args, "json", False) and not getattr(args, "json_streams", False)
     try:
         if as_json:
@@ -57,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                 code = args.func(args)
         else:
             code = args.func(args)
-    except _known_errors() as e:
+    except KNOWN_ERRORS as e:
+        if debug:
+            raise
         print(f"edgemm {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return getattr(e, "exit_code", 1)
     except KeyboardInterrupt:
         print(_interrupted(args.command), file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 DEVICE_HELP = "torch device: auto (CUDA when available, else CPU), cpu or cuda[:N]"
@@ -44,3 +45,25 @@ def next_steps(*commands: str) -> None:
     print("next:")
     for c in commands:
         print(f"  {c}")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (a bad one is a usage error naming the flag)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (``inf`` and ``nan`` are usage errors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgemm.cli._common import PROVIDER_HELP, add_device_profile, emit_json, next_steps
+from edgemm.cli._common import PROVIDER_HELP, add_device_profile, emit_json, finite_float, next_steps, positive_int
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +27,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     add_device_profile(p, "default target and precision, and the backend, provider, threads and options `auto` "
                           "measures with; recorded in the manifest")
     p.add_argument("--calib-data", default=None, help="int8 calibration data (default: the training data)")
-    p.add_argument("--calib-samples", type=int, default=256)
-    p.add_argument("--verify-samples", type=int, default=256)
+    p.add_argument("--calib-samples", type=positive_int, default=256)
+    p.add_argument("--verify-samples", type=positive_int, default=256)
     p.add_argument("--out", type=Path, default=None,
                    help="bundle directory (default: <run>/<model>-<target>-<precision>.edgemm)")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
@@ -83,15 +83,15 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("inference")
     r.add_argument("--smooth", type=int, default=d.smooth, metavar="K", help="smooth over K results (1 = off)")
     r.add_argument("--smooth-mode", default=d.smooth_mode.value, help="ema | majority")
-    r.add_argument("--threshold", type=float, default=d.threshold, help="no label below this score")
-    r.add_argument("--hop", type=float, default=d.hop, help="seconds between results when only audio is live")
+    r.add_argument("--threshold", type=finite_float, default=d.threshold, help="no label below this score")
+    r.add_argument("--hop", type=finite_float, default=d.hop, help="seconds between results when only audio is live")
     r.add_argument("--no-liveness", action="store_true",
                    help="never treat a silent mic / covered camera as absent")
     r.add_argument("--max-results", type=int, default=None, help="stop after N results")
-    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    r.add_argument("--duration", type=finite_float, default=None, help="stop after this many seconds")
     r.add_argument("--backend", default=None, help="onnxruntime | openvino | tflite (default: the bundle's own)")
     r.add_argument("--provider", default=None, help=PROVIDER_HELP)
-    r.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores but one, "
+    r.add_argument("--threads", type=positive_int, default=None, help="inference threads (default: all cores but one, "
                                                               "which is left to capture and decoding)")
     add_device_profile(r, "backend, provider, threads and options, and its camera and microphone when no input "
                           "is given")
@@ -122,7 +122,9 @@ def _cmd_run(a: argparse.Namespace) -> int:
     session = load(a.bundle, **{**kw, "threads": kw["threads"] or live_threads()})
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview, quiet=a.quiet)
     if a.summary_json is not None:
-        a.summary_json.write_text(json.dumps(summary.to_json(), indent=2))
+        from edgemm.atomic import atomic_write_text, require_parent
+
+        atomic_write_text(require_parent(a.summary_json, "--summary-json"), json.dumps(summary.to_json(), indent=2))
     return 0
 
 
@@ -131,13 +133,13 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
                        description="Time each stage of a live prediction (preprocess, inference, postprocess, "
                                    "end to end) after a warm-up, and list the slowest layers from the backend's profiler.")
     p.add_argument("bundle", type=Path)
-    p.add_argument("--runs", type=int, default=200, help="timed predictions (at least)")
-    p.add_argument("--min-time", type=float, default=0.0, help="also keep running for this many seconds")
+    p.add_argument("--runs", type=positive_int, default=200, help="timed predictions (at least)")
+    p.add_argument("--min-time", type=finite_float, default=0.0, help="also keep running for this many seconds")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--layers", type=int, default=10, help="slowest layers to list (0: skip the per-layer pass)")
     p.add_argument("--backend", default=None, help="onnxruntime | openvino | tflite (default: the bundle's own)")
     p.add_argument("--provider", default=None, help=PROVIDER_HELP)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--frame-size", default=None, metavar="WxH",
                    help="camera frame fed to preprocessing (default 640x480)")
     add_device_profile(p, "its backend, provider, threads, options and frame size, and the latency budget checked")
@@ -226,8 +228,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precisions", default="fp32,fp16,int8")
     p.add_argument("--data", default=None, help="evaluation data (default: the checkpoint's)")
     p.add_argument("--split", default="test")
-    p.add_argument("--runs", type=int, default=100, help="timed predictions per format")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--runs", type=positive_int, default=100, help="timed predictions per format")
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--out", type=Path, default=None,
                    help="bundles, bench.json, the bench.jsonl history and the plot (default: <run>/bench)")
     p.add_argument("--no-reuse", action="store_true", help="re-export even when a bundle of this checkpoint exists")
@@ -269,7 +271,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
                        description="Build the model, run it, then try torch.export, DepGraph pruning, PT2E int8 and "
                                    "ONNX / OpenVINO / TFLite conversion on a tiny input; one row per stage.")
     p.add_argument("model", help="registered name or PATH.py:FUNCTION / package.module:FUNCTION")
-    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--num-classes", type=positive_int, default=10)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_check)
 

@@ -7,7 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
-from edgemm.cli._common import DEVICE_HELP, PROFILE_HELP, PROVIDER_HELP, emit_json, next_steps
+from edgemm.cli._common import DEVICE_HELP, PROFILE_HELP, PROVIDER_HELP, emit_json, finite_float, next_steps, positive_int
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -34,14 +34,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained-audio", default=None, metavar="WEIGHTS",
                    help="start the audio branch from a local checkpoint (a PANNs Cnn*_16k*.pth for panns_*) "
                         "or hf:ORG/NAME/FILE from the Hugging Face cache")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the schedule on a large set")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="epochs of the schedule on a large set")
     p.add_argument("--min-steps", type=int, default=d.min_steps,
                    help="the schedule runs at least this many optimiser steps, so small sets train long enough (0: off)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--modality-dropout", type=float, default=d.modality_dropout)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=finite_float, default=d.lr)
+    p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay)
+    p.add_argument("--label-smoothing", type=finite_float, default=d.label_smoothing)
+    p.add_argument("--modality-dropout", type=finite_float, default=d.modality_dropout)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs (0: off)")
     p.add_argument("--augment", default=d.augment, choices=[x.value for x in AugmentPolicy],
                    help="augmentation policy: camera (default; no mirror images), natural (adds them), none")
@@ -51,12 +51,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader workers")
     p.add_argument("--device", default=d.device, help=DEVICE_HELP)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--precision", default=d.precision, choices=[x.value for x in TrainPrecision],
                    help="fp32, bf16 autocast, or auto: bf16 where the device computes it natively "
                         "(AVX512-BF16/AMX CPUs, recent GPUs)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad data entries (counted) instead of failing")
-    p.add_argument("--labels-fraction", type=float, default=d.labels_fraction, metavar="F",
+    p.add_argument("--labels-fraction", type=finite_float, default=d.labels_fraction, metavar="F",
                    help="train on this fraction of the training labels (per class, whole clips); unlabelled samples are skipped")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_train)
@@ -102,7 +102,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (checkpoints)")
     p.add_argument("--backend", default=None, help="runtime backend for a bundle (default: the bundle's own)")
     p.add_argument("--provider", default=None, help=f"{PROVIDER_HELP} (bundles)")
-    p.add_argument("--threads", type=int, default=None, help="runtime threads for a bundle")
+    p.add_argument("--threads", type=positive_int, default=None, help="runtime threads for a bundle")
     p.add_argument("--device-profile", default=None, metavar="PROFILE",
                    help=f"{PROFILE_HELP}: the backend, provider, threads and options a bundle runs with")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -149,7 +149,7 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/compress"))
     p.add_argument("--resume", action="store_true", help="reuse finished stages in --out")
     p.add_argument("--no-baseline", action="store_true", help="skip the from-scratch student baseline")
-    p.add_argument("--labels-fraction", type=float, default=1.0, metavar="F",
+    p.add_argument("--labels-fraction", type=finite_float, default=1.0, metavar="F",
                    help="keep this fraction of the training labels; the rest of the training split is unlabelled "
                         "transfer data for distillation (the baseline and a teacher trained here see only the kept labels)")
     p.add_argument("--teacher-outputs", choices=[m.value for m in TeacherOutputMode], default=None,
@@ -191,10 +191,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     m = dsub.add_parser("make", help="generate the default set (manifest CSV; --video: a video folder)")
     m.add_argument("--out", type=Path, default=None, help="parent directory (default: the user cache)")
-    m.add_argument("--samples-per-class", type=int, default=None)
+    m.add_argument("--samples-per-class", type=positive_int, default=None)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--video", action="store_true", help="write H.264+AAC clips in the video-folder format")
-    m.add_argument("--clips-per-class", type=int, default=4)
+    m.add_argument("--clips-per-class", type=positive_int, default=4)
     m.set_defaults(func=_cmd_data_make)
     c = dsub.add_parser("check", help="validate a manifest CSV or video folder and report bad entries")
     c.add_argument("path")
@@ -210,9 +210,10 @@ def _cmd_data_make(a: argparse.Namespace) -> int:
         kw["samples_per_class"] = a.samples_per_class
     cfg = SyntheticConfig(**kw)
     if a.video:
-        if a.out is None:
-            raise SystemExit("edgemm data make --video needs --out DIR")
-        print(make_video_folder(a.out, clips_per_class=a.clips_per_class, cfg=cfg))
+        from edgemm.data.synthetic import default_cache_dir
+
+        out = a.out if a.out is not None else default_cache_dir() / "videos" / cfg.key()
+        print(make_video_folder(out, clips_per_class=a.clips_per_class, cfg=cfg))
     else:
         print(make_default(cfg, root=a.out))
     return 0

@@ -173,6 +173,16 @@ def _teacher_outputs(mode: TeacherOutputMode, teacher: nn.Module, splits, data, 
     return outputs, {"mode": mode.value, "key": key, "samples": len(outputs), "seconds": time.perf_counter() - t0}
 
 
+def _check_names(recipe: Recipe, given: nn.Module | None, teacher) -> None:
+    """Every model the run will build resolves, before the teacher trains for minutes."""
+    from edgemm.models.registry import check_model_name
+
+    if given is None:
+        check_model_name(recipe.student, "recipe student")
+    if teacher is None and recipe.teacher.zero_shot() is None:
+        check_model_name(recipe.teacher.model, "recipe teacher.model")
+
+
 def compress(
     *,
     out: str | Path,
@@ -238,6 +248,7 @@ def compress(
     recipe, teacher = with_models(recipe, None if given is not None else student, teacher)
     if getattr(given, "edgemm_spec", None) is not None:
         recipe = dataclasses.replace(recipe, student=given.edgemm_spec["name"])
+    _check_names(recipe, given, teacher)
     dev = ranks.device
     torch.manual_seed(seed)
     t_start = time.perf_counter()

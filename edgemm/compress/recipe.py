@@ -1,7 +1,8 @@
 """Compression recipes: an ordered list of stages, each with its own config dataclass.
 
-A recipe is YAML (parsed with ``yaml.safe_load``). Unknown keys, unknown stage types and invalid
-enum values are errors that list what is valid; nothing is guessed or auto-corrected.
+A recipe is YAML, parsed by ``edgemm.safeio.load_yaml`` (safe and bounded). Unknown keys, values of
+the wrong type, unknown stage types and invalid enum values are errors that name the key and list
+what is valid; nothing is guessed or auto-corrected.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from importlib import import_module, resources
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
-from edgemm.config import check_keys, parse_enum
+from edgemm.config import check_keys, check_types, parse_enum
 from edgemm.registry import Registry
+from edgemm.safeio import load_yaml, read_text
 from edgemm.train.config import schedule_steps
 from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
 from edgemm.train.precision import Precision
@@ -106,6 +106,7 @@ class DistillConfig:
     weight_decay: float = 0.05
 
     def __post_init__(self) -> None:
+        check_types(self, "distill")
         object.__setattr__(self, "augment", parse_enum(AugmentPolicy, self.augment, "distill.augment"))
         if not 0 <= self.label_smoothing < 1 or self.unimodal_loss < 0 or self.weight_decay < 0:
             raise ValueError("distill: label_smoothing must be in [0, 1), unimodal_loss and weight_decay >= 0")
@@ -154,6 +155,7 @@ class PruneConfig:
     lr: float = 5e-3
 
     def __post_init__(self) -> None:
+        check_types(self, "prune")
         object.__setattr__(self, "importance", parse_enum(Importance, self.importance, "prune.importance"))
         for name in ("ratio", "image_ratio", "audio_ratio", "fusion_ratio"):
             v = getattr(self, name)
@@ -188,6 +190,7 @@ class QATConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
+        check_types(self, "qat")
         _steps("qat", min_steps=self.min_steps)
         _positive("qat", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
 
@@ -207,6 +210,7 @@ class PTQConfig:
     calibration_samples: int = 256
 
     def __post_init__(self) -> None:
+        check_types(self, "ptq")
         _positive("ptq", calibration_samples=self.calibration_samples)
 
     def training_epochs(self, steps_per_epoch: int) -> int:
@@ -299,6 +303,7 @@ class TeacherConfig:
     outputs: TeacherOutputMode = TeacherOutputMode.AUTO
 
     def __post_init__(self) -> None:
+        check_types(self, "teacher")
         object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
         object.__setattr__(self, "outputs", parse_enum(TeacherOutputMode, self.outputs, "teacher.outputs"))
         if self.clip or self.clap:
@@ -410,15 +415,8 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
     if path is None:
         text, source = default_recipe_text(), "default recipe"
     else:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"recipe not found: {path}")
-        text, source = path.read_text(), str(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ValueError(f"{source}: not valid YAML ({e})") from None
-    return parse_recipe(data, source=source)
+        text, source = read_text(path, "recipe"), str(path)
+    return parse_recipe(load_yaml(text, source), source=source)
 
 
 def default_recipe_text() -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgemm.errors import EdgemmError
 
-class DataError(ValueError):
+
+class DataError(EdgemmError, ValueError):
     """A data set entry is unusable.
 
     Attributes:

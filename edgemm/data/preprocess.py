@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgemm.config import check_keys, parse_enum
+from edgemm.config import check_keys, check_types, parse_enum
 
 
 class AudioAlign(str, enum.Enum):
@@ -25,6 +25,14 @@ class AudioAlign(str, enum.Enum):
 
     END = "end"  # the window ends at the frame (what a live microphone can give)
     CENTER = "center"  # the window is centred on the frame (offline only)
+
+
+# Bounds of what a model input can sensibly be, so a typo cannot ask for terabytes.
+MAX_IMAGE_SIZE = 2048
+MAX_SAMPLE_RATE = 192_000
+MAX_CLIP_SECONDS = 60.0
+MAX_N_FFT = 65_536
+MAX_N_MELS = 512
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,9 @@ class ImageConfig:
     standardize: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or self.size < 16:
-            raise ValueError(f"image.size must be an integer >= 16, got {self.size!r}")
+        check_types(self, "image")
+        if not 16 <= self.size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"image.size must be a whole number in [16, {MAX_IMAGE_SIZE}], got {self.size!r}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if len(self.mean) != 3 or len(self.std) != 3:
@@ -97,11 +106,15 @@ class AudioConfig:
     align: AudioAlign = AudioAlign.END
 
     def __post_init__(self) -> None:
+        check_types(self, "audio")
         object.__setattr__(self, "align", parse_enum(AudioAlign, self.align, "audio.align"))
-        if self.sample_rate < 1000:
-            raise ValueError(f"audio.sample_rate must be >= 1000 Hz, got {self.sample_rate}")
-        if self.clip_seconds <= 0:
-            raise ValueError(f"audio.clip_seconds must be positive, got {self.clip_seconds}")
+        if not 1000 <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise ValueError(f"audio.sample_rate must be in [1000, {MAX_SAMPLE_RATE}] Hz, got {self.sample_rate}")
+        if not 0 < self.clip_seconds <= MAX_CLIP_SECONDS:
+            raise ValueError(f"audio.clip_seconds must be in (0, {MAX_CLIP_SECONDS:g}], got {self.clip_seconds}")
+        if not 0 < self.n_fft <= MAX_N_FFT or not 0 < self.n_mels <= MAX_N_MELS:
+            raise ValueError(f"audio.n_fft must be in [1, {MAX_N_FFT}] and audio.n_mels in [1, {MAX_N_MELS}], "
+                             f"got {self.n_fft}, {self.n_mels}")
         if not 0 < self.win_length <= self.n_fft:
             raise ValueError(f"audio.win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}")
         if self.hop_length <= 0:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemm.atomic import remove_leftovers
 from edgemm.data.splits import stratified_split
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross")
@@ -296,7 +297,8 @@ def make_default(cfg: SyntheticConfig | None = None, *, root: str | Path | None 
     if manifest.is_file():
         return manifest
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    remove_leftovers(root, ".tmp-")  # what killed runs left
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=root))
     try:
         rows = []
         for c, label in enumerate(LABELS):

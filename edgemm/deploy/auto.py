@@ -9,12 +9,14 @@ measured, on the chosen backend, device and threads, and the manifest records ev
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from edgemm.atomic import remove_leftovers
 from edgemm.config import parse_enum
 from edgemm.export import ExportError, VerificationFailed, export
 from edgemm.export.bundle import default_bundle_path
@@ -75,7 +77,8 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
     ckpt = resolve_checkpoint(checkpoint)
     bundle = Path(out) if out else default_bundle_path(ckpt, load_source(ckpt).name, target, "auto")
     bundle.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".auto-{bundle.name}-", dir=bundle.parent))
+    remove_leftovers(bundle.parent, f".auto-{bundle.name}-")  # what killed runs left
+    work = Path(tempfile.mkdtemp(prefix=f".auto-{bundle.name}-{os.getpid()}-", dir=bundle.parent))
     rows: list[dict[str, Any]] = []
     try:
         for precision in config.candidates:

@@ -15,13 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgemm.config import check_keys, parse_enum
+from edgemm.errors import EdgemmError
+from edgemm.safeio import load_yaml, read_text
 from edgemm.vocab import CAN_RUN, BackendName, PrecisionChoice, Target
 
 
-class DeviceProfileError(ValueError):
+class DeviceProfileError(EdgemmError, ValueError):
     """A device profile is missing, unreadable or invalid (the message names the file and field)."""
 
 
@@ -168,7 +168,7 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     if not path.is_file():
         raise DeviceProfileError(f"{path}: device profile file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise DeviceProfileError(f"{path}: not valid YAML ({e})") from None
+        data = load_yaml(read_text(path, "device profile"), str(path))
+    except ValueError as e:
+        raise DeviceProfileError(str(e)) from None
     return parse_profile(data, str(path))

@@ -10,6 +10,7 @@ is still published (to inspect) with ``verification.status = "failed"``, and ``e
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
 import tempfile
 from importlib import import_module
@@ -17,17 +18,21 @@ from pathlib import Path
 from typing import Callable
 
 from edgemm import __version__
+from edgemm.atomic import remove_leftovers
 from edgemm.config import parse_enum
+from edgemm.errors import EdgemmError
 from edgemm.export.errors import ExportError
 from edgemm.export.formats import FORMATS, Precision, Target
 from edgemm.export.source import ExportContext, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
-from edgemm.runtime.manifest import SUFFIX, Manifest, TensorSpec, publish, write_manifest
+from edgemm.runtime.manifest import SUFFIX, Manifest, TensorSpec, file_checksum, publish, write_manifest
 from edgemm.vocab import OUTPUT_NAME, VerifyStatus
 
 
-class VerificationFailed(RuntimeError):
+class VerificationFailed(EdgemmError, RuntimeError):
     """The exported model disagrees with PyTorch beyond tolerance (the bundle is kept, marked failed)."""
+
+    exit_code = 3
 
     def __init__(self, bundle: Path, message: str) -> None:
         self.bundle = bundle
@@ -56,9 +61,10 @@ def _inputs(artifact, preprocess, batch) -> list[TensorSpec]:
     ]
 
 
-def _manifest(src, artifact, target: Target, precision: Precision, data, device: str | None,
+def _manifest(src, artifact, staging: Path, target: Target, precision: Precision, data, device: str | None,
               verify_output: bool) -> Manifest:
-    """The manifest of a freshly exported model (verification pending or skipped)."""
+    """The manifest of a freshly exported model (verification pending or skipped), with the size and
+    hash of every file so that a damaged copy is detected when it is loaded."""
     batch = artifact.batch if isinstance(artifact.batch, int) else "batch"
     return Manifest(
         name=src.name, labels=src.labels, target=target.value, precision=precision.value, files=artifact.files,
@@ -70,6 +76,7 @@ def _manifest(src, artifact, target: Target, precision: Precision, data, device:
         source={"checkpoint": str(src.checkpoint), "sha256": src.sha256, "model": src.ckpt["model"],
                 "data": str(data), "recipe": src.ckpt.get("recipe"), "notes": artifact.notes, "device": device},
         verification={"status": (VerifyStatus.PENDING if verify_output else VerifyStatus.SKIPPED).value},
+        checksums={role: file_checksum(staging / name) for role, name in artifact.files.items()},
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         edgemm_version=__version__,
     )
@@ -134,7 +141,9 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
                    if needs_calibration else None)
     bundle = Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision)
     bundle.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{bundle.name}-", dir=bundle.parent))
+    remove_leftovers(bundle.parent, f".staging-{bundle.name}-")  # what killed exports left
+    remove_leftovers(bundle.parent, f".old-{bundle.name}-")
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{bundle.name}-{os.getpid()}-", dir=bundle.parent))
     try:
         log(f"export: {src.checkpoint} -> {target.value} {precision.value}")
         try:
@@ -142,7 +151,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         except ImportError as e:
             raise ExportError(f"{target.value}: exporter unavailable ({e}); pip install 'edgemm[{spec.extra}]'") from e
         artifact = exporter.export(ExportContext(src, precision, calibration, log), staging)
-        manifest = _manifest(src, artifact, target, precision, data, device, verify_output)
+        manifest = _manifest(src, artifact, staging, target, precision, data, device, verify_output)
         write_manifest(manifest, staging)
         if verify_output:
             manifest.verification = _verify(staging, spec, src, artifact, data, precision, verify_samples, tolerance)

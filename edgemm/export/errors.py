@@ -6,13 +6,15 @@ import contextlib
 import re
 from typing import TYPE_CHECKING, Iterator
 
+from edgemm.errors import EdgemmError
+
 if TYPE_CHECKING:
     from torch import nn
 
 _OP = re.compile(r"(aten[.:]{1,2}[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
 
 
-class ExportError(RuntimeError):
+class ExportError(EdgemmError, RuntimeError):
     """An export that could not be produced; the message names the target, op and layer when known."""
 
 

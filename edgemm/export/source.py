@@ -72,10 +72,15 @@ class ExportSource:
 
 
 def load_source(path: str | Path | None) -> ExportSource:
-    from edgemm.train.checkpoint import load_model
+    from edgemm.export.errors import ExportError
+    from edgemm.train.checkpoint import load_model, non_finite
 
     ckpt_path = resolve_checkpoint(path)
     model, ckpt = load_model(ckpt_path)
+    bad = non_finite(model.state_dict())
+    if bad:
+        raise ExportError(f"{ckpt_path}: {len(bad)} weight tensors hold NaN or infinity (first {bad[0]!r}); "
+                          "the model is broken and is not exported")
     int8 = None
     quant = ckpt.get("quantization")
     if quant:

@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from edgemm.config import check_keys, parse_enum
 from edgemm.data.preprocess import PreprocessConfig
+from edgemm.errors import EdgemmError
 from edgemm.models.frontend import LogMelFrontend
+from edgemm.safeio import load_yaml, read_text
 from edgemm.vocab import Input
 
 _SIDECAR_KEYS = ("preprocess", "audio_input")
@@ -51,7 +52,7 @@ class AudioInput(str, enum.Enum):
     LOGMEL = "logmel"
 
 
-class ModelReferenceError(ValueError):
+class ModelReferenceError(EdgemmError, ValueError):
     """A ``PATH.py:FUNCTION`` or ``module:FUNCTION`` reference that cannot be loaded (the message says why)."""
 
 
@@ -120,10 +121,7 @@ def read_sidecar(path: Path | None) -> dict[str, Any]:
     if path is None or not path.with_suffix(".yaml").is_file():
         return {}
     side = path.with_suffix(".yaml")
-    try:
-        data = yaml.safe_load(side.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{side}: not valid YAML ({e})") from None
+    data = load_yaml(read_text(side, "model preprocessing YAML"), str(side)) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{side}: expected a mapping with {list(_SIDECAR_KEYS)}, got {type(data).__name__}")
     unknown = sorted(set(data) - set(_SIDECAR_KEYS))

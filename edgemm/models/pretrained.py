@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgemm.errors import EdgemmError
+
 OFFLINE_VARS = ("EDGEMM_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 # The torchvision architecture behind each image encoder of ``edgemm.models.encoders``: what a
@@ -25,7 +27,7 @@ TORCHVISION_ARCH = {"mobilenetv3_small": "mobilenet_v3_small", "mobilenetv3_larg
                     "resnet18": "resnet18", "resnet50": "resnet50"}
 
 
-class WeightsNotFound(FileNotFoundError):
+class WeightsNotFound(EdgemmError, FileNotFoundError):
     """Pretrained weights named but not on this machine (and not downloadable)."""
 
 

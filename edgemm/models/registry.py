@@ -46,6 +46,23 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return model
 
 
+def check_model_name(name: str, where: str) -> None:
+    """Resolves a model name or factory reference without building it (before any training starts).
+
+    Raises:
+        ValueError: Naming ``where``: not registered, or a reference whose file or function is missing.
+    """
+    from edgemm.models.contract import is_reference, resolve_factory
+
+    try:
+        if is_reference(name) and name not in MODELS:
+            resolve_factory(name)
+        else:
+            MODELS.get(name)
+    except (ValueError, KeyError, FileNotFoundError, ImportError, AttributeError) as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style pattern, sorted."""
     return MODELS.names(pattern)

@@ -8,6 +8,7 @@ the standard library, so the runtime can read a bundle without torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgemm.atomic import atomic_write_text
+from edgemm.errors import EdgemmError
+from edgemm.safeio import load_json, read_text
 from edgemm.vocab import VerifyStatus
 
 SCHEMA = "edgemm-bundle"
@@ -24,7 +27,7 @@ MANIFEST = "manifest.json"
 SUFFIX = ".edgemm"
 
 
-class BundleError(ValueError):
+class BundleError(EdgemmError, ValueError):
     """A bundle that cannot be used: names the bundle and the field that is wrong."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
@@ -73,6 +76,7 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     selection: dict[str, Any] | None = None  # --precision auto: the candidates measured and the choice
+    checksums: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> {"bytes", "sha256"} of files
     created: str = ""
     edgemm_version: str = ""
     schema: str = SCHEMA
@@ -102,9 +106,15 @@ class Manifest:
             kw["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
         except TypeError as e:
             raise BundleError(path, f"bad input/output entry: {e}") from None
-        if "model" not in data["files"]:
+        if not isinstance(data["files"], Mapping) or "model" not in data["files"]:
             raise BundleError(path, 'manifest "files" has no "model" entry')
-        return cls(**kw)
+        if not isinstance(data["labels"], list) or not all(isinstance(x, str) for x in data["labels"]):
+            raise BundleError(path, '"labels" must be a list of strings')
+        manifest = cls(**kw)
+        scores = manifest.outputs[0].shape[-1] if manifest.outputs and manifest.outputs[0].shape else None
+        if isinstance(scores, int) and scores != len(manifest.labels):
+            raise BundleError(path, f"lists {len(manifest.labels)} labels but the model's output has {scores} scores")
+        return manifest
 
     def input(self, name: str) -> TensorSpec:
         for t in self.inputs:
@@ -132,15 +142,56 @@ def read_manifest(bundle: str | Path) -> Manifest:
     if not path.is_file():
         raise BundleError(bundle, f"not a bundle directory (no {MANIFEST})")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(path, f"malformed JSON: {e}") from None
+        data = load_json(read_text(path, "bundle manifest"), "manifest.json")
+    except ValueError as e:
+        raise BundleError(bundle, str(e)) from None
     manifest = Manifest.from_dict(data, path)
     manifest.location = bundle
     for role, rel in manifest.files.items():
-        if not (bundle / rel).is_file():
+        file = bundle_file(bundle, role, rel)
+        if not file.is_file():
             raise BundleError(bundle, f"files.{role} = {rel!r} does not exist in the bundle")
+        check_file(bundle, role, file, manifest.checksums.get(role))
     return manifest
+
+
+def bundle_file(bundle: Path, role: str, rel: Any) -> Path:
+    """The file ``files.<role>`` names, which must be a relative path inside the bundle.
+
+    Raises:
+        BundleError: An absolute path, ``..`` out of the bundle, or a symbolic link leading out.
+    """
+    root = bundle.resolve()
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute():
+        raise BundleError(bundle, f"files.{role} = {rel!r}: expected a file name relative to the bundle")
+    file = (root / rel).resolve()
+    if not file.is_relative_to(root):
+        raise BundleError(bundle, f"files.{role} = {rel!r} points outside the bundle")
+    return file
+
+
+def file_checksum(file: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file, as the manifest records them."""
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": file.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def check_file(bundle: Path, role: str, file: Path, expected: Mapping[str, Any] | None) -> None:
+    """Compares a bundle file with the size and hash recorded at export (bundles without them pass).
+
+    Raises:
+        BundleError: The file was cut short, grown or changed (e.g. an interrupted copy to a device).
+    """
+    if not expected:
+        return
+    got = file_checksum(file) if file.stat().st_size == expected.get("bytes") else {"bytes": file.stat().st_size}
+    if got != dict(expected):
+        raise BundleError(bundle, f"{file.name} is damaged (expected {expected.get('bytes')} bytes, sha256 "
+                                  f"{str(expected.get('sha256'))[:16]}…; found {got['bytes']} bytes"
+                                  + ("" if "sha256" not in got else f", sha256 {got['sha256'][:16]}…") + ")")
 
 
 def write_manifest(manifest: Manifest, bundle: str | Path) -> Path:

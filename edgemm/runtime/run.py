@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgemm.errors import UsageError
 from edgemm.runtime.pipeline import Pipeline, RunConfig, Summary
 from edgemm.runtime.session import Session
 from edgemm.runtime.sources import SourceKind, open_source
@@ -38,13 +39,13 @@ class Inputs:
 
     def __post_init__(self) -> None:
         if self.camera is not None and self.video is not None:
-            raise ValueError("give --camera or --video, not both")
+            raise UsageError("give --camera or --video, not both")
         if self.audio_file is not None and self.video is None:
-            raise ValueError("--audio-file goes with --video")
+            raise UsageError("--audio-file goes with --video")
         if self.audio_file is not None and self.mic is not None:
-            raise ValueError("give --mic or --audio-file, not both")
+            raise UsageError("give --mic or --audio-file, not both")
         if self.camera is None and self.video is None and self.mic is None:
-            raise ValueError("nothing to read: give --camera, --mic and/or --video")
+            raise UsageError("nothing to read: give --camera, --mic and/or --video")
 
 
 def live_threads() -> int:

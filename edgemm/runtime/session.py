@@ -11,7 +11,7 @@ import numpy as np
 
 from edgemm.config import parse_enum
 from edgemm.data.preprocess import PreprocessConfig, fit_length, preprocess_image, resample, to_mono
-from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendName, open_backend
+from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendName, BackendUnavailable, open_backend
 from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
 from edgemm.vocab import INPUT_NAMES, VerifyStatus
 
@@ -63,8 +63,14 @@ class Session:
             warnings.warn(f"{self.path}: this bundle failed verification at export "
                           f"({m.verification.get('message', 'see manifest.json')})", stacklevel=2)
         hints = {**m.runtime, name.value: {**m.runtime.get(name.value, {}), **(options or {})}}
-        self.backend: Backend = open_backend(name, self.path / m.files["model"], runtime_hints=hints,
-                                             device=device, threads=threads, profile=profile)
+        try:
+            self.backend: Backend = open_backend(name, self.path / m.files["model"], runtime_hints=hints,
+                                                 device=device, threads=threads, profile=profile)
+        except (BackendUnavailable, ValueError):
+            raise
+        except Exception as e:  # each runtime raises its own types for a file it cannot read
+            raise BundleError(self.path, f"{name.value} cannot load {m.files['model']} (damaged or not a "
+                                         f"{m.target} model?): {_first_line(e)}") from None
         self.labels = list(m.labels)
         self.preprocess = PreprocessConfig.from_dict(m.preprocess)
         self._tensor = {t.name: t.tensor for t in m.inputs}
@@ -74,6 +80,24 @@ class Session:
         self._dtype = {t.name: np.dtype(t.dtype) for t in m.inputs}
         self._output = m.outputs[0].tensor
         self.fixed_batch = m.batch if isinstance(m.batch, int) else None
+        self._probe()
+
+    def _probe(self) -> None:
+        """Runs one silent, blank batch: the model must take the manifest's inputs and give one score per label.
+
+        Raises:
+            BundleError: Naming what the manifest says and what the model did.
+        """
+        size, samples = self.preprocess.image.size, self.preprocess.audio.clip_samples
+        b = self.fixed_batch or 1
+        try:
+            out = self.run(np.zeros((b, 3, size, size), np.float32), np.zeros((b, samples), np.float32))
+        except Exception as e:
+            raise BundleError(self.path, f"the model does not take the inputs its manifest describes (image "
+                                         f"3x{size}x{size}, audio {samples} samples): {_first_line(e)}") from None
+        if out.ndim != 2 or out.shape[-1] != len(self.labels):
+            raise BundleError(self.path, f"the model gives {out.shape[-1] if out.ndim else 0} scores per sample "
+                                         f"but the manifest lists {len(self.labels)} labels")
 
     def run(self, image: np.ndarray, audio: np.ndarray, image_present: np.ndarray | None = None,
             audio_present: np.ndarray | None = None) -> np.ndarray:
@@ -122,6 +146,11 @@ class Session:
         pred.stages = {"preprocess": (t1 - t0) / 1e6, "inference": (t2 - t1) / 1e6, "postprocess": (t3 - t2) / 1e6}
         pred.latency_ms = (t3 - t0) / 1e6
         return pred
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
 def load(bundle: str | Path, backend: str | None = None, device: str | None = None,

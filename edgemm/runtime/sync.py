@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgemm.errors import EdgemmError
 
-class StreamError(ValueError):
+
+class StreamError(EdgemmError, ValueError):
     """A packet that breaks the stream's contract (time going backwards, wrong sample rate)."""
 
 

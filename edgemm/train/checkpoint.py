@@ -49,9 +49,21 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
     return spec
 
 
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold NaN or infinity."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def make_checkpoint(model: nn.Module, *, labels: list[str], **extra: Any) -> dict[str, Any]:
-    """Builds the checkpoint dict for a model plus any extra plain-data fields."""
+    """Builds the checkpoint dict for a model plus any extra plain-data fields.
+
+    Raises:
+        ValueError: A weight or buffer holds NaN or infinity (a broken model is never saved).
+    """
     inner = model.module if hasattr(model, "module") else model
+    bad = non_finite(inner.state_dict())
+    if bad:
+        raise ValueError(f"refusing to save a model with non-finite weights ({len(bad)} tensors, first {bad[0]!r})")
     return {
         "format": FORMAT,
         "version": VERSION,

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from edgemm.config import check_keys, parse_enum
+from edgemm.config import check_keys, check_types, parse_enum
 from edgemm.train.policies import DEFAULT_POLICY, parse_policy
 from edgemm.train.precision import Precision
 
@@ -67,6 +67,7 @@ class TrainConfig:
     labels_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        check_types(self, "TrainConfig")
         object.__setattr__(self, "augment", parse_policy(self.augment).value)
         object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "TrainConfig.precision").value)
         checks = {

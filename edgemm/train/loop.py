@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from edgemm.atomic import atomic_write_text
 from edgemm.data import open_dataset
 from edgemm.data.labels import labelled_only, with_label_fraction
+from edgemm.errors import EdgemmError
 from edgemm.metrics import branch_warnings
 from edgemm.train import distributed
 from edgemm.train.augment import Augmenter, modality_dropout
@@ -69,6 +70,10 @@ def _model_preprocess(name: str, kwargs: Mapping[str, Any]):
     return create_model(name, **{**kwargs, "num_classes": kwargs.get("num_classes", 2)}).preprocess
 
 
+class TrainingDiverged(EdgemmError, ValueError):
+    """The loss became NaN or infinite: the weights are no longer usable (nothing more is saved)."""
+
+
 @dataclass
 class EpochStats:
     loss: float
@@ -112,6 +117,9 @@ def train_epoch(
             the module's logits (``batch`` is the loader's dict, for anything else it carries).
         amp_dtype: Autocast dtype of forward and loss (``precision.autocast_dtype``); None is float32.
         after_step: Called after every optimiser step (e.g. to update a weight average).
+
+    Raises:
+        TrainingDiverged: The loss is NaN or infinite (checked every step).
     """
     module.train()
     forward = forward or (lambda image, audio, mi, ma, batch: (module(image, audio, mi, ma), None))
@@ -133,11 +141,15 @@ def train_epoch(
         if after_step is not None:
             after_step()
         step += 1
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the loss became {value} at step {step}: training diverged "
+                                   "(lower the learning rate); nothing from this epoch was saved")
         seen += len(y)
         known = y != UNLABELLED  # accuracy over the samples that have a label
         labelled += int(known.sum())
         correct += int(((logits.argmax(1) == y) & known).sum())
-        loss_sum += loss.item() * len(y)
+        loss_sum += value * len(y)
         if hasattr(batches, "set_postfix"):
             batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / max(labelled, 1):.3f}")
         if max_steps and step >= max_steps:
@@ -239,10 +251,14 @@ def train(
             g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
             torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
             bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{run.epochs}", disable=not show_bars, leave=False)
-            stats = train_epoch(module, bar, run.opt, run.sched, loss_fn, g=g, device=device, augment=run.augmenter,
-                                forward=forward, modality_dropout_p=cfg.modality_dropout, max_steps=cfg.max_steps,
-                                step=step, amp_dtype=amp_dtype,
-                                after_step=(lambda: ema.update_parameters(net)) if ema else None)
+            try:
+                stats = train_epoch(module, bar, run.opt, run.sched, loss_fn, g=g, device=device,
+                                    augment=run.augmenter, forward=forward, modality_dropout_p=cfg.modality_dropout,
+                                    max_steps=cfg.max_steps, step=step, amp_dtype=amp_dtype,
+                                    after_step=(lambda: ema.update_parameters(net)) if ema else None)
+            except TrainingDiverged as e:
+                kept_file = f"; the last good checkpoint is {out / 'last.pt'} (epoch {epoch})" if epoch else ""
+                raise TrainingDiverged(f"epoch {epoch + 1}: {e}{kept_file}") from None
             step = stats.step
             if stats.hit_max_steps:
                 stopped = "max_steps"

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from edgemm.errors import EdgemmError
 from edgemm.vocab import CAN_RUN, DEFAULT_BACKEND, BackendName
 
 __all__ = ["CAN_RUN", "DEFAULT_BACKEND", "Backend", "BackendName", "BackendUnavailable", "LayerProfileUnavailable",
@@ -21,7 +22,7 @@ __all__ = ["CAN_RUN", "DEFAULT_BACKEND", "Backend", "BackendName", "BackendUnava
 _MODULES = {b: f"edgemm.runtime.backends.{b.value}" for b in BackendName}
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(EdgemmError, RuntimeError):
     """The backend's Python package is not installed (the message says which extra installs it)."""
 
 
@@ -43,7 +44,7 @@ class LayerTime(NamedTuple):
     calls: int
 
 
-class LayerProfileUnavailable(RuntimeError):
+class LayerProfileUnavailable(EdgemmError, RuntimeError):
     """The backend offers no per-layer profiler (the message says what to use instead)."""
 
 

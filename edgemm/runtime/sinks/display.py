@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from edgemm.errors import EdgemmError
 from edgemm.runtime.sinks import ThreadedSink
 from edgemm.runtime.sinks.overlay import FpsMeter, render
 
 
-class DisplayError(RuntimeError):
+class DisplayError(EdgemmError, RuntimeError):
     pass
 
 

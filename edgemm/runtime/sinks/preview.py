@@ -5,10 +5,12 @@ Binds 127.0.0.1 unless told otherwise; reach it over SSH with ``ssh -L 8080:127.
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from edgemm.errors import UsageError
 from edgemm.runtime.sinks import ThreadedSink
 from edgemm.runtime.sinks.overlay import FpsMeter, render
 
@@ -101,7 +103,11 @@ class PreviewSink(ThreadedSink):
                 self.wfile.write(body)
 
         self._stopping = False
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as e:
+            reason = "is already in use" if e.errno == errno.EADDRINUSE else f"cannot be served ({e.strerror})"
+            raise UsageError(f"--preview: {host}:{port} {reason}; choose another port (0 picks a free one)") from None
         self.server.daemon_threads = True
         self.address = self.server.server_address[:2]
         self._server_thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="preview-http")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemm.atomic import require_parent
 from edgemm.runtime.sinks import ThreadedSink
 from edgemm.runtime.sinks.overlay import FpsMeter, render
 
@@ -35,7 +36,7 @@ class RecorderSink(ThreadedSink):
         self.path = Path(path)
         if self.path.suffix.lower() not in {".mp4", ".mkv", ".mov"}:
             raise ValueError(f"--save: {self.path}: expected a .mp4, .mkv or .mov file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        require_parent(self.path, "--save")
         self._av, self.sample_rate, self.with_audio = av, sample_rate, audio
         self._tmp = self.path.with_name(f".{self.path.name}.partial{self.path.suffix}")
         self.container = av.open(str(self._tmp), "w")

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edgemm.errors import EdgemmError
 from edgemm.runtime.sync import Frame
 
 # The Jetson CSI camera (IMX219/IMX477) through nvarguscamerasrc, as BGR frames for OpenCV.
@@ -24,7 +25,7 @@ JETSON_CSI = ("nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM), width=12
               "appsink drop=true max-buffers=1")
 
 
-class CameraError(RuntimeError):
+class CameraError(EdgemmError, RuntimeError):
     """A camera that cannot be opened (or reopened); the message names it."""
 
 

@@ -17,10 +17,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from edgemm.errors import EdgemmError
 from edgemm.runtime.sync import AudioChunk
 
 
-class MicrophoneError(RuntimeError):
+class MicrophoneError(EdgemmError, RuntimeError):
     """No usable input device; the message lists the ones there are."""
 
 

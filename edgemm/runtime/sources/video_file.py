@@ -22,10 +22,11 @@ from typing import Iterator
 import numpy as np
 
 from edgemm.data.video import rgb_frames
+from edgemm.errors import EdgemmError
 from edgemm.runtime.sync import AudioChunk, Frame
 
 
-class VideoFileError(ValueError):
+class VideoFileError(EdgemmError, ValueError):
     """A file that cannot serve as a source; the message names it."""
 
 
