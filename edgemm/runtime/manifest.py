@@ -93,7 +93,7 @@ class Manifest:
         if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
             raise BundleError(path, f"not an edgemm bundle manifest (expected \"schema\": \"{SCHEMA}\")")
         version = data.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
             raise BundleError(path, f"schema_version {version!r} is not supported by this edgemm (<= {SCHEMA_VERSION})")
         required = ("name", "labels", "target", "precision", "files", "inputs", "outputs", "preprocess")
         missing = [k for k in required if k not in data]
@@ -111,6 +111,12 @@ class Manifest:
         if not isinstance(data["labels"], list) or not all(isinstance(x, str) for x in data["labels"]):
             raise BundleError(path, '"labels" must be a list of strings')
         manifest = cls(**kw)
+        from edgemm.data.preprocess import PreprocessConfig  # numpy only: the runtime's own dependency
+
+        try:
+            PreprocessConfig.from_dict(manifest.preprocess)
+        except (ValueError, TypeError) as e:
+            raise BundleError(path, f"preprocess: {e}") from None
         scores = manifest.outputs[0].shape[-1] if manifest.outputs and manifest.outputs[0].shape else None
         if isinstance(scores, int) and scores != len(manifest.labels):
             raise BundleError(path, f"lists {len(manifest.labels)} labels but the model's output has {scores} scores")

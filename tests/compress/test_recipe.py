@@ -24,6 +24,14 @@ def test_default_recipe_ships_and_round_trips():
         ({"stages": [{"type": "qat"}, {"type": "distill"}]}, r"at most one quantizing stage \(qat given\), and it must be the last stage"),
         ({"stages": [{"type": "ptq"}, {"type": "qat"}]}, r"at most one quantizing stage \(ptq, qat given\)"),
         ({"stages": []}, "at least one stage"),
+        # issue 18: values of the wrong type name the key instead of passing or failing minutes later
+        ({"stages": [{"type": "prune", "global_pruning": "false"}]},
+         r"stages\[0\] \(prune\): prune.global_pruning: expected true or false, got 'false'"),
+        ({"stages": [{"type": "distill", "epochs": 2.5}]}, r"distill.epochs: expected a whole number, got 2.5"),
+        ({"stages": [{"type": "distill", "epochs": "three"}]}, r"distill.epochs: expected a whole number, got 'three'"),
+        ({"stages": [{"type": "distill", "lr": float("inf")}]}, r"distill.lr: expected a finite number, got inf"),
+        ({"teacher": {"lr": float("nan")}, "stages": [{"type": "ptq"}]}, r"teacher.lr: expected a finite number, got nan"),
+        ({"teacher": {"clip": 3}, "stages": [{"type": "ptq"}]}, r"teacher.clip: expected a string or null, got 3"),
         ({"stage": []}, r"unknown key\(s\) \['stage'\]; valid keys are \['student', 'teacher', 'stages'\]"),
         ({"stages": [{"epochs": 3}]}, "each stage needs a 'type'"),
         ({"teacher": {"modell": "x"}, "stages": [{"type": "ptq"}]}, r"teacher: unknown key\(s\) \['modell'\]"),
@@ -98,5 +106,22 @@ def test_stage_budgets_follow_the_step_floors_on_small_sets():
 def test_step_floors_must_be_whole_numbers(key, value):
     from edgemm.compress.recipe import parse_recipe
 
-    with pytest.raises(ValueError, match=rf"distill.{key} must be a whole number >= 0, got {value!r}"):
+    with pytest.raises(ValueError, match=rf"distill.{key}(: expected a whole number| must be a whole number >= 0), "
+                                         rf"got {value!r}"):
         parse_recipe({"stages": [{"type": "distill", key: value}]})
+
+
+def test_an_unknown_student_is_reported_before_the_teacher_trains(tmp_path, small_manifest):
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("student: av_studnet\nstages: [{type: distill}]\n")
+    proc = subprocess.run([sys.executable, "-m", "edgemm.cli", "compress", "--recipe", str(recipe), "--data",
+                           str(small_manifest), "--out", str(tmp_path / "o"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "edgemm compress: error: recipe student: unknown model 'av_studnet'; registered: " + proc.stderr.split(
+            "registered: ")[1].strip()]
+    assert "training teacher" not in proc.stderr and not (tmp_path / "o" / "stages").exists()

@@ -19,9 +19,9 @@ from edgemm.runtime.manifest import (
 
 def _manifest() -> Manifest:
     return Manifest(name="m", labels=["a", "b"], target="onnx", precision="fp32", files={"model": "model.onnx"},
-                    inputs=[TensorSpec("image", "image", "image", ["batch", 3, 8, 8], "float32", "NCHW", {"size": 8})],
+                    inputs=[TensorSpec("image", "image", "image", ["batch", 3, 16, 16], "float32", "NCHW", {"size": 16})],
                     outputs=[TensorSpec("logits", "logits", "scores", ["batch", 2], "float32", "NC")],
-                    preprocess={"image": {"size": 8}}, verification={"status": "passed"})
+                    preprocess={"image": {"size": 16}}, verification={"status": "passed"})
 
 
 def _bundle(tmp_path, manifest=None):
@@ -52,6 +52,16 @@ def test_round_trip_through_json(tmp_path):
     (lambda d: d["inputs"][0].update(colour="rgb"), "bad input/output entry"),
     (lambda d: d.update(files={"weights": "model.onnx"}), 'no "model" entry'),
     (lambda d: d.update(files={"model": "missing.onnx"}), "files.model = 'missing.onnx' does not exist"),
+    # issue 18: what a hand-edited or hostile manifest gets
+    (lambda d: d.update(schema_version=0), "schema_version 0 is not supported"),
+    (lambda d: d.update(labels=["a", "b", "c"]), "lists 3 labels but the model's output has 2 scores"),
+    (lambda d: d.update(labels=["a"]), "lists 1 labels but the model's output has 2 scores"),
+    (lambda d: d.update(files={"model": "../other.edgemm/model.onnx"}), "points outside the bundle"),
+    (lambda d: d.update(files={"model": "/etc/passwd"}), "expected a file name relative to the bundle"),
+    (lambda d: d["preprocess"].update(audio={"sample_rate": "16000"}),
+     r"preprocess: audio.sample_rate: expected a whole number, got '16000'"),
+    (lambda d: d["preprocess"]["image"].update(mean=[float("nan"), 0.5, 0.5]), "preprocess: image.mean: expected a list"),
+    (lambda d: d["preprocess"]["image"].update(size=1000000), r"image.size must be a whole number in \[16, 2048\]"),
 ])
 def test_bad_manifest_names_the_field(tmp_path, edit, message):
     d = _bundle(tmp_path)
@@ -85,3 +95,40 @@ def test_publish_replaces_an_old_bundle_only_when_the_new_one_is_complete(tmp_pa
     assert read_manifest(old).precision == "int8"
     assert not (old / "stale.bin").exists() and not staging.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.edgemm"]
+
+
+def test_a_symlink_out_of_the_bundle_is_refused(tmp_path):
+    d = _bundle(tmp_path)
+    (tmp_path / "elsewhere.onnx").write_bytes(b"x")
+    (d / "model.onnx").unlink()
+    (d / "model.onnx").symlink_to(tmp_path / "elsewhere.onnx")
+    with pytest.raises(BundleError, match="points outside the bundle"):
+        read_manifest(d)
+
+
+def test_a_damaged_model_file_is_named_with_what_was_expected(tmp_path):
+    from edgemm.runtime.manifest import file_checksum
+
+    d = _bundle(tmp_path)
+    (d / "model.onnx").write_bytes(b"0123456789")
+    m = _manifest()
+    m.checksums = {"model": file_checksum(d / "model.onnx")}
+    write_manifest(m, d)
+    assert read_manifest(d).checksums["model"]["bytes"] == 10
+    (d / "model.onnx").write_bytes(b"01234")  # an interrupted copy
+    with pytest.raises(BundleError, match=r"model.onnx is damaged \(expected 10 bytes, sha256 [0-9a-f]{16}…; found 5 bytes\)"):
+        read_manifest(d)
+    (d / "model.onnx").write_bytes(b"0123456780")  # same size, other bytes
+    with pytest.raises(BundleError, match="found 10 bytes, sha256"):
+        read_manifest(d)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 5000 + "]" * 5000, "nested deeper than 64 levels"),
+    ('{"a": ' * 100 + "1" + "}" * 100, "nested deeper than 64 levels"),
+])
+def test_manifest_json_is_bounded(tmp_path, text, message):
+    d = _bundle(tmp_path)
+    (d / MANIFEST).write_text(text)
+    with pytest.raises(BundleError, match=message):
+        read_manifest(d)

@@ -116,3 +116,50 @@ def test_runtime_loads_and_runs_a_bundle_without_torch(onnx_bundle, easy_manifes
     assert lines[0] == "red_low"
     result = json.loads(lines[-1])
     assert result["n"] == 80 and result["accuracy"] >= 0.9
+
+
+def _copy(bundle, tmp_path, edit=None):
+    import shutil
+
+    out = tmp_path / "copy.edgemm"
+    shutil.copytree(bundle, out)
+    if edit is not None:
+        raw = json.loads((out / "manifest.json").read_text())
+        edit(raw)
+        (out / "manifest.json").write_text(json.dumps(raw))
+    return out
+
+
+def _one_label_less(m):
+    m["labels"] = m["labels"][:-1]
+    m["outputs"][0]["shape"][-1] = len(m["labels"])
+
+
+def _image_48(m):
+    m["preprocess"]["image"]["size"] = 48
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_one_label_less, "the model gives 4 scores per sample but the manifest lists 3 labels"),
+    (_image_48, r"the model does not take the inputs its manifest describes \(image 3x48x48"),
+])
+def test_a_manifest_that_disagrees_with_its_model_is_refused_at_load(onnx_bundle, tmp_path, edit, message):
+    bundle = _copy(onnx_bundle, tmp_path, edit)
+    with pytest.raises(BundleError, match=message) as e:
+        load(bundle)
+    assert str(bundle) in str(e.value)
+
+
+def test_a_damaged_model_file_is_named_not_a_backend_traceback(onnx_bundle, tmp_path):
+    bundle = _copy(onnx_bundle, tmp_path)
+    model = bundle / "model.onnx"
+    size = model.stat().st_size
+    model.write_bytes(model.read_bytes()[: size // 2])  # an interrupted copy to the device
+    with pytest.raises(BundleError, match=rf"model.onnx is damaged \(expected {size} bytes"):
+        load(bundle)
+    # A bundle written before checksums were recorded: the backend's failure, named.
+    raw = json.loads((bundle / "manifest.json").read_text())
+    raw.pop("checksums")
+    (bundle / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match=r"onnxruntime cannot load model.onnx \(damaged or not a onnx model\?\)"):
+        load(bundle)
