@@ -102,6 +102,7 @@ class Summary:
     latency_ms: dict[str, float]
     stages_ms: dict[str, float]
     backend: str = ""  # "openvino (CPU)": what ran the model
+    reconnects: int = 0  # times a live camera was reopened after it stopped delivering frames
     clip: dict[str, Any] | None = None  # files: one answer for the whole file (``clip_answer``)
 
     @property
@@ -113,13 +114,14 @@ class Summary:
                 "audio_overflows": self.audio_overflows, "audio_gaps": self.audio_gaps,
                 "seconds": round(self.seconds, 3), "results_per_second": round(self.results_per_second, 2),
                 "latency_ms": self.latency_ms, "stages_ms": self.stages_ms, "backend": self.backend,
-                "clip": self.clip}
+                "reconnects": self.reconnects, "clip": self.clip}
 
     def line(self) -> str:
         lat = self.latency_ms
         return (f"{self.frames} frames, {self.results} results ({self.results_per_second:.1f}/s), "
                 f"{self.drops} dropped, {self.audio_overflows} audio overflows; latency p50 {lat['p50']:.1f} "
                 f"p90 {lat['p90']:.1f} p99 {lat['p99']:.1f} ms"
+                + (f"; camera reopened {self.reconnects}x" if self.reconnects else "")
                 + (f"; whole file: {self.clip['label']} ({self.clip['score']:.2f}, mean of {self.clip['results']} results)"
                    if self.clip and self.clip["label"] is not None else ""))
 
@@ -263,6 +265,8 @@ class Pipeline:
                     stage_times.setdefault(k, []).append(v)
                 for sink in self.sinks:
                     sink.put(result)
+                if any(getattr(sink, "error", None) is not None for sink in self.sinks):
+                    break  # a failed output (a full disk under --save) ends the run; close() reports it
                 if self.config.max_results is not None and len(latencies) >= self.config.max_results:
                     break
         except KeyboardInterrupt:
@@ -283,4 +287,5 @@ class Pipeline:
                        latency_ms=percentiles(latencies),
                        stages_ms={k: percentiles(v)["p50"] for k, v in stage_times.items()},
                        backend=f"{self.session.backend.name} ({self.session.backend.device})",
+                       reconnects=sum(getattr(s, "reconnects", 0) for s in self.sources),
                        clip=None if self.live else clip_answer(self.session.labels, self._prob_sum, self._prob_count))

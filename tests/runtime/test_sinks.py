@@ -48,3 +48,18 @@ def test_lossless_put_does_not_hang_when_the_sink_has_died():
     assert done.wait(5.0)
     with pytest.raises(RuntimeError, match="cannot handle 3"):
         sink.close()
+
+
+def test_a_full_disk_under_save_ends_the_run_with_one_line_and_keeps_nothing(onnx_bundle, easy_clips, tmp_path,
+                                                                            capsys):
+    """ENOSPC from the real kernel path: the recorder's temporary file is /dev/full."""
+    from edgemm.cli import main
+
+    target = tmp_path / "out.mp4"
+    (tmp_path / ".out.mp4.partial.mp4").symlink_to("/dev/full")
+    clip = next(iter(easy_clips.values()))
+    assert main(["run", str(onnx_bundle), "--video", str(clip), "--quiet", "--save", str(target)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"edgemm run: error: --save: cannot write {target}: No space left on device; the recording " \
+                      "was not kept"
+    assert not target.exists() and list(tmp_path.iterdir()) == []

@@ -13,8 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from edgemm.atomic import require_parent
+from edgemm.errors import EdgemmError
 from edgemm.runtime.sinks import ThreadedSink
 from edgemm.runtime.sinks.overlay import FpsMeter, render
+
+
+class RecorderError(EdgemmError, OSError):
+    """The recording could not be written (a full disk, a removed drive); nothing half-written is kept."""
 
 
 class RecorderSink(ThreadedSink):
@@ -58,6 +63,13 @@ class RecorderSink(ThreadedSink):
             self._audio = self.container.add_stream("aac", rate=self.sample_rate, layout="mono")
 
     def handle(self, result) -> None:
+        try:
+            self._write(result)
+        except OSError as e:  # PyAV raises its own OSError subclasses (ENOSPC, EIO)
+            raise RecorderError(f"--save: cannot write {self.path}: {e.strerror or e}; the recording was not "
+                                "kept") from None
+
+    def _write(self, result) -> None:
         image = render(result, self._fps.tick())
         if self._video is None:
             self._open_streams(image)
@@ -94,6 +106,17 @@ class RecorderSink(ThreadedSink):
             self.container.mux(packet)
 
     def finish(self) -> None:
+        if self.error is None:
+            try:
+                self._publish()
+                return
+            except OSError as e:
+                self._discard()
+                raise RecorderError(f"--save: cannot finish {self.path}: {e.strerror or e}; the recording was not "
+                                    "kept") from None
+        self._discard()  # the recording failed: release it, keep nothing half-written
+
+    def _publish(self) -> None:
         for stream in (self._video, self._audio):
             if stream is not None:
                 for packet in stream.encode():
@@ -103,3 +126,10 @@ class RecorderSink(ThreadedSink):
             self._tmp.replace(self.path)  # complete files only
         else:
             self._tmp.unlink(missing_ok=True)
+
+    def _discard(self) -> None:
+        try:
+            self.container.close()
+        except OSError:
+            pass
+        self._tmp.unlink(missing_ok=True)
