@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # edgemm from this checkout
+
 
 def free_port() -> int:
     with socket.socket() as s:

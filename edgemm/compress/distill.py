@@ -13,7 +13,7 @@ import copy
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -48,11 +48,13 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 class FeatureProjections(nn.Module):
     """Learned linear maps from the student's embedding widths to the teacher's."""
 
-    def __init__(self, student: nn.Module, teacher_widths: dict[str, int]) -> None:
+    def __init__(self, student: nn.Module, teacher: nn.Module | Mapping[str, int]) -> None:
+        """``teacher``: the teacher (probed once for its widths), or its embedding widths by name."""
         super().__init__()
+        widths = teacher if isinstance(teacher, Mapping) else _teacher_widths(teacher, None)
         with torch.no_grad():
             s = _eval_features(student, student.example_inputs(2))
-        self.proj = nn.ModuleDict({k: nn.Linear(s[k].shape[1], teacher_widths[k]) for k in FEATURES})
+        self.proj = nn.ModuleDict({k: nn.Linear(s[k].shape[1], widths[k]) for k in FEATURES})
 
     def forward(self, s_feats: dict[str, torch.Tensor], t_feats: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum((1 - F.cosine_similarity(self.proj[k](s_feats[k]), t_feats[k], dim=1)).mean() for k in FEATURES)
