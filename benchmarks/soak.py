@@ -7,7 +7,7 @@ microphone (a private PulseAudio null sink with a tone playing into it), and mea
 - at 1/3 of the time kills the camera server and restarts it 3 s later (the camera must reconnect);
 - at 1/2 suspends the microphone's source for 3 s (PulseAudio `suspend-source`), then resumes it;
 - at the end stops the run with SIGINT (Ctrl-C) and reads its summary.
-Then, separately, fills the disk under `--save`: a run recording into a 2 MiB tmpfs (root only)
+Then, separately, fills the disk under `--save`: a run recording into a 200 KiB tmpfs (root only)
 must end with one error line, a non-zero exit, and nothing half-written left at the target path.
 
 Reported: RSS growth from the first minute to the end, p50/p99 latency per minute (first half
@@ -177,11 +177,11 @@ def soak(bundle: Path, minutes: float, threads: int | None) -> dict:
 
 
 def disk_full(bundle: Path, video: Path) -> dict:
-    """A run recording into a 2 MiB tmpfs: one error line, non-zero exit, no file at the target."""
+    """A run recording into a 200 KiB tmpfs: one error line, non-zero exit, no file at the target."""
     if os.geteuid() != 0:
         return {"skipped": "needs root to mount a small tmpfs"}
     mount = Path(tempfile.mkdtemp())
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)], check=True)
     try:
         target = mount / "out.mp4"
         proc = subprocess.run([sys.executable, "-m", "edgemm.cli", "run", str(bundle), "--video", str(video),
@@ -194,7 +194,7 @@ def disk_full(bundle: Path, video: Path) -> dict:
 
 
 def long_video(root: Path) -> Path:
-    """A 20 s H.264 + AAC clip of the default classes (what --save then records, larger than 2 MiB)."""
+    """A 20 s H.264 + AAC clip of the default classes (what --save then records, larger than 200 KiB)."""
     from edgemm.data.synthetic import SyntheticConfig, make_video_folder
 
     folder = make_video_folder(root, clips_per_class=1, seconds=20.0, cfg=SyntheticConfig(samples_per_class=3))

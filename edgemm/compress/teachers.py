@@ -16,6 +16,7 @@ from torch import nn
 from edgemm.compress.recipe import NOT_TRAINING_KEYS, Recipe
 from edgemm.data import open_dataset
 from edgemm.data.labels import count_labelled, labelled_only, with_label_fraction
+from edgemm.models.contract import model_slug
 from edgemm.models.pretrained import TORCHVISION_ARCH, available, image_start_kwargs
 from edgemm.train.checkpoint import load_model
 
@@ -153,16 +154,6 @@ def load_teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: s
         log(f"reusing cached teacher {run / 'best.pt'}")
     model, ckpt = load_model(run / "best.pt", map_location=str(device))
     return model, ckpt, run / "best.pt", seconds
-
-
-def model_slug(name: str) -> str:
-    """A registered name, or ``FILE_FUNCTION`` for a factory reference: safe as a directory name."""
-    from edgemm.models.contract import is_reference
-
-    if not is_reference(name):
-        return name
-    target, _, function = name.rpartition(":")
-    return f"{Path(target).stem if target.endswith('.py') else target.replace('.', '_')}_{function}"
 
 
 def with_models(recipe: Recipe, student: str | None, teacher) -> tuple[Recipe, Any]:

@@ -96,7 +96,11 @@ def _verify(staging: Path, spec, src, artifact, data, precision: Precision, samp
 
 
 def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: Precision | str) -> Path:
-    return checkpoint.parent / f"{name}-{target.value}-{getattr(precision, 'value', precision)}{SUFFIX}"
+    """``<checkpoint dir>/<model>-<target>-<precision>.edgemm``; a factory reference's model part is
+    ``FILE_FUNCTION`` (a reference is a path: it must not place the bundle beside the model's file)."""
+    from edgemm.models.contract import model_slug
+
+    return checkpoint.parent / f"{model_slug(name)}-{target.value}-{getattr(precision, 'value', precision)}{SUFFIX}"
 
 
 def export(checkpoint: str | Path | None = None, *, target: Target | str, precision: Precision | str = Precision.FP32,

@@ -69,6 +69,14 @@ def canonical(ref: str) -> str:
     return ref
 
 
+def model_slug(name: str) -> str:
+    """A registered name, or ``FILE_FUNCTION`` for a factory reference: safe as a directory name."""
+    if not is_reference(name):
+        return name
+    target, _, function = name.rpartition(":")
+    return f"{Path(target).stem if target.endswith('.py') else target.replace('.', '_')}_{function}"
+
+
 def resolve_factory(ref: str) -> tuple[Callable[..., nn.Module], Path | None]:
     """The factory a reference names, and its file (None for an importable module).
 

@@ -49,6 +49,8 @@ def test_compress_a_user_student_under_a_user_teacher_then_export_and_run(small_
     for target, precision in (("onnx", "int8"), ("openvino", "fp32")):
         m = export(out, target=target, precision=precision, verify_samples=32, log=lambda s: None)
         assert m.verified, m.verification
+        # beside the checkpoint, named FILE_FUNCTION (the reference is a path: not beside the model's file)
+        assert m.location == out / f"av_models_no_flags-{target}-{precision}.edgemm"
     session = load(m.location)
     image, audio, _, _ = (t.numpy() for t in model.example_inputs(2))
     rng = np.random.default_rng(0)
