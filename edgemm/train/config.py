@@ -83,6 +83,7 @@ class TrainConfig:
             "patience": self.patience >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "num_workers": self.num_workers >= 0,
+            "threads": self.threads is None or self.threads >= 1,
             "labels_fraction": 0 < self.labels_fraction <= 1,
         }
         for name, ok in checks.items():

@@ -104,3 +104,28 @@ def test_a_muted_microphone_counts_as_absent(virtual_mic, onnx_bundle):
     with open_source("microphone", virtual_mic, sample_rate=session.preprocess.audio.sample_rate) as mic:
         Pipeline(session, [mic], RunConfig(max_seconds=1.2, hop=0.2), [Collect()]).run()
     assert seen and all(not r.audio_present and r.label is None for r in seen)  # nothing is playing: silence
+
+
+def test_a_microphone_whose_source_stops_for_a_while_keeps_going(virtual_mic):
+    """The PulseAudio source is suspended for 1 s mid-recording (as when another program grabs the
+    device or a USB microphone is reset): no exception, and chunks arrive again after it resumes."""
+    import threading
+
+    times = []
+    with open_source("microphone", virtual_mic, sample_rate=16000) as mic:
+        def fault():
+            time.sleep(0.6)
+            subprocess.run(["pactl", "suspend-source", "vsink.monitor", "1"], check=True, timeout=30)
+            time.sleep(1.0)
+            subprocess.run(["pactl", "suspend-source", "vsink.monitor", "0"], check=True, timeout=30)
+
+        threading.Thread(target=fault, daemon=True).start()
+        watchdog = threading.Timer(8.0, mic.stop)  # a stream that never delivers again fails, not hangs
+        watchdog.start()
+        start = time.monotonic()
+        for _ in mic.packets():
+            times.append(time.monotonic() - start)
+            if times[-1] > 3.5:
+                mic.stop()
+        watchdog.cancel()
+    assert any(t < 0.6 for t in times) and any(t > 2.0 for t in times)  # before the fault and after it
