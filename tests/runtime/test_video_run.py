@@ -126,7 +126,7 @@ def test_bad_inputs_are_named(onnx_bundle, tmp_path, capsys):
     with pytest.raises(VideoFileError, match="junk.mp4: cannot open"):
         with open_source("video", tmp_path / "junk.mp4", 8000):
             pass
-    assert main(["run", str(onnx_bundle)]) == 1
+    assert main(["run", str(onnx_bundle)]) == 2  # a usage error (docs/errors.md)
     assert "nothing to read" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"source: 'kinect' is not one of \['camera', 'microphone', 'video'\]"):
         open_source("kinect", 0)
