@@ -103,6 +103,7 @@ class Summary:
     stages_ms: dict[str, float]
     backend: str = ""  # "openvino (CPU)": what ran the model
     reconnects: int = 0  # times a live camera was reopened after it stopped delivering frames
+    audio_resyncs: int = 0  # times the audio's time axis followed the microphone's clock drift
     clip: dict[str, Any] | None = None  # files: one answer for the whole file (``clip_answer``)
 
     @property
@@ -114,7 +115,7 @@ class Summary:
                 "audio_overflows": self.audio_overflows, "audio_gaps": self.audio_gaps,
                 "seconds": round(self.seconds, 3), "results_per_second": round(self.results_per_second, 2),
                 "latency_ms": self.latency_ms, "stages_ms": self.stages_ms, "backend": self.backend,
-                "reconnects": self.reconnects, "clip": self.clip}
+                "reconnects": self.reconnects, "audio_resyncs": self.audio_resyncs, "clip": self.clip}
 
     def line(self) -> str:
         lat = self.latency_ms
@@ -288,4 +289,5 @@ class Pipeline:
                        stages_ms={k: percentiles(v)["p50"] for k, v in stage_times.items()},
                        backend=f"{self.session.backend.name} ({self.session.backend.device})",
                        reconnects=sum(getattr(s, "reconnects", 0) for s in self.sources),
+                       audio_resyncs=self.sync.ring.resyncs,
                        clip=None if self.live else clip_answer(self.session.labels, self._prob_sum, self._prob_count))

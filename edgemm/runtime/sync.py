@@ -40,12 +40,18 @@ class Frame:
 @dataclass
 class AudioChunk:
     """Mono float32 samples at ``sample_rate``; ``t`` is the media time of the first sample, or
-    ``None`` when the chunk directly follows the previous one (a continuous capture)."""
+    ``None`` when the chunk directly follows the previous one (a continuous capture).
+
+    ``resync`` marks a ``t`` that corrects the stream's clock (a sound card whose sample clock runs
+    a little fast or slow against the camera's): the buffer moves its time axis to it instead of
+    inserting silence or refusing time that went back.
+    """
 
     samples: np.ndarray
     sample_rate: int
     t: float | None = None
     captured_ns: int = field(default_factory=time.perf_counter_ns)
+    resync: bool = False
 
 
 @dataclass
@@ -75,6 +81,7 @@ class AudioRing:
         self.t0: float | None = None  # media time of sample index 0
         self.end = 0  # absolute index one past the newest sample
         self.gaps = 0  # times silence was inserted for missing audio
+        self.resyncs = 0  # times the time axis was moved to follow the source's clock
 
     def write(self, chunk: AudioChunk) -> None:
         """Appends a chunk.
@@ -90,6 +97,9 @@ class AudioRing:
         with self._lock:
             if self.t0 is None:
                 self.t0 = 0.0 if chunk.t is None else float(chunk.t)
+            elif chunk.t is not None and chunk.resync:
+                self.t0 = float(chunk.t) - self.end / self.sample_rate
+                self.resyncs += 1
             elif chunk.t is not None:
                 at = int(round((chunk.t - self.t0) * self.sample_rate))
                 if at < self.end - self._tol:

@@ -177,3 +177,49 @@ def test_frame_std_estimates_on_a_grid_and_tells_a_covered_camera():
     assert frame_std(covered) < RunConfig().image_min_std <= frame_std(scene)
     small = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
     assert frame_std(small) == float(small.std())  # small frames: every pixel
+
+
+def test_a_resync_chunk_moves_the_time_axis_without_silence_or_an_error():
+    ring = AudioRing(16000)
+    ring.write(AudioChunk(np.ones(16000, np.float32), 16000, t=10.0))
+    ring.write(AudioChunk(np.ones(1600, np.float32), 16000, t=10.97, resync=True))  # the clock ran 30 ms fast
+    assert ring.resyncs == 1 and ring.gaps == 0
+    assert ring.end_time == pytest.approx(10.97 + 0.1)
+    with pytest.raises(StreamError, match="went backwards"):  # without resync, the same time is an error
+        ring.write(AudioChunk(np.ones(1600, np.float32), 16000, t=11.0))
+
+
+@pytest.mark.parametrize("ppm", [190.0, -250.0])
+def test_the_microphone_clock_follows_the_camera_clock_over_half_an_hour(ppm):
+    """A sound card whose sample clock is ``ppm`` off the wall clock, callbacks jittered by +-15 ms:
+    by sample count alone the audio drifts 340 ms in 30 minutes (the soak benchmark measured this); the
+    follower keeps every chunk's time within 50 ms of when it was captured."""
+    from edgemm.runtime.sources.microphone import ClockFollower
+
+    rate, block = 16000, 320  # 20 ms blocks
+    follower, ring = ClockFollower(rate), AudioRing(rate, seconds=2.0)
+    rng = np.random.default_rng(0)
+    wall = 100.0
+    worst = 0.0
+    for _ in range(int(30 * 60 / 0.02)):
+        measured = wall + rng.uniform(-0.015, 0.015)
+        t, resync = follower.stamp(measured, block)
+        start = ring.end_time if ring.end_time is not None else t
+        ring.write(AudioChunk(np.zeros(block, np.float32), rate, t=t, resync=resync))
+        worst = max(worst, abs((ring.end_time - block / rate) - wall)) if start is not None else worst
+        wall += block / (rate * (1 + ppm * 1e-6))  # the card's 320 samples take this long on the wall clock
+    assert worst < 0.05
+    assert follower.resyncs >= 5 and follower.gaps == ring.gaps == 0
+
+
+def test_a_stalled_microphone_resumes_as_a_gap_of_silence():
+    from edgemm.runtime.sources.microphone import ClockFollower
+
+    follower, ring = ClockFollower(16000), AudioRing(16000)
+    for i in range(50):
+        t, resync = follower.stamp(5.0 + i * 0.02, 320)
+        ring.write(AudioChunk(np.ones(320, np.float32), 16000, t=t, resync=resync))
+    t, resync = follower.stamp(5.0 + 50 * 0.02 + 3.0, 320)  # 3 s with no callbacks, then audio again
+    assert (t, resync) == (pytest.approx(9.0), False) and follower.gaps == 1
+    ring.write(AudioChunk(np.ones(320, np.float32), 16000, t=t))
+    assert ring.gaps == 1 and ring.end_time == pytest.approx(9.02)

@@ -4,8 +4,11 @@ The PortAudio callback only copies each block into a bounded queue (it must neve
 ``packets()`` loop downmixes, resamples from the device's rate to the model's with a streaming
 soxr resampler (so chunk boundaries do not change the result), and yields continuous
 ``AudioChunk``s. The first chunk is stamped on the ``time.perf_counter()`` clock the camera uses,
-corrected by PortAudio's reported input latency. Overflows (the device delivered faster than we
-read) are counted, never fatal.
+corrected by PortAudio's reported input latency. Later chunks follow by sample count, and
+``ClockFollower`` keeps that count on the camera's clock: a sound card's sample clock runs a little
+fast or slow (measured here: 190 ppm, so after 24 minutes frames were paired with audio 270 ms
+older than the one planned), and a stalled device resumes after a gap. Overflows (the device
+delivered faster than we read) are counted, never fatal.
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class MicrophoneSource:
         self.start_timeout = start_timeout
         self._stop = threading.Event()
         self.overflows = 0  # blocks PortAudio reported as overflowed, plus blocks our queue dropped
+        self.resyncs = 0  # clock corrections (``ClockFollower``)
+        self.gaps = 0  # stalls after which the audio resumed later than its sample count said
         self.level_dbfs = -np.inf
 
     def __enter__(self) -> "MicrophoneSource":
@@ -135,9 +140,10 @@ class MicrophoneSource:
     def packets(self) -> Iterator[AudioChunk]:
         import soxr
 
+        clock = ClockFollower(self.sample_rate)
+
         resampler = (soxr.ResampleStream(self.rate, self.sample_rate, 1, dtype="float32", quality="HQ")
                      if self.rate != self.sample_rate else None)
-        first = True
         while not self._stop.is_set():
             try:
                 block, t = self._q.get(timeout=0.1)
@@ -148,8 +154,54 @@ class MicrophoneSource:
             if resampler is not None:
                 x = resampler.resample_chunk(x)
             if len(x):
-                yield AudioChunk(np.asarray(x, np.float32), self.sample_rate, t if first else None)
-                first = False
+                stamp, resync = clock.stamp(t, len(x))
+                self.resyncs, self.gaps = clock.resyncs, clock.gaps
+                yield AudioChunk(np.asarray(x, np.float32), self.sample_rate, stamp, resync=resync)
+
+
+class ClockFollower:
+    """Keeps a continuous capture's sample count on the wall clock the camera's frames use.
+
+    Each block's capture time is measured (callback time minus PortAudio's input latency). The
+    difference between it and the time the sample count predicts is smoothed over blocks (callback
+    jitter is tens of ms); when the smoothed drift passes ``tolerance`` the chunk carries the
+    corrected time with ``resync`` (the buffer moves its time axis, no samples lost or invented).
+    A jump larger than ``gap`` (the device stalled, then resumed) is a dropout: the chunk carries
+    its measured time and the buffer inserts silence for the missing audio.
+
+    Args:
+        sample_rate: Rate of the samples counted.
+        tolerance: Largest smoothed drift (s) left uncorrected.
+        gap: Smallest jump (s) treated as missing audio.
+        smoothing: Weight of each new block in the drift average.
+    """
+
+    def __init__(self, sample_rate: int, tolerance: float = 0.03, gap: float = 0.25, smoothing: float = 0.05) -> None:
+        self.sample_rate, self.tolerance, self.gap, self.smoothing = sample_rate, tolerance, gap, smoothing
+        self._anchor: float | None = None
+        self._count = 0
+        self._drift = 0.0
+        self.resyncs = self.gaps = 0
+
+    def stamp(self, measured: float, n: int) -> tuple[float | None, bool]:
+        """``(t, resync)`` for a chunk of ``n`` samples whose first was captured at ``measured``."""
+        if self._anchor is None:
+            self._anchor, self._count = measured, n
+            return measured, False
+        predicted = self._anchor + self._count / self.sample_rate
+        error = measured - predicted
+        if error > self.gap:
+            self.gaps += 1
+            self._anchor, self._count, self._drift = measured, n, 0.0
+            return measured, False
+        self._drift += self.smoothing * (error - self._drift)
+        if abs(self._drift) > self.tolerance:
+            corrected = predicted + self._drift
+            self.resyncs += 1
+            self._anchor, self._count, self._drift = corrected, n, 0.0
+            return corrected, True
+        self._count += n
+        return None, False
 
 
 SOURCE = MicrophoneSource
