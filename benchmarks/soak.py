@@ -92,6 +92,14 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else math.nan
 
 
+def _slope_per_hour(points: list[tuple[float, float]]) -> float:
+    """Least-squares growth of RSS in MB per hour (a leak grows steadily; warm-up does not)."""
+    if len(points) < 3:
+        return math.nan
+    t, v = np.array(points).T
+    return float(np.polyfit(t, v, 1)[0] * 3600)
+
+
 def soak(bundle: Path, minutes: float, threads: int | None) -> dict:
     seconds = minutes * 60
     port = free_port()
@@ -171,6 +179,8 @@ def soak(bundle: Path, minutes: float, threads: int | None) -> dict:
         "p50_ms_second_half": percentile(second, 50), "p99_ms_second_half": percentile(second, 99),
         "results_without_image": sum(1 for r in results if not r[2]),
         "results_without_audio": sum(1 for r in results if not r[3]),
+        "rss_mb_per_hour_after_1_min": _slope_per_hour([(t, v) for t, v in rss if t >= 60]),
+        "rss_mb": [(round(t, 1), round(v, 2)) for t, v in rss],
         "faults": events, "summary": summary, "per_minute": per_minute,
         "stderr_tail": "".join(stderr[-5:]),
     }
@@ -219,13 +229,14 @@ def main() -> int:
     s, d = result["soak"], result["disk_full"]
     print(f"\n| soak ({a.minutes:g} min, live camera + mic) | value |\n|---|---|")
     for key in ("exit_code", "crashed", "results", "results_per_second", "rss_mb_after_1_min", "rss_mb_end",
-                "rss_growth_pct", "p50_ms_first_half", "p50_ms_second_half", "p99_ms_first_half", "p99_ms_second_half",
+                "rss_growth_pct", "rss_mb_per_hour_after_1_min", "p50_ms_first_half", "p50_ms_second_half", "p99_ms_first_half", "p99_ms_second_half",
                 "results_without_image", "results_without_audio"):
         v = s[key]
         print(f"| {key} | {v:.2f} |" if isinstance(v, float) else f"| {key} | {v} |")
     summary = s["summary"] or {}
     print(f"| camera reconnects (summary) | {summary.get('reconnects')} |")
     print(f"| audio gaps (summary) | {summary.get('audio_gaps')} |")
+    print(f"| audio clock resyncs (summary) | {summary.get('audio_resyncs')} |")
     for e in s["faults"]:
         print(f"| fault at {e['at_s']} s | {e['fault']} |")
     print(f"| disk full under --save | exit {d.get('exit_code')}, error lines {d.get('error_lines')}, traceback "
