@@ -229,8 +229,8 @@ def main() -> int:
     s, d = result["soak"], result["disk_full"]
     print(f"\n| soak ({a.minutes:g} min, live camera + mic) | value |\n|---|---|")
     for key in ("exit_code", "crashed", "results", "results_per_second", "rss_mb_after_1_min", "rss_mb_end",
-                "rss_growth_pct", "rss_mb_per_hour_after_1_min", "p50_ms_first_half", "p50_ms_second_half", "p99_ms_first_half", "p99_ms_second_half",
-                "results_without_image", "results_without_audio"):
+                "rss_growth_pct", "rss_mb_per_hour_after_1_min", "p50_ms_first_half", "p50_ms_second_half",
+                "p99_ms_first_half", "p99_ms_second_half", "results_without_image", "results_without_audio"):
         v = s[key]
         print(f"| {key} | {v:.2f} |" if isinstance(v, float) else f"| {key} | {v} |")
     summary = s["summary"] or {}
