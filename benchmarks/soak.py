@@ -100,14 +100,15 @@ def _slope_per_hour(points: list[tuple[float, float]]) -> float:
     return float(np.polyfit(t, v, 1)[0] * 3600)
 
 
-def soak(bundle: Path, minutes: float, threads: int | None) -> dict:
+def soak(bundle: Path, minutes: float, threads: int | None, video: Path | None = None) -> dict:
+    """``video``: soak on this file, paced in real time (no faults), instead of the live camera + mic."""
     seconds = minutes * 60
     port = free_port()
-    audio = start_microphone()
-    camera = serve_camera(port)
+    audio, camera = ([], None) if video else (start_microphone(), serve_camera(port))
     summary_path = Path(tempfile.mkdtemp()) / "summary.json"
-    cmd = [sys.executable, "-m", "edgemm.cli", "run", str(bundle), "--camera", f"http://127.0.0.1:{port}/cam.mjpg",
-           "--mic", "pulse", "--json", "--summary-json", str(summary_path)]
+    source = ["--video", str(video), "--realtime"] if video else [
+        "--camera", f"http://127.0.0.1:{port}/cam.mjpg", "--mic", "pulse"]
+    cmd = [sys.executable, "-m", "edgemm.cli", "run", str(bundle), *source, "--json", "--summary-json", str(summary_path)]
     if threads:
         cmd += ["--threads", str(threads)]
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -129,7 +130,7 @@ def soak(bundle: Path, minutes: float, threads: int | None) -> dict:
     threading.Thread(target=lambda: stderr.extend(run.stderr), daemon=True).start()
     rss: list[tuple[float, float]] = []
     events: list[dict] = []
-    faults = {"camera": seconds / 3, "microphone": seconds / 2}
+    faults = {} if video else {"camera": seconds / 3, "microphone": seconds / 2}
     while time.monotonic() - t0 < seconds and run.poll() is None:
         now = time.monotonic() - t0
         value = rss_mb(run.pid)
@@ -154,10 +155,11 @@ def soak(bundle: Path, minutes: float, threads: int | None) -> dict:
         run.send_signal(signal.SIGINT)
     code = run.wait(timeout=60)
     reader.join(timeout=10)
-    camera.kill()
-    for p in audio:
-        p.kill()
-    subprocess.run(["pulseaudio", "--kill"], capture_output=True)
+    if camera is not None:
+        camera.kill()
+        for p in audio:
+            p.kill()
+        subprocess.run(["pulseaudio", "--kill"], capture_output=True)
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
 
     per_minute = []
@@ -216,18 +218,24 @@ def main() -> int:
     p.add_argument("bundle", type=Path)
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--video", type=Path, default=None,
+                   help="soak on this file in real time instead of the live camera + microphone (no faults)")
+    p.add_argument("--no-disk-full", action="store_true", help="skip the disk-full run")
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/soak.json"))
     a = p.parse_args()
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
     result = {"meta": {"cpu": cpu, "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"), "bundle": str(a.bundle)},
-              "soak": soak(a.bundle, a.minutes, a.threads)}
-    with tempfile.TemporaryDirectory() as tmp:
-        result["disk_full"] = disk_full(a.bundle, long_video(Path(tmp)))
+              "soak": soak(a.bundle, a.minutes, a.threads, a.video)}
+    if a.no_disk_full:
+        result["disk_full"] = {"skipped": "--no-disk-full"}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            result["disk_full"] = disk_full(a.bundle, long_video(Path(tmp)))
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(result, indent=2))
     s, d = result["soak"], result["disk_full"]
-    print(f"\n| soak ({a.minutes:g} min, live camera + mic) | value |\n|---|---|")
+    print(f"\n| soak ({a.minutes:g} min, {a.video or 'live camera + mic'}) | value |\n|---|---|")
     for key in ("exit_code", "crashed", "results", "results_per_second", "rss_mb_after_1_min", "rss_mb_end",
                 "rss_growth_pct", "rss_mb_per_hour_after_1_min", "p50_ms_first_half", "p50_ms_second_half",
                 "p99_ms_first_half", "p99_ms_second_half", "results_without_image", "results_without_audio"):

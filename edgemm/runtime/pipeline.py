@@ -22,7 +22,7 @@ import numpy as np
 from edgemm.runtime.session import Session
 from edgemm.runtime.smoothing import Smoother, SmoothMode
 from edgemm.runtime.sync import Frame, Sync
-from edgemm.runtime.timing import LatencyStats
+from edgemm.runtime.timing import LatencyHistogram
 
 
 @dataclass(frozen=True)
@@ -147,11 +147,6 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    """p50/p90/p99 of timings in ms (zeros when nothing was timed)."""
-    return LatencyStats.from_ms(values).percentiles() if len(values) else {"p50": 0.0, "p90": 0.0, "p99": 0.0}
-
-
 def level_dbfs(x: np.ndarray) -> float:
     return float(20 * np.log10(max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-10)))
 
@@ -243,8 +238,8 @@ class Pipeline:
         """Runs to the end; Ctrl-C stops cleanly. Re-raises a source's error after shutting down."""
         threads = [threading.Thread(target=self._produce, args=(s,), daemon=True, name=f"source-{i}")
                    for i, s in enumerate(self.sources)]
-        latencies: list[float] = []
-        stage_times: dict[str, list[float]] = {}
+        latencies = LatencyHistogram()  # constant memory however long the run
+        stage_times: dict[str, LatencyHistogram] = {}
         p = self.session.preprocess  # warm-up: lazy imports and backend first-run costs happen now
         self.session.predict(image=np.zeros((p.image.size, p.image.size, 3), np.uint8),
                              audio=np.zeros(p.audio.clip_samples, np.float32))
@@ -261,14 +256,14 @@ class Pipeline:
                         break
                     continue
                 result = self._infer(sample)
-                latencies.append(result.latency_ms)
+                latencies.add(result.latency_ms)
                 for k, v in result.stages.items():
-                    stage_times.setdefault(k, []).append(v)
+                    stage_times.setdefault(k, LatencyHistogram()).add(v)
                 for sink in self.sinks:
                     sink.put(result)
                 if any(getattr(sink, "error", None) is not None for sink in self.sinks):
                     break  # a failed output (a full disk under --save) ends the run; close() reports it
-                if self.config.max_results is not None and len(latencies) >= self.config.max_results:
+                if self.config.max_results is not None and latencies.n >= self.config.max_results:
                     break
         except KeyboardInterrupt:
             pass
@@ -282,11 +277,11 @@ class Pipeline:
                 sink.close()
         if self._errors:
             raise self._errors[0]
-        return Summary(frames=self.sync.frames_in, results=len(latencies), drops=self.sync.drops,
+        return Summary(frames=self.sync.frames_in, results=latencies.n, drops=self.sync.drops,
                        audio_overflows=sum(getattr(s, "overflows", 0) for s in self.sources),
                        audio_gaps=self.sync.ring.gaps, seconds=time.perf_counter() - start,
-                       latency_ms=percentiles(latencies),
-                       stages_ms={k: percentiles(v)["p50"] for k, v in stage_times.items()},
+                       latency_ms=latencies.percentiles(),
+                       stages_ms={k: v.percentiles()["p50"] for k, v in stage_times.items()},
                        backend=f"{self.session.backend.name} ({self.session.backend.device})",
                        reconnects=sum(getattr(s, "reconnects", 0) for s in self.sources),
                        audio_resyncs=self.sync.ring.resyncs,
