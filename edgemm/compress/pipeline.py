@@ -118,6 +118,7 @@ class _Student:
     def build(cls, recipe: Recipe, given: nn.Module | None, num_classes: int, seed: int) -> "_Student":
         from edgemm.compress.teacher_outputs import weights_digest
         from edgemm.models import create_model
+        from edgemm.models.contract import model_output
 
         if given is None:
             def start() -> nn.Module:
@@ -130,10 +131,7 @@ class _Student:
         if getattr(given, "edgemm_spec", None) is None:
             raise ValueError("student: a module must come from edgemm.models.create_model (a registered name or "
                              "PATH.py:FUNCTION), so its checkpoints can rebuild it")
-        with torch.no_grad():
-            was = given.training
-            outputs = given.eval()(*given.example_inputs(2)).shape[-1]
-            given.train(was)
+        outputs = model_output(given).shape[-1]
         if outputs != num_classes:
             raise ValueError(f"student: the module returns {outputs} logits, the data has {num_classes} classes")
         initial = copy.deepcopy(given).cpu()

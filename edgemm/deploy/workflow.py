@@ -71,8 +71,7 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
 def _module_checkpoint(model, out: str | Path | None, labels: list[str] | None, data: str | Path | None,
                        log: Callable[[str], None]) -> Path:
     """Saves a model passed to ``export`` as a checkpoint beside its bundle (exports start from one)."""
-    import torch
-
+    from edgemm.models.contract import model_output
     from edgemm.train.checkpoint import atomic_torch_save, make_checkpoint
 
     if out is None:
@@ -86,8 +85,7 @@ def _module_checkpoint(model, out: str | Path | None, labels: list[str] | None, 
         from edgemm.data import open_dataset
 
         labels = open_dataset(data, model.preprocess, splits=("train",)).labels
-    with torch.no_grad():
-        with_outputs = model.eval()(*model.example_inputs(1)).shape[-1]
+    with_outputs = model_output(model).shape[-1]
     if with_outputs != len(labels):
         raise ValueError(f"export(model): the model returns {with_outputs} logits for {len(labels)} labels")
     path = Path(out).parent / f"{Path(out).name}.source.pt"

@@ -210,12 +210,19 @@ def create_from_reference(ref: str, **kwargs: Any) -> ContractModel:
     return wrapped
 
 
-def _check_output(model: ContractModel, num_classes: int | None, ref: str) -> None:
+def model_output(model: nn.Module) -> Any:
+    """What ``model`` returns for two example samples, run in eval mode without gradients (its
+    training mode is restored): how the contract's output is checked."""
     was = model.training
     model.eval()
     with torch.no_grad():
         out = model(*model.example_inputs(2))
     model.train(was)
+    return out
+
+
+def _check_output(model: ContractModel, num_classes: int | None, ref: str) -> None:
+    out = model_output(model)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or (num_classes and out.shape[1] != num_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"{ref}: forward must return logits (B, num_classes={num_classes}), got {shape}")

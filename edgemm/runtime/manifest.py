@@ -176,13 +176,24 @@ def bundle_file(bundle: Path, role: str, rel: Any) -> Path:
     return file
 
 
+_HASHED: dict[tuple, str] = {}  # (path, inode, size, mtime_ns, ctime_ns) -> sha256, for this process
+
+
 def file_checksum(file: Path) -> dict[str, Any]:
-    """Size and SHA-256 of a file, as the manifest records them."""
-    digest = hashlib.sha256()
-    with file.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"bytes": file.stat().st_size, "sha256": digest.hexdigest()}
+    """Size and SHA-256 of a file, as the manifest records them.
+
+    A bundle's manifest is read several times while it is opened (device-profile options, the
+    session, verification); a file unchanged since it was last hashed here is not read again.
+    """
+    st = file.stat()
+    key = (str(file.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHED:
+        digest = hashlib.sha256()
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _HASHED[key] = digest.hexdigest()
+    return {"bytes": st.st_size, "sha256": _HASHED[key]}
 
 
 def check_file(bundle: Path, role: str, file: Path, expected: Mapping[str, Any] | None) -> None:
