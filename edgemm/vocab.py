@@ -17,6 +17,7 @@ class Target(str, enum.Enum):
     ONNX = "onnx"
     OPENVINO = "openvino"
     TFLITE = "tflite"
+    EXECUTORCH = "executorch"
 
 
 class Precision(str, enum.Enum):
@@ -47,6 +48,7 @@ class BackendName(str, enum.Enum):
     ONNXRUNTIME = "onnxruntime"
     OPENVINO = "openvino"
     TFLITE = "tflite"
+    EXECUTORCH = "executorch"
 
 
 # Which backend runs each target unless asked otherwise, and which targets each backend can open
@@ -55,11 +57,13 @@ DEFAULT_BACKEND: dict[str, BackendName] = {
     Target.ONNX.value: BackendName.ONNXRUNTIME,
     Target.OPENVINO.value: BackendName.OPENVINO,
     Target.TFLITE.value: BackendName.TFLITE,
+    Target.EXECUTORCH.value: BackendName.EXECUTORCH,
 }
 CAN_RUN: dict[BackendName, frozenset[str]] = {
     BackendName.ONNXRUNTIME: frozenset({Target.ONNX.value}),
     BackendName.OPENVINO: frozenset({Target.ONNX.value, Target.OPENVINO.value}),
     BackendName.TFLITE: frozenset({Target.TFLITE.value}),
+    BackendName.EXECUTORCH: frozenset({Target.EXECUTORCH.value}),
 }
 
 

@@ -23,11 +23,8 @@ def frontend_macs(model: nn.Module) -> int:
     a model that takes the waveform into its own layers."""
     from edgemm.models.frontend import LogMelFrontend
 
-    if not isinstance(getattr(model, "frontend", None), LogMelFrontend):
-        return 0
-    cfg = model.preprocess.audio
-    n_freq = cfg.n_fft // 2 + 1
-    return cfg.n_frames * (2 * n_freq * cfg.n_fft + cfg.n_mels * n_freq + 2 * n_freq)
+    frontend = getattr(model, "frontend", None)
+    return frontend.macs() if isinstance(frontend, LogMelFrontend) else 0
 
 
 def count_macs_params(model: nn.Module) -> tuple[int, int]:

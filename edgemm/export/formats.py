@@ -46,4 +46,8 @@ FORMATS: dict[Target, FormatSpec] = {
     Target.TFLITE: FormatSpec(Target.TFLITE, "edgemm.export.tflite", ".tflite", tuple(Precision), BackendName.TFLITE,
                               dynamic_batch=False, int8_from_float="ai-edge-quantizer (static, full-integer)",
                               int8_keeps_qat=False, extra="export-tflite"),
+    Target.EXECUTORCH: FormatSpec(Target.EXECUTORCH, "edgemm.export.executorch", ".pte", (Precision.FP32, Precision.INT8),
+                                  BackendName.EXECUTORCH, dynamic_batch=False,
+                                  int8_from_float="PT2E with ExecuTorch's XNNPACKQuantizer (static, per-channel)",
+                                  int8_keeps_qat=False, extra="export-executorch"),
 }

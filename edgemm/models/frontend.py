@@ -1,8 +1,11 @@
 """The log-mel audio frontend as fixed-weight graph ops, so exported models take raw waveform.
 
-STFT = a strided 1-D convolution whose kernels are the Hann-windowed DFT basis (cos and -sin),
-power = re² + im², then a mel matrix multiply and a log. Every op here (Conv1d, Mul, Add, MatMul,
-Log) exists in ONNX, OpenVINO and TFLite, unlike ``torch.stft``. Parity with librosa's
+STFT = a two-stage (Cooley-Tukey) DFT of sliced frames, each stage one matrix multiply, or, for an
+``n_fft`` that does not factor, a strided 1-D convolution whose kernels are the Hann-windowed DFT
+basis; power = re² + im², then a mel matrix multiply and a log. Every op here (Slice, Concat,
+Reshape, Transpose, MatMul/Gemm, Mul, Add, Conv1d, Log) exists in ONNX, OpenVINO and TFLite, unlike
+``torch.stft``; the backends' own DFT operators are not portable (onnxruntime's ``DFT`` is only fast
+for powers of two, TFLite's ``RFFT2D`` takes only powers of two, and the default ``n_fft`` is 400). Parity with librosa's
 ``melspectrogram(center=False)`` is under test.
 """
 
@@ -40,7 +43,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_ma
     Written out (20 lines) rather than importing librosa/torchaudio into the model path; the test
     suite checks it equals ``librosa.filters.mel`` with its defaults.
     """
-    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)  # bin k is at k * sr / n_fft, odd n_fft too
     mel_f = _mel_to_hz(np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = mel_f[:, None] - fft_freqs[None, :]
@@ -51,32 +54,118 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_ma
     return weights.astype(np.float32)
 
 
+def _factor(n_fft: int, n_mels: int) -> tuple[int, int]:
+    """The split ``n_fft = n1 * n2`` with the fewest multiply-adds per frame, or ``(1, n_fft)`` when
+    no split beats the dense DFT (``n_fft`` prime or tiny)."""
+    n_freq = n_fft // 2 + 1
+    best, cost = (1, n_fft), 2 * n_freq * n_fft + n_freq * n_mels
+    for n1 in range(2, n_fft):
+        if n_fft % n1:
+            continue
+        n2, k2 = n_fft // n1, n_freq // n1 + 1
+        c = 2 * n_fft * n1 + 4 * n_fft + n1 * 2 * n2 * 2 * k2 + 2 * n1 * k2 + n1 * k2 * n_mels
+        if c < cost:
+            best, cost = (n1, n2), c
+    return best
+
+
 class LogMelFrontend(nn.Module):
-    """Raw waveform (B, samples) -> log-mel (B, 1, n_mels, frames), no centre padding."""
+    """Raw waveform (B, samples) -> log-mel (B, 1, n_mels, frames), no centre padding.
+
+    The DFT is computed in two stages when ``n_fft`` factors (Cooley-Tukey, ``n_fft = n1 * n2``):
+    a size-``n1`` DFT of every frame's ``n2`` decimated sub-sequences, a twiddle multiply, then a
+    size-``n2`` DFT that produces only the bins up to Nyquist. Each stage is one matrix multiply
+    (``F.linear``), which every target runs as a plain GEMM; the mel matrix's rows are permuted to
+    the order the second stage writes its bins in, so no transpose is needed before it. For the
+    default 400-point STFT this is 3.5x fewer multiply-adds than one dense DFT-as-convolution
+    (49.3 k against 173.7 k per frame, 16 x 25). Frames are cut by slicing hop-sized chunks, not gathered.
+    """
 
     def __init__(self, cfg: AudioConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        n_fft, win = cfg.n_fft, cfg.win_length
+        n_fft, win, hop = cfg.n_fft, cfg.win_length, cfg.hop_length
         window = torch.zeros(n_fft, dtype=torch.float64)
         left = (n_fft - win) // 2
         window[left : left + win] = torch.hann_window(win, periodic=True, dtype=torch.float64)
-        n_freq = n_fft // 2 + 1
-        k = torch.arange(n_freq, dtype=torch.float64)[:, None]
-        n = torch.arange(n_fft, dtype=torch.float64)[None, :]
-        angle = 2 * math.pi * k * n / n_fft
-        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
+        self.n_freq = n_fft // 2 + 1
+        self.n1, self.n2 = _factor(n_fft, cfg.n_mels)
+        self.k2 = self.n_freq // self.n1 + 1
+        # Framing: the clip as (chunks, hop), frame t = chunks t .. t + per_frame - 1, cut to n_fft.
+        self.per_frame = -(-n_fft // hop)
+        self.n_chunks = cfg.n_frames - 1 + self.per_frame
+        fb = torch.from_numpy(mel_filterbank(cfg.sample_rate, n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)).double()
         # Fixed weights, rebuilt from the config: not trainable, not in the state dict.
-        self.register_buffer("dft", basis.float().unsqueeze(1), persistent=False)
-        fb = mel_filterbank(cfg.sample_rate, n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
-        self.register_buffer("mel", torch.from_numpy(fb), persistent=False)
-        self.n_freq = n_freq
+        buffers = self._dense(window, fb) if self.n1 == 1 else self._staged(window, fb)
+        for name, value in buffers.items():
+            self.register_buffer(name, value.float().contiguous(), persistent=False)
+
+    def _dense(self, window: torch.Tensor, fb: torch.Tensor) -> dict[str, torch.Tensor]:
+        n_fft = self.cfg.n_fft
+        angle = 2 * math.pi * torch.outer(torch.arange(self.n_freq, dtype=torch.float64),
+                                          torch.arange(n_fft, dtype=torch.float64)) / n_fft
+        basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
+        return {"dft": basis, "mel": fb}
+
+    def _staged(self, window: torch.Tensor, fb: torch.Tensor) -> dict[str, torch.Tensor]:
+        n1, n2, k2, n_fft = self.n1, self.n2, self.k2, self.cfg.n_fft
+        f64 = dict(dtype=torch.float64)
+        # Stage 1, applied to frames viewed as (n2, n1) with n = n1_index * n2 + n2_index:
+        # Y[n2, k1] = sum_n1 x[n1, n2] e^{-2 pi i n1 k1 / n1}, real and imaginary parts side by side.
+        a = 2 * math.pi * torch.outer(torch.arange(n1, **f64), torch.arange(n1, **f64)) / n1
+        stage1 = torch.cat([torch.cos(a), -torch.sin(a)])  # (2 n1 out, n1 in)
+        # Twiddle e^{-2 pi i n2 k1 / n_fft}, laid out (k1, n2) for the second stage.
+        t = 2 * math.pi * torch.outer(torch.arange(n1, **f64), torch.arange(n2, **f64)) / n_fft
+        # Stage 2: X[k1 + n1 k2] = sum_n2 Z[k1, n2] e^{-2 pi i n2 k2 / n2}, input [Zr | Zi], output [Xr | Xi].
+        b = 2 * math.pi * torch.outer(torch.arange(k2, **f64), torch.arange(n2, **f64)) / n2
+        c, s = torch.cos(b), torch.sin(b)
+        stage2 = torch.cat([torch.cat([c, s], 1), torch.cat([-s, c], 1)])  # (2 k2 out, 2 n2 in)
+        # Mel rows in the order the second stage writes bins (k1-major, k2-minor); bins past Nyquist 0.
+        k = (torch.arange(n1)[:, None] + n1 * torch.arange(k2)[None, :]).reshape(-1)
+        mel = torch.zeros(fb.shape[0], n1 * k2, **f64)
+        mel[:, k < self.n_freq] = fb[:, k[k < self.n_freq]]
+        return {"window": window.reshape(n1, n2).T, "stage1": stage1, "twiddle_cos": torch.cos(t),
+                "twiddle_sin": torch.sin(t), "stage2": stage2, "mel": mel}
+
+    def frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, samples) -> (B, frames, n_fft), by slicing hop-sized chunks (no gather, no unfold)."""
+        hop, length = self.cfg.hop_length, self.n_chunks * self.cfg.hop_length
+        if wave.shape[-1] < length:
+            wave = nn.functional.pad(wave, (0, length - wave.shape[-1]))
+        chunks = wave[:, :length].reshape(wave.shape[0], self.n_chunks, hop)
+        t = self.cfg.n_frames
+        parts = [chunks[:, j : j + t] for j in range(self.per_frame)]
+        return (torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])[..., : self.cfg.n_fft]
+
+    def power(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, samples) -> power spectrum (B, frames, bins); bins in frequency order for the dense
+        DFT, in the staged DFT's order (matching ``self.mel``'s columns) otherwise."""
+        if self.n1 == 1:
+            spec = nn.functional.conv1d(wave.unsqueeze(1), self.dft.unsqueeze(1), stride=self.cfg.hop_length)
+            re, im = spec[:, : self.n_freq], spec[:, self.n_freq :]
+            return (re * re + im * im).transpose(1, 2)
+        x = self.frames(wave)
+        b, t = x.shape[:2]
+        x = x.reshape(b, t, self.n1, self.n2).transpose(2, 3) * self.window  # (B, T, n2, n1)
+        y = nn.functional.linear(x, self.stage1).transpose(2, 3)  # (B, T, 2 n1, n2)
+        yr, yi = y[:, :, : self.n1], y[:, :, self.n1 :]
+        zr = yr * self.twiddle_cos + yi * self.twiddle_sin
+        zi = yi * self.twiddle_cos - yr * self.twiddle_sin
+        spec = nn.functional.linear(torch.cat([zr, zi], dim=-1), self.stage2)  # (B, T, n1, 2 k2)
+        spec = spec * spec
+        return (spec[..., : self.k2] + spec[..., self.k2 :]).reshape(b, t, self.n1 * self.k2)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = nn.functional.conv1d(wave.unsqueeze(1), self.dft, stride=self.cfg.hop_length)
-        re, im = spec[:, : self.n_freq], spec[:, self.n_freq :]
-        mel = torch.matmul(self.mel, re * re + im * im)
-        return torch.log(mel + LOG_EPS).unsqueeze(1)
+        mel = nn.functional.linear(self.power(wave), self.mel)  # (B, T, n_mels)
+        return torch.log(mel + LOG_EPS).transpose(1, 2).unsqueeze(1)
+
+    def macs(self) -> int:
+        """Multiply-adds per sample (functional ops a module counter does not see)."""
+        n_fft, n_mels, t = self.cfg.n_fft, self.cfg.n_mels, self.cfg.n_frames
+        if self.n1 == 1:
+            return t * (2 * self.n_freq * n_fft + 2 * self.n_freq + n_mels * self.n_freq)
+        n1, n2, k2 = self.n1, self.n2, self.k2
+        return t * (n_fft + 2 * n_fft * n1 + 4 * n_fft + n1 * 2 * n2 * 2 * k2 + 2 * n1 * k2 + n1 * k2 * n_mels)
 
 
 class SpecAugment(nn.Module):

@@ -8,17 +8,33 @@ from edgemm.data.preprocess import AudioConfig
 from edgemm.models.frontend import LOG_EPS, ImageStandardize, LogMelFrontend, SpecAugment, mel_filterbank
 
 CONFIGS = [AudioConfig(), AudioConfig(sample_rate=8000, clip_seconds=0.5, n_fft=256, win_length=200, hop_length=100,
-                                      n_mels=24, f_max=4000.0)]
+                                      n_mels=24, f_max=4000.0),
+           # n_fft prime: no split, the dense DFT; a hop that divides neither n_fft nor the clip.
+           AudioConfig(sample_rate=8000, clip_seconds=0.3, n_fft=251, win_length=251, hop_length=97, n_mels=20,
+                       f_max=4000.0),
+           AudioConfig(sample_rate=11025, clip_seconds=0.4, n_fft=384, win_length=300, hop_length=133, n_mels=32,
+                       f_min=0.0, f_max=5000.0)]
+IDS = ["16k", "8k", "prime-nfft", "odd-hop"]
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=["16k", "8k"])
+def test_the_default_frontend_is_staged_and_3x_cheaper_than_a_dense_dft():
+    cfg = AudioConfig()
+    frontend = LogMelFrontend(cfg)
+    assert frontend.n1 > 1 and frontend.n1 * frontend.n2 == cfg.n_fft
+    n_freq = cfg.n_fft // 2 + 1
+    dense = cfg.n_frames * (2 * n_freq * cfg.n_fft + 2 * n_freq + cfg.n_mels * n_freq)
+    assert frontend.macs() * 3 < dense
+    assert LogMelFrontend(CONFIGS[2]).n1 == 1  # 251 is prime
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
 def test_mel_filterbank_equals_librosa(cfg):
     ours = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
     ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max)
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=["16k", "8k"])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
 def test_in_graph_log_mel_matches_librosa(cfg):
     rng = np.random.default_rng(0)
     n = cfg.clip_samples

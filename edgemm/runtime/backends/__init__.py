@@ -68,7 +68,8 @@ def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: di
     try:
         module = import_module(_MODULES[backend])
     except ImportError as e:  # the module imports its runtime at the top
-        extra = {"onnxruntime": "runtime", "openvino": "openvino", "tflite": "tflite"}[backend.value]
+        extra = {"onnxruntime": "runtime", "openvino": "openvino", "tflite": "tflite",
+                 "executorch": "executorch"}[backend.value]
         raise BackendUnavailable(f"backend {backend.value!r} is not installed ({e}); "
                                  f"pip install 'edgemm[{extra}]'") from None
     return module.open(Path(model_path), hints=(runtime_hints or {}).get(backend.value, {}), device=device,
