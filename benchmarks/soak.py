@@ -153,7 +153,15 @@ def soak(bundle: Path, minutes: float, threads: int | None, video: Path | None =
     crashed = run.poll() is not None
     if not crashed:
         run.send_signal(signal.SIGINT)
-    code = run.wait(timeout=60)
+    try:
+        code = run.wait(timeout=60)
+        hung = None
+    except subprocess.TimeoutExpired:  # a run that does not stop on Ctrl-C: dump its threads, then kill it
+        run.send_signal(signal.SIGUSR1)  # edgemm's CLI prints every thread's stack on SIGUSR1
+        time.sleep(3)
+        run.kill()
+        code = run.wait()
+        hung = "did not exit within 60 s of SIGINT; thread stacks (SIGUSR1) are in stderr_tail"
     reader.join(timeout=10)
     if camera is not None:
         camera.kill()
@@ -173,7 +181,8 @@ def soak(bundle: Path, minutes: float, threads: int | None, video: Path | None =
     start_rss = next((v for t, v in rss if t >= 60), rss[0][1] if rss else math.nan)
     end_rss = rss[-1][1] if rss else math.nan
     return {
-        "minutes": minutes, "exit_code": code, "crashed": crashed, "stopped_by": "SIGINT" if not crashed else "itself",
+        "minutes": minutes, "exit_code": code, "crashed": crashed, "hung_on_exit": hung,
+        "stopped_by": "SIGINT" if not crashed else "itself",
         "results": len(results), "results_per_second": len(results) / max(results[-1][0], 1e-9) if results else 0.0,
         "rss_mb_after_1_min": start_rss, "rss_mb_end": end_rss, "rss_mb_max": max((v for _, v in rss), default=math.nan),
         "rss_growth_pct": 100 * (end_rss - start_rss) / start_rss if rss else math.nan,
@@ -184,7 +193,7 @@ def soak(bundle: Path, minutes: float, threads: int | None, video: Path | None =
         "rss_mb_per_hour_after_1_min": _slope_per_hour([(t, v) for t, v in rss if t >= 60]),
         "rss_mb": [(round(t, 1), round(v, 2)) for t, v in rss],
         "faults": events, "summary": summary, "per_minute": per_minute,
-        "stderr_tail": "".join(stderr[-5:]),
+        "stderr_tail": "".join(stderr[-120:] if hung else stderr[-5:]),
     }
 
 
@@ -236,7 +245,7 @@ def main() -> int:
     a.json.write_text(json.dumps(result, indent=2))
     s, d = result["soak"], result["disk_full"]
     print(f"\n| soak ({a.minutes:g} min, {a.video or 'live camera + mic'}) | value |\n|---|---|")
-    for key in ("exit_code", "crashed", "results", "results_per_second", "rss_mb_after_1_min", "rss_mb_end",
+    for key in ("exit_code", "crashed", "hung_on_exit", "results", "results_per_second", "rss_mb_after_1_min", "rss_mb_end",
                 "rss_growth_pct", "rss_mb_per_hour_after_1_min", "p50_ms_first_half", "p50_ms_second_half",
                 "p99_ms_first_half", "p99_ms_second_half", "results_without_image", "results_without_audio"):
         v = s[key]

@@ -10,8 +10,11 @@ runs, anything else written to stdout (converters' progress included) goes to st
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
 import sys
+import threading
 
 from edgemm._stdio import stdout_to_stderr
 from edgemm.cli import deploy, train
@@ -45,6 +48,9 @@ def _interrupted(command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+        # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a run is stuck.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     debug = args.debug or os.environ.get("EDGEMM_DEBUG", "") not in ("", "0")
     as_json = getattr(args, "json", False) and not getattr(args, "json_streams", False)
     try:

@@ -81,7 +81,13 @@ class LogMelFrontend(nn.Module):
     (49.3 k against 173.7 k per frame, 16 x 25). Frames are cut by slicing hop-sized chunks, not gathered.
     """
 
-    def __init__(self, cfg: AudioConfig) -> None:
+    def __init__(self, cfg: AudioConfig, *, staged: bool = True) -> None:
+        """
+        Args:
+            cfg: The audio preprocessing.
+            staged: Use the two-stage DFT where ``n_fft`` factors; False always builds the dense
+                DFT-as-convolution (for comparisons: both give the same log-mel).
+        """
         super().__init__()
         self.cfg = cfg
         n_fft, win, hop = cfg.n_fft, cfg.win_length, cfg.hop_length
@@ -89,7 +95,7 @@ class LogMelFrontend(nn.Module):
         left = (n_fft - win) // 2
         window[left : left + win] = torch.hann_window(win, periodic=True, dtype=torch.float64)
         self.n_freq = n_fft // 2 + 1
-        self.n1, self.n2 = _factor(n_fft, cfg.n_mels)
+        self.n1, self.n2 = _factor(n_fft, cfg.n_mels) if staged else (1, n_fft)
         self.k2 = self.n_freq // self.n1 + 1
         # Framing: the clip as (chunks, hop), frame t = chunks t .. t + per_frame - 1, cut to n_fft.
         self.per_frame = -(-n_fft // hop)

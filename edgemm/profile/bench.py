@@ -206,8 +206,12 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
     audio = (0.1 * rng.standard_normal(source.preprocess.audio.clip_samples)).astype(np.float32)
     report.rows.append(_torch_row(source, dataset, source.labels, frame, audio, config))
     base = report.rows[0].inference["p50_ms"]
+    from edgemm.export.formats import FORMATS
+
     for target in config.targets:
         for precision in config.precisions:
+            if Precision(precision) not in FORMATS[Target(target)].precisions:
+                continue  # e.g. ExecuTorch has no fp16 program: no row rather than a failure
             t0 = time.perf_counter()
             try:
                 bundle, verification = _bundle_for(source, target, precision, out, config, log)

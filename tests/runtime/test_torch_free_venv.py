@@ -2,6 +2,7 @@
 still profiles a bundle and runs `edgemm run` on a video file."""
 
 import json
+import shutil
 import subprocess
 import venv
 from collections import Counter
@@ -35,3 +36,17 @@ def test_runtime_extra_installs_and_runs_in_a_venv_without_torch(onnx_bundle, ea
                           capture_output=True, text=True, timeout=300)
     assert prof.returncode == 0, prof.stderr[-3000:]
     assert json.loads(prof.stdout)["stages"]["end_to_end"]["p50_ms"] > 0
+    # An ExecuTorch bundle needs torch (ExecuTorch's Python runtime links libtorch): one clear line, exit 1.
+    pte = tmp_path / "pte.edgemm"
+    shutil.copytree(onnx_bundle, pte)
+    (pte / "model.onnx").rename(pte / "model.pte")
+    manifest = json.loads((pte / "manifest.json").read_text())
+    manifest.update(target="executorch", files={"model": "model.pte"}, batch=1)
+    for i, tensor in enumerate(manifest["inputs"]):
+        tensor["tensor"] = f"input_{i}"
+    manifest["outputs"][0]["tensor"] = "output_0"
+    (pte / "manifest.json").write_text(json.dumps(manifest))
+    run = subprocess.run([str(edgemm), "run", str(pte), "--video", str(easy_clips["green_mid"]), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "executorch" in run.stderr and "torch" in run.stderr and "C++ runtime" in run.stderr, run.stderr

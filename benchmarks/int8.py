@@ -1,0 +1,243 @@
+"""Is int8 faster, and what does the audio frontend cost? Every target x precision, paired and interleaved.
+
+For each checkpoint given (``LABEL=PATH``: the compressed default student, a larger student, the
+teacher), exports every target x precision the target supports (``edgemm export``, verified; bundles
+are reused across runs when the checkpoint is unchanged), evaluates each bundle on the checkpoint's
+test split through the runtime, and times single-sample inference (batch 1, ``--threads``) in
+``--rounds`` interleaved rounds: in each round every bundle runs ``--runs`` calls in turn, so all
+formats see the same machine load. Per row: the median of the round medians, and the ratio to the
+same target's fp32 in each round (paired; > 1 means faster than fp32).
+
+The frontend share is measured the same way: the log-mel frontend alone (waveform in, log-mel out)
+is exported to each target in float, both as the staged DFT the models now use and as the dense
+DFT-as-convolution it replaced, and timed in the same rounds; its share is its time over the
+model's fp32 time on that backend.
+
+    python benchmarks/int8.py student=runs/bench-compress/model.pt \\
+        teacher=~/.cache/edgemm/teachers/av_teacher-302016402785/best.pt --threads 2 --runs 300 --rounds 3 \\
+        --json benchmarks/results/int8_xeon.json
+
+Prints one table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # edgemm from this checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks_common import cpu_name  # noqa: E402
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def bundles_for(label: str, ckpt: Path, targets, precisions, out: Path) -> list[dict]:
+    """Exports (or reuses) one bundle per supported target x precision; failures become rows."""
+    from edgemm.export import export
+    from edgemm.export.formats import FORMATS
+    from edgemm.export.source import sha256
+    from edgemm.runtime import read_manifest
+    from edgemm.vocab import Precision, Target
+
+    rows, digest = [], sha256(ckpt)
+    for target in targets:
+        for precision in precisions:
+            if Precision(precision) not in FORMATS[Target(target)].precisions:
+                continue
+            bundle = out / f"{label}-{target}-{precision}.edgemm"
+            row = {"model": label, "target": target, "precision": precision, "bundle": str(bundle)}
+            try:
+                if bundle.is_dir() and read_manifest(bundle).source.get("sha256") == digest:
+                    m = read_manifest(bundle)
+                else:
+                    t = time.perf_counter()
+                    try:
+                        m = export(ckpt, target=target, precision=precision, out=bundle, log=_quiet)
+                    except Exception as e:  # noqa: BLE001 - a failed verification still wrote the bundle
+                        if not (bundle / "manifest.json").is_file():
+                            raise
+                        m = read_manifest(bundle)
+                        row["note"] = f"{type(e).__name__}"
+                    row["export_s"] = time.perf_counter() - t
+                v = m.verification
+                row.update(status=v.get("status"), top1_agreement=v.get("top1_agreement"),
+                           size_mb=sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6)
+            except Exception as e:  # noqa: BLE001 - an export failure is a row
+                row.update(status="export-failed", reason=f"{type(e).__name__}: {str(e)[:200]}")
+            rows.append(row)
+            print(f"int8: {label} {target} {precision}: {row['status']}", file=sys.stderr)
+    return rows
+
+
+def frontend_models(preprocess, targets, out: Path) -> list[dict]:
+    """The frontend alone, staged and dense, exported to each target in float."""
+    import torch
+    from torch import nn
+
+    from edgemm.models.frontend import LogMelFrontend
+
+    class Alone(nn.Module):
+        def __init__(self, staged: bool) -> None:
+            super().__init__()
+            self.frontend = LogMelFrontend(preprocess.audio, staged=staged)
+
+        def forward(self, audio):
+            return self.frontend(audio)
+
+    wave = torch.zeros(1, preprocess.audio.clip_samples)
+    rows = []
+    for staged in (True, False):
+        module = Alone(staged).eval()
+        kind = "staged" if staged else "dense"
+        onnx_path = out / f"frontend-{kind}.onnx"
+        torch.onnx.export(module, (wave,), str(onnx_path), dynamo=True, opset_version=18, input_names=["audio"],
+                          output_names=["logmel"])
+        for target in targets:
+            path, backend, name = {"onnx": (onnx_path, "onnxruntime", "audio")}.get(target, (None, None, None))
+            if target == "openvino":
+                import openvino as ov
+
+                path, backend, name = out / f"frontend-{kind}.xml", "openvino", "audio"
+                ov.save_model(ov.convert_model(str(onnx_path)), str(path), compress_to_fp16=False)
+            elif target == "tflite":
+                import litert_torch
+
+                path, backend, name = out / f"frontend-{kind}.tflite", "tflite", "args_0"
+                litert_torch.convert(module, (wave,)).export(str(path))
+            elif target == "executorch":
+                from edgemm.export.executorch import lower
+
+                path, backend, name = out / f"frontend-{kind}.pte", "executorch", "input_0"
+                path.write_bytes(lower(module, (wave,)))
+            rows.append({"target": target, "kind": kind, "path": str(path), "backend": backend, "input": name,
+                         "macs": module.frontend.macs()})
+    return rows
+
+
+def time_calls(fn, runs: int) -> float:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - t) / 1e6)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="+", help="LABEL=CHECKPOINT")
+    p.add_argument("--targets", default="onnx,openvino,tflite,executorch")
+    p.add_argument("--precisions", default="fp32,fp16,int8")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("runs/int8-bench"))
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    targets, precisions = args.targets.split(","), args.precisions.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from edgemm.compress.prune import count_macs_params, frontend_macs
+    from edgemm.data import open_dataset
+    from edgemm.export.source import load_source
+    from edgemm.runtime import evaluate_session, load
+    from edgemm.runtime.backends import open_backend
+
+    rows, models = [], {}
+    for spec in args.models:
+        label, _, path = spec.partition("=")
+        src = load_source(Path(path).expanduser())
+        macs, params = count_macs_params(src.model)
+        models[label] = {"checkpoint": str(src.checkpoint), "name": src.name, "macs": macs, "params": params,
+                         "frontend_macs": frontend_macs(src.model)}
+        data = src.ckpt.get("data") or "default"
+        test = open_dataset(data, src.preprocess, splits=("test",), labels=src.labels).get("test")
+        models[label]["data"] = f"{data} [test, n={len(test)}]"
+        for row in bundles_for(label, src.checkpoint, targets, precisions, args.out):
+            if row["status"] in ("passed", "failed"):
+                r = evaluate_session(load(row["bundle"], threads=args.threads), test, src.labels)
+                row["accuracy"] = r.accuracy
+            rows.append(row)
+    preprocess = load_source(Path(args.models[0].partition("=")[2]).expanduser()).preprocess
+    fronts = frontend_models(preprocess, targets, args.out)
+
+    # Interleaved timing: every bundle and frontend once per round, same inputs, same threads.
+    rng = np.random.default_rng(0)
+    sessions, calls = {}, {}
+    for i, row in enumerate(rows):
+        if "accuracy" in row:
+            s = load(row["bundle"], threads=args.threads)
+            pre = s.manifest.preprocess
+            img = rng.standard_normal((1, 3, pre.image.size, pre.image.size)).astype(np.float32)
+            wav = (0.1 * rng.standard_normal((1, pre.audio.clip_samples))).astype(np.float32)
+            ones = np.ones(1, np.float32)
+            sessions[i] = s
+            calls[("model", i)] = lambda s=s, a=(img, wav, ones, ones): s.run(*a)
+    for j, f in enumerate(fronts):
+        b = open_backend(f["backend"], Path(f["path"]), threads=args.threads)
+        wav = (0.1 * rng.standard_normal((1, preprocess.audio.clip_samples))).astype(np.float32)
+        calls[("frontend", j)] = lambda b=b, feed={f["input"]: wav}: b.run(feed)
+    medians: dict = {k: [] for k in calls}
+    for r in range(args.rounds):
+        for key, fn in calls.items():
+            medians[key].append(time_calls(fn, args.runs))
+        print(f"int8: round {r + 1}/{args.rounds} done", file=sys.stderr)
+
+    for j, f in enumerate(fronts):
+        f["p50_ms_rounds"] = medians[("frontend", j)]
+        f["p50_ms"] = statistics.median(f["p50_ms_rounds"])
+    for i, row in enumerate(rows):
+        if ("model", i) not in medians:
+            continue
+        row["p50_ms_rounds"] = medians[("model", i)]
+        row["p50_ms"] = statistics.median(row["p50_ms_rounds"])
+        base = next((k for k, x in enumerate(rows) if x["model"] == row["model"] and x["target"] == row["target"]
+                     and x["precision"] == "fp32" and ("model", k) in medians), None)
+        if base is not None:
+            ratios = [b / t for b, t in zip(medians[("model", base)], row["p50_ms_rounds"])]
+            row["speedup_vs_fp32_rounds"] = ratios
+            row["speedup_vs_fp32"] = statistics.median(ratios)
+            front = next(f for f in fronts if f["target"] == row["target"] and f["kind"] == "staged")
+            if row["precision"] == "fp32":
+                row["frontend_share"] = front["p50_ms"] / row["p50_ms"]
+            row["frontend_share_of_this"] = front["p50_ms"] / row["p50_ms"]
+
+    print(f"\n{cpu_name()}, batch 1, {args.threads} threads, {args.rounds} interleaved rounds of {args.runs} calls\n")
+    print("| model | target | precision | verified | size MB | accuracy | p50 ms | × vs fp32 (rounds) | frontend share |")
+    print("|---|---|---|---|---:|---:|---:|---|---:|")
+    for row in rows:
+        if "p50_ms" not in row:
+            print(f"| {row['model']} | {row['target']} | {row['precision']} | {row['status']} | | | | | |")
+            continue
+        ratios = ", ".join(f"{x:.2f}" for x in row.get("speedup_vs_fp32_rounds", []))
+        print(f"| {row['model']} | {row['target']} | {row['precision']} | {row['status']} | {row['size_mb']:.2f} | "
+              f"{row['accuracy']:.4f} | {row['p50_ms']:.3f} | {row.get('speedup_vs_fp32', float('nan')):.2f} ({ratios}) | "
+              f"{100 * row['frontend_share_of_this']:.0f} % |")
+    print("\n| frontend alone | target | MACs (M) | p50 ms |")
+    print("|---|---|---:|---:|")
+    for f in fronts:
+        print(f"| {f['kind']} | {f['target']} | {f['macs'] / 1e6:.2f} | {f['p50_ms']:.3f} |")
+    print("\n| model | MACs (M) | of which frontend | params |")
+    print("|---|---:|---:|---:|")
+    for label, m in models.items():
+        print(f"| {label} ({m['name']}) | {m['macs'] / 1e6:.1f} | {m['frontend_macs'] / 1e6:.1f} | {m['params']:,} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"cpu": cpu_name(), "threads": args.threads, "runs": args.runs,
+                                         "rounds": args.rounds, "models": models, "rows": rows, "frontend": fronts},
+                                        indent=2))
+
+
+if __name__ == "__main__":
+    main()
