@@ -157,6 +157,13 @@ def soak(bundle: Path, minutes: float, threads: int | None, video: Path | None =
         code = run.wait(timeout=60)
         hung = None
     except subprocess.TimeoutExpired:  # a run that does not stop on Ctrl-C: dump its threads, then kill it
+        signals = {}
+        for task in Path(f"/proc/{run.pid}/task").iterdir():  # is SIGINT still pending, and blocked where?
+            status = (task / "status").read_text().splitlines()
+            comm = (task / "comm").read_text().strip()
+            signals[f"{task.name} {comm}"] = {k: v.strip() for k, _, v in (line.partition(":") for line in status)
+                                              if k in ("SigPnd", "ShdPnd", "SigBlk")}
+        events.append({"fault": "hung after SIGINT", "thread_signal_masks": signals})
         run.send_signal(signal.SIGUSR1)  # edgemm's CLI prints every thread's stack on SIGUSR1
         time.sleep(3)
         run.kill()

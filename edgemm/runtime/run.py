@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +75,31 @@ def open_sources(inputs: Inputs, sample_rate: int, stack: contextlib.ExitStack) 
     return sources
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop, log):
+    """While inside: SIGINT (Ctrl-C) and SIGTERM (``kill``, systemd, ``docker stop``) stop the run the
+    clean way (sinks closed, a recording finished and kept, the summary printed); a second signal
+    interrupts at once. Without this SIGTERM killed the process and lost the recording."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        log(f"{signal.Signals(signum).name}: stopping (send it again to interrupt at once)")
+        stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as_json: bool = False,
         show: bool = False, save: Path | None = None, preview: str | None = None, quiet: bool = False,
         log=lambda s: print(s, file=sys.stderr, flush=True)) -> Summary:
@@ -121,7 +148,8 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
             for sink in pipeline.sinks:
                 sink.close()
             raise
-        summary = pipeline.run()
+        with stop_on_signals(pipeline.stop, log):
+            summary = pipeline.run()
     if as_json and summary.clip is not None:  # a file: its one answer is the last line
         print(json.dumps({"summary": summary.to_json()}), flush=True)
     log(f"summary: {summary.line()}")

@@ -183,18 +183,21 @@ def test_run_works_with_torch_absent(onnx_bundle, easy_clips):
     assert "summary: 30 frames, 30 results" in proc.stderr
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary(onnx_bundle, easy_clips):
-    """SIGINT during a real-time run: exit 0, the results so far, and the summary line."""
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_kill_stop_cleanly_with_a_summary_and_the_recording(signame, onnx_bundle, easy_clips, tmp_path):
+    """SIGINT (Ctrl-C) or SIGTERM during a real-time run: exit 0, the results so far, the summary line,
+    and the recording kept (SIGTERM used to kill the process and lose it)."""
     import signal
     import time
 
+    saved = tmp_path / "out.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "edgemm.cli", "run", str(onnx_bundle), "--video",
-                             str(easy_clips["green_mid"]), "--realtime", "--json"],
+                             str(easy_clips["green_mid"]), "--realtime", "--json", "--save", str(saved)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()  # the run is live once a result is out
     assert first, proc.stderr.read()[-2000:]
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=30)
     rows = _json_lines(first + out)
     assert proc.returncode == 0, err[-2000:]
@@ -203,4 +206,8 @@ def test_ctrl_c_stops_cleanly_with_a_summary(onnx_bundle, easy_clips):
 
     summary = re.search(r"summary: (\d+) frames, (\d+) results", err)
     assert summary and int(summary.group(2)) == len(rows) and int(summary.group(1)) >= len(rows), err[-500:]
-    assert "Traceback" not in err
+    assert "Traceback" not in err and f"{signame}: stopping" in err
+    import av
+
+    with av.open(str(saved)) as f:  # a whole file: its container closed, one video frame per result
+        assert f.streams.video and sum(1 for _ in f.decode(video=0)) == len(rows)
