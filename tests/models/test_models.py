@@ -94,3 +94,12 @@ def test_pretrained_image_weights_load_from_a_local_file(tmp_path):
         create_model("av_student_mnv3", image_encoder_kw={"width": 0.5, "pretrained": str(tmp_path / "mnv3.pth")})
     with pytest.raises(FileNotFoundError, match="pretrained weights not found"):
         create_model("av_student_mnv3", image_encoder_kw={"pretrained": str(tmp_path / "none.pth")})
+
+
+def test_the_160_px_student_is_the_student_at_camera_resolution():
+    wide, base = create_model("av_student_160"), create_model("av_student")
+    assert wide.preprocess.image.size == 160 and wide.preprocess.image.standardize
+    assert wide.preprocess.audio == base.preprocess.audio
+    assert sum(p.numel() for p in wide.parameters()) == sum(p.numel() for p in base.parameters())
+    with torch.no_grad():
+        assert wide(*wide.example_inputs(2)).shape == (2, 10)
