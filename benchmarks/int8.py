@@ -178,7 +178,7 @@ def main() -> None:
     for i, row in enumerate(rows):
         if "accuracy" in row:
             s = load(row["bundle"], threads=args.threads)
-            pre = s.manifest.preprocess
+            pre = s.preprocess
             img = rng.standard_normal((1, 3, pre.image.size, pre.image.size)).astype(np.float32)
             wav = (0.1 * rng.standard_normal((1, pre.audio.clip_samples))).astype(np.float32)
             ones = np.ones(1, np.float32)

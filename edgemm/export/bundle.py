@@ -9,6 +9,7 @@ is still published (to inspect) with ``verification.status = "failed"``, and ``e
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import shutil
@@ -158,7 +159,8 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         manifest = _manifest(src, artifact, staging, target, precision, data, device, verify_output)
         write_manifest(manifest, staging)
         if verify_output:
-            manifest.verification = _verify(staging, spec, src, artifact, data, precision, verify_samples, tolerance)
+            tol = dataclasses.replace(tolerance, max_abs_logit=max(tolerance.max_abs_logit, spec.fp32_logit_floor))
+            manifest.verification = _verify(staging, spec, src, artifact, data, precision, verify_samples, tol)
             write_manifest(manifest, staging)
         publish(staging, bundle)
         manifest.location = bundle
