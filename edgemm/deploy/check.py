@@ -3,9 +3,10 @@
 The model (a registered name or ``PATH.py:FUNCTION``) is built, run once, then taken through each
 stage on a tiny random input: ``torch.export``, DepGraph pruning (one step of 25 %), PT2E int8
 (prepare, calibrate on two batches, convert), and conversion to ONNX (run in onnxruntime), OpenVINO
-IR (compiled and run) and TFLite (run in LiteRT). A stage that fails is reported with the error's
-first line and, where the error or its traceback names them, the operator and the line of the
-model's code; later stages still run, so one report shows every problem.
+IR (compiled and run), TFLite (run in LiteRT) and ExecuTorch (lowered to XNNPACK, run). A stage
+that fails is reported with the error's first line and, where the error or its traceback names
+them, the operator and the line of the model's code; later stages still run, so one report shows
+every problem.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def check(model: str, *, num_classes: int = 10, log: Callable[[str], None] = lam
                   ("int8 (PT2E)", lambda: _int8(built["model"])),
                   ("onnx", lambda: _onnx(built["model"], work)),
                   ("openvino", lambda: _openvino(built["model"], work)),
-                  ("tflite", lambda: _tflite(built["model"], work))]
+                  ("tflite", lambda: _tflite(built["model"], work)),
+                  ("executorch", lambda: _executorch(built["model"], work))]
         for name, fn in steps:
             if name != "build + forward" and "model" not in built:
                 report.stages.append(StageCheck(name, False, 0.0, "skipped: the model could not be built"))
@@ -188,6 +190,16 @@ def _tflite(model, work: Path) -> None:
     interpreter = Interpreter(model_path=str(path))
     runner = interpreter.get_signature_runner()
     runner(**{f"args_{i}": np.asarray(t.numpy()) for i, t in enumerate(model.example_inputs(1))})
+
+
+def _executorch(model, work: Path) -> None:
+    from executorch.runtime import Runtime
+
+    from edgemm.export.executorch import lower
+
+    path = work / "model.pte"
+    path.write_bytes(lower(model.eval(), model.example_inputs(1)))
+    Runtime.get().load_program(path).load_method("forward").execute(list(model.example_inputs(1)))
 
 
 def to_markdown(report: CheckReport) -> str:

@@ -11,7 +11,8 @@ from edgemm.deploy.check import check
 pytestmark = pytest.mark.slow
 
 USER = Path(__file__).resolve().parents[1] / "models" / "user" / "av_models.py"
-STAGES = ["build + forward", "torch.export", "prune (DepGraph)", "int8 (PT2E)", "onnx", "openvino", "tflite"]
+STAGES = ["build + forward", "torch.export", "prune (DepGraph)", "int8 (PT2E)", "onnx", "openvino", "tflite",
+          "executorch"]
 
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "my_av_model.py"
