@@ -10,6 +10,7 @@ runs, anything else written to stdout (converters' progress included) goes to st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import os
 import signal
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
         # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a run is stuck.
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr (captured, pythonw)
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     debug = args.debug or os.environ.get("EDGEMM_DEBUG", "") not in ("", "0")
     as_json = getattr(args, "json", False) and not getattr(args, "json_streams", False)
     try:
