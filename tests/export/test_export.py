@@ -40,7 +40,7 @@ FULL_MATRIX = ("test_attention", "test_gated")
 CASES = [(name, target, precision) for name in list_models("test_*") for target in TARGETS for precision in PRECISIONS
          if (name in FULL_MATRIX or precision == Precision.INT8.value)
          and Precision(precision) in FORMATS[Target(target)].precisions
-         and (target != Target.EXECUTORCH.value or name in FULL_MATRIX)]  # ~1 min per ExecuTorch export
+         and (target != Target.EXECUTORCH.value or name == "test_attention")]  # ~1 min per ExecuTorch export
 
 
 @pytest.mark.slow
