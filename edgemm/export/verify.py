@@ -28,7 +28,7 @@ class Tolerance:
     Attributes:
         max_abs_logit: fp32: largest allowed |exported - PyTorch| logit difference.
         min_top1_agreement: fp32 and fp16: smallest allowed fraction of equal top-1 predictions.
-        int8_accuracy_points: int8: largest allowed |accuracy - reference accuracy|, in points.
+        int8_accuracy_points: int8: largest allowed accuracy drop below the reference, in points.
     """
 
     max_abs_logit: float = 1e-4
@@ -78,11 +78,13 @@ def verify(exported: Run, reference: Run, samples: Samples, precision: Precision
                                 f"{labels[int(g[i].argmax())]!r} vs {labels[int(w[i].argmax())]!r}; "
                                 f"agreement {c['top1_agreement']:.4f} < {tol.min_top1_agreement_fp16}")
         elif cond == "fused":
-            gap = abs(int((g.argmax(1) == y).sum()) - int((w.argmax(1) == y).sum())) * 100 / len(y)
-            if gap > tol.int8_accuracy_points + 1e-9:
+            # One-sided: an int8 model that happens to score higher on these samples is not a failure
+            # (on 160 samples two answers are 1.25 pts).
+            drop = (int((w.argmax(1) == y).sum()) - int((g.argmax(1) == y).sum())) * 100 / len(y)
+            if drop > tol.int8_accuracy_points + 1e-9:
                 first = np.flatnonzero(~agree)
                 problems.append(f"fused accuracy {c['accuracy']:.4f} vs reference {c['reference_accuracy']:.4f} "
-                                f"({gap:.2f} pts > {tol.int8_accuracy_points})"
+                                f"({drop:.2f} pts lower > {tol.int8_accuracy_points})"
                                 + (f"; output 'logits' top-1 differs first at sample {int(first[0])}" if first.size else ""))
     fused = conditions["fused"]
     return {

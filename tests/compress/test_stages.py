@@ -164,6 +164,10 @@ def test_other_importance_criteria(importance, splits):
 
 def test_mac_count_includes_the_frontend():
     model = create_model("av_student")
-    # 201 frequency bins x 400-tap DFT (cos and sin) x 98 frames, plus the mel matrix and power
-    assert frontend_macs(model) == 98 * (2 * 201 * 400 + 64 * 201 + 2 * 201)
+    # Per frame (98): the window (400), stage 1 (16 x 16 complex outputs over 25 columns: 2 * 400 * 16),
+    # the twiddle (4 * 400), stage 2 (16 rows x 50 inputs x 26 outputs), power (2 * 16 * 13) and the
+    # mel matrix (16 * 13 bins x 64 mels).
+    assert frontend_macs(model) == 98 * (400 + 2 * 400 * 16 + 4 * 400 + 16 * 50 * 26 + 2 * 16 * 13 + 16 * 13 * 64)
     assert count_macs_params(model)[0] > frontend_macs(model)
+    assert frontend_macs(create_model("av_student", preprocess={"audio": {"n_fft": 401, "win_length": 400}})) == (
+        98 * (2 * 201 * 401 + 2 * 201 + 64 * 201))  # 401 is prime: the dense DFT
