@@ -89,7 +89,7 @@ def test_the_same_onnx_bundle_runs_in_openvino_with_the_same_answers(onnx_bundle
 def test_backend_choice_is_checked(onnx_bundle):
     with pytest.raises(BundleError, match="backend 'tflite' cannot run a 'onnx' bundle"):
         load(onnx_bundle, backend="tflite")
-    with pytest.raises(ValueError, match=r"backend: 'tensorrt' is not one of \['onnxruntime', 'openvino', 'tflite'\]"):
+    with pytest.raises(ValueError, match=r"backend: 'tensorrt' is not one of \['onnxruntime', 'openvino', 'tflite', 'executorch'\]"):
         load(onnx_bundle, backend="tensorrt")
 
 
