@@ -2,7 +2,7 @@
 
 For each checkpoint given (``LABEL=PATH``: the compressed default student, a larger student, the
 teacher), exports every target x precision the target supports (``edgemm export``, verified; bundles
-are reused across runs when the checkpoint is unchanged), evaluates each bundle on the checkpoint's
+are reused across runs when the checkpoint is unchanged, as ``edgemm bench`` does), evaluates each bundle on the checkpoint's
 test split through the runtime, and times single-sample inference (batch 1, ``--threads``) in
 ``--rounds`` interleaved rounds: in each round every bundle runs ``--runs`` calls in turn, so all
 formats see the same machine load. Per row: the median of the round medians, and the ratio to the
@@ -40,37 +40,23 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def bundles_for(label: str, ckpt: Path, targets, precisions, out: Path) -> list[dict]:
-    """Exports (or reuses) one bundle per supported target x precision; failures become rows."""
-    from edgemm.export import export
-    from edgemm.export.formats import FORMATS
-    from edgemm.export.source import sha256
+def bundles_for(label: str, src, targets, precisions, out: Path) -> list[dict]:
+    """One bundle per supported target x precision (``edgemm bench``'s export-or-reuse); failures are rows."""
+    from edgemm.export.formats import offers
+    from edgemm.profile.bench import export_or_reuse
     from edgemm.runtime import read_manifest
-    from edgemm.vocab import Precision, Target
 
-    rows, digest = [], sha256(ckpt)
+    rows = []
     for target in targets:
         for precision in precisions:
-            if Precision(precision) not in FORMATS[Target(target)].precisions:
+            if not offers(target, precision):
                 continue
-            bundle = out / f"{label}-{target}-{precision}.edgemm"
-            row = {"model": label, "target": target, "precision": precision, "bundle": str(bundle)}
+            row = {"model": label, "target": target, "precision": precision}
             try:
-                if bundle.is_dir() and read_manifest(bundle).source.get("sha256") == digest:
-                    m = read_manifest(bundle)
-                else:
-                    t = time.perf_counter()
-                    try:
-                        m = export(ckpt, target=target, precision=precision, out=bundle, log=_quiet)
-                    except Exception as e:  # noqa: BLE001 - a failed verification still wrote the bundle
-                        if not (bundle / "manifest.json").is_file():
-                            raise
-                        m = read_manifest(bundle)
-                        row["note"] = f"{type(e).__name__}"
-                    row["export_s"] = time.perf_counter() - t
-                v = m.verification
-                row.update(status=v.get("status"), top1_agreement=v.get("top1_agreement"),
-                           size_mb=sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6)
+                bundle, v = export_or_reuse(src, target, precision, out, log=_quiet)
+                files = read_manifest(bundle).files
+                row.update(bundle=str(bundle), status=v.get("status"), top1_agreement=v.get("top1_agreement"),
+                           size_mb=sum((bundle / f).stat().st_size for f in files.values()) / 1e6)
             except Exception as e:  # noqa: BLE001 - an export failure is a row
                 row.update(status="export-failed", reason=f"{type(e).__name__}: {str(e)[:200]}")
             rows.append(row)
@@ -166,7 +152,7 @@ def main() -> None:
         data = src.ckpt.get("data") or "default"
         test = open_dataset(data, src.preprocess, splits=("test",), labels=src.labels).get("test")
         models[label]["data"] = f"{data} [test, n={len(test)}]"
-        for row in bundles_for(label, src.checkpoint, targets, precisions, args.out):
+        for row in bundles_for(label, src, targets, precisions, args.out):
             if row["status"] in ("passed", "failed"):
                 r = evaluate_session(load(row["bundle"], threads=args.threads), test, src.labels)
                 row["accuracy"] = r.accuracy
@@ -226,7 +212,7 @@ def main() -> None:
         ratios = ", ".join(f"{x:.2f}" for x in row.get("speedup_vs_fp32_rounds", []))
         print(f"| {row['model']} | {row['target']} | {row['precision']} | {row['status']} | {row['size_mb']:.2f} | "
               f"{row['accuracy']:.4f} | {row['p50_ms']:.3f} | {row.get('speedup_vs_fp32', float('nan')):.2f} ({ratios}) | "
-              f"{100 * row['frontend_share_of_this']:.0f} % |")
+              + (f"{100 * row['frontend_share_of_this']:.0f} % |" if "frontend_share_of_this" in row else "— |"))
     print("\n| frontend alone | target | MACs (M) | p50 ms |")
     print("|---|---|---:|---:|")
     for f in fronts:

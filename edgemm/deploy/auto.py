@@ -81,9 +81,9 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
     work = Path(tempfile.mkdtemp(prefix=f".auto-{bundle.name}-{os.getpid()}-", dir=bundle.parent))
     rows: list[dict[str, Any]] = []
     try:
-        from edgemm.export.formats import FORMATS
+        from edgemm.export.formats import offers
 
-        for precision in (p for p in config.candidates if p in FORMATS[target].precisions):
+        for precision in (p for p in config.candidates if offers(target, p)):
             path = work / f"{precision.value}{bundle.suffix}"
             try:
                 export(ckpt, target=target, precision=precision, out=path, log=log, **export_kw)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from edgemm.vocab import BackendName, Precision, Target
 
-__all__ = ["FORMATS", "FormatSpec", "Precision", "Target"]
+__all__ = ["FORMATS", "FormatSpec", "Precision", "Target", "offers"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,8 @@ FORMATS: dict[Target, FormatSpec] = {
                                   # agreement 1.0, the largest on image-only inputs (XNNPACK's convolutions)
                                   fp32_logit_floor=5e-4),
 }
+
+
+def offers(target: Target | str, precision: Precision | str) -> bool:
+    """Whether ``target`` can produce ``precision`` (ExecuTorch, for one, has no fp16 program)."""
+    return Precision(precision) in FORMATS[Target(target)].precisions

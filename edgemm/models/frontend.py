@@ -54,19 +54,21 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_ma
     return weights.astype(np.float32)
 
 
+def _frame_macs(n_fft: int, n_mels: int, n1: int) -> int:
+    """Multiply-adds per frame of the dense DFT (``n1 == 1``) or of the two-stage DFT with
+    ``n_fft = n1 * n2``: window, stage 1, twiddle, stage 2, power, mel matrix."""
+    n_freq = n_fft // 2 + 1
+    if n1 == 1:
+        return 2 * n_freq * n_fft + 2 * n_freq + n_mels * n_freq
+    n2, k2 = n_fft // n1, n_freq // n1 + 1
+    return n_fft + 2 * n_fft * n1 + 4 * n_fft + n1 * 2 * n2 * 2 * k2 + 2 * n1 * k2 + n1 * k2 * n_mels
+
+
 def _factor(n_fft: int, n_mels: int) -> tuple[int, int]:
     """The split ``n_fft = n1 * n2`` with the fewest multiply-adds per frame, or ``(1, n_fft)`` when
     no split beats the dense DFT (``n_fft`` prime or tiny)."""
-    n_freq = n_fft // 2 + 1
-    best, cost = (1, n_fft), 2 * n_freq * n_fft + n_freq * n_mels
-    for n1 in range(2, n_fft):
-        if n_fft % n1:
-            continue
-        n2, k2 = n_fft // n1, n_freq // n1 + 1
-        c = 2 * n_fft * n1 + 4 * n_fft + n1 * 2 * n2 * 2 * k2 + 2 * n1 * k2 + n1 * k2 * n_mels
-        if c < cost:
-            best, cost = (n1, n2), c
-    return best
+    n1 = min((d for d in range(1, n_fft) if n_fft % d == 0), key=lambda d: _frame_macs(n_fft, n_mels, d))
+    return n1, n_fft // n1
 
 
 class LogMelFrontend(nn.Module):
@@ -169,11 +171,7 @@ class LogMelFrontend(nn.Module):
 
     def macs(self) -> int:
         """Multiply-adds per sample (functional ops a module counter does not see)."""
-        n_fft, n_mels, t = self.cfg.n_fft, self.cfg.n_mels, self.cfg.n_frames
-        if self.n1 == 1:
-            return t * (2 * self.n_freq * n_fft + 2 * self.n_freq + n_mels * self.n_freq)
-        n1, n2, k2 = self.n1, self.n2, self.k2
-        return t * (n_fft + 2 * n_fft * n1 + 4 * n_fft + n1 * 2 * n2 * 2 * k2 + 2 * n1 * k2 + n1 * k2 * n_mels)
+        return self.cfg.n_frames * _frame_macs(self.cfg.n_fft, self.cfg.n_mels, self.n1)
 
 
 class SpecAugment(nn.Module):

@@ -162,13 +162,16 @@ def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> Be
                     seconds=time.perf_counter() - t0)
 
 
-def _bundle_for(source, target: str, precision: str, out: Path, config: BenchConfig, log) -> tuple[Path, dict]:
-    """Exports (or reuses) one bundle; returns it and its verification. Export errors propagate."""
+def export_or_reuse(source, target: str, precision: str, out: Path, *, reuse: bool = True,
+                    log: Callable[[str], None] = print) -> tuple[Path, dict]:
+    """Exports one bundle to ``out/<model>-<target>-<precision>.edgemm``, or reuses the one there
+    exported from the same checkpoint (sha256); returns it and its verification. A bundle that
+    failed verification is returned too; other export errors propagate."""
     from edgemm.export import VerificationFailed, export
     from edgemm.runtime.manifest import read_manifest
 
     bundle = out / f"{source.name}-{target}-{precision}.edgemm"
-    if config.reuse and bundle.is_dir():
+    if reuse and bundle.is_dir():
         m = read_manifest(bundle)
         if m.source.get("sha256") == source.sha256:
             log(f"bench: reusing {bundle}")
@@ -206,15 +209,15 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
     audio = (0.1 * rng.standard_normal(source.preprocess.audio.clip_samples)).astype(np.float32)
     report.rows.append(_torch_row(source, dataset, source.labels, frame, audio, config))
     base = report.rows[0].inference["p50_ms"]
-    from edgemm.export.formats import FORMATS
+    from edgemm.export.formats import offers
 
     for target in config.targets:
         for precision in config.precisions:
-            if Precision(precision) not in FORMATS[Target(target)].precisions:
+            if not offers(target, precision):
                 continue  # e.g. ExecuTorch has no fp16 program: no row rather than a failure
             t0 = time.perf_counter()
             try:
-                bundle, verification = _bundle_for(source, target, precision, out, config, log)
+                bundle, verification = export_or_reuse(source, target, precision, out, reuse=config.reuse, log=log)
             except Exception as e:  # noqa: BLE001 - any export failure is a row, not a crash
                 report.rows.append(BenchRow(target, precision, BenchStatus.EXPORT_FAILED, reason=f"{type(e).__name__}: {e}",
                                             seconds=time.perf_counter() - t0))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgemm.export import VerificationFailed, export
-from edgemm.export.formats import FORMATS, Precision, Target
+from edgemm.export.formats import FORMATS, Precision, Target, offers
 from edgemm.models import list_models
 from edgemm.runtime import load, read_manifest
 
@@ -39,7 +39,7 @@ def element_types(bundle, manifest) -> Counter:
 FULL_MATRIX = ("test_attention", "test_gated")
 CASES = [(name, target, precision) for name in list_models("test_*") for target in TARGETS for precision in PRECISIONS
          if (name in FULL_MATRIX or precision == Precision.INT8.value)
-         and Precision(precision) in FORMATS[Target(target)].precisions
+         and offers(target, precision)
          and (target != Target.EXECUTORCH.value or name == "test_attention")]  # ~1 min per ExecuTorch export
 
 
