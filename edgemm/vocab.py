@@ -89,6 +89,25 @@ FRONTEND_MODULE = "frontend"
 FRONTEND_CLASS = "LogMelFrontend"
 
 
+class Branch(str, enum.Enum):
+    """The part of a model a layer belongs to (how the int8 debugger groups its findings)."""
+
+    FRONTEND = "frontend"
+    IMAGE = "image"
+    AUDIO = "audio"
+    FUSION = "fusion"
+    HEAD = "head"
+    OTHER = "other"
+
+
+# An edgemm model's top-level modules by branch; a model under the contract (``ContractModel``)
+# keeps its own names under ``model.``, which fall back to ``Branch.OTHER`` unless they match.
+BRANCH_MODULES: dict[str, Branch] = {
+    FRONTEND_MODULE: Branch.FRONTEND, "image_norm": Branch.IMAGE, "image_encoder": Branch.IMAGE,
+    "audio_encoder": Branch.AUDIO, "spec_augment": Branch.AUDIO, "fusion": Branch.FUSION, "head": Branch.HEAD,
+}
+
+
 class VerifyStatus(str, enum.Enum):
     """A bundle's ``verification.status``."""
 

@@ -32,6 +32,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="bundle directory (default: <run>/<model>-<target>-<precision>.edgemm)")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+    p.add_argument("--explain", action="store_true",
+                   help="int8: measure each layer's int8 error, print the worst by branch (image, audio, fusion, "
+                        "head) and record them in the manifest (a failed int8 verification does this too)")
+    p.add_argument("--max-drop", type=float, default=None, metavar="PTS",
+                   help="int8: the accuracy drop allowed, in points (default 1); if verification fails, keep the "
+                        "layers int8 hurts most in float until it passes (the manifest lists them and why)")
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.set_defaults(func=_cmd_export)
 
@@ -44,7 +50,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
     try:
         manifest = export(a.checkpoint, target=a.target, precision=a.precision, device_profile=a.device_profile,
                           out=a.out, calib_data=a.calib_data, verify_output=not a.no_verify,
-                          calib_samples=a.calib_samples, verify_samples=a.verify_samples, log=log)
+                          calib_samples=a.calib_samples, verify_samples=a.verify_samples, explain=a.explain,
+                          max_drop=a.max_drop, log=log)
     except VerificationFailed as e:
         print(f"edgemm export: {e}\n(the bundle is kept at {e.bundle}, marked failed in its manifest)", file=sys.stderr)
         return 3

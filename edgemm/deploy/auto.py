@@ -25,6 +25,8 @@ from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.runtime.manifest import publish, read_manifest, write_manifest
 from edgemm.vocab import Precision, Target, VerifyStatus
 
+INT8_ONLY_OPTIONS = ("explain", "max_drop")  # export options that apply to the int8 candidate only
+
 
 @dataclass(frozen=True)
 class AutoConfig:
@@ -86,7 +88,9 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
         for precision in (p for p in config.candidates if offers(target, p)):
             path = work / f"{precision.value}{bundle.suffix}"
             try:
-                export(ckpt, target=target, precision=precision, out=path, log=log, **export_kw)
+                kw = export_kw if precision is Precision.INT8 else {k: v for k, v in export_kw.items()
+                                                                    if k not in INT8_ONLY_OPTIONS}
+                export(ckpt, target=target, precision=precision, out=path, log=log, **kw)
                 status = VerifyStatus.PASSED.value
             except VerificationFailed as e:
                 status = f"failed verification: {e.message}"

@@ -14,17 +14,19 @@ import datetime
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from edgemm import __version__
 from edgemm.atomic import remove_leftovers
 from edgemm.config import parse_enum
 from edgemm.errors import EdgemmError
 from edgemm.export.errors import ExportError
-from edgemm.export.formats import FORMATS, Precision, Target
-from edgemm.export.source import ExportContext, load_samples, load_source, torch_runner
+from edgemm.export.formats import FORMATS, FormatSpec, Precision, Target
+from edgemm.export.int8_debug import Sensitivity
+from edgemm.export.source import ExportContext, ExportSource, Samples, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
 from edgemm.runtime.manifest import SUFFIX, Manifest, TensorSpec, file_checksum, publish, write_manifest
 from edgemm.vocab import OUTPUT_NAME, VerifyStatus
@@ -107,7 +109,8 @@ def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: 
 def export(checkpoint: str | Path | None = None, *, target: Target | str, precision: Precision | str = Precision.FP32,
            out: str | Path | None = None, calib_data: str | Path | None = None, verify_output: bool = True,
            calib_samples: int = 256, verify_samples: int = 256, tolerance: Tolerance = Tolerance(),
-           device: str | None = None, log: Callable[[str], None] = print) -> Manifest:
+           device: str | None = None, explain: bool = False, max_drop: float | None = None,
+           log: Callable[[str], None] = print) -> Manifest:
     """Exports a checkpoint to a bundle and verifies it.
 
     ``precision="auto"`` (measure every precision, keep the fastest that verifies) and device
@@ -124,6 +127,11 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         verify_samples: Verification samples (test split first, topped up from val, then train).
         tolerance: Verification criteria.
         device: Device profile name recorded in the manifest.
+        explain: int8: measure every layer's int8 error (``edgemm.export.int8_debug``), print the
+            worst by branch and record them in the manifest. A failed int8 verification does this too.
+        max_drop: int8: the accuracy drop allowed, in points (replaces the tolerance's); when
+            verification fails, the layers int8 hurts most are kept in float, 1, 2, 4, ... of them,
+            until it passes.
         log: Progress sink.
 
     Returns:
@@ -139,39 +147,126 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     spec = FORMATS[target]
     if precision not in spec.precisions:
         raise ValueError(f"--precision: {target.value} supports {[p.value for p in spec.precisions]}, not {precision.value}")
+    int8 = precision is Precision.INT8
+    if (explain or max_drop is not None) and not int8:
+        raise ValueError(f"--explain / --max-drop: apply to int8 exports, not {precision.value}")
+    if max_drop is not None:
+        tolerance = dataclasses.replace(tolerance, int8_accuracy_points=float(max_drop))
     src = load_source(checkpoint)
     data = calib_data or src.ckpt.get("data") or "default"
-    needs_calibration = precision is Precision.INT8 and (src.int8 is None or not spec.int8_keeps_qat)
-    calibration = (load_samples(data, src.preprocess, src.labels, ("train",), calib_samples)
-                   if needs_calibration else None)
+    # the debugger and a fallback calibrate, whatever the route
+    calibrate = int8 and (src.int8 is None or not spec.int8_keeps_qat or explain or max_drop is not None)
+    calibration = load_samples(data, src.preprocess, src.labels, ("train",), calib_samples) if calibrate else None
     bundle = Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision)
-    bundle.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(bundle.parent, f".staging-{bundle.name}-")  # what killed exports left
-    remove_leftovers(bundle.parent, f".old-{bundle.name}-")
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{bundle.name}-{os.getpid()}-", dir=bundle.parent))
-    try:
-        log(f"export: {src.checkpoint} -> {target.value} {precision.value}")
-        try:
-            exporter = import_module(spec.module)
-        except ImportError as e:
-            raise ExportError(f"{target.value}: exporter unavailable ({e}); pip install 'edgemm[{spec.extra}]'") from e
-        artifact = exporter.export(ExportContext(src, precision, calibration, log), staging)
-        manifest = _manifest(src, artifact, staging, target, precision, data, device, verify_output)
-        write_manifest(manifest, staging)
-        if verify_output:
-            tol = dataclasses.replace(tolerance, max_abs_logit=max(tolerance.max_abs_logit, spec.fp32_logit_floor))
-            manifest.verification = _verify(staging, spec, src, artifact, data, precision, verify_samples, tol)
-            write_manifest(manifest, staging)
-        publish(staging, bundle)
-        manifest.location = bundle
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples,
+               dataclasses.replace(tolerance, max_abs_logit=max(tolerance.max_abs_logit, spec.fp32_logit_floor)), log)
+    sensitivity = _explain(job) if explain else None
+    manifest = job.publish(sensitivity=sensitivity)
+    if int8 and _failed(manifest):
+        sensitivity = sensitivity or _explain(job)
+        manifest = (_fall_back(job, sensitivity, manifest) if max_drop is not None
+                    else job.publish(sensitivity=sensitivity))
     v = manifest.verification
     if v.get("status") == VerifyStatus.FAILED:
-        raise VerificationFailed(bundle, v["message"])
+        raise VerificationFailed(bundle, v["message"] + (_hint(job, sensitivity) if sensitivity else ""))
     if verify_output:
         log(f"export: {bundle} verified on {v['samples']} samples: top-1 agreement {v['top1_agreement']:.4f}, "
             f"max |Δlogit| {v['max_abs_logit_diff']:.2g}, accuracy {v['accuracy']:.4f} "
             f"(reference {v['reference_accuracy']:.4f})")
     return manifest
+
+
+def _failed(manifest: Manifest) -> bool:
+    return manifest.verification.get("status") == VerifyStatus.FAILED
+
+
+@dataclass
+class _Job:
+    """One export's fixed inputs; ``publish`` writes, verifies and publishes the bundle."""
+
+    src: ExportSource
+    spec: FormatSpec
+    precision: Precision
+    bundle: Path
+    calibration: Samples | None
+    data: Any
+    device: str | None
+    verify_output: bool
+    verify_samples: int
+    tolerance: Tolerance
+    log: Callable[[str], None]
+
+    def publish(self, keep_float: tuple[str, ...] = (), sensitivity: Sensitivity | None = None,
+                kept: list[dict] | None = None) -> Manifest:
+        """Exports into a staging directory, verifies, and renames it into place (also when
+        verification fails: the bundle is kept, marked failed)."""
+        src, spec, bundle = self.src, self.spec, self.bundle
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(bundle.parent, f".staging-{bundle.name}-")  # what killed exports left
+        remove_leftovers(bundle.parent, f".old-{bundle.name}-")
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{bundle.name}-{os.getpid()}-", dir=bundle.parent))
+        try:
+            self.log(f"export: {src.checkpoint} -> {spec.target.value} {self.precision.value}"
+                     + (f", keeping {len(keep_float)} layer(s) float" if keep_float else ""))
+            try:
+                exporter = import_module(spec.module)
+            except ImportError as e:
+                raise ExportError(f"{spec.target.value}: exporter unavailable ({e}); "
+                                  f"pip install 'edgemm[{spec.extra}]'") from e
+            artifact = exporter.export(ExportContext(src, self.precision, self.calibration, self.log, keep_float), staging)
+            if artifact.quantization is not None:
+                if sensitivity is not None:
+                    artifact.quantization["sensitivity"] = sensitivity.to_dict()
+                if kept:
+                    artifact.quantization["kept_float"] = kept
+            manifest = _manifest(src, artifact, staging, spec.target, self.precision, self.data, self.device,
+                                 self.verify_output)
+            write_manifest(manifest, staging)
+            if self.verify_output:
+                manifest.verification = _verify(staging, spec, src, artifact, self.data, self.precision,
+                                                 self.verify_samples, self.tolerance)
+                write_manifest(manifest, staging)
+            publish(staging, bundle)
+            manifest.location = bundle
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return manifest
+
+
+def _explain(job: _Job) -> Sensitivity:
+    from edgemm.export.int8_debug import analyse
+
+    job.log("export: measuring each layer's int8 error (the int8 debugger)")
+    sensitivity = analyse(job.src, job.calibration)
+    for line in sensitivity.lines():
+        job.log(line)
+    return sensitivity
+
+
+def _fall_back(job: _Job, sensitivity: Sensitivity, failed: Manifest) -> Manifest:
+    """Keeps the 1, 2, 4, ... layers int8 hurts most in float until verification passes; returns
+    the first manifest that passes, else the last one tried (failed)."""
+    manifest, k = failed, 1
+    while k <= len(sensitivity.layers):
+        worst = sensitivity.worst(k)
+        kept = [{"module": r.module, "branch": r.branch.value, "lost_db": round(r.lost_db, 2),
+                 "why": f"int8 lost {r.lost_db:.1f} dB SQNR at this layer (rank {i + 1}); kept float by --max-drop "
+                        f"{job.tolerance.int8_accuracy_points:g} after {failed.verification['message']}"}
+                for i, r in enumerate(worst)]
+        manifest = job.publish(tuple(r.module for r in worst), sensitivity, kept)
+        v = manifest.verification
+        job.log(f"export: int8 with {k} layer(s) float: accuracy {v['accuracy']:.4f} (reference "
+                f"{v['reference_accuracy']:.4f}), {v['status']}")
+        if not _failed(manifest):
+            return manifest
+        k = k * 2 if k * 2 <= len(sensitivity.layers) or k == len(sensitivity.layers) else len(sensitivity.layers)
+    return manifest
+
+
+def _hint(job: _Job, sensitivity: Sensitivity) -> str:
+    """The worst layers and the command that keeps them float."""
+    worst = ", ".join(f"{r.module} ({r.branch.value}, {r.lost_db:.1f} dB lost)" for r in sensitivity.worst(3))
+    cmd = (f"edgemm export {job.src.checkpoint} --target {job.spec.target.value} --precision int8 "
+           f"--max-drop {job.tolerance.int8_accuracy_points:g}")
+    return f"; int8 hurts most: {worst}; to keep the worst layers float until it verifies: {cmd}"

@@ -37,11 +37,16 @@ def lower(module: nn.Module, example: tuple[torch.Tensor, ...]) -> bytes:
     return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
 
 
-def quantizer():
+_LAYER_OPS = {torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.linear.default,
+              torch.ops.aten.matmul.default, torch.ops.aten.addmm.default, torch.ops.aten.mm.default}
+
+
+def quantizer(keep_float: tuple[str, ...] = ()):
     """``XNNPACKQuantizer`` (per-channel int8 weights, int8 activations) for every op but the
-    frontend's: it cannot be told to skip a module (``set_module_name(name, None)`` is refused, and
-    naming the modules to quantize instead left the image encoder float), so its annotations on
-    the frontend's nodes are removed after it has annotated the graph."""
+    frontend's and ``keep_float``'s (module paths): it cannot be told to skip a module
+    (``set_module_name(name, None)`` is refused, and naming the modules to quantize instead left the
+    image encoder float), so its annotations on their nodes are removed after it has annotated the
+    graph."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -50,21 +55,48 @@ def quantizer():
     class KeepFrontendFloat(XNNPACKQuantizer):
         def annotate(self, model):
             model = super().annotate(model)
-            for node in model.graph.nodes:
-                stack = node.meta.get("nn_module_stack") or {}
-                if any(path.split(".")[0] == FRONTEND_MODULE for path, _ in stack.values()):
-                    node.meta.pop("quantization_annotation", None)
+            for node in _float_nodes(model.graph, (FRONTEND_MODULE,), input_paths=False):
+                node.meta.pop("quantization_annotation", None)
+            for node in _float_nodes(model.graph, keep_float, input_paths=True):
+                node.meta.pop("quantization_annotation", None)
             return model
 
     return KeepFrontendFloat().set_global(get_symmetric_quantization_config(is_per_channel=True))
 
 
+def _within(node, modules: tuple[str, ...]) -> bool:
+    """Whether an FX node comes from one of ``modules`` (module paths) or a module inside one."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return any(path == m or path.startswith(m + ".") for path, _ in stack.values() for m in modules)
+
+
+def _float_nodes(graph, modules: tuple[str, ...], *, input_paths: bool) -> list:
+    """The FX nodes of ``modules`` and, with ``input_paths``, every op on the input path of their
+    layers back to the previous layer: a layer kept float must take float input (as in
+    ``edgemm.export.onnx.float_nodes``)."""
+    if not modules:
+        return []
+    nodes = [n for n in graph.nodes if _within(n, modules)]
+    if not input_paths:
+        return nodes
+    seen, stack = set(nodes), [a for n in nodes for a in n.all_input_nodes]
+    while stack:
+        n = stack.pop()
+        if n in seen or n.op != "call_function" or n.target in _LAYER_OPS:
+            continue
+        seen.add(n)
+        nodes.append(n)
+        stack += n.all_input_nodes
+    return nodes
+
+
 @torch.no_grad()
-def ptq_int8(model: nn.Module, example: tuple[torch.Tensor, ...], calibration: Samples) -> nn.Module:
+def ptq_int8(model: nn.Module, example: tuple[torch.Tensor, ...], calibration: Samples,
+             keep_float: tuple[str, ...] = ()) -> nn.Module:
     """The PT2E int8 model of ``model``, calibrated one sample at a time on ``calibration``."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    prepared = prepare_pt2e(torch.export.export(model, example).module(), quantizer())
+    prepared = prepare_pt2e(torch.export.export(model, example).module(), quantizer(keep_float))
     for feed in calibration.feeds(1):
         prepared(*(torch.from_numpy(feed[name]) for name in INPUT_NAMES))
     return convert_pt2e(prepared)
@@ -77,11 +109,11 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
     quant, notes, module = None, [], model
     if ctx.precision is Precision.INT8:
         ctx.log(f"executorch: XNNPACKQuantizer int8 calibration on {len(ctx.calibration)} samples")
-        module = ptq_int8(model, example, ctx.calibration)
+        module = ptq_int8(model, example, ctx.calibration, ctx.keep_float)
         quant = {"method": "ptq", "tool": "torchao PT2E with XNNPACKQuantizer (per-channel int8 weights, int8 "
                  "activations) -> XNNPACK delegate",
                  "calibration": {"samples": len(ctx.calibration), "data": ctx.calibration.description},
-                 "float_modules": [FRONTEND_MODULE], "io": "float32"}
+                 "float_modules": [FRONTEND_MODULE, *ctx.keep_float], "io": "float32"}
         if ctx.source.int8 is not None:
             notes.append("the QAT program uses the x86 quantizer (uint8 activations), which XNNPACK does not take: "
                          "int8 was calibrated post-training from the QAT-trained float weights")

@@ -90,6 +90,16 @@ def _sorted(model: onnx.ModelProto) -> onnx.ModelProto:
     return ir.serde.serialize_model(m)
 
 
+def reader(feeds: list[dict[str, np.ndarray]]):
+    """An onnxruntime ``CalibrationDataReader`` over a list of feed dicts."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(_Reader, CalibrationDataReader):
+        pass
+
+    return Reader(feeds)
+
+
 class _Reader:
     """onnxruntime's ``CalibrationDataReader`` protocol over a list of feed dicts."""
 
@@ -103,26 +113,98 @@ class _Reader:
         raise NotImplementedError
 
 
-def ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
-    """Static int8 calibration of an fp32 ONNX file into QDQ (per-channel weights), frontend left float."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # the layers int8 quantizes by their weights
+
+
+def prepare_for_quantization(fp32: Path, out: Path) -> Path:
+    """onnxruntime's pre-processing (shape inference, Conv+BatchNorm folding), then a name for every
+    node: ``nodes_to_exclude`` selects by name, and the optimizer leaves some nodes unnamed."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Reader(_Reader, CalibrationDataReader):
-        pass
+    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+    model = onnx.load(str(out))
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"edgemm_{node.op_type}_{i}"
+    onnx.save(model, str(out))
+    return out
 
-    pre = out.with_name("pre.onnx")
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    excluded = scope_nodes(onnx.load(str(fp32)))
-    quantize_static(str(pre), str(out), Reader(ctx.calibration.feeds(1)), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=excluded)
+
+def layer_module(node: onnx.NodeProto, weight: str | None = None) -> str:
+    """The PyTorch module a compute node came from, by its weight's name (``fusion.proj.0.weight``
+    or, quantized, ``fusion.proj.0.weight_quantized``: ``fusion.proj.0``); the node's name when its
+    weight is not a named parameter (an activation, or a constant the exporter made)."""
+    if weight is None:
+        weight = node.input[1] if len(node.input) > 1 else ""
+    weight = weight.removesuffix("_quantized")
+    return weight.removesuffix(".weight") if weight.endswith(".weight") else node.name
+
+
+def float_nodes(model: onnx.ModelProto, modules: tuple[str, ...]) -> list[str]:
+    """The nodes that keep ``modules`` in float: each compute node of those modules, every op
+    between it and the compute nodes around it, and the compute nodes it feeds.
+
+    A quantized node quantizes its inputs, so a layer whose output int8 cannot hold (one outlier
+    channel sets a range that rounds the others to zero) stays broken until the layers it feeds
+    take float input too; a layer kept float takes float input for the same reason.
+    """
+    inits = {i.name for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+
+    def inputs(n):
+        return [producers.get(t) for t in n.input if t not in inits]
+
+    def outputs(n):
+        return [c for t in n.output for c in consumers.get(t, [])]
+
+    names: list[str] = []
+    for node in model.graph.node:
+        module = layer_module(node) if node.op_type in COMPUTE_OPS else None
+        if module is None or not any(module == m or module.startswith(m + ".") for m in modules):
+            continue
+        names.append(node.name)
+        for stack, step, take_layer in ((inputs(node), inputs, False), (outputs(node), outputs, True)):
+            while stack:
+                n = stack.pop()
+                if n is None or n.name in names:
+                    continue
+                if n.op_type in COMPUTE_OPS:
+                    if take_layer:
+                        names.append(n.name)
+                    continue
+                names.append(n.name)
+                stack += step(n)
+    return names
+
+
+def quantize_qdq(pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], exclude: list[str]) -> None:
+    """onnxruntime's static int8 QDQ quantization (per-channel int8 weights, int8 activations)."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    quantize_static(str(pre), str(out), reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+
+
+def ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
+    """Static int8 calibration of an fp32 ONNX file into QDQ (per-channel weights), frontend and
+    ``ctx.keep_float`` left float."""
+    pre = prepare_for_quantization(fp32, out.with_name("pre.onnx"))
+    kept = float_nodes(onnx.load(str(pre)), ctx.keep_float) if ctx.keep_float else []
+    quantize_qdq(pre, out, ctx.calibration.feeds(1), scope_nodes(onnx.load(str(fp32))) + kept)
     pre.unlink()
     return {"method": "ptq", "tool": "onnxruntime.quantization.quantize_static (QDQ, per-channel weights)",
             "calibration": {"samples": len(ctx.calibration), "data": ctx.calibration.description},
-            "float_modules": list(FLOAT_SCOPES)}
+            "float_modules": [*FLOAT_SCOPES, *ctx.keep_float]}
 
 
+# Why a QAT checkpoint's int8 bundle was calibrated post-training: the learned program cannot leave
+# single layers in float.
+KEEP_FLOAT_NOTE = ("layers kept float (--max-drop): int8 was calibrated post-training from the QAT-trained float "
+                   "weights, since the QAT program quantizes every layer")
 F32_HINT = {"INFERENCE_PRECISION_HINT": "f32"}
 # Per-node debug metadata torch.onnx writes: Python stack traces with the build machine's paths, FX
 # node text. ~0.5 MB on the default student (28 % of its int8 file); name scopes stay (small, they
@@ -147,7 +229,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
     model = ctx.source.model
     path = staging / "model.onnx"
     notes, quant, reference = [], None, "pytorch-fp32"
-    if ctx.precision is Precision.INT8 and ctx.source.int8 is not None:
+    if ctx.precision is Precision.INT8 and ctx.source.int8 is not None and not ctx.keep_float:
         int8 = ctx.source.int8
         ctx.log("onnx: exporting the QAT/PTQ int8 program as QDQ")
         to_onnx(int8.graph, path, int8.example_inputs(2))
@@ -175,6 +257,8 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
         else:
             ctx.log(f"onnx: calibrating int8 on {len(ctx.calibration)} samples")
             quant = ptq_int8(fp32, path, ctx)
+            if ctx.source.int8 is not None:
+                notes.append(KEEP_FLOAT_NOTE)
             fp32.unlink()
     if quant is not None:
         quant["weights"] = quantized_ops(onnx.load(str(path)))

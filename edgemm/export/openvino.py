@@ -19,7 +19,7 @@ import openvino as ov
 
 from edgemm.export.errors import converting
 from edgemm.export.formats import Precision
-from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, TENSORS, ptq_int8, to_onnx
+from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, KEEP_FLOAT_NOTE, TENSORS, ptq_int8, to_onnx
 from edgemm.export.source import Artifact, ExportContext
 
 
@@ -29,7 +29,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
     work.mkdir()
     onnx_path = work / "model.onnx"
     quant, reference, notes = None, "pytorch-fp32", []
-    if precision is Precision.INT8 and src.int8 is not None:
+    if precision is Precision.INT8 and src.int8 is not None and not ctx.keep_float:
         to_onnx(src.int8.graph, onnx_path, src.int8.example_inputs(2), target="openvino")
         stage = src.ckpt["quantization"].get("stage", "qat")
         quant = {"method": stage, "tool": "torchao PT2E -> QDQ ONNX -> OpenVINO (runs as int8)",
@@ -41,6 +41,8 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
         ctx.log(f"openvino: int8 calibration on {len(ctx.calibration)} samples (onnxruntime QDQ)")
         quant = ptq_int8(fp32, onnx_path, ctx)
         quant["tool"] += " -> OpenVINO (runs as int8)"
+        if src.int8 is not None:
+            notes.append(KEEP_FLOAT_NOTE)
     else:
         to_onnx(src.model, onnx_path, src.model.example_inputs(2), target="openvino")
     with converting("openvino", src.model, src.model.example_inputs(2)):

@@ -165,12 +165,22 @@ def torch_runner(model: nn.Module) -> Callable[..., np.ndarray]:
 
 @dataclass
 class ExportContext:
-    """Everything an exporter needs; exporters write files into ``staging`` and return an ``Artifact``."""
+    """Everything an exporter needs; exporters write files into ``staging`` and return an ``Artifact``.
+
+    Attributes:
+        source: The checkpoint.
+        precision: The precision to produce.
+        calibration: int8 calibration samples (None when no calibration is needed).
+        log: Progress sink.
+        keep_float: int8: module paths (``fusion.proj.0``) to leave in float besides the frontend,
+            chosen by the int8 debugger's fallback.
+    """
 
     source: ExportSource
     precision: Precision
     calibration: Samples | None
     log: Callable[[str], None] = print
+    keep_float: tuple[str, ...] = ()
 
 
 @dataclass

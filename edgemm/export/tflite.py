@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +54,22 @@ def _quantize(fp32: Path, out: Path, recipe: list, calibration: list[dict] | Non
     qt.quantize(result, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
-def _keep_float(recipe: list) -> list:
-    """Leaves the frontend's ops, every division and the model's inputs/outputs unquantized.
+def module_regex(module: str) -> str:
+    """A regex for the tensors of a module path (``fusion.proj.0``) in litert-torch's names, which
+    spell each level as ``<class>_<attribute>`` joined by ``/``."""
+    return "/" + "/".join(f"[^/;]*_{re.escape(part)}" for part in module.split(".")) + "(?:[;/]|$)"
+
+
+def _keep_float(recipe: list, modules: tuple[str, ...] = ()) -> list:
+    """Leaves the frontend's ops, ``modules``, every division and the model's inputs/outputs unquantized.
 
     A division's int8 divisor can round to its zero point, and LiteRT's int8 DIV then refuses to
     run (``div.cc: data[i] != zero_point``): measured on the default teacher's normalisations,
     whose TFLite int8 export failed verification on it.
     """
     no = {"algorithm_key": "no_quantize", "op_config": {}}
-    return [*recipe, {"regex": FLOAT_REGEX, "operation": "*", **no}, {"regex": ".*", "operation": "DIV", **no},
+    return [*recipe, {"regex": FLOAT_REGEX, "operation": "*", **no},
+            *({"regex": module_regex(m), "operation": "*", **no} for m in modules), {"regex": ".*", "operation": "DIV", **no},
             {"regex": ".*", "operation": "INPUT", **no}, {"regex": ".*", "operation": "OUTPUT", **no}]
 
 
@@ -88,10 +96,10 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
 
         calib = [{TENSORS[k]: v for k, v in feed.items()} for feed in ctx.calibration.feeds(1)]
         ctx.log(f"tflite: ai-edge-quantizer int8 calibration on {len(calib)} samples")
-        _quantize(fp32, path, _keep_float(recipes.static_wi8_ai8()), calib)
+        _quantize(fp32, path, _keep_float(recipes.static_wi8_ai8(), ctx.keep_float), calib)
         quant = {"method": "ptq", "tool": "ai-edge-quantizer static_wi8_ai8 (int8 weights and activations), min/max ranges",
                  "calibration": {"samples": len(calib), "data": ctx.calibration.description},
-                 "float_modules": ["frontend"], "io": "float32"}
+                 "float_modules": [FRONTEND_MODULE, *ctx.keep_float], "io": "float32"}
         if ctx.source.int8 is not None:
             notes.append("QAT-learned quantization does not carry into TFLite on this route: "
                          "int8 was calibrated post-training from the QAT-trained float weights")
