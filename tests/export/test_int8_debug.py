@@ -1,0 +1,93 @@
+"""The int8 debugger finds a layer broken on purpose, and ``--max-drop`` keeps it float until the bundle verifies.
+
+The broken layer: the last convolution of ``test_concat``'s image encoder gets one output channel
+with a constant +1000 (its BatchNorm bias), and the fusion projection ignores that channel (its
+weights are zeroed). The float model still classifies as before; int8, with one range per tensor,
+rounds every other channel of that tensor to zero.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from edgemm.export import VerificationFailed, export
+from edgemm.export.int8_debug import analyse, branch_of, channel_sqnr
+from edgemm.export.source import load_samples, load_source
+from edgemm.runtime import read_manifest
+from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint
+from edgemm.vocab import Branch
+
+BROKEN = "image_encoder.features.12.0"
+
+
+@pytest.fixture(scope="module")
+def broken(trained, tmp_path_factory):
+    """``test_concat`` with an outlier channel at the output of ``BROKEN``; returns the checkpoint path."""
+    from edgemm.train.checkpoint import load_model
+
+    good = trained("test_concat") / "best.pt"
+    model, _ = load_model(good)
+    with torch.no_grad():
+        model.image_encoder.features[12][1].bias[0] = 1000.0
+        model.fusion.proj[0].weight[:, 0] = 0.0
+    ckpt = load_checkpoint(good)
+    ckpt["state_dict"] = model.state_dict()
+    return atomic_torch_save(ckpt, tmp_path_factory.mktemp("broken") / "best.pt")
+
+
+def test_channel_sqnr_sees_channels_an_outlier_wiped_out():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 3, 3)).astype(np.float32)
+    assert channel_sqnr([x], [x + 1e-3 * rng.normal(size=x.shape)]) > 50
+    wiped = x.copy()
+    wiped[:, 1:] = 0.0  # one channel kept, three rounded to zero
+    assert channel_sqnr([x], [wiped]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_branches_follow_the_model_layout():
+    assert branch_of("image_encoder.features.12.0") is Branch.IMAGE
+    assert branch_of("audio_encoder.body.4") is Branch.AUDIO
+    assert branch_of("fusion.proj.0") is Branch.FUSION and branch_of("head.1") is Branch.HEAD
+    assert branch_of("model.audio_encoder.conv") is Branch.AUDIO  # a contract model's own modules
+    assert branch_of("model.trunk.0") is Branch.OTHER
+
+
+def test_debugger_ranks_the_broken_layer_first(broken, easy_manifest):
+    src = load_source(broken)
+    calib = load_samples(easy_manifest, src.preprocess, src.labels, ("train",), 64)
+    report = analyse(src, calib, samples=16)
+    worst = report.layers[0]
+    assert worst.module == BROKEN and worst.branch is Branch.IMAGE
+    assert worst.output_sqnr_db < 3 and worst.lost_db > 20, worst
+    assert all(r.lost_db < 10 for r in report.layers[1:]), report.layers[1]
+    branches = report.by_branch()
+    assert {"image", "audio", "fusion", "head"} <= set(branches) and branches["image"]["worst"] == BROKEN
+    assert "frontend" not in branches  # the frontend stays float: nothing to measure
+
+
+@pytest.mark.slow
+def test_failed_int8_names_the_layer_and_max_drop_keeps_it_float(broken, tmp_path, capsys):
+    from edgemm.cli import main
+
+    out = tmp_path / "int8.edgemm"
+    code = main(["export", str(broken), "--target", "onnx", "--precision", "int8", "--out", str(out),
+                 "--calib-samples", "64", "--verify-samples", "80"])
+    err = capsys.readouterr().err
+    assert code == 3 and f"int8 hurts most: {BROKEN} (image" in err and "--max-drop 1" in err, err
+    failed = read_manifest(out)
+    assert failed.verification["status"] == "failed"
+    assert failed.quantization["sensitivity"]["worst_layers"][0]["module"] == BROKEN
+
+    m = export(broken, target="onnx", precision="int8", out=out, calib_samples=64, verify_samples=80, max_drop=1.0,
+               log=lambda s: None)
+    v = m.verification
+    assert v["status"] == "passed" and v["reference_accuracy"] - v["accuracy"] <= 0.01
+    kept = m.quantization["kept_float"]
+    assert [k["module"] for k in kept] == [BROKEN] and "dB" in kept[0]["why"]
+    assert BROKEN in m.quantization["float_modules"]
+    assert read_manifest(out).verification["status"] == "passed"
+
+
+def test_explain_and_max_drop_are_int8_only(trained, tmp_path):
+    with pytest.raises(ValueError, match="int8"):
+        export(trained("test_concat"), target="onnx", precision="fp32", explain=True, out=tmp_path / "x")
