@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgemm.export import VerificationFailed, export
+from edgemm.export import export
 from edgemm.export.int8_debug import analyse, branch_of, channel_sqnr
 from edgemm.export.source import load_samples, load_source
 from edgemm.runtime import read_manifest
