@@ -71,22 +71,28 @@ def _within(node, modules: tuple[str, ...]) -> bool:
 
 
 def _float_nodes(graph, modules: tuple[str, ...], *, input_paths: bool) -> list:
-    """The FX nodes of ``modules`` and, with ``input_paths``, every op on the input path of their
-    layers back to the previous layer: a layer kept float must take float input (as in
-    ``edgemm.export.onnx.float_nodes``)."""
+    """The FX nodes of ``modules`` and, with ``input_paths``, the ops around their layers as
+    ``edgemm.export.onnx.float_nodes`` keeps them: every op back to the previous layer, every op on
+    to the next layers, and those layers (a quantized layer quantizes its input)."""
     if not modules:
         return []
     nodes = [n for n in graph.nodes if _within(n, modules)]
     if not input_paths:
         return nodes
-    seen, stack = set(nodes), [a for n in nodes for a in n.all_input_nodes]
-    while stack:
-        n = stack.pop()
-        if n in seen or n.op != "call_function" or n.target in _LAYER_OPS:
-            continue
-        seen.add(n)
-        nodes.append(n)
-        stack += n.all_input_nodes
+    seen = set(nodes)
+    for stack, step, take_layer in (([a for n in nodes for a in n.all_input_nodes], lambda n: n.all_input_nodes, False),
+                                    ([u for n in nodes for u in n.users], lambda n: list(n.users), True)):
+        while stack:
+            n = stack.pop()
+            if n in seen or n.op != "call_function":
+                continue
+            seen.add(n)
+            if n.target in _LAYER_OPS:
+                if take_layer:
+                    nodes.append(n)
+                continue
+            nodes.append(n)
+            stack += step(n)
     return nodes
 
 

@@ -12,6 +12,7 @@ import contextlib
 import io
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -54,14 +55,54 @@ def _quantize(fp32: Path, out: Path, recipe: list, calibration: list[dict] | Non
     qt.quantize(result, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
+_LAYER_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV"}
+
+
 def module_regex(module: str) -> str:
     """A regex for the tensors of a module path (``fusion.proj.0``) in litert-torch's names, which
     spell each level as ``<class>_<attribute>`` joined by ``/``."""
     return "/" + "/".join(f"[^/;]*_{re.escape(part)}" for part in module.split(".")) + "(?:[;/]|$)"
 
 
-def _keep_float(recipe: list, modules: tuple[str, ...] = ()) -> list:
-    """Leaves the frontend's ops, ``modules``, every division and the model's inputs/outputs unquantized.
+def float_scopes(fp32: Path, modules: tuple[str, ...]) -> list[str]:
+    """Regexes for the ops that keep ``modules`` float in ``fp32``: the modules' own ops, every op
+    between their layers and the layers around them, and the layers they feed (as
+    ``edgemm.export.onnx.float_nodes`` does, for the same reason); an op is named by its scope,
+    ai-edge-quantizer's ``get_op_scope``."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(str(fp32))
+    graph = model.subgraphs[0]
+    ops = list(graph.operators)
+    kind = [tfl.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode, "") for op in ops]
+    scope = [tfl.get_op_scope(op, graph.tensors) for op in ops]
+    producer = {t: i for i, op in enumerate(ops) for t in op.outputs}
+    consumers: dict[int, list[int]] = {}
+    for i, op in enumerate(ops):
+        for t in op.inputs:
+            consumers.setdefault(t, []).append(i)
+    own = [i for i in range(len(ops)) if any(re.search(module_regex(m), scope[i]) for m in modules)]
+    keep = set(own)
+    for stack, step, take_layer in (
+            ([producer.get(t) for i in own for t in ops[i].inputs], lambda i: [producer.get(t) for t in ops[i].inputs], False),
+            ([c for i in own for t in ops[i].outputs for c in consumers.get(t, [])],
+             lambda i: [c for t in ops[i].outputs for c in consumers.get(t, [])], True)):
+        while stack:
+            i = stack.pop()
+            if i is None or i in keep:
+                continue
+            if kind[i] in _LAYER_OPS:
+                if take_layer:
+                    keep.add(i)
+                continue
+            keep.add(i)
+            stack += step(i)
+    return sorted({"^" + re.escape(scope[i]) + "$" for i in keep if scope[i]})
+
+
+def _keep_float(recipe: list, scopes: Sequence[str] = ()) -> list:
+    """Leaves the frontend's ops, the ops ``scopes`` match, every division and the model's inputs/outputs
+    unquantized.
 
     A division's int8 divisor can round to its zero point, and LiteRT's int8 DIV then refuses to
     run (``div.cc: data[i] != zero_point``): measured on the default teacher's normalisations,
@@ -69,7 +110,7 @@ def _keep_float(recipe: list, modules: tuple[str, ...] = ()) -> list:
     """
     no = {"algorithm_key": "no_quantize", "op_config": {}}
     return [*recipe, {"regex": FLOAT_REGEX, "operation": "*", **no},
-            *({"regex": module_regex(m), "operation": "*", **no} for m in modules), {"regex": ".*", "operation": "DIV", **no},
+            *({"regex": r, "operation": "*", **no} for r in scopes), {"regex": ".*", "operation": "DIV", **no},
             {"regex": ".*", "operation": "INPUT", **no}, {"regex": ".*", "operation": "OUTPUT", **no}]
 
 
@@ -96,7 +137,8 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
 
         calib = [{TENSORS[k]: v for k, v in feed.items()} for feed in ctx.calibration.feeds(1)]
         ctx.log(f"tflite: ai-edge-quantizer int8 calibration on {len(calib)} samples")
-        _quantize(fp32, path, _keep_float(recipes.static_wi8_ai8(), ctx.keep_float), calib)
+        scopes = float_scopes(fp32, ctx.keep_float) if ctx.keep_float else []
+        _quantize(fp32, path, _keep_float(recipes.static_wi8_ai8(), scopes), calib)
         quant = {"method": "ptq", "tool": "ai-edge-quantizer static_wi8_ai8 (int8 weights and activations), min/max ranges",
                  "calibration": {"samples": len(calib), "data": ctx.calibration.description},
                  "float_modules": [FRONTEND_MODULE, *ctx.keep_float], "io": "float32"}
