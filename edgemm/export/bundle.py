@@ -163,6 +163,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     sensitivity = _explain(job) if explain else None
     manifest = job.publish(sensitivity=sensitivity)
     if int8 and _failed(manifest):
+        log(f"export: int8 failed verification: {manifest.verification['message']}")
         sensitivity = sensitivity or _explain(job)
         manifest = (_fall_back(job, sensitivity, manifest) if max_drop is not None
                     else job.publish(sensitivity=sensitivity))
