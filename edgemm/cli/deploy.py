@@ -95,6 +95,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--no-liveness", action="store_true",
                    help="never treat a silent mic / covered camera as absent")
     r.add_argument("--max-results", type=int, default=None, help="stop after N results")
+    r.add_argument("--batch", type=positive_int, default=d.batch, metavar="N",
+                   help="video files read as fast as possible: predict up to N waiting frames per model call "
+                        "(live input: always the newest frame alone)")
     r.add_argument("--duration", type=finite_float, default=None, help="stop after this many seconds")
     r.add_argument("--backend", default=None, help="onnxruntime | openvino | tflite (default: the bundle's own)")
     r.add_argument("--provider", default=None, help=PROVIDER_HELP)
@@ -124,7 +127,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     inputs = Inputs(camera=camera, mic=mic, video=a.video, audio_file=a.audio_file, realtime=a.realtime,
                     no_audio=a.no_audio, mic_rate=mic_rate)
     config = RunConfig(smooth=a.smooth, smooth_mode=a.smooth_mode, threshold=a.threshold, hop=a.hop,
-                       liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration)
+                       liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration,
+                       batch=a.batch)
     kw = session_options(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads)
     session = load(a.bundle, **{**kw, "threads": kw["threads"] or live_threads()})
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview, quiet=a.quiet)

@@ -40,6 +40,9 @@ class RunConfig:
         image_min_std: Pixel standard deviation (0-255) below which a frame counts as covered.
         max_results: Stop after this many results (``None``: run until the media ends or Ctrl-C).
         max_seconds: Stop after this much wall time.
+        batch: Files read as fast as possible: up to this many decoded frames that are waiting go
+            through the model in one call (a fixed-batch bundle runs them one by one). Live input
+            is always predicted one frame at a time, the newest.
     """
 
     smooth: int = 1
@@ -52,6 +55,7 @@ class RunConfig:
     image_min_std: float = 3.0
     max_results: int | None = None
     max_seconds: float | None = None
+    batch: int = 8
 
     def __post_init__(self) -> None:
         from edgemm.config import parse_enum
@@ -61,6 +65,8 @@ class RunConfig:
             raise ValueError(f"hop must be > 0 s, got {self.hop}")
         if self.audio_wait < 0:
             raise ValueError(f"audio_wait must be >= 0 s, got {self.audio_wait}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
 
 
 @dataclass
@@ -181,10 +187,11 @@ class Pipeline:
             raise ValueError("no source: give a camera, a microphone, or a video file")
         self.session, self.sources, self.config, self.sinks = session, list(sources), config, list(sinks)
         self.live = any(s.live or getattr(s, "realtime", False) for s in sources)
+        self.batch = 1 if self.live else config.batch
         a = session.preprocess.audio
         self.sync = Sync(a.sample_rate, a.clip_samples, video="video" in streams, audio="audio" in streams,
                          latest_only=self.live, audio_wait=config.audio_wait if self.live else None,
-                         hop=config.hop)
+                         hop=config.hop, queue=2 * self.batch)
         self.smoother = Smoother(session.labels, config.smooth, config.smooth_mode, config.threshold)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
@@ -210,29 +217,70 @@ class Pipeline:
             for stream in src.streams:
                 self.sync.close(stream)
 
-    def _infer(self, sample) -> Result:
-        cfg = self.config
-        image, audio = sample.image, sample.audio
-        image_live = image is not None and (not cfg.liveness or frame_std(image) >= cfg.image_min_std)
-        dbfs = level_dbfs(audio) if audio is not None else None
-        audio_live = audio is not None and (not cfg.liveness or dbfs >= cfg.audio_floor_dbfs)
-        waited = (time.perf_counter_ns() - sample.captured_ns) / 1e6
-        if not (image_live or audio_live):  # covered camera and muted mic: nothing to classify
-            n = len(self.session.labels)
-            label, raw, score, smoothed = None, None, 0.0, np.full(n, 1.0 / n)
-            stages = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-        else:
-            pred = self.session.predict(image=image if image_live else None, audio=audio if audio_live else None,
-                                        sample_rate=self.session.preprocess.audio.sample_rate)
-            raw, stages = pred.label, pred.stages
-            self._prob_sum += [pred.scores[k] for k in self.session.labels]
-            self._prob_count += 1
-            label, score, smoothed = self.smoother.update(np.array([pred.scores[k] for k in self.session.labels]))
-        latency = (time.perf_counter_ns() - sample.captured_ns) / 1e6
-        return Result(t=sample.t - self.origin, label=label, score=score,
-                      scores={k: float(v) for k, v in zip(self.session.labels, smoothed)}, latency_ms=latency,
-                      stages={"wait": waited, **stages}, image_present=image_live, audio_present=audio_live,
-                      audio_dbfs=dbfs, raw_label=raw, frame=image, audio=audio)
+    def _infer(self, samples: list) -> list[Result]:
+        """Results for ``samples``, in order: liveness per sample, one backend call for the ones
+        with a live modality, then smoothing in time order."""
+        cfg, labels = self.config, self.session.labels
+        live = []
+        for sample in samples:
+            image, audio = sample.image, sample.audio
+            image_live = image is not None and (not cfg.liveness or frame_std(image) >= cfg.image_min_std)
+            dbfs = level_dbfs(audio) if audio is not None else None
+            audio_live = audio is not None and (not cfg.liveness or dbfs >= cfg.audio_floor_dbfs)
+            live.append((image_live, audio_live, dbfs, (time.perf_counter_ns() - sample.captured_ns) / 1e6))
+        run = [k for k, (i, a, _, _) in enumerate(live) if i or a]
+        preds = dict(zip(run, self.session.predict_batch(
+            [samples[k].image if live[k][0] else None for k in run],
+            [samples[k].audio if live[k][1] else None for k in run],
+            sample_rate=self.session.preprocess.audio.sample_rate))) if run else {}
+        results = []
+        for k, sample in enumerate(samples):
+            image_live, audio_live, dbfs, waited = live[k]
+            pred = preds.get(k)
+            if pred is None:  # covered camera and muted mic: nothing to classify
+                n = len(labels)
+                label, raw, score, smoothed = None, None, 0.0, np.full(n, 1.0 / n)
+                stages = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+            else:
+                raw, stages = pred.label, pred.stages
+                probs = np.array([pred.scores[c] for c in labels])
+                self._prob_sum += probs
+                self._prob_count += 1
+                label, score, smoothed = self.smoother.update(probs)
+            results.append(Result(t=sample.t - self.origin, label=label, score=score,
+                                  scores={c: float(v) for c, v in zip(labels, smoothed)},
+                                  latency_ms=(time.perf_counter_ns() - sample.captured_ns) / 1e6,
+                                  stages={"wait": waited, **stages}, image_present=image_live,
+                                  audio_present=audio_live, audio_dbfs=dbfs, raw_label=raw, frame=sample.image,
+                                  audio=sample.audio))
+        return results
+
+    def _take(self) -> list:
+        """The next sample (waiting up to 0.2 s) and, for files, the ones already waiting behind
+        it, up to ``batch``."""
+        first = self.sync.next(timeout=0.2)
+        if first is None:
+            return []
+        samples = [first]
+        while len(samples) < self.batch:
+            more = self.sync.next(timeout=0)
+            if more is None:
+                break
+            samples.append(more)
+        return samples
+
+    def _deliver(self, results: list[Result], latencies: LatencyHistogram,
+                 stage_times: dict[str, LatencyHistogram]) -> bool:
+        """Hands results to the sinks and counts them; returns whether the run should end."""
+        for result in results:
+            latencies.add(result.latency_ms)
+            for k, v in result.stages.items():
+                stage_times.setdefault(k, LatencyHistogram()).add(v)
+            for sink in self.sinks:
+                sink.put(result)
+            if any(getattr(sink, "error", None) is not None for sink in self.sinks):
+                return True  # a failed output (a full disk under --save) ends the run; close() reports it
+        return self.config.max_results is not None and latencies.n >= self.config.max_results
 
     def run(self) -> Summary:
         """Runs to the end; Ctrl-C stops cleanly. Re-raises a source's error after shutting down."""
@@ -250,20 +298,14 @@ class Pipeline:
             while not self._stop.is_set():
                 if self.config.max_seconds is not None and time.perf_counter() - start >= self.config.max_seconds:
                     break
-                sample = self.sync.next(timeout=0.2)
-                if sample is None:
+                samples = self._take()
+                if not samples:
                     if self.sync.finished:
                         break
                     continue
-                result = self._infer(sample)
-                latencies.add(result.latency_ms)
-                for k, v in result.stages.items():
-                    stage_times.setdefault(k, LatencyHistogram()).add(v)
-                for sink in self.sinks:
-                    sink.put(result)
-                if any(getattr(sink, "error", None) is not None for sink in self.sinks):
-                    break  # a failed output (a full disk under --save) ends the run; close() reports it
-                if self.config.max_results is not None and latencies.n >= self.config.max_results:
+                if self.config.max_results is not None:
+                    samples = samples[:self.config.max_results - latencies.n]
+                if self._deliver(self._infer(samples), latencies, stage_times):
                     break
         except KeyboardInterrupt:
             pass

@@ -6,6 +6,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -123,29 +124,45 @@ class Session:
                 ``clip_seconds`` are used (a shorter one is zero-padded on both sides, as in training).
             sample_rate: Rate of ``audio`` (default: the model's); it is resampled when different.
         """
-        if image is None and audio is None:
+        return self.predict_batch([image], [audio], sample_rate)[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray | None], audios: Sequence[np.ndarray | None],
+                      sample_rate: int | None = None) -> list[Prediction]:
+        """``predict`` for several frames / windows in one backend call (pairs in order; either
+        of a pair may be None, not both). Each prediction's stages are its share of the batch's."""
+        if len(images) != len(audios):
+            raise ValueError(f"predict_batch: {len(images)} images but {len(audios)} audio windows")
+        if any(i is None and a is None for i, a in zip(images, audios)):
             raise ValueError("predict needs an image, audio, or both")
         t0 = time.perf_counter_ns()
-        p = self.preprocess
+        p, b = self.preprocess, len(images)
         s = p.image.size
-        x_img = preprocess_image(image, p.image)[None] if image is not None else np.zeros((1, 3, s, s), np.float32)
-        x_aud = np.zeros((1, p.audio.clip_samples), np.float32)
-        if audio is not None:
-            wave = resample(to_mono(audio), sample_rate or p.audio.sample_rate, p.audio.sample_rate)
-            x_aud[0] = fit_length(wave[-p.audio.clip_samples:], p.audio.clip_samples)
-        flags = (np.array([float(image is not None)], np.float32), np.array([float(audio is not None)], np.float32))
+        x_img = np.zeros((b, 3, s, s), np.float32)
+        x_aud = np.zeros((b, p.audio.clip_samples), np.float32)
+        for k, (image, audio) in enumerate(zip(images, audios)):
+            if image is not None:
+                x_img[k] = preprocess_image(image, p.image)
+            if audio is not None:
+                wave = resample(to_mono(audio), sample_rate or p.audio.sample_rate, p.audio.sample_rate)
+                x_aud[k] = fit_length(wave[-p.audio.clip_samples:], p.audio.clip_samples)
+        flags = (np.array([float(i is not None) for i in images], np.float32),
+                 np.array([float(a is not None) for a in audios], np.float32))
         t1 = time.perf_counter_ns()
-        logits = self.run(x_img, x_aud, *flags)[0]
+        logits = self.run(x_img, x_aud, *flags)
         t2 = time.perf_counter_ns()
         probs = softmax(logits.astype(np.float64))
-        i = int(probs.argmax())
-        pred = Prediction(label=self.labels[i], score=float(probs[i]),
-                          scores={lab: float(v) for lab, v in zip(self.labels, probs)},
-                          image_present=image is not None, audio_present=audio is not None, latency_ms=0.0)
+        out = []
+        for k in range(b):
+            i = int(probs[k].argmax())
+            out.append(Prediction(label=self.labels[i], score=float(probs[k, i]),
+                                  scores={lab: float(v) for lab, v in zip(self.labels, probs[k])},
+                                  image_present=images[k] is not None, audio_present=audios[k] is not None,
+                                  latency_ms=0.0))
         t3 = time.perf_counter_ns()
-        pred.stages = {"preprocess": (t1 - t0) / 1e6, "inference": (t2 - t1) / 1e6, "postprocess": (t3 - t2) / 1e6}
-        pred.latency_ms = (t3 - t0) / 1e6
-        return pred
+        stages = {"preprocess": (t1 - t0) / 1e6 / b, "inference": (t2 - t1) / 1e6 / b, "postprocess": (t3 - t2) / 1e6 / b}
+        for pred in out:
+            pred.stages, pred.latency_ms = dict(stages), (t3 - t0) / 1e6 / b
+        return out
 
 
 def _first_line(e: BaseException) -> str:
