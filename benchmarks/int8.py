@@ -1,7 +1,8 @@
 """Is int8 faster, and what does the audio frontend cost? Every target x precision, paired and interleaved.
 
 For each checkpoint given (``LABEL=PATH``: the compressed default student, a larger student, the
-teacher), exports every target x precision the target supports (``edgemm export``, verified; bundles
+teacher), exports every target x precision the target supports (``edgemm export``, verified; an int8
+bundle that fails verification gets an ``int8-fallback`` row: ``--max-drop 1``; bundles
 are reused across runs when the checkpoint is unchanged, as ``edgemm bench`` does), evaluates each bundle on the checkpoint's
 test split through the runtime, and times single-sample inference (batch 1, ``--threads``) in
 ``--rounds`` interleaved rounds: in each round every bundle runs ``--runs`` calls in turn, so all
@@ -61,7 +62,29 @@ def bundles_for(label: str, src, targets, precisions, out: Path) -> list[dict]:
                 row.update(status="export-failed", reason=f"{type(e).__name__}: {str(e)[:200]}")
             rows.append(row)
             print(f"int8: {label} {target} {precision}: {row['status']}", file=sys.stderr)
+            if precision == "int8" and row.get("status") == "failed":
+                rows.append(with_fallback(label, src, target, out))
     return rows
+
+
+def with_fallback(label: str, src, target: str, out: Path, max_drop: float = 1.0) -> dict:
+    """The int8 bundle ``edgemm export --max-drop`` makes after a failed int8 verification: the
+    layers the int8 debugger ranks worst kept float until it verifies."""
+    from edgemm.export import VerificationFailed, export
+    from edgemm.runtime import read_manifest
+
+    bundle = out / f"{src.name}-{target}-int8-fallback.edgemm"
+    row = {"model": label, "target": target, "precision": "int8-fallback", "bundle": str(bundle)}
+    try:
+        m = export(src.checkpoint, target=target, precision="int8", out=bundle, max_drop=max_drop, log=_quiet)
+    except VerificationFailed:
+        m = read_manifest(bundle)
+    kept = (m.quantization or {}).get("kept_float", [])
+    row.update(status=m.verification.get("status"), top1_agreement=m.verification.get("top1_agreement"),
+               kept_float=[k["module"] for k in kept],
+               size_mb=sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6)
+    print(f"int8: {label} {target} int8-fallback: {row['status']} ({len(kept)} layers float)", file=sys.stderr)
+    return row
 
 
 def frontend_models(preprocess, targets, out: Path) -> list[dict]:

@@ -11,7 +11,9 @@ also concatenated (stream copy) into one long file. Per bundle, each way to get 
 frame is timed (median of ``--repeats``):
 
 - **pipeline**: ``edgemm run --video LONG`` as fast as possible (PyAV decoding on the source thread,
-  ``Sync`` pairing each frame with its audio window, session, smoothing), no display;
+  ``Sync`` pairing each frame with its audio window, session, smoothing), no display, up to
+  ``RunConfig.batch`` (8) waiting frames per model call;
+- **pipeline, batch 1**: the same, one frame per model call (what ``edgemm run`` did before batching);
 - **decode + loop**: decoding the same file, then ``session.predict(frame, window)`` per frame, one
   thread: the same work without the pipeline (the goal: pipeline >= 95 % of this);
 - **bare loop**: the loop alone over frames decoded beforehand: the backend and preprocessing, the
@@ -91,13 +93,17 @@ def main() -> None:
     for bundle in bundles:
         session = load(bundle, threads=a.threads or live_threads())  # what `edgemm run` uses
         sr = session.preprocess.audio.sample_rate
-        times = {"pipeline": [], "decode + loop": [], "bare loop": [], "decode only": [],
+        times = {"pipeline": [], "pipeline, batch 1": [], "decode + loop": [], "bare loop": [], "decode only": [],
                  "pipeline, separate clips": []}
         frames = 0
         for _ in range(a.repeats):
             t = time.perf_counter()
             results = run(session, Inputs(video=long), RunConfig(), quiet=True, log=lambda s: None).results
             times["pipeline"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            one = run(session, Inputs(video=long), RunConfig(batch=1), quiet=True, log=lambda s: None).results
+            times["pipeline, batch 1"].append(time.perf_counter() - t)
+            assert one == results, (one, results)
             t = time.perf_counter()
             decoded = [decode_clip(long, sr)]
             t_decoded = time.perf_counter()
