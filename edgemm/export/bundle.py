@@ -174,6 +174,10 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         log(f"export: {bundle} verified on {v['samples']} samples: top-1 agreement {v['top1_agreement']:.4f}, "
             f"max |Δlogit| {v['max_abs_logit_diff']:.2g}, accuracy {v['accuracy']:.4f} "
             f"(reference {v['reference_accuracy']:.4f})")
+        if explain:  # what each modality carries, in int8 and in the reference
+            log("export: accuracy by condition (int8 / reference): " + ", ".join(
+                f"{c.replace('_', ' ')} {r['accuracy']:.4f} / {r['reference_accuracy']:.4f}"
+                for c, r in v["conditions"].items()))
     return manifest
 
 
