@@ -258,22 +258,53 @@ def _append_history(path: Path, report: BenchReport) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
+def vs_fp32(report: BenchReport, row: BenchRow) -> float | None:
+    """The same target's fp32 p50 over this row's (> 1: faster than fp32), if both were timed."""
+    base = next((r for r in report.rows if r.target == row.target and r.precision == Precision.FP32.value
+                 and r.inference), None)
+    return base.inference["p50_ms"] / row.inference["p50_ms"] if base and row.inference else None
+
+
+WHY_NOT_FASTER = {
+    Precision.INT8.value: "int8 pays where its kernels beat the float ones (wide layers); on small layers the "
+                          "quantize/dequantize steps and int8 kernels' setup cost more than they save",
+    Precision.FP16.value: "fp16 compute pays on GPUs and NPUs; CPUs without fp16 arithmetic convert it back",
+}
+
+
+def not_faster(report: BenchReport) -> list[str]:
+    """Why a lower precision was not worth it: one line per verified fp16/int8 row no faster than fp32."""
+    lines = []
+    for r in report.rows:
+        ratio = vs_fp32(report, r) if r.precision != Precision.FP32.value and r.status is BenchStatus.OK else None
+        if ratio is not None and ratio <= 1.0:
+            lines.append(f"{r.target} {r.precision} runs at {ratio:.2f}× fp32's speed here (p50 "
+                         f"{r.inference['p50_ms']:.3f} ms): `--precision auto` keeps the faster one; "
+                         + WHY_NOT_FASTER.get(r.precision, ""))
+    return lines
+
+
 def to_markdown(report: BenchReport) -> str:
     mc = report.machine
     n = next((r.n for r in report.rows if r.n), None)
     lines = [f"{report.checkpoint} on {report.data} [{report.split}, n={n}] · {mc['cpu']} ({mc['cores']} cores)", "",
              "| | target | precision | size MB | fused | image-only | audio-only | p50 ms | p90 ms | e2e p50 ms | "
-             "speed-up | parity |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "speed-up | × vs fp32 | parity |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in report.rows:
         if r.status is BenchStatus.EXPORT_FAILED:
-            lines.append(f"| {r.status.mark} | {r.target} | {r.precision} | | | | | | | | | export failed: {r.reason[:120]} |")
+            lines.append(f"| {r.status.mark} | {r.target} | {r.precision} | | | | | | | | | | export failed: {r.reason[:120]} |")
             continue
         e2e = f"{r.end_to_end['p50_ms']:.3f}" if r.end_to_end else ""
         lines.append(f"| {r.status.mark} | {r.target} | {r.precision} | {r.size_mb:.2f} | {r.accuracy:.3f} | {r.accuracy_image_only:.3f} | "
                      f"{r.accuracy_audio_only:.3f} | {r.inference['p50_ms']:.3f} | {r.inference['p90_ms']:.3f} | {e2e} | "
-                     f"{r.speedup:.2f}× | {r.parity[:80]} |")
+                     f"{r.speedup:.2f}× | {_ratio(vs_fp32(report, r))} | {r.parity[:80]} |")
     lines += ["", "✅ exported and verified · ❎ exported, failed verification · ❌ export failed"]
+    lines += [f"- {line}" for line in not_faster(report)]
     return "\n".join(lines)
+
+
+def _ratio(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}×"
 
 
 def plot(report: BenchReport, path: str | Path) -> Path:

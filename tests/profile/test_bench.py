@@ -72,3 +72,20 @@ def test_bench_config_names_bad_choices():
         BenchConfig(targets=("onnx", "coreml"))
     with pytest.raises(ValueError, match="--precisions"):
         BenchConfig(precisions=())
+
+
+def test_table_says_why_a_lower_precision_was_not_worth_it():
+    from edgemm.profile.bench import BenchReport, BenchRow, to_markdown
+    from edgemm.vocab import BenchStatus
+
+    def row(target, precision, p50):
+        return BenchRow(target, precision, BenchStatus.OK, size_mb=1.0, accuracy=0.9, accuracy_image_only=0.5,
+                        accuracy_audio_only=0.5, inference={"p50_ms": p50, "p90_ms": p50}, speedup=1.0,
+                        parity="passed")
+
+    report = BenchReport("ckpt", "data", "test", [row("onnx", "fp32", 0.60), row("onnx", "int8", 0.78),
+                                                  row("openvino", "fp32", 0.90), row("openvino", "int8", 0.60)])
+    table = to_markdown(report)
+    assert "| onnx | int8 | 1.00 |" in table and "| 0.77× |" in table and "| 1.50× |" in table
+    why = [line for line in table.splitlines() if line.startswith("- ")]
+    assert len(why) == 1 and why[0].startswith("- onnx int8 runs at 0.77× fp32's speed") and "auto" in why[0]
