@@ -89,6 +89,14 @@ FRONTEND_MODULE = "frontend"
 FRONTEND_CLASS = "LogMelFrontend"
 
 
+class Int8Scheme(str, enum.Enum):
+    """The PT2E quantizer an ``edgemm compress`` qat/ptq stage trains or calibrates with: it decides
+    which targets can run the learned program as it is (``FormatSpec.int8_qat_from``)."""
+
+    X86 = "x86"  # X86InductorQuantizer: uint8 activations; runs as QDQ on onnxruntime and OpenVINO
+    XNNPACK = "xnnpack"  # ExecuTorch's XNNPACKQuantizer: int8 activations; lowers into XNNPACK's kernels
+
+
 class Branch(str, enum.Enum):
     """The part of a model a layer belongs to (how the int8 debugger groups its findings)."""
 

@@ -181,6 +181,13 @@ def _check_names(recipe: Recipe, given: nn.Module | None, teacher) -> None:
         check_model_name(recipe.teacher.model, "recipe teacher.model")
 
 
+def _quantization(recipe: Recipe, stage: str) -> dict[str, Any]:
+    """What the final checkpoint says about its int8 program: the file, the stage, the quantizer."""
+    scheme = recipe.stages[-1].config.quantizer
+    return {"scheme": f"pt2e-{scheme.value}-int8", "quantizer": scheme.value, "file": "model_int8.pt2",
+            "stage": stage}
+
+
 def compress(
     *,
     out: str | Path,
@@ -327,8 +334,8 @@ def compress(
               "final_model": str(out / "model.pt"), "int8_model": str(out / "model_int8.pt2") if quant else None}
     if ranks.main:
         atomic_torch_save(make_checkpoint(final, labels=labels, **common,
-                                          quantization={"scheme": "pt2e-x86-int8", "file": "model_int8.pt2",
-                                                        "stage": rows[-1]["name"]} if quant else None), out / "model.pt")
+                                          quantization=_quantization(recipe, rows[-1]["name"]) if quant else None),
+                         out / "model.pt")
         write_report(report, out)
     distributed.teardown(ranks)
     return report

@@ -1,10 +1,12 @@
 """int8 quantization through PyTorch's PT2E flow (now in torchao): QAT and PTQ.
 
-``torch.export`` captures the float model; ``X86InductorQuantizer`` annotates it (per-channel
-symmetric weights, per-tensor affine activations); QAT inserts fake-quant observers that train
-with the model (BatchNorm folded into the preceding conv); ``convert_pt2e`` produces the
-quantize/dequantize graph that ONNX export turns into QDQ (run as int8 by onnxruntime and OpenVINO).
-The log-mel frontend is left in float (its STFT is slow and lossy in int8).
+``torch.export`` captures the float model; a quantizer annotates it (``Int8Scheme``):
+``X86InductorQuantizer`` (per-channel symmetric weights, per-tensor affine uint8 activations),
+whose program ONNX export turns into QDQ that onnxruntime and OpenVINO run as int8, or ExecuTorch's
+``XNNPACKQuantizer`` (per-channel weights, per-tensor int8 activations), whose program lowers
+directly into XNNPACK's int8 kernels. QAT inserts fake-quant observers that train with the model
+(BatchNorm folded into the preceding conv); ``convert_pt2e`` produces the quantize/dequantize
+graph. The log-mel frontend is left in float (its STFT is slow and lossy in int8).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import nn
 
 from edgemm.atomic import atomic_path
 from edgemm.models.av import example_inputs
-from edgemm.vocab import FRONTEND_MODULE
+from edgemm.vocab import FRONTEND_MODULE, Int8Scheme
 
 FLOAT_MODULES = (FRONTEND_MODULE,)
 
@@ -57,7 +59,7 @@ class PT2EModel(nn.Module):
         return example_inputs(self.preprocess, batch)
 
 
-def _quantizer(is_qat: bool):
+def _x86_quantizer(is_qat: bool):
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
@@ -69,6 +71,66 @@ def _quantizer(is_qat: bool):
     return q
 
 
+def xnnpack_quantizer(is_qat: bool = False, keep_float: tuple[str, ...] = ()):
+    """ExecuTorch's ``XNNPACKQuantizer`` (per-channel int8 weights, int8 activations) for every op
+    but the frontend's and ``keep_float``'s (module paths, kept float as
+    ``edgemm.export.onnx.float_nodes`` keeps them): it cannot be told to skip a module
+    (``set_module_name(name, None)`` is refused, and naming the modules to quantize instead left the
+    image encoder float), so its annotations on those nodes are removed after it has annotated."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+
+    class KeepFloat(XNNPACKQuantizer):
+        def annotate(self, model):
+            model = super().annotate(model)
+            for node in _float_nodes(model.graph, FLOAT_MODULES, around=False) + _float_nodes(model.graph, keep_float):
+                node.meta.pop("quantization_annotation", None)
+            return model
+
+    return KeepFloat().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
+
+
+_LAYER_OPS = {torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.linear.default,
+              torch.ops.aten.matmul.default, torch.ops.aten.addmm.default, torch.ops.aten.mm.default}
+
+
+def _within(node, modules: tuple[str, ...]) -> bool:
+    """Whether an FX node comes from one of ``modules`` (module paths) or a module inside one."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return any(path == m or path.startswith(m + ".") for path, _ in stack.values() for m in modules)
+
+
+def _float_nodes(graph, modules: tuple[str, ...], *, around: bool = True) -> list:
+    """The FX nodes of ``modules`` and, with ``around``, every op back to the previous layers, every
+    op on to the next layers, and those layers (a quantized layer quantizes its input)."""
+    if not modules:
+        return []
+    nodes = [n for n in graph.nodes if _within(n, modules)]
+    if not around:
+        return nodes
+    seen = set(nodes)
+    for stack, step, take_layer in (([a for n in nodes for a in n.all_input_nodes], lambda n: n.all_input_nodes, False),
+                                    ([u for n in nodes for u in n.users], lambda n: list(n.users), True)):
+        while stack:
+            n = stack.pop()
+            if n in seen or n.op != "call_function":
+                continue
+            seen.add(n)
+            if n.target in _LAYER_OPS:
+                if take_layer:
+                    nodes.append(n)
+                continue
+            nodes.append(n)
+            stack += step(n)
+    return nodes
+
+
+def _quantizer(is_qat: bool, scheme: Int8Scheme):
+    return xnnpack_quantizer(is_qat) if scheme is Int8Scheme.XNNPACK else _x86_quantizer(is_qat)
+
+
 def export_for_quantization(model: nn.Module) -> nn.Module:
     """``torch.export`` with a dynamic batch (traced with batch 4: batch-1 traces fix the batch)."""
     model.eval()
@@ -78,19 +140,19 @@ def export_for_quantization(model: nn.Module) -> nn.Module:
     return ep.module()
 
 
-def prepare_qat(model: nn.Module) -> PT2EModel:
+def prepare_qat(model: nn.Module, scheme: Int8Scheme = Int8Scheme.X86) -> PT2EModel:
     """Inserts trainable fake quantization; train the result, then ``convert``."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-    graph = prepare_qat_pt2e(export_for_quantization(model), _quantizer(is_qat=True))
+    graph = prepare_qat_pt2e(export_for_quantization(model), _quantizer(True, scheme))
     return PT2EModel(graph, model.preprocess).train()
 
 
-def prepare_ptq(model: nn.Module) -> PT2EModel:
+def prepare_ptq(model: nn.Module, scheme: Int8Scheme = Int8Scheme.X86) -> PT2EModel:
     """Inserts observers for post-training calibration; feed it data in eval mode, then ``convert``."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-    graph = prepare_pt2e(export_for_quantization(model), _quantizer(is_qat=False))
+    graph = prepare_pt2e(export_for_quantization(model), _quantizer(False, scheme))
     return PT2EModel(graph, model.preprocess).eval()
 
 

@@ -20,6 +20,7 @@ from edgemm.safeio import load_yaml, read_text
 from edgemm.train.config import schedule_steps
 from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
 from edgemm.train.precision import Precision
+from edgemm.vocab import Int8Scheme
 
 
 class StageType(str, enum.Enum):
@@ -181,6 +182,8 @@ class QATConfig:
         lr: Learning rate.
         freeze_bn_epoch: Epochs after which BatchNorm statistics are frozen (then folded).
         batch_size: Samples per step.
+        quantizer: ``x86`` (the program runs as int8 on onnxruntime and OpenVINO) or ``xnnpack``
+            (ExecuTorch lowers it directly, keeping the learned scales).
     """
 
     epochs: int = 2
@@ -188,9 +191,11 @@ class QATConfig:
     lr: float = 5e-4
     freeze_bn_epoch: int = 1
     batch_size: int = 64
+    quantizer: Int8Scheme = Int8Scheme.X86
 
     def __post_init__(self) -> None:
         check_types(self, "qat")
+        object.__setattr__(self, "quantizer", parse_enum(Int8Scheme, self.quantizer, "qat.quantizer"))
         _steps("qat", min_steps=self.min_steps)
         _positive("qat", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
 
@@ -205,12 +210,15 @@ class PTQConfig:
 
     Attributes:
         calibration_samples: Training samples used to calibrate activation ranges.
+        quantizer: As for ``QATConfig``.
     """
 
     calibration_samples: int = 256
+    quantizer: Int8Scheme = Int8Scheme.X86
 
     def __post_init__(self) -> None:
         check_types(self, "ptq")
+        object.__setattr__(self, "quantizer", parse_enum(Int8Scheme, self.quantizer, "ptq.quantizer"))
         _positive("ptq", calibration_samples=self.calibration_samples)
 
     def training_epochs(self, steps_per_epoch: int) -> int:

@@ -93,7 +93,7 @@ def _int8_extra(int8: nn.Module) -> dict[str, Any]:
 
 def run_qat(student: nn.Module, ctx: StageContext, cfg: QATConfig) -> StageOutput:
     student = student.cpu().eval()
-    prepared = prepare_qat(student)
+    prepared = prepare_qat(student, cfg.quantizer)
     # Logit distillation only: the exported graph returns logits, not the embeddings.
     _fit(prepared, ctx, DistillConfig(epochs=cfg.epochs, min_steps=cfg.min_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                                       feature_weight=0.0), seed=ctx.seed + 2000, device="cpu", keep_best=False)
@@ -104,7 +104,7 @@ def run_qat(student: nn.Module, ctx: StageContext, cfg: QATConfig) -> StageOutpu
 
 def run_ptq(student: nn.Module, ctx: StageContext, cfg: PTQConfig) -> StageOutput:
     student = student.cpu().eval()
-    prepared = prepare_ptq(student)
+    prepared = prepare_ptq(student, cfg.quantizer)
     loader = DataLoader(ctx.splits.train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(ctx.seed))
     n = calibrate(prepared, loader, cfg.calibration_samples)
     int8 = convert(prepared)

@@ -155,7 +155,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     src = load_source(checkpoint)
     data = calib_data or src.ckpt.get("data") or "default"
     # the debugger and a fallback calibrate, whatever the route
-    calibrate = int8 and (src.int8 is None or not spec.int8_keeps_qat or explain or max_drop is not None)
+    calibrate = int8 and (not src.keeps_qat(spec.int8_qat_from) or explain or max_drop is not None)
     calibration = load_samples(data, src.preprocess, src.labels, ("train",), calib_samples) if calibrate else None
     bundle = Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision)
     job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples,

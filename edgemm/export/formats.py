@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgemm.vocab import BackendName, Precision, Target
+from edgemm.vocab import BackendName, Int8Scheme, Precision, Target
 
 __all__ = ["FORMATS", "FormatSpec", "Precision", "Target", "offers"]
 
@@ -21,7 +21,8 @@ class FormatSpec:
         backend: The runtime backend that verifies (and by default runs) the bundle.
         dynamic_batch: Whether the exported batch dimension is dynamic.
         int8_from_float: The maintained tool that calibrates int8 from a float model.
-        int8_keeps_qat: Whether QAT-learned quantization parameters carry into the file.
+        int8_qat_from: The quantizers whose learned int8 program (``edgemm compress`` qat/ptq)
+            the target exports as it is; from any other, int8 is calibrated again.
         extra: Installs the target needs (pip extras of edgemm).
         fp32_logit_floor: The smallest fp32 logit tolerance verification uses for this target (its
             kernels' own float rounding); ``Tolerance.max_abs_logit`` applies when larger.
@@ -34,7 +35,7 @@ class FormatSpec:
     backend: BackendName
     dynamic_batch: bool
     int8_from_float: str
-    int8_keeps_qat: bool
+    int8_qat_from: tuple[Int8Scheme, ...]
     extra: str
     fp32_logit_floor: float = 0.0
 
@@ -42,17 +43,17 @@ class FormatSpec:
 FORMATS: dict[Target, FormatSpec] = {
     Target.ONNX: FormatSpec(Target.ONNX, "edgemm.export.onnx", ".onnx", tuple(Precision), BackendName.ONNXRUNTIME,
                             dynamic_batch=True, int8_from_float="onnxruntime.quantization (static, QDQ)",
-                            int8_keeps_qat=True, extra="export"),
+                            int8_qat_from=(Int8Scheme.X86, Int8Scheme.XNNPACK), extra="export"),
     Target.OPENVINO: FormatSpec(Target.OPENVINO, "edgemm.export.openvino", ".xml", tuple(Precision), BackendName.OPENVINO,
                                 dynamic_batch=True, int8_from_float="onnxruntime.quantization (static, QDQ) -> OpenVINO IR",
-                                int8_keeps_qat=True, extra="export-openvino"),
+                                int8_qat_from=(Int8Scheme.X86, Int8Scheme.XNNPACK), extra="export-openvino"),
     Target.TFLITE: FormatSpec(Target.TFLITE, "edgemm.export.tflite", ".tflite", tuple(Precision), BackendName.TFLITE,
                               dynamic_batch=False, int8_from_float="ai-edge-quantizer (static, full-integer)",
-                              int8_keeps_qat=False, extra="export-tflite"),
+                              int8_qat_from=(), extra="export-tflite"),
     Target.EXECUTORCH: FormatSpec(Target.EXECUTORCH, "edgemm.export.executorch", ".pte", (Precision.FP32, Precision.INT8),
                                   BackendName.EXECUTORCH, dynamic_batch=False,
                                   int8_from_float="PT2E with ExecuTorch's XNNPACKQuantizer (static, per-channel)",
-                                  int8_keeps_qat=False, extra="export-executorch",
+                                  int8_qat_from=(Int8Scheme.XNNPACK,), extra="export-executorch",
                                   # measured: 1.1e-4 (teacher) and 1.9e-4 (student) max |Δlogit|, top-1
                                   # agreement 1.0, the largest on image-only inputs (XNNPACK's convolutions)
                                   fp32_logit_floor=5e-4),

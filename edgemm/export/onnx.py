@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from edgemm.export.errors import converting
-from edgemm.export.formats import Precision
+from edgemm.export.formats import FORMATS, Precision, Target
 from edgemm.export.source import Artifact, ExportContext
 from edgemm.vocab import FRONTEND_MODULE, INPUT_NAMES, OUTPUT_NAME
 
@@ -229,12 +229,12 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
     model = ctx.source.model
     path = staging / "model.onnx"
     notes, quant, reference = [], None, "pytorch-fp32"
-    if ctx.precision is Precision.INT8 and ctx.source.int8 is not None and not ctx.keep_float:
+    if ctx.precision is Precision.INT8 and ctx.source.keeps_qat(FORMATS[Target.ONNX].int8_qat_from, ctx.keep_float):
         int8 = ctx.source.int8
         ctx.log("onnx: exporting the QAT/PTQ int8 program as QDQ")
         to_onnx(int8.graph, path, int8.example_inputs(2))
         stage = ctx.source.ckpt["quantization"].get("stage", "qat")
-        quant = {"method": stage, "tool": "torchao PT2E (X86InductorQuantizer) -> QDQ ONNX",
+        quant = {"method": stage, "tool": f"torchao PT2E ({ctx.source.int8_scheme.value} quantizer) -> QDQ ONNX",
                  "calibration": None if stage == "qat" else "edgemm compress ptq stage",
                  "float_modules": list(FLOAT_SCOPES)}
         reference = "pytorch-fake-quant"

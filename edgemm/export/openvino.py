@@ -18,7 +18,7 @@ from pathlib import Path
 import openvino as ov
 
 from edgemm.export.errors import converting
-from edgemm.export.formats import Precision
+from edgemm.export.formats import FORMATS, Precision, Target
 from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, KEEP_FLOAT_NOTE, TENSORS, ptq_int8, to_onnx
 from edgemm.export.source import Artifact, ExportContext
 
@@ -29,7 +29,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
     work.mkdir()
     onnx_path = work / "model.onnx"
     quant, reference, notes = None, "pytorch-fp32", []
-    if precision is Precision.INT8 and src.int8 is not None and not ctx.keep_float:
+    if precision is Precision.INT8 and src.keeps_qat(FORMATS[Target.OPENVINO].int8_qat_from, ctx.keep_float):
         to_onnx(src.int8.graph, onnx_path, src.int8.example_inputs(2), target="openvino")
         stage = src.ckpt["quantization"].get("stage", "qat")
         quant = {"method": stage, "tool": "torchao PT2E -> QDQ ONNX -> OpenVINO (runs as int8)",

@@ -13,6 +13,7 @@ from torch import nn
 
 from edgemm.data.preprocess import PreprocessConfig
 from edgemm.export.formats import Precision
+from edgemm.vocab import Int8Scheme
 
 DEFAULT_RUN = Path("runs/compress")
 CHECKPOINT_NAMES = ("model.pt", "best.pt", "last.pt")  # compress output, then train output
@@ -69,6 +70,18 @@ class ExportSource:
     @property
     def name(self) -> str:
         return self.ckpt["model"]["name"]
+
+    @property
+    def int8_scheme(self) -> Int8Scheme | None:
+        """The quantizer of the int8 program (checkpoints from before the choice: x86), or None."""
+        if self.int8 is None:
+            return None
+        return Int8Scheme(self.ckpt["quantization"].get("quantizer", Int8Scheme.X86.value))
+
+    def keeps_qat(self, accepted: tuple[Int8Scheme, ...], keep_float: tuple[str, ...] = ()) -> bool:
+        """Whether a target that runs programs of the ``accepted`` quantizers exports the learned int8
+        program as it is (not when layers must stay float: the program quantizes every layer)."""
+        return self.int8 is not None and self.int8_scheme in accepted and not keep_float
 
 
 def load_source(path: str | Path | None) -> ExportSource:

@@ -162,3 +162,30 @@ def test_compress_with_few_labels_distils_on_the_unlabelled_rest(teacher, small_
     assert t["labels_fraction"] == 0.25 and t["train_labelled"] + t["train_unlabelled"] == sum(per_class.values())
     assert t["train_labelled"] == sum(max(1, round(0.25 * n)) for n in per_class.values())
     assert [r["name"] for r in report["stages"]] == ["scratch", "distill"]
+
+
+def test_xnnpack_qat_program_lowers_into_executorch_as_it_is(teacher, small_manifest, tmp_path):
+    """``quantizer: xnnpack``: the learned int8 program goes into the .pte unchanged (no recalibration),
+    verified against its fake-quant graph; onnxruntime runs the same program as QDQ."""
+    from edgemm.compress import compress
+    from edgemm.deploy import export
+    from edgemm.export.verify import Tolerance
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("student: test_gated\nstages:\n  - {type: qat, epochs: 1, batch_size: 8, quantizer: xnnpack}\n")
+    out = tmp_path / "out"
+    compress(teacher=teacher, data=small_manifest, recipe=recipe, out=out, device="cpu", baseline=False,
+             log=lambda s: None)
+    raw = torch.load(out / "model.pt", weights_only=True)
+    assert raw["quantization"]["quantizer"] == "xnnpack" and raw["quantization"]["scheme"] == "pt2e-xnnpack-int8"
+    sizes = {}
+    for target, precision in (("executorch", "int8"), ("executorch", "fp32"), ("onnx", "int8")):
+        m = export(out, target=target, precision=precision, verify_samples=48, calib_samples=32,
+                   tolerance=Tolerance(int8_accuracy_points=5.0), out=tmp_path / f"{target}-{precision}.edgemm",
+                   log=lambda s: None)
+        assert m.verified, (target, m.verification)
+        sizes[(target, precision)] = (m.location / m.files["model"]).stat().st_size
+        if precision == "int8":
+            assert m.quantization["method"] == "qat" and m.verification["reference"] == "pytorch-fake-quant", target
+            assert not any("calibrated post-training" in n for n in m.source["notes"]), m.source["notes"]
+    assert sizes[("executorch", "int8")] < 0.8 * sizes[("executorch", "fp32")]  # int8 weights inside the .pte
