@@ -165,11 +165,15 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     if int8 and _failed(manifest):
         log(f"export: int8 failed verification: {manifest.verification['message']}")
         sensitivity = sensitivity or _explain(job)
-        manifest = (_fall_back(job, sensitivity, manifest) if max_drop is not None
-                    else job.publish(sensitivity=sensitivity))
+        if max_drop is not None:
+            manifest = _fall_back(job, sensitivity, manifest)
+        else:  # the failed bundle's manifest gets the report (its checksums cover the model files only)
+            manifest.quantization["sensitivity"] = sensitivity.to_dict()
+            write_manifest(manifest, bundle)
     v = manifest.verification
     if v.get("status") == VerifyStatus.FAILED:
-        raise VerificationFailed(bundle, v["message"] + (_hint(job, sensitivity) if sensitivity else ""))
+        raise VerificationFailed(bundle, v["message"] + (_hint(job, sensitivity, max_drop is not None)
+                                                         if sensitivity else ""))
     if verify_output:
         log(f"export: {bundle} verified on {v['samples']} samples: top-1 agreement {v['top1_agreement']:.4f}, "
             f"max |Δlogit| {v['max_abs_logit_diff']:.2g}, accuracy {v['accuracy']:.4f} "
@@ -269,9 +273,13 @@ def _fall_back(job: _Job, sensitivity: Sensitivity, failed: Manifest) -> Manifes
     return manifest
 
 
-def _hint(job: _Job, sensitivity: Sensitivity) -> str:
-    """The worst layers and the command that keeps them float."""
+def _hint(job: _Job, sensitivity: Sensitivity, fell_back: bool) -> str:
+    """The worst layers and the command that keeps them float (or, after a fallback that kept every
+    layer float, where else to look)."""
     worst = ", ".join(f"{r.module} ({r.branch.value}, {r.lost_db:.1f} dB lost)" for r in sensitivity.worst(3))
+    if fell_back:
+        return (f"; int8 hurts most: {worst}; with all {len(sensitivity.layers)} measured layers float it still does "
+                f"not verify, so the loss is not in a quantized layer: check that the fp32 export verifies")
     cmd = (f"edgemm export {job.src.checkpoint} --target {job.spec.target.value} --precision int8 "
            f"--max-drop {job.tolerance.int8_accuracy_points:g}")
     return f"; int8 hurts most: {worst}; to keep the worst layers float until it verifies: {cmd}"
