@@ -291,6 +291,8 @@ class Pipeline:
         p = self.session.preprocess  # warm-up: lazy imports and backend first-run costs happen now
         self.session.predict(image=np.zeros((p.image.size, p.image.size, 3), np.uint8),
                              audio=np.zeros(p.audio.clip_samples, np.float32))
+        if self.batch > 1:  # files: one call per batch only where this backend is faster that way
+            self.session.tune_batch(self.batch)
         start = time.perf_counter()
         for th in threads:
             th.start()

@@ -81,6 +81,7 @@ class Session:
         self._dtype = {t.name: np.dtype(t.dtype) for t in m.inputs}
         self._output = m.outputs[0].tensor
         self.fixed_batch = m.batch if isinstance(m.batch, int) else None
+        self.call_batch: int | None = None  # samples per backend call in ``run`` (None: all at once)
         self._probe()
 
     def _probe(self) -> None:
@@ -108,11 +109,33 @@ class Session:
                  "image_present": np.ones(b, np.float32) if image_present is None else image_present,
                  "audio_present": np.ones(b, np.float32) if audio_present is None else audio_present}
         feeds = {self._tensor[k]: np.ascontiguousarray(v, dtype=self._dtype[k]) for k, v in feeds.items()}
-        if self.fixed_batch is None or b == self.fixed_batch:
+        step = self.fixed_batch or self.call_batch or b
+        if b == step:
             return self.backend.run(feeds)[self._output]
-        step = self.fixed_batch
         parts = [self.backend.run({k: v[i:i + step] for k, v in feeds.items()})[self._output] for i in range(0, b, step)]
         return np.concatenate(parts)
+
+    def tune_batch(self, batch: int, calls: int = 5) -> int:
+        """Measures this backend on ``batch`` blank samples, in one call and one call per sample,
+        and keeps the faster way for ``run`` (``call_batch``); returns the samples per call chosen.
+
+        Whether batching pays depends on the backend and the graph: measured on the default
+        student, OpenVINO's time per sample fell from 1.30 ms at batch 1 to 0.79 ms at batch 8, and
+        onnxruntime's rose from 0.64 to 0.76 ms. A bundle with a fixed batch keeps it.
+        """
+        if self.fixed_batch is not None or batch <= 1:
+            return self.fixed_batch or 1
+        size, samples = self.preprocess.image.size, self.preprocess.audio.clip_samples
+        image, audio = np.zeros((batch, 3, size, size), np.float32), np.zeros((batch, samples), np.float32)
+        best = {}
+        for step in (batch, 1, batch):  # the batched way first and last: warm-up, then the faster of two
+            self.call_batch = step
+            t = time.perf_counter()
+            for _ in range(calls):
+                self.run(image, audio)
+            best[step] = min(best.get(step, float("inf")), time.perf_counter() - t)
+        self.call_batch = min(best, key=best.get)
+        return self.call_batch
 
     def predict(self, image: np.ndarray | None = None, audio: np.ndarray | None = None,
                 sample_rate: int | None = None) -> Prediction:

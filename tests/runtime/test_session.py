@@ -86,6 +86,24 @@ def test_the_same_onnx_bundle_runs_in_openvino_with_the_same_answers(onnx_bundle
     np.testing.assert_allclose(ov.run(image, audio, *flags), ort.run(image, audio, *flags), atol=1e-4)
 
 
+def test_batched_predictions_match_single_ones_whichever_way_the_backend_is_called(onnx_bundle):
+    rng = np.random.default_rng(0)
+    session = load(onnx_bundle)
+    frames = [rng.integers(0, 255, (48 + 8 * k, 64, 3), dtype=np.uint8) for k in range(5)]
+    waves = [0.1 * rng.standard_normal(4000 + 500 * k).astype(np.float32) for k in range(5)]
+    images, audios = [frames[0], None, frames[2], frames[3], None], [waves[0], waves[1], None, waves[3], waves[4]]
+    single = [session.predict(image=i, audio=a) for i, a in zip(images, audios)]
+    assert session.tune_batch(5) in (1, 5) and session.call_batch in (1, 5)
+    for call_batch in (1, 5, None):
+        session.call_batch = call_batch
+        batched = session.predict_batch(images, audios)
+        for one, many in zip(single, batched):
+            assert (one.label, one.image_present, one.audio_present) == (many.label, many.image_present, many.audio_present)
+            np.testing.assert_allclose(list(one.scores.values()), list(many.scores.values()), atol=1e-5)
+    with pytest.raises(ValueError, match="an image, audio, or both"):
+        session.predict_batch([None], [None])
+
+
 def test_backend_choice_is_checked(onnx_bundle):
     with pytest.raises(BundleError, match="backend 'tflite' cannot run a 'onnx' bundle"):
         load(onnx_bundle, backend="tflite")
