@@ -8,13 +8,15 @@ cd "$(dirname "$0")/.."
 
 # OS audio/video paths the runtime tests use: PortAudio + a private PulseAudio as the virtual
 # microphone, ffmpeg as a loopback camera, Chromium for the preview page, Xvfb + ImageMagick for the
-# --show window, the GL/GLib libraries the GUI build of OpenCV loads.
-APT_PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg chromium xvfb xauth imagemagick libgl1 libglib2.0-0"
+# --show window, the GL/GLib libraries the GUI build of OpenCV loads; OpenSSH (client and server) for
+# the "remote device" the --remote tests reach on 127.0.0.1.
+APT_PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg chromium xvfb xauth imagemagick libgl1 libglib2.0-0 openssh-server openssh-client"
 if command -v apt-get >/dev/null; then
   SUDO=""
   if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+  $SUDO mkdir -p /run/sshd  # sshd's privilege-separation directory (the tests run a private sshd, no service)
 fi
 
 # torch: the build that runs on CPU here, paired with a torchvision that imports beside it.

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from edgemm.cli._common import PROVIDER_HELP, add_device_profile, emit_json, finite_float, next_steps, positive_int
+from edgemm.errors import UsageError
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -157,6 +158,15 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="latency histogram + per-stage bars")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    r = p.add_argument_group("on the device itself, over SSH (docs/devices.md)")
+    r.add_argument("--remote", default=None, metavar="ssh://[USER@]HOST[:PORT]",
+                   help="copy the bundle there, run the torch-free `edgemm profile` there, report its timings")
+    r.add_argument("--ssh-config", type=Path, default=None, metavar="FILE",
+                   help="SSH configuration to use instead of ~/.ssh/config (keys, known hosts, aliases)")
+    r.add_argument("--remote-edgemm", default="edgemm", metavar="PATH",
+                   help="the edgemm command on the device (default: edgemm on its PATH)")
+    r.add_argument("--remote-timeout", type=finite_float, default=600.0, metavar="S",
+                   help="seconds allowed for each remote step (copy, run)")
     p.set_defaults(func=_cmd_profile)
 
 
@@ -170,22 +180,54 @@ def _frame_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _cmd_profile(a: argparse.Namespace) -> int:
-    import json
+def _remote_args(a: argparse.Namespace) -> list[str]:
+    """The ``edgemm profile`` options to repeat on the device."""
+    out = ["--runs", str(a.runs), "--min-time", str(a.min_time), "--warmup", str(a.warmup), "--layers", str(a.layers)]
+    for flag, value in (("--backend", a.backend), ("--provider", a.provider), ("--threads", a.threads),
+                        ("--frame-size", a.frame_size)):
+        if value is not None:
+            out += [flag, str(value)]
+    if a.device_profile is not None:
+        from edgemm.devices import list_profiles
 
-    from edgemm.atomic import atomic_write_text
+        if a.device_profile not in list_profiles():
+            raise UsageError(f"--device-profile with --remote: give a shipped profile name ({', '.join(list_profiles())}); "
+                             f"{a.device_profile!r} is not one, and a YAML file here is not on the device")
+        out += ["--device-profile", a.device_profile]
+    return out
+
+
+def _cmd_profile(a: argparse.Namespace) -> int:
     from edgemm.deploy import session_options
     from edgemm.devices import as_profile
-    from edgemm.profile import ProfileConfig, profile, to_markdown
-    from edgemm.profile.latency import plot
+    from edgemm.profile import ProfileConfig, profile
 
+    if a.remote:
+        from edgemm.devices.remote import Remote, profile_remote
+
+        if a.plot:
+            raise UsageError("--plot draws the raw timings, which stay on the device with --remote; use --json")
+        from edgemm.profile.latency import ProfileReport
+
+        report = ProfileReport.from_dict(profile_remote(Remote.parse(a.remote, a.ssh_config, a.remote_edgemm), a.bundle,
+                                                        _remote_args(a), timeout=a.remote_timeout))
+        return _show_profile(a, report)
     dev = as_profile(a.device_profile)
     size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
     kw = session_options(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads)
     config = ProfileConfig(runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers, frame_size=size,
                            backend=kw["backend"], device=kw["device"], threads=kw["threads"],
                            options=kw["options"] or {})
-    report = profile(a.bundle, config, device_profile=dev)
+    return _show_profile(a, profile(a.bundle, config, device_profile=dev))
+
+
+def _show_profile(a: argparse.Namespace, report) -> int:
+    import json
+
+    from edgemm.atomic import atomic_write_text
+    from edgemm.profile import to_markdown
+    from edgemm.profile.latency import plot
+
     if a.plot:
         plot(report, a.plot)
     if a.out:

@@ -10,7 +10,7 @@ never leaks into the stage timings.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ class ProfileReport:
     device_profile: str | None = None
     latency_budget_ms: float | None = None
     within_budget: bool | None = None  # p90 end to end <= the device profile's budget
+    remote: dict[str, Any] | None = None  # measured over SSH: where, with which edgemm (``--remote``)
     end_to_end_ms: list[float] = field(default_factory=list, repr=False)  # raw, for the histogram
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +92,16 @@ class ProfileReport:
         d["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
         d["frame_size"] = list(self.frame_size)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProfileReport":
+        """The report ``to_dict`` wrote (another machine's ``edgemm profile --json``); unknown keys
+        are ignored, so a newer device's report still reads."""
+        known = {f.name for f in fields(cls)} - {"end_to_end_ms"}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["stages"] = {k: LatencyStats(**v) for k, v in d["stages"].items()}
+        kw["frame_size"] = tuple(d["frame_size"])
+        return cls(**kw)
 
 
 def synthetic_inputs(session: Session, frame_size: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +190,9 @@ def to_markdown(report: ProfileReport) -> str:
              "", f"load {r.load_ms:.1f} ms · peak RSS {r.peak_rss_mb:.0f} MB · model {r.model_bytes / 1e6:.2f} MB · "
              f"{r.runs} runs · {r.throughput_per_s:.0f} predictions/s · frame {r.frame_size[0]}×{r.frame_size[1]}"
              + (f" · device profile {r.device_profile}: p90 {'within' if r.within_budget else 'OVER'} "
-                f"the {r.latency_budget_ms:g} ms budget" if r.device_profile else ""),
+                f"the {r.latency_budget_ms:g} ms budget" if r.device_profile else "")
+             + (f" · measured on {r.remote['url']} ({mc['os']}, {mc['arch']}, edgemm {r.remote['edgemm_version']})"
+                if r.remote else ""),
              "", "| stage | p50 ms | p90 ms | p99 ms | mean ms | std ms |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {s.p50_ms:.3f} | {s.p90_ms:.3f} | {s.p99_ms:.3f} | {s.mean_ms:.3f} | {s.std_ms:.3f} |"
               for name, s in r.stages.items()]
