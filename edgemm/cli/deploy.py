@@ -158,16 +158,27 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="latency histogram + per-stage bars")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    _add_remote(p)
+    p.set_defaults(func=_cmd_profile)
+
+
+def _add_remote(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("on the device itself, over SSH (docs/devices.md)")
     r.add_argument("--remote", default=None, metavar="ssh://[USER@]HOST[:PORT]",
-                   help="copy the bundle there, run the torch-free `edgemm profile` there, report its timings")
+                   help="copy each bundle there, run the torch-free `edgemm profile` there, report its timings")
     r.add_argument("--ssh-config", type=Path, default=None, metavar="FILE",
                    help="SSH configuration to use instead of ~/.ssh/config (keys, known hosts, aliases)")
     r.add_argument("--remote-edgemm", default="edgemm", metavar="PATH",
                    help="the edgemm command on the device (default: edgemm on its PATH)")
     r.add_argument("--remote-timeout", type=finite_float, default=600.0, metavar="S",
                    help="seconds allowed for each remote step (copy, run)")
-    p.set_defaults(func=_cmd_profile)
+
+
+def _remote(a: argparse.Namespace):
+    """The ``--remote`` destination, or None."""
+    from edgemm.devices.remote import Remote
+
+    return Remote.parse(a.remote, a.ssh_config, a.remote_edgemm) if a.remote else None
 
 
 def _frame_size(text: str) -> tuple[int, int]:
@@ -203,14 +214,14 @@ def _cmd_profile(a: argparse.Namespace) -> int:
     from edgemm.profile import ProfileConfig, profile
 
     if a.remote:
-        from edgemm.devices.remote import Remote, profile_remote
+        from edgemm.devices.remote import profile_remote
 
         if a.plot:
             raise UsageError("--plot draws the raw timings, which stay on the device with --remote; use --json")
         from edgemm.profile.latency import ProfileReport
 
-        report = ProfileReport.from_dict(profile_remote(Remote.parse(a.remote, a.ssh_config, a.remote_edgemm), a.bundle,
-                                                        _remote_args(a), timeout=a.remote_timeout))
+        report = ProfileReport.from_dict(profile_remote(_remote(a), a.bundle, _remote_args(a),
+                                                        timeout=a.remote_timeout))
         return _show_profile(a, report)
     dev = as_profile(a.device_profile)
     size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
@@ -293,6 +304,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
                    help="accuracy-vs-latency plot (default: <out>/bench.png)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_remote(p)
     p.set_defaults(func=_cmd_bench)
 
 
@@ -306,7 +318,8 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
     config = BenchConfig(targets=split(a.targets), precisions=split(a.precisions), data=a.data, split=a.split,
                          runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse,
-                         device_profile=as_profile(a.device_profile))
+                         device_profile=as_profile(a.device_profile), remote=_remote(a),
+                         remote_timeout=a.remote_timeout)
     report = bench(a.checkpoint, config, log=lambda s: print(s, file=sys.stderr))
     plot(report, a.plot or report.out / "bench.png")
     if a.json:

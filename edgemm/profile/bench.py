@@ -42,6 +42,9 @@ class BenchConfig:
         reuse: Reuse a bundle in ``out`` exported from the same checkpoint (same sha256).
         device_profile: A ``DeviceProfile``: its threads, and its backend, device and options for the
             targets its backend runs (``DeviceProfile.session_kwargs``).
+        remote: An ``edgemm.devices.remote.Remote``: time every bundle on that device over SSH
+            (accuracy is still evaluated here: the same bundle gives the same answers).
+        remote_timeout: Seconds allowed for each remote step.
     """
 
     targets: tuple[str, ...] = TARGETS
@@ -53,6 +56,8 @@ class BenchConfig:
     out: Path | None = None
     reuse: bool = True
     device_profile: Any = None
+    remote: Any = None
+    remote_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         for name, values, valid in (("--targets", self.targets, TARGETS), ("--precisions", self.precisions, PRECISIONS)):
@@ -79,7 +84,7 @@ class BenchRow:
     n: int | None = None
     inference: dict[str, float] | None = None
     end_to_end: dict[str, float] | None = None
-    speedup: float | None = None  # PyTorch fp32 eager p50 / this p50, inference only
+    speedup: float | None = None  # PyTorch fp32 eager p50 / this p50, inference only (None: timed elsewhere)
     parity: str = ""
     backend: str = ""
     within_budget: bool | None = None  # with a device profile: p90 end to end within its budget
@@ -126,8 +131,12 @@ def below_floors(report: BenchReport, floors: list[tuple[str, float]]) -> list[s
         if r.status is not BenchStatus.OK:
             out.append(f"{r.target} {r.precision}: {r.status.value} ({r.reason[:120]})")
             continue
-        out += [f"{r.target} {r.precision}: {metric} {getattr(r, metric):.4f} < {value:g}"
-                for metric, value in floors if getattr(r, metric) < value]
+        for metric, value in floors:
+            got = getattr(r, metric)
+            if got is None:  # speed-up of a bundle timed on a remote device (PyTorch ran here)
+                out.append(f"{r.target} {r.precision}: {metric} not measured (timed on {r.backend.split(' on ')[-1]})")
+            elif got < value:
+                out.append(f"{r.target} {r.precision}: {metric} {got:.4f} < {value:g}")
     return out
 
 
@@ -228,9 +237,10 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                   {"backend": None, "device": None, "threads": config.threads, "options": None})
             session = load(bundle, **kw)
             r = evaluate_session(session, dataset, source.labels)
-            p = profile(bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=kw["backend"],
-                                              device=kw["device"], threads=kw["threads"], options=kw["options"] or {}),
-                        device_profile=dev)
+            p = (_remote_profile(bundle, config) if config.remote else
+                 profile(bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=kw["backend"],
+                                               device=kw["device"], threads=kw["threads"], options=kw["options"] or {}),
+                         device_profile=dev))
             m, parity = session.manifest, _parity(verification)
             verified = verification.get("status") == VerifyStatus.PASSED
             size = sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6
@@ -239,13 +249,28 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                 reason="" if verified else parity, bundle=str(bundle), size_mb=size,
                 accuracy=r.accuracy, accuracy_image_only=r.accuracy_image_only,
                 accuracy_audio_only=r.accuracy_audio_only, n=r.n, inference=p.stages["inference"].to_dict(),
-                end_to_end=p.stages["end_to_end"].to_dict(), speedup=base / p.stages["inference"].p50_ms,
-                parity=parity, backend=f"{p.backend} ({p.device}, threads {p.threads})",
+                end_to_end=p.stages["end_to_end"].to_dict(),
+                speedup=None if config.remote else base / p.stages["inference"].p50_ms,
+                parity=parity, backend=f"{p.backend} ({p.device}, threads {p.threads})"
+                + (f" on {config.remote.url}" if config.remote else ""),
                 within_budget=p.within_budget, seconds=time.perf_counter() - t0))
             atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
     _append_history(out / "bench.jsonl", report)
     return report
+
+
+def _remote_profile(bundle: Path, config: BenchConfig):
+    """``edgemm profile`` of ``bundle`` on ``config.remote``, as a ``ProfileReport``."""
+    from edgemm.devices.remote import profile_remote
+    from edgemm.profile.latency import ProfileReport
+
+    args = ["--runs", str(config.runs), "--warmup", "10", "--layers", "0"]
+    if config.threads:
+        args += ["--threads", str(config.threads)]
+    if config.device_profile is not None:
+        args += ["--device-profile", config.device_profile.name]
+    return ProfileReport.from_dict(profile_remote(config.remote, bundle, args, timeout=config.remote_timeout))
 
 
 def _append_history(path: Path, report: BenchReport) -> None:
@@ -297,7 +322,7 @@ def to_markdown(report: BenchReport) -> str:
         e2e = f"{r.end_to_end['p50_ms']:.3f}" if r.end_to_end else ""
         lines.append(f"| {r.status.mark} | {r.target} | {r.precision} | {r.size_mb:.2f} | {r.accuracy:.3f} | {r.accuracy_image_only:.3f} | "
                      f"{r.accuracy_audio_only:.3f} | {r.inference['p50_ms']:.3f} | {r.inference['p90_ms']:.3f} | {e2e} | "
-                     f"{r.speedup:.2f}× | {_ratio(vs_fp32(report, r))} | {r.parity[:80]} |")
+                     f"{_ratio(r.speedup)} | {_ratio(vs_fp32(report, r))} | {r.parity[:80]} |")
     lines += ["", "✅ exported and verified · ❎ exported, failed verification · ❌ export failed"]
     lines += [f"- {line}" for line in not_faster(report)]
     return "\n".join(lines)

@@ -139,3 +139,18 @@ def test_bad_remote_urls_and_options_are_usage_errors(onnx_bundle, capsys):
         assert "expected ssh://[user@]host[:port]" in capsys.readouterr().err
     assert main(["profile", str(onnx_bundle), "--remote", "ssh://device", "--plot", "x.png"]) == 2
     assert "--plot" in capsys.readouterr().err
+
+
+def test_bench_times_every_bundle_on_the_device(device, trained, tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["bench", str(trained("test_concat")), "--targets", "onnx", "--precisions", "fp32,int8", "--runs", "10",
+            "--threads", "1", "--out", str(out), "--remote", "ssh://device", "--ssh-config", str(device.config)]
+    assert main([*args, "--json"]) == 0
+    rows = {(r["target"], r["precision"]): r for r in json.loads(capsys.readouterr().out)["rows"]}
+    for key in (("onnx", "fp32"), ("onnx", "int8")):
+        r = rows[key]
+        assert r["status"] == "ok" and r["backend"].endswith("on ssh://device") and r["inference"]["p50_ms"] > 0
+        assert r["speedup"] is None  # PyTorch ran here, the bundles there: no ratio across machines
+    assert rows[("pytorch", "fp32")]["speedup"] == 1.0
+    assert main([*args, "--fail-under", "speedup=1.0"]) == 4
+    assert "speedup not measured (timed on ssh://device)" in capsys.readouterr().err
