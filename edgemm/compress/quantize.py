@@ -11,7 +11,7 @@ graph. The log-mel frontend is left in float (its STFT is slow and lossy in int8
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -102,29 +102,47 @@ def _within(node, modules: tuple[str, ...]) -> bool:
     return any(path == m or path.startswith(m + ".") for path, _ in stack.values() for m in modules)
 
 
+def float_region(seeds: Iterable, inputs: Callable, outputs: Callable, is_layer: Callable) -> list:
+    """The ops that keep layers in float, on any graph: the ``seeds`` (the layers' own ops), every op
+    between them and the layers before them, every op on to the layers they feed, and those layers.
+
+    A quantized layer quantizes its inputs, so a layer whose output int8 cannot hold (one outlier
+    channel sets a range that rounds the others to zero) stays broken until the layers it feeds take
+    float input too; a layer kept float takes float input for the same reason.
+
+    Args:
+        seeds: The ops of the layers to keep float (hashable handles: FX nodes, indices).
+        inputs: ``inputs(op)``: the ops feeding ``op`` (None for graph inputs and constants).
+        outputs: ``outputs(op)``: the ops ``op`` feeds.
+        is_layer: Whether an op is a layer (convolution, linear, matrix product).
+    """
+    seeds = list(dict.fromkeys(seeds))
+    keep, seen = list(seeds), set(seeds)
+    for step, take_layer in ((inputs, False), (outputs, True)):
+        stack = [n for s in seeds for n in step(s)]
+        while stack:
+            n = stack.pop()
+            if n is None or n in seen:
+                continue
+            seen.add(n)
+            if is_layer(n):
+                if take_layer:
+                    keep.append(n)
+                continue
+            keep.append(n)
+            stack += step(n)
+    return keep
+
+
 def _float_nodes(graph, modules: tuple[str, ...], *, around: bool = True) -> list:
-    """The FX nodes of ``modules`` and, with ``around``, every op back to the previous layers, every
-    op on to the next layers, and those layers (a quantized layer quantizes its input)."""
+    """The FX nodes of ``modules`` and, with ``around``, the ``float_region`` around their layers."""
     if not modules:
         return []
     nodes = [n for n in graph.nodes if _within(n, modules)]
     if not around:
         return nodes
-    seen = set(nodes)
-    for stack, step, take_layer in (([a for n in nodes for a in n.all_input_nodes], lambda n: n.all_input_nodes, False),
-                                    ([u for n in nodes for u in n.users], lambda n: list(n.users), True)):
-        while stack:
-            n = stack.pop()
-            if n in seen or n.op != "call_function":
-                continue
-            seen.add(n)
-            if n.target in _LAYER_OPS:
-                if take_layer:
-                    nodes.append(n)
-                continue
-            nodes.append(n)
-            stack += step(n)
-    return nodes
+    return float_region(nodes, lambda n: [a for a in n.all_input_nodes if a.op == "call_function"],
+                        lambda n: [u for u in n.users if u.op == "call_function"], lambda n: n.target in _LAYER_OPS)
 
 
 def _quantizer(is_qat: bool, scheme: Int8Scheme):

@@ -141,44 +141,23 @@ def layer_module(node: onnx.NodeProto, weight: str | None = None) -> str:
 
 
 def float_nodes(model: onnx.ModelProto, modules: tuple[str, ...]) -> list[str]:
-    """The nodes that keep ``modules`` in float: each compute node of those modules, every op
-    between it and the compute nodes around it, and the compute nodes it feeds.
+    """The nodes that keep ``modules`` in float: each compute node of those modules and the
+    ``edgemm.compress.quantize.float_region`` around it."""
+    from edgemm.compress.quantize import float_region
 
-    A quantized node quantizes its inputs, so a layer whose output int8 cannot hold (one outlier
-    channel sets a range that rounds the others to zero) stays broken until the layers it feeds
-    take float input too; a layer kept float takes float input for the same reason.
-    """
+    nodes = list(model.graph.node)
     inits = {i.name for i in model.graph.initializer}
-    producers = {o: n for n in model.graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in model.graph.node:
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
+    consumers: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
         for t in n.input:
-            consumers.setdefault(t, []).append(n)
-
-    def inputs(n):
-        return [producers.get(t) for t in n.input if t not in inits]
-
-    def outputs(n):
-        return [c for t in n.output for c in consumers.get(t, [])]
-
-    names: list[str] = []
-    for node in model.graph.node:
-        module = layer_module(node) if node.op_type in COMPUTE_OPS else None
-        if module is None or not any(module == m or module.startswith(m + ".") for m in modules):
-            continue
-        names.append(node.name)
-        for stack, step, take_layer in ((inputs(node), inputs, False), (outputs(node), outputs, True)):
-            while stack:
-                n = stack.pop()
-                if n is None or n.name in names:
-                    continue
-                if n.op_type in COMPUTE_OPS:
-                    if take_layer:
-                        names.append(n.name)
-                    continue
-                names.append(n.name)
-                stack += step(n)
-    return names
+            consumers.setdefault(t, []).append(i)
+    seeds = [i for i, n in enumerate(nodes) if n.op_type in COMPUTE_OPS
+             and any(layer_module(n) == m or layer_module(n).startswith(m + ".") for m in modules)]
+    region = float_region(seeds, lambda i: [producer.get(t) for t in nodes[i].input if t not in inits],
+                          lambda i: [c for t in nodes[i].output for c in consumers.get(t, [])],
+                          lambda i: nodes[i].op_type in COMPUTE_OPS)
+    return [nodes[i].name for i in region]
 
 
 def quantize_qdq(pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], exclude: list[str]) -> None:

@@ -65,11 +65,12 @@ def module_regex(module: str) -> str:
 
 
 def float_scopes(fp32: Path, modules: tuple[str, ...]) -> list[str]:
-    """Regexes for the ops that keep ``modules`` float in ``fp32``: the modules' own ops, every op
-    between their layers and the layers around them, and the layers they feed (as
-    ``edgemm.export.onnx.float_nodes`` does, for the same reason); an op is named by its scope,
+    """Regexes for the ops that keep ``modules`` float in ``fp32``: the modules' own ops and the
+    ``edgemm.compress.quantize.float_region`` around them; an op is named by its scope,
     ai-edge-quantizer's ``get_op_scope``."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    from edgemm.compress.quantize import float_region
 
     model = tfl.read_model(str(fp32))
     graph = model.subgraphs[0]
@@ -82,21 +83,9 @@ def float_scopes(fp32: Path, modules: tuple[str, ...]) -> list[str]:
         for t in op.inputs:
             consumers.setdefault(t, []).append(i)
     own = [i for i in range(len(ops)) if any(re.search(module_regex(m), scope[i]) for m in modules)]
-    keep = set(own)
-    for stack, step, take_layer in (
-            ([producer.get(t) for i in own for t in ops[i].inputs], lambda i: [producer.get(t) for t in ops[i].inputs], False),
-            ([c for i in own for t in ops[i].outputs for c in consumers.get(t, [])],
-             lambda i: [c for t in ops[i].outputs for c in consumers.get(t, [])], True)):
-        while stack:
-            i = stack.pop()
-            if i is None or i in keep:
-                continue
-            if kind[i] in _LAYER_OPS:
-                if take_layer:
-                    keep.add(i)
-                continue
-            keep.add(i)
-            stack += step(i)
+    keep = float_region(own, lambda i: [producer.get(t) for t in ops[i].inputs],
+                        lambda i: [c for t in ops[i].outputs for c in consumers.get(t, [])],
+                        lambda i: kind[i] in _LAYER_OPS)
     return sorted({"^" + re.escape(scope[i]) + "$" for i in keep if scope[i]})
 
 

@@ -91,3 +91,21 @@ def test_failed_int8_names_the_layer_and_max_drop_keeps_it_float(broken, tmp_pat
 def test_explain_and_max_drop_are_int8_only(trained, tmp_path):
     with pytest.raises(ValueError, match="int8"):
         export(trained("test_concat"), target="onnx", precision="fp32", explain=True, out=tmp_path / "x")
+
+
+def test_float_region_takes_the_input_path_the_output_path_and_the_next_layer():
+    from edgemm.compress.quantize import float_region
+
+    # 0 (layer) -> 1 -> 2 (layer, kept float) -> 3 -> 4 (layer) -> 5; 1 also feeds 6
+    ins = {0: [None], 1: [0], 2: [1], 3: [2], 4: [3], 5: [4], 6: [1]}
+    outs = {0: [1], 1: [2, 6], 2: [3], 3: [4], 4: [5], 5: [], 6: []}
+    assert sorted(float_region([2], ins.get, outs.get, lambda i: i in (0, 2, 4))) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_max_drop_keeps_the_broken_layer_float_on_tflite(broken, tmp_path):
+    """The same fallback through ai-edge-quantizer's selective recipe (op scopes of the fp32 flatbuffer)."""
+    m = export(broken, target="tflite", precision="int8", out=tmp_path / "int8.edgemm", calib_samples=64,
+               verify_samples=80, max_drop=1.0, log=lambda s: None)
+    assert m.verification["status"] == "passed"
+    assert [k["module"] for k in m.quantization["kept_float"]] == [BROKEN]
