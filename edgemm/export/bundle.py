@@ -267,9 +267,9 @@ def _fall_back(job: _Job, sensitivity: Sensitivity, failed: Manifest) -> Manifes
         v = manifest.verification
         job.log(f"export: int8 with {k} layer(s) float: accuracy {v['accuracy']:.4f} (reference "
                 f"{v['reference_accuracy']:.4f}), {v['status']}")
-        if not _failed(manifest):
+        if not _failed(manifest) or k == len(sensitivity.layers):
             return manifest
-        k = k * 2 if k * 2 <= len(sensitivity.layers) or k == len(sensitivity.layers) else len(sensitivity.layers)
+        k = min(2 * k, len(sensitivity.layers))
     return manifest
 
 
