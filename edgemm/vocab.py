@@ -67,6 +67,13 @@ CAN_RUN: dict[BackendName, frozenset[str]] = {
 }
 
 
+class LatencyStage(str, enum.Enum):
+    """A stage ``edgemm profile`` times that a latency budget can apply to."""
+
+    END_TO_END = "end_to_end"  # preprocessing of a camera frame and an audio window, inference, post-processing
+    INFERENCE = "inference"  # the model alone
+
+
 class Input(str, enum.Enum):
     """The model's inputs, in the order of ``forward``: the normalised image, the raw mono
     waveform, and the presence flags (1.0 live, 0.0 absent) of each modality."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 DEVICE_HELP = "torch device: auto (CUDA when available, else CPU), cpu or cuda[:N]"
@@ -67,3 +68,22 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def add_remote(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("on the device itself, over SSH (docs/devices.md)")
+    r.add_argument("--remote", default=None, metavar="ssh://[USER@]HOST[:PORT]",
+                   help="copy each bundle there, run the torch-free `edgemm profile` there, report its timings")
+    r.add_argument("--ssh-config", type=Path, default=None, metavar="FILE",
+                   help="SSH configuration to use instead of ~/.ssh/config (keys, known hosts, aliases)")
+    r.add_argument("--remote-edgemm", default="edgemm", metavar="PATH",
+                   help="the edgemm command on the device (default: edgemm on its PATH)")
+    r.add_argument("--remote-timeout", type=finite_float, default=600.0, metavar="S",
+                   help="seconds allowed for each remote step (copy, run)")
+
+
+def remote_of(a: argparse.Namespace):
+    """The ``--remote`` destination, or None."""
+    from edgemm.devices.remote import Remote
+
+    return Remote.parse(a.remote, a.ssh_config, a.remote_edgemm) if a.remote else None

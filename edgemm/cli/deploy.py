@@ -9,7 +9,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgemm.cli._common import PROVIDER_HELP, add_device_profile, emit_json, finite_float, next_steps, positive_int
+from edgemm.cli._common import (
+    PROVIDER_HELP,
+    add_device_profile,
+    add_remote,
+    emit_json,
+    finite_float,
+    next_steps,
+    positive_int,
+    remote_of,
+)
 from edgemm.errors import UsageError
 
 
@@ -158,27 +167,8 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="latency histogram + per-stage bars")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
-    _add_remote(p)
+    add_remote(p)
     p.set_defaults(func=_cmd_profile)
-
-
-def _add_remote(p: argparse.ArgumentParser) -> None:
-    r = p.add_argument_group("on the device itself, over SSH (docs/devices.md)")
-    r.add_argument("--remote", default=None, metavar="ssh://[USER@]HOST[:PORT]",
-                   help="copy each bundle there, run the torch-free `edgemm profile` there, report its timings")
-    r.add_argument("--ssh-config", type=Path, default=None, metavar="FILE",
-                   help="SSH configuration to use instead of ~/.ssh/config (keys, known hosts, aliases)")
-    r.add_argument("--remote-edgemm", default="edgemm", metavar="PATH",
-                   help="the edgemm command on the device (default: edgemm on its PATH)")
-    r.add_argument("--remote-timeout", type=finite_float, default=600.0, metavar="S",
-                   help="seconds allowed for each remote step (copy, run)")
-
-
-def _remote(a: argparse.Namespace):
-    """The ``--remote`` destination, or None."""
-    from edgemm.devices.remote import Remote
-
-    return Remote.parse(a.remote, a.ssh_config, a.remote_edgemm) if a.remote else None
 
 
 def _frame_size(text: str) -> tuple[int, int]:
@@ -201,8 +191,9 @@ def _remote_args(a: argparse.Namespace) -> list[str]:
     if a.device_profile is not None:
         from edgemm.devices import list_profiles
 
-        if a.device_profile not in list_profiles():
-            raise UsageError(f"--device-profile with --remote: give a shipped profile name ({', '.join(list_profiles())}); "
+        shipped = [p.name for p in list_profiles()]
+        if a.device_profile not in shipped:
+            raise UsageError(f"--device-profile with --remote: give a shipped profile name ({', '.join(shipped)}); "
                              f"{a.device_profile!r} is not one, and a YAML file here is not on the device")
         out += ["--device-profile", a.device_profile]
     return out
@@ -220,7 +211,7 @@ def _cmd_profile(a: argparse.Namespace) -> int:
             raise UsageError("--plot draws the raw timings, which stay on the device with --remote; use --json")
         from edgemm.profile.latency import ProfileReport
 
-        report = ProfileReport.from_dict(profile_remote(_remote(a), a.bundle, _remote_args(a),
+        report = ProfileReport.from_dict(profile_remote(remote_of(a), a.bundle, _remote_args(a),
                                                         timeout=a.remote_timeout))
         return _show_profile(a, report)
     dev = as_profile(a.device_profile)
@@ -304,7 +295,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
                    help="accuracy-vs-latency plot (default: <out>/bench.png)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    _add_remote(p)
+    add_remote(p)
     p.set_defaults(func=_cmd_bench)
 
 
@@ -318,7 +309,7 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
     config = BenchConfig(targets=split(a.targets), precisions=split(a.precisions), data=a.data, split=a.split,
                          runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse,
-                         device_profile=as_profile(a.device_profile), remote=_remote(a),
+                         device_profile=as_profile(a.device_profile), remote=remote_of(a),
                          remote_timeout=a.remote_timeout)
     report = bench(a.checkpoint, config, log=lambda s: print(s, file=sys.stderr))
     plot(report, a.plot or report.out / "bench.png")

@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
-from edgemm.cli._common import DEVICE_HELP, PROFILE_HELP, PROVIDER_HELP, emit_json, finite_float, next_steps, positive_int
+from edgemm.cli._common import (
+    DEVICE_HELP,
+    PROFILE_HELP,
+    PROVIDER_HELP,
+    add_remote,
+    emit_json,
+    finite_float,
+    next_steps,
+    positive_int,
+)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -159,7 +169,57 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--print-recipe", action="store_true", help="print the recipe that would run and exit")
     p.add_argument("--json", action="store_true", help="print report.json")
+    _add_budget(p)
     p.set_defaults(func=_cmd_compress)
+
+
+def _add_budget(p: argparse.ArgumentParser) -> None:
+    from edgemm.compress.budget import LatencyBudget
+    from edgemm.vocab import LatencyStage
+
+    d = LatencyBudget(1.0, None)  # defaults only
+    g = p.add_argument_group("to a latency budget measured on the device (docs/devices.md)")
+    g.add_argument("--latency-budget", nargs="?", const="profile", default=None, metavar="MS",
+                   help="prune in steps until the p90 latency, measured on the device profile's target, precision and "
+                        "backend, is at most MS (no value: the profile's latency_budget_ms)")
+    g.add_argument("--device-profile", default=None, metavar="PROFILE",
+                   help=f"{PROFILE_HELP}: what the budget is measured on")
+    g.add_argument("--budget-stage", choices=[s.value for s in LatencyStage], default=d.stage.value,
+                   help="end_to_end: preprocessing + inference + post-processing, as `edgemm profile` checks a budget; "
+                        "inference: the model alone")
+    g.add_argument("--budget-runs", type=positive_int, default=d.runs, help="timed predictions per measurement")
+    g.add_argument("--max-ratio", type=finite_float, default=d.max_ratio,
+                   help="prune at most this fraction of the channels")
+    g.add_argument("--step-ratio", type=finite_float, default=d.step_ratio,
+                   help="the fraction of channels each pruning step removes")
+    add_remote(p)
+
+
+def _budget(a: argparse.Namespace):
+    """The ``LatencyBudget`` the flags ask for, or None."""
+    from edgemm.compress.budget import LatencyBudget
+    from edgemm.devices import load_profile
+    from edgemm.errors import UsageError
+
+    if a.latency_budget is None:
+        if a.remote:
+            raise UsageError("--remote on compress measures a --latency-budget; give one")
+        return None
+    if a.device_profile is None:
+        raise UsageError("--latency-budget: give --device-profile PROFILE (what to export and which backend to time; "
+                         "see `edgemm devices`)")
+    profile = load_profile(a.device_profile)
+    if a.latency_budget == "profile":
+        ms = profile.latency_budget_ms
+    else:
+        try:
+            ms = float(a.latency_budget)
+        except ValueError:
+            raise UsageError(f"--latency-budget: expected milliseconds, got {a.latency_budget!r}") from None
+    return LatencyBudget(ms, profile, stage=a.budget_stage, remote=a.remote,
+                         ssh_config=str(a.ssh_config) if a.ssh_config else None, remote_edgemm=a.remote_edgemm,
+                         remote_timeout=a.remote_timeout, runs=a.budget_runs, max_ratio=a.max_ratio,
+                         step_ratio=a.step_ratio)
 
 
 def _cmd_compress(a: argparse.Namespace) -> int:
@@ -171,15 +231,22 @@ def _cmd_compress(a: argparse.Namespace) -> int:
         return 0
     from edgemm.compress import compress
 
+    budget = _budget(a)
     report = compress(out=a.out, data=a.data, teacher=a.teacher, student=a.student, recipe=a.recipe, resume=a.resume,
                       labels_fraction=a.labels_fraction, teacher_outputs=a.teacher_outputs,
-                      baseline=not a.no_baseline, device=a.device, seed=a.seed)
+                      baseline=not a.no_baseline, device=a.device, seed=a.seed, latency_budget=budget)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return 0
+    missed = report.get("latency_budget", {}).get("met") is False
     if a.json:
         emit_json(a, report)
-        return 0
+        return 1 if missed else 0
     print((a.out / "report.md").read_text())
+    if missed:
+        lb = report["latency_budget"]
+        print(f"edgemm compress: the final model misses the {lb['ms']:g} ms budget: {lb['final']['latency_ms']:.3f} ms "
+              f"p90 {lb['stage']} on {lb['measured_on']} (the model and report are written: {a.out})", file=sys.stderr)
+        return 1
     precision = "int8" if report.get("int8_model") else "fp32"
     next_steps(f"edgemm export {a.out} --target onnx --precision {precision}   # or: --device-profile NAME",
                f"edgemm bench {a.out}   # every target x precision in one table")

@@ -9,7 +9,7 @@ audio branch's per-mel-band input norm (its width is the mel count), and the fix
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -120,27 +120,39 @@ def taylor_gradients(model: nn.Module, batches, device: torch.device, n_batches:
         F.cross_entropy(logits, batch["label"].to(device)).backward()
 
 
+class Probe(Protocol):
+    """Measures a pruned model where it will run (``edgemm.compress.budget.LatencyProbe``)."""
+
+    def measure(self, model: nn.Module) -> dict[str, Any]: ...
+
+    def met(self, measurement: dict[str, Any]) -> bool: ...
+
+
 def prune(
     model: nn.Module,
     cfg: PruneConfig,
     *,
-    finetune: Callable[[nn.Module, int], None],
+    finetune: Callable[[nn.Module, int], float | None],
     gradient_batches=None,
     device: torch.device | str = "cpu",
+    probe: Probe | None = None,
     log: Callable[[str], None] = print,
-) -> list[dict[str, int]]:
+) -> list[dict[str, Any]]:
     """Prunes ``model`` in place over ``cfg.steps`` steps, fine-tuning after each.
 
     Args:
-        model: An ``AVModel``.
+        model: An ``AVModel``, or any model under the contract.
         cfg: Ratios, importance, steps, rounding.
-        finetune: ``finetune(model, step)`` trains the model after each pruning step.
+        finetune: ``finetune(model, step)`` trains the model after each pruning step and returns
+            its validation accuracy (or None).
         gradient_batches: Batches for Taylor importance (required for ``importance: taylor``).
         device: Device of the model.
+        probe: Measures each step's model before it is fine-tuned; pruning stops after the first
+            step the probe says is enough (``probe.met``).
         log: Progress messages.
 
     Returns:
-        MACs and parameters after each step.
+        Per step: MACs, parameters, validation accuracy, and the probe's measurement.
     """
     if cfg.importance is Importance.TAYLOR and gradient_batches is None:
         raise ValueError("prune.importance 'taylor' needs gradient batches")
@@ -156,9 +168,17 @@ def prune(
         pruner.step()
         model.zero_grad(set_to_none=True)
         macs, params = count_macs_params(model)
-        trace.append({"step": step + 1, "macs": macs, "params": params})
+        row: dict[str, Any] = {"step": step + 1, "ratio": round(cfg.ratio * (step + 1) / cfg.steps, 4),
+                               "macs": macs, "params": params}
         log(f"  prune step {step + 1}/{cfg.steps}: {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs")
+        if probe is not None:
+            row.update(probe.measure(model), met=False)
+            row["met"] = probe.met(row)
+            log(f"  prune step {step + 1}: {row['latency_ms']:.3f} ms p90 ({row['precision']}, {row['backend']})")
         model.to(device)
-        finetune(model, step)
+        row["val_accuracy"] = finetune(model, step)
         model.to("cpu")
+        trace.append(row)
+        if row.get("met"):
+            break
     return trace

@@ -58,10 +58,34 @@ def markdown(report: dict[str, Any]) -> str:
     if final.get("float_layers") is not None:
         lines.append(f"int8: {final['quantized_layers']} conv/linear layers quantized; kept in float: "
                      f"{', '.join(final['float_layers']) or 'none'}.")
+    lines += _latency(report.get("latency_budget"))
     warnings = [f"{r['name']}: {w}" for r in [t] + report["stages"] for w in r.get("warnings", [])]
     if warnings:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in warnings]
     return "\n".join(lines) + "\n"
+
+
+def _latency(budget: dict[str, Any] | None) -> list[str]:
+    """The latency-budget section: each prune step's measured latency, and the final model's."""
+    if not budget:
+        return []
+    d = budget["device"]
+    lines = ["", f"**Latency budget**: p90 {budget['stage']} <= {budget['ms']:g} ms, device profile "
+             f"{budget['device_profile']} ({d['target']} {d['precision']} on {d['backend']}), measured on "
+             f"{budget['measured_on']} ({budget['runs']} runs each)", "",
+             "| step | ratio | params | MACs | p90 ms | p50 ms | precision | val acc | within |",
+             "|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    for s in budget["steps"]:
+        val = "" if s.get("val_accuracy") is None else f"{s['val_accuracy']:.3f}"
+        lines.append(f"| {s['step']} | {s['ratio']:g} | {s['params'] / 1e6:.3f} M | {s['macs'] / 1e6:.1f} M | "
+                     f"{s['latency_ms']:.3f} | {s['p50_ms']:.3f} | {s['precision']} | {val} | "
+                     f"{'yes' if s['met'] else 'no'} |")
+    final = budget.get("final")
+    if final:
+        lines += ["", f"Final model: {final['latency_ms']:.3f} ms p90 ({final['precision']}): "
+                  + ("within the budget." if final["met"] else
+                     f"OVER the budget (closest reached while pruning: {budget['reached_ms']:.3f} ms).")]
+    return lines
 
 
 def correct_string(right) -> str:

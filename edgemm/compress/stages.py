@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from edgemm.compress.budget import LatencyProbe, prune_to_budget, summary
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import prune
 from edgemm.compress.quantize import (
@@ -42,6 +43,7 @@ class StageContext:
     log: Callable[[str], None]
     teacher_amp: torch.dtype | None = None  # autocast dtype of the teacher's forward passes
     teacher_outputs: TeacherOutputs | None = None  # the teacher's outputs computed beforehand (teacher.outputs: cached)
+    latency: LatencyProbe | None = None  # prune to the latency budget it measures (``--latency-budget``)
 
 
 @dataclass
@@ -64,15 +66,21 @@ def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> St
 
 
 def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageOutput:
-    def finetune(model: nn.Module, step: int) -> None:
-        if cfg.finetune_epochs:
-            _fit(model, ctx, DistillConfig(epochs=cfg.finetune_epochs, min_steps=cfg.finetune_min_steps, lr=cfg.lr),
-                 seed=ctx.seed + 1000 + step)
+    def finetune(model: nn.Module, step: int) -> float | None:
+        if not cfg.finetune_epochs:
+            return None
+        result = _fit(model, ctx, DistillConfig(epochs=cfg.finetune_epochs, min_steps=cfg.finetune_min_steps, lr=cfg.lr),
+                      seed=ctx.seed + 1000 + step)
+        return result.best_val if result.best_val >= 0 else None
 
     batches = DataLoader(labelled_only(ctx.splits.train), batch_size=32, shuffle=True,  # Taylor importance: labels
                          generator=torch.Generator().manual_seed(ctx.seed))
-    trace = prune(student, cfg, finetune=finetune, gradient_batches=batches, device=ctx.device, log=ctx.log)
-    return StageOutput(student.to(ctx.device), extra={"steps": trace})
+    kw = {"finetune": finetune, "gradient_batches": batches, "device": ctx.device, "log": ctx.log}
+    if ctx.latency is None:
+        return StageOutput(student.to(ctx.device), extra={"steps": prune(student, cfg, **kw)})
+    trace = prune_to_budget(student, cfg, ctx.latency, **kw)
+    extra = {"steps": trace, "latency_budget": summary(ctx.latency.budget, ctx.latency, trace)}
+    return StageOutput(student.to(ctx.device), extra=extra)
 
 
 def _float_with_weights_of(graph_model: nn.Module, float_model: nn.Module) -> nn.Module:
