@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 from edgemm._stdio import stdout_to_stderr
 from edgemm.cli import deploy, train
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     debug = args.debug or os.environ.get("EDGEMM_DEBUG", "") not in ("", "0")
     as_json = getattr(args, "json", False) and not getattr(args, "json_streams", False)
+    formatwarning = warnings.formatwarning
+    if not debug:  # one line, like errors: what happened, not the source line that warned
+        warnings.formatwarning = lambda message, *_a, **_k: f"edgemm {args.command}: warning: {message}\n"
     try:
         if as_json:
             with stdout_to_stderr():
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_interrupted(args.command), file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
     if as_json and hasattr(args, "json_payload"):
         print_json(args.json_payload)
     return code

@@ -192,6 +192,9 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
                    help="prune at most this fraction of the channels")
     g.add_argument("--step-ratio", type=finite_float, default=d.step_ratio,
                    help="the fraction of channels each pruning step removes")
+    g.add_argument("--latency-aware", action="store_true",
+                   help="measure once per device what each layer's width costs there (cached) and prune the channels "
+                        "that buy the most time per unit of importance first, instead of every layer alike")
     add_remote(p)
 
 
@@ -219,7 +222,7 @@ def _budget(a: argparse.Namespace):
     return LatencyBudget(ms, profile, stage=a.budget_stage, remote=a.remote,
                          ssh_config=str(a.ssh_config) if a.ssh_config else None, remote_edgemm=a.remote_edgemm,
                          remote_timeout=a.remote_timeout, runs=a.budget_runs, max_ratio=a.max_ratio,
-                         step_ratio=a.step_ratio)
+                         step_ratio=a.step_ratio, latency_aware=a.latency_aware)
 
 
 def _cmd_compress(a: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ class LatencyBudget:
         runs: Timed predictions per measurement.
         max_ratio: Prune at most this fraction of each group's channels.
         step_ratio: The fraction removed per step (the steps are ``step_ratio``, ``2 step_ratio``, ...).
+        latency_aware: Rank channels globally by importance per millisecond they cost on the device
+            (``edgemm.compress.latency_table``) instead of pruning every group by the same ratio.
     """
 
     ms: float
@@ -51,6 +53,7 @@ class LatencyBudget:
     runs: int = 200
     max_ratio: float = 0.9
     step_ratio: float = 0.1
+    latency_aware: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stage", LatencyStage(self.stage))
@@ -177,7 +180,7 @@ def budget_schedule(cfg, budget: LatencyBudget):
 
 
 def prune_to_budget(model: nn.Module, cfg, probe: LatencyProbe, *, log: Callable[[str], None], **kw: Any
-                    ) -> list[dict[str, Any]]:
+                    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Prunes ``model`` in place in equal steps until the probe measures it within the budget.
 
     The unpruned model is measured first (step 0): when it already meets the budget nothing is
@@ -185,7 +188,8 @@ def prune_to_budget(model: nn.Module, cfg, probe: LatencyProbe, *, log: Callable
     the first step within the budget is the last. ``kw`` goes to ``edgemm.compress.prune.prune``.
 
     Returns:
-        One row per step, step 0 included: ratio, MACs, parameters, the measurement, ``met``.
+        One row per step, step 0 included (ratio, MACs, parameters, the measurement, ``met``),
+        and the latency table when the budget is latency-aware.
     """
     from edgemm.compress.prune import count_macs_params, prune
 
@@ -198,18 +202,30 @@ def prune_to_budget(model: nn.Module, cfg, probe: LatencyProbe, *, log: Callable
     log(f"  unpruned: {start['latency_ms']:.3f} ms p90 ({start['precision']}, {start['backend']})")
     if start["met"]:
         log("  the unpruned student already meets the budget: nothing pruned")
-        return [start]
-    trace = [start] + prune(model, budget_schedule(cfg, budget), probe=probe, log=log, **kw)
+        return [start], None
+    cfg, table = budget_schedule(cfg, budget), None
+    if budget.latency_aware:
+        from edgemm.compress.latency_table import cached_table, latency_importance
+        from edgemm.data.synthetic import default_cache_dir
+
+        cfg = dataclasses.replace(cfg, global_pruning=True)
+        table = cached_table(model, cfg, probe, default_cache_dir() / "latency_tables", log)
+        kw["importance"] = latency_importance(model, cfg, table)
+    trace = [start] + prune(model, cfg, probe=probe, log=log, **kw)
     if not trace[-1]["met"]:
         best = min(trace, key=lambda r: r["latency_ms"])
         log(f"  the budget of {budget.ms:g} ms was not met: the closest was {best['latency_ms']:.3f} ms at step "
             f"{best['step']} (ratio {best['ratio']:g}); raise max_ratio, lower the precision, or raise the budget")
-    return trace
+    return trace, table.to_dict() if table else None
 
 
-def summary(budget: LatencyBudget, probe: LatencyProbe, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The report's ``latency_budget``: the budget, where it was measured, each step, the outcome."""
+def summary(probe: LatencyProbe, steps: list[dict[str, Any]], table: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report's ``latency_budget``: the budget, where it was measured, each step, the outcome,
+    the latency table of latency-aware pruning."""
     met = [s for s in steps if s.get("met")]
     closest = min(steps, key=lambda s: s["latency_ms"])
-    return {**budget.to_dict(), "measured_on": probe.where, "met": bool(met),
-            "reached_ms": (met[0] if met else closest)["latency_ms"], "steps": steps}
+    out = {**probe.budget.to_dict(), "measured_on": probe.where, "met": bool(met),
+           "reached_ms": (met[0] if met else closest)["latency_ms"], "steps": steps}
+    if table is not None:
+        out["latency_table"] = table
+    return out

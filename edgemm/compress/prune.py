@@ -17,6 +17,8 @@ from torch import nn
 
 from edgemm.compress.recipe import Importance, PruneConfig
 
+MAX_GROUP_RATIO = 0.9  # global pruning keeps at least a tenth of every group's channels
+
 
 def frontend_macs(model: nn.Module) -> int:
     """MACs of the in-graph log-mel frontend (functional ops the module counter does not see); 0 for
@@ -39,7 +41,8 @@ def count_macs_params(model: nn.Module) -> tuple[int, int]:
     return int(macs) + frontend_macs(model), int(params)
 
 
-def _importance(kind: Importance):
+def importance_of(kind: Importance):
+    """torch-pruning's importance criterion for ``kind``."""
     import torch_pruning as tp
 
     return {
@@ -49,13 +52,17 @@ def _importance(kind: Importance):
     }[kind]()
 
 
-def build_pruner(model: nn.Module, cfg: PruneConfig):
+def build_pruner(model: nn.Module, cfg: PruneConfig, importance: Callable | None = None):
     """A torch-pruning ``MetaPruner`` that reaches ``cfg`` in ``cfg.steps`` steps: for an ``AVModel``
-    with its branches and fusion block known, for any other model from its graph alone."""
+    with its branches and fusion block known, for any other model from its graph alone.
+
+    ``importance`` replaces ``cfg.importance`` (latency-aware pruning weights it by measured time).
+    Global pruning never removes more than ``MAX_GROUP_RATIO`` of one group's channels.
+    """
     from edgemm.models.av import AVModel
 
     if not isinstance(model, AVModel):
-        return _generic_pruner(model, cfg)
+        return _generic_pruner(model, cfg, importance)
     import torch_pruning as tp
 
     fusion = model.fusion
@@ -72,20 +79,21 @@ def build_pruner(model: nn.Module, cfg: PruneConfig):
     pruner = tp.pruner.MetaPruner(
         model,
         model.example_inputs(2),
-        importance=_importance(cfg.importance),
+        importance=importance or importance_of(cfg.importance),
         global_pruning=cfg.global_pruning,
         pruning_ratio=cfg.ratio,
         pruning_ratio_dict=ratios or None,
         iterative_steps=cfg.steps,
         ignored_layers=ignored,
         round_to=cfg.round_to,
+        max_pruning_ratio=MAX_GROUP_RATIO if cfg.global_pruning else 1.0,
         unwrapped_parameters=unwrapped,
         num_heads=num_heads,
     )
     return pruner
 
 
-def _generic_pruner(model: nn.Module, cfg: PruneConfig):
+def _generic_pruner(model: nn.Module, cfg: PruneConfig, importance: Callable | None = None):
     """A pruner for a model edgemm knows only by its contract: DepGraph finds the coupled channels;
     the classifier (every linear layer with the class count as its width) keeps its outputs, and
     per-branch ratios do not apply (there are no known branches)."""
@@ -104,8 +112,9 @@ def _generic_pruner(model: nn.Module, cfg: PruneConfig):
         # Free parameters (learned gains, missing-modality embeddings) are pruned along their last
         # dimension, which is what torch-pruning does with them anyway; its warning says only that.
         warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-        return tp.pruner.MetaPruner(model, model.example_inputs(2), importance=_importance(cfg.importance),
+        return tp.pruner.MetaPruner(model, model.example_inputs(2), importance=importance or importance_of(cfg.importance),
                                     global_pruning=cfg.global_pruning, pruning_ratio=cfg.ratio,
+                                    max_pruning_ratio=MAX_GROUP_RATIO if cfg.global_pruning else 1.0,
                                     iterative_steps=cfg.steps, ignored_layers=ignored, round_to=cfg.round_to)
 
 
@@ -136,6 +145,7 @@ def prune(
     gradient_batches=None,
     device: torch.device | str = "cpu",
     probe: Probe | None = None,
+    importance: Callable | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Prunes ``model`` in place over ``cfg.steps`` steps, fine-tuning after each.
@@ -149,6 +159,7 @@ def prune(
         device: Device of the model.
         probe: Measures each step's model before it is fine-tuned; pruning stops after the first
             step the probe says is enough (``probe.met``).
+        importance: Replaces ``cfg.importance`` (``edgemm.compress.latency_table``).
         log: Progress messages.
 
     Returns:
@@ -158,7 +169,7 @@ def prune(
         raise ValueError("prune.importance 'taylor' needs gradient batches")
     device = torch.device(device)
     model.to("cpu")
-    pruner = build_pruner(model, cfg)
+    pruner = build_pruner(model, cfg, importance)
     trace = []
     for step in range(cfg.steps):
         if cfg.importance is Importance.TAYLOR:

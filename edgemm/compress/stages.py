@@ -78,8 +78,8 @@ def run_prune(student: nn.Module, ctx: StageContext, cfg: PruneConfig) -> StageO
     kw = {"finetune": finetune, "gradient_batches": batches, "device": ctx.device, "log": ctx.log}
     if ctx.latency is None:
         return StageOutput(student.to(ctx.device), extra={"steps": prune(student, cfg, **kw)})
-    trace = prune_to_budget(student, cfg, ctx.latency, **kw)
-    extra = {"steps": trace, "latency_budget": summary(ctx.latency.budget, ctx.latency, trace)}
+    trace, table = prune_to_budget(student, cfg, ctx.latency, **kw)
+    extra = {"steps": trace, "latency_budget": summary(ctx.latency, trace, table)}
     return StageOutput(student.to(ctx.device), extra=extra)
 
 

@@ -10,6 +10,7 @@ never leaks into the stage timings.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ class ProfileReport:
     latency_budget_ms: float | None = None
     within_budget: bool | None = None  # p90 end to end <= the device profile's budget
     remote: dict[str, Any] | None = None  # measured over SSH: where, with which edgemm (``--remote``)
+    providers: dict[str, int] = field(default_factory=dict)  # nodes per execution provider that ran them (onnxruntime)
     end_to_end_ms: list[float] = field(default_factory=list, repr=False)  # raw, for the histogram
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,7 +116,8 @@ def synthetic_inputs(session: Session, frame_size: tuple[int, int], seed: int = 
     return frame, audio
 
 
-def _layer_pass(bundle: Path, config: ProfileConfig, frame: np.ndarray, audio: np.ndarray) -> tuple[list, str]:
+def _layer_pass(bundle: Path, config: ProfileConfig, frame: np.ndarray, audio: np.ndarray
+                ) -> tuple[list, str, dict[str, int]]:
     session = Session(bundle, backend=config.backend, device=config.device, threads=config.threads, profile=True,
                       options=config.options)
     try:
@@ -122,12 +125,13 @@ def _layer_pass(bundle: Path, config: ProfileConfig, frame: np.ndarray, audio: n
             session.predict(frame, audio)
         times = session.backend.layer_times()
     except LayerProfileUnavailable as e:
-        return [], str(e)
+        return [], str(e), {}
     total = sum(t.mean_ms for t in times) or 1.0
-    rows = [{"name": t.name, "op": t.op, "mean_ms": t.mean_ms, "share": t.mean_ms / total, "calls": t.calls}
-            for t in times[: config.layers]]
+    rows = [{"name": t.name, "op": t.op, "mean_ms": t.mean_ms, "share": t.mean_ms / total, "calls": t.calls,
+             **({"provider": t.provider} if t.provider else {})} for t in times[: config.layers]]
+    providers = dict(Counter(t.provider for t in times if t.provider).most_common())
     return rows, (f"{session.backend.name} profiler, {config.layer_runs} runs; {len(times)} layers, "
-                  f"{total:.3f} ms summed per run")
+                  f"{total:.3f} ms summed per run"), providers
 
 
 def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_profile=None) -> ProfileReport:
@@ -159,14 +163,15 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
         timings["end_to_end"].append(b - a)
     elapsed = time.perf_counter() - start
     stages = {s: LatencyStats.from_ns(v) for s, v in timings.items()}
-    layers, note = _layer_pass(bundle, config, frame, audio) if config.layers else ([], "skipped (--layers 0)")
+    layers, note, providers = (_layer_pass(bundle, config, frame, audio) if config.layers
+                               else ([], "skipped (--layers 0)", {}))
     m = session.manifest
     return ProfileReport(
         bundle=str(bundle), target=m.target, precision=m.precision, backend=session.backend.name,
         device=session.backend.device, threads=config.threads or "default", stages=stages, load_ms=load_ms,
         peak_rss_mb=peak_rss_mb(), model_bytes=sum(f.stat().st_size for f in _model_files(bundle, m.files)),
         throughput_per_s=len(timings["end_to_end"]) / elapsed, runs=len(timings["end_to_end"]),
-        frame_size=tuple(config.frame_size), machine=machine(), layers=layers, layers_note=note,
+        frame_size=tuple(config.frame_size), machine=machine(), layers=layers, layers_note=note, providers=providers,
         device_profile=device_profile.name if device_profile else None,
         latency_budget_ms=device_profile.latency_budget_ms if device_profile else None,
         within_budget=stages["end_to_end"].p90_ms <= device_profile.latency_budget_ms if device_profile else None,
@@ -196,6 +201,8 @@ def to_markdown(report: ProfileReport) -> str:
              "", "| stage | p50 ms | p90 ms | p99 ms | mean ms | std ms |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {s.p50_ms:.3f} | {s.p90_ms:.3f} | {s.p99_ms:.3f} | {s.mean_ms:.3f} | {s.std_ms:.3f} |"
               for name, s in r.stages.items()]
+    if r.providers:
+        lines += ["", "Nodes run by: " + ", ".join(f"{p} {n}" for p, n in r.providers.items())]
     if r.layers:
         lines += ["", f"Slowest layers ({r.layers_note}):", "", "| layer | op | mean ms | share |", "|---|---|---:|---:|"]
         lines += [f"| {row['name'][-60:]} | {row['op']} | {row['mean_ms']:.4f} | {100 * row['share']:.1f} % |"

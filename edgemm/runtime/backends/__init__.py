@@ -42,6 +42,7 @@ class LayerTime(NamedTuple):
     op: str
     mean_ms: float
     calls: int
+    provider: str = ""  # where the backend says it ran (onnxruntime's execution provider)
 
 
 class LayerProfileUnavailable(EdgemmError, RuntimeError):
@@ -57,7 +58,8 @@ def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: di
         model_path: The model file inside the bundle.
         runtime_hints: The manifest's ``runtime`` section (per-backend settings found at export).
         device: Backend-specific device: an onnxruntime execution provider (``CPU``, ``CUDA``,
-            ``TensorRT``, ``OpenVINO``), an OpenVINO device (``CPU``, ``GPU``, ``NPU``, ``AUTO``);
+            ``TensorRT``, ``OpenVINO``) or a chain of them (``TensorRT,CUDA,CPU``), an OpenVINO
+            device (``CPU``, ``GPU``, ``NPU``, ``AUTO``);
             ignored by TFLite (XNNPACK on the CPU).
         threads: Intra-op threads (None: the backend's default).
         profile: Turn on the backend's per-op profiler (slower runs); read it with ``layer_times()``.
