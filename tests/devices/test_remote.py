@@ -154,3 +154,42 @@ def test_bench_times_every_bundle_on_the_device(device, trained, tmp_path, capsy
     assert rows[("pytorch", "fp32")]["speedup"] == 1.0
     assert main([*args, "--fail-under", "speedup=1.0"]) == 4
     assert "speedup not measured (timed on ssh://device)" in capsys.readouterr().err
+
+
+def test_a_shipped_device_profile_applies_on_the_device(device, onnx_bundle, capsys, tmp_path):
+    # the device's edgemm opens the bundle as the Jetson profile says: TensorRT -> CUDA -> CPU; this
+    # "device" has only the CPU provider, and the report says which provider ran the nodes
+    assert main([*_profile(onnx_bundle, device.config, "--layers", "3", "--device-profile", "jetson-orin-nano"),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["device_profile"] == "jetson-orin-nano" and report["latency_budget_ms"] == 33
+    assert report["device"] == "CPUExecutionProvider" and set(report["providers"]) == {"CPUExecutionProvider"}
+    own = tmp_path / "mine.yaml"  # a profile file here is not on the device
+    own.write_text("name: mine\ndescription: x\ntarget: onnx\nprecision: fp32\nbackend: onnxruntime\n")
+    assert main([*_profile(onnx_bundle, device.config), "--device-profile", str(own)]) == 2
+    assert "give a shipped profile name (intel-igpu," in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compress_to_a_latency_budget_measured_on_the_device(device, trained, easy_manifest, tmp_path, capsys):
+    (tmp_path / "recipe.yaml").write_text("student: test_gated\nstages:\n  - {type: distill, epochs: 1, batch_size: 8}\n"
+                                          "  - {type: prune, ratio: 0.5, steps: 1, finetune_epochs: 1}\n")
+    (tmp_path / "cpu.yaml").write_text("name: one-thread\ndescription: x\ntarget: onnx\nprecision: fp32\n"
+                                       "backend: onnxruntime\nthreads: 1\ninput_size: [160, 120]\n")
+    out = tmp_path / "out"
+    args = ["compress", "--teacher", str(trained("test_attention") / "best.pt"), "--data", str(easy_manifest), "--recipe",
+            str(tmp_path / "recipe.yaml"), "--out", str(out), "--device", "cpu", "--no-baseline",
+            "--device-profile", str(tmp_path / "cpu.yaml"), "--latency-budget", "0.0001", "--max-ratio", "0.2",
+            "--step-ratio", "0.2", "--budget-runs", "10", "--remote", "ssh://device", "--ssh-config", str(device.config)]
+    assert main(args) == 1  # no model runs in 0.1 µs: the report says so, and how close it came
+    assert "misses the 0.0001 ms budget" in capsys.readouterr().err
+    lb = json.loads((out / "report.json").read_text())["latency_budget"]
+    assert lb["measured_on"] == "ssh://device" and lb["remote"] == "ssh://device"
+    assert [s["step"] for s in lb["steps"]] == [0, 1] and lb["steps"][1]["params"] < lb["steps"][0]["params"]
+    assert all(s["backend"] == "onnxruntime" and s["latency_ms"] > 0 for s in lb["steps"] + [lb["final"]])
+    # a device that cannot be reached fails before any training
+    args[-1] = str(tmp_path / "nowhere.conf")
+    (tmp_path / "nowhere.conf").write_text(f"Host device\n  HostName 127.0.0.1\n  Port {_free_port()}\n")
+    assert main([*args[:args.index("--out") + 1], str(tmp_path / "out2"), *args[args.index("--out") + 2:]]) == 1
+    err = capsys.readouterr().err
+    assert "ssh://device: unreachable" in err and not list((tmp_path / "out2").rglob("*.pt"))
