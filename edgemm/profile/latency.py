@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from edgemm.profile.stats import LatencyStats, machine, peak_rss_mb
+from edgemm.profile.thermal import read_thermal
+from edgemm.profile.thermal import summary as thermal_summary
 from edgemm.runtime.backends import LayerProfileUnavailable
 from edgemm.runtime.session import Session
 
@@ -86,6 +88,7 @@ class ProfileReport:
     within_budget: bool | None = None  # p90 end to end <= the device profile's budget
     remote: dict[str, Any] | None = None  # measured over SSH: where, with which edgemm (``--remote``)
     providers: dict[str, int] = field(default_factory=dict)  # nodes per execution provider that ran them (onnxruntime)
+    thermal: dict[str, Any] | None = None  # before / after the timed runs, where exposed (``edgemm.profile.thermal``)
     end_to_end_ms: list[float] = field(default_factory=list, repr=False)  # raw, for the histogram
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +156,7 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
     for _ in range(config.warmup):
         session.predict(frame, audio)
     timings: dict[str, list[int]] = {s: [] for s in STAGES}
+    heat = read_thermal()
     start = time.perf_counter()
     while len(timings["end_to_end"]) < config.runs or time.perf_counter() - start < config.min_time:
         a = time.perf_counter_ns()
@@ -162,6 +166,7 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
             timings[stage].append(int(ms * 1e6))
         timings["end_to_end"].append(b - a)
     elapsed = time.perf_counter() - start
+    after = read_thermal()
     stages = {s: LatencyStats.from_ns(v) for s, v in timings.items()}
     layers, note, providers = (_layer_pass(bundle, config, frame, audio) if config.layers
                                else ([], "skipped (--layers 0)", {}))
@@ -172,6 +177,7 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
         peak_rss_mb=peak_rss_mb(), model_bytes=sum(f.stat().st_size for f in _model_files(bundle, m.files)),
         throughput_per_s=len(timings["end_to_end"]) / elapsed, runs=len(timings["end_to_end"]),
         frame_size=tuple(config.frame_size), machine=machine(), layers=layers, layers_note=note, providers=providers,
+        thermal={"before": heat, "after": after} if heat or after else None,
         device_profile=device_profile.name if device_profile else None,
         latency_budget_ms=device_profile.latency_budget_ms if device_profile else None,
         within_budget=stages["end_to_end"].p90_ms <= device_profile.latency_budget_ms if device_profile else None,
@@ -201,6 +207,9 @@ def to_markdown(report: ProfileReport) -> str:
              "", "| stage | p50 ms | p90 ms | p99 ms | mean ms | std ms |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {s.p50_ms:.3f} | {s.p90_ms:.3f} | {s.p99_ms:.3f} | {s.mean_ms:.3f} | {s.std_ms:.3f} |"
               for name, s in r.stages.items()]
+    heat = thermal_summary((r.thermal or {}).get("before"), (r.thermal or {}).get("after"))
+    if heat:
+        lines += ["", f"Device: {heat}"]
     if r.providers:
         lines += ["", "Nodes run by: " + ", ".join(f"{p} {n}" for p, n in r.providers.items())]
     if r.layers:
