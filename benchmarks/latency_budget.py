@@ -10,7 +10,7 @@ p90, and runs the prune stage to that budget twice:
 - ``latency-aware``: ``--latency-aware``, channels ranked globally by importance per millisecond
   they cost on this backend (the table is measured once and cached).
 
-Each step is exported and timed by ``edgemm.compress.budget.LatencyProbe`` (the same code as
+Each step is exported and timed by ``edgemm.deploy.probe.LatencyProbe`` (the same code as
 ``edgemm compress --latency-budget``). Afterwards the two final models and the unpruned student are
 timed again, interleaved, and the medians reported; accuracy is on the set's test split, beside a
 logistic regression on hand-made features computed in the same run.
@@ -81,12 +81,13 @@ def run_set(name: str, args, profile, out_root: Path) -> dict:
     from real_suite import arrays, logistic_baseline
 
     from edgemm.compress import compress
-    from edgemm.compress.budget import LatencyBudget, LatencyProbe
+    from edgemm.compress.budget import LatencyBudget
+    from edgemm.deploy.probe import LatencyProbe
 
     base, report = distilled(name, args, out_root)
     data, teacher = report["data"], report["teacher"]["path"]
     probe = LatencyProbe(LatencyBudget(1e9, profile, stage=args.stage, runs=args.runs_per_measure),
-                         labels=report["labels"], data=data, log=print)
+                         labels=report["labels"], data=data)
     start_ms = median_latency(probe, {"unpruned": base / "model.pt"}, 3)["unpruned"]
     budget_ms = round(args.factor * start_ms, 4)
     print(f"[{name}] unpruned p90 {args.stage} {start_ms:.3f} ms -> budget {budget_ms:.3f} ms")
@@ -102,7 +103,7 @@ def run_set(name: str, args, profile, out_root: Path) -> dict:
         t0 = time.perf_counter()
         with open(out.with_suffix(".log"), "a") as logf:
             r = compress(out=out, data=data, teacher=teacher, recipe=recipe(("distill", "prune")), resume=True,
-                         baseline=False, latency_budget=budget, device="cpu",
+                         baseline=False, latency=LatencyProbe(budget), device="cpu",
                          log=lambda s: print(s, file=logf, flush=True))
         pruned = next(s for s in r["stages"] if s["name"] == "prune")
         lb = r["latency_budget"]

@@ -235,9 +235,13 @@ def _cmd_compress(a: argparse.Namespace) -> int:
     from edgemm.compress import compress
 
     budget = _budget(a)
+    if budget is not None:
+        from edgemm.deploy.probe import LatencyProbe
+
+        budget = LatencyProbe(budget)  # with --remote, checks the device before anything trains
     report = compress(out=a.out, data=a.data, teacher=a.teacher, student=a.student, recipe=a.recipe, resume=a.resume,
                       labels_fraction=a.labels_fraction, teacher_outputs=a.teacher_outputs,
-                      baseline=not a.no_baseline, device=a.device, seed=a.seed, latency_budget=budget)
+                      baseline=not a.no_baseline, device=a.device, seed=a.seed, latency=budget)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
         return 0
     missed = report.get("latency_budget", {}).get("met") is False

@@ -2,28 +2,25 @@
 
 MACs are a poor proxy for milliseconds: a pruned layer may land on a slower kernel, int8 may cost
 more than it saves, and the frontend or preprocessing may not shrink at all. So the prune stage,
-given a budget, prunes in steps and after each step exports the student to the device profile's
-target and precision, times the bundle with ``edgemm profile`` on this machine or on the device
-over SSH (``edgemm.devices.remote``), fine-tunes, and stops at the first step within the budget.
+given a budget, prunes in steps; after each step a probe (``edgemm.deploy.probe.LatencyProbe``:
+export to the device profile's target and precision, ``edgemm profile`` on this machine or on the
+device over SSH) times the student, which is then fine-tuned; the first step within the budget is
+the last. The probe lives above export, so this module knows it only by its protocol
+(``edgemm.compress.prune.Probe``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
 
-from edgemm.devices import DeviceProfile, builtin_dir
-from edgemm.export.formats import FORMATS
-from edgemm.vocab import LatencyStage, Precision, PrecisionChoice, Target
+from edgemm.compress.prune import Probe
+from edgemm.devices import DeviceProfile
+from edgemm.vocab import LatencyStage
 
 
 @dataclass(frozen=True)
@@ -82,103 +79,6 @@ class LatencyBudget:
         return d
 
 
-def precisions(device: DeviceProfile) -> list[Precision]:
-    """The precisions a measurement exports: the profile's, or for ``auto`` every one its target takes
-    (``--precision auto`` deploys the fastest that verifies, so the fastest is what counts)."""
-    choice = PrecisionChoice(device.precision)
-    if choice.concrete is not None:
-        return [choice.concrete]
-    return list(FORMATS[Target(device.target)].precisions)
-
-
-class LatencyProbe:
-    """Exports a student the way the device profile deploys it and times it there.
-
-    Args:
-        budget: The budget and where to measure.
-        labels: Class names (the checkpoint written for the export needs them).
-        data: The data set (int8 exports calibrate on its training split).
-        log: Progress messages.
-    """
-
-    def __init__(self, budget: LatencyBudget, *, labels: list[str], data: str, log: Callable[[str], None]) -> None:
-        self.budget = budget
-        self.labels = labels
-        self.data = data
-        self.log = log
-        self._remote = None
-        if budget.remote:
-            from edgemm.devices.remote import Remote, check_edgemm
-
-            self._remote = Remote.parse(budget.remote, budget.ssh_config, budget.remote_edgemm)
-            check_edgemm(self._remote, budget.remote_timeout)  # fail before any training, not after the first step
-
-    @property
-    def where(self) -> str:
-        """Where measurements are taken: the SSH URL, or this machine's CPU."""
-        if self._remote is not None:
-            return self._remote.url
-        from edgemm.profile.stats import cpu_model
-
-        return f"this machine ({cpu_model()})"
-
-    def met(self, measurement: dict[str, Any]) -> bool:
-        return measurement["latency_ms"] <= self.budget.ms
-
-    def measure(self, model: nn.Module) -> dict[str, Any]:
-        """The p90 (and p50) of the budget's stage for ``model`` as deployed, fastest precision first."""
-        from edgemm.train.checkpoint import atomic_torch_save, make_checkpoint
-
-        with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
-            ckpt = Path(tmp) / "model.pt"
-            atomic_torch_save(make_checkpoint(model.cpu(), labels=self.labels, data=self.data), ckpt)
-            return self.measure_checkpoint(ckpt)
-
-    def measure_checkpoint(self, checkpoint: Path) -> dict[str, Any]:
-        """As ``measure``, for a checkpoint file (the final model, with its int8 program)."""
-        from edgemm.export import export
-
-        best: dict[str, Any] | None = None
-        for precision in precisions(self.budget.device):
-            with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
-                bundle = Path(tmp) / f"probe-{precision.value}.edgemm"
-                export(checkpoint, target=self.budget.device.target, precision=precision, out=bundle,
-                       calib_data=self.data, calib_samples=32, verify_output=False, log=lambda s: None)
-                report = self._profile(bundle)
-            stats = report["stages"][self.budget.stage.value]
-            m = {"latency_ms": stats["p90_ms"], "p50_ms": stats["p50_ms"], "precision": precision.value,
-                 "backend": report["backend"], "provider": report["device"]}
-            if best is None or m["latency_ms"] < best["latency_ms"]:
-                best = m
-        return best
-
-    def _profile(self, bundle: Path) -> dict[str, Any]:
-        """``edgemm profile --json`` in a fresh process, here or on the device: never in this one,
-        whose torch thread pool, after training, slowed onnxruntime by 50 % and more (measured:
-        the same bundle 1.17 ms p90 in a fresh process, 1.73 ms here after a compress stage)."""
-        if self._remote is not None:
-            from edgemm.devices.remote import profile_remote
-
-            return profile_remote(self._remote, bundle, self._args(shipped_only=True), self.budget.remote_timeout)
-        cmd = [sys.executable, "-m", "edgemm.cli", "profile", str(bundle), "--json", *self._args(shipped_only=False)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.budget.remote_timeout)
-        if proc.returncode != 0:
-            lines = proc.stderr.strip().splitlines() or ["no output"]
-            raise RuntimeError(f"latency budget: edgemm profile failed on {bundle.name}: {lines[-1]}")
-        return json.loads(proc.stdout)
-
-    def _args(self, shipped_only: bool) -> list[str]:
-        """The ``edgemm profile`` options that apply the device profile: by name (shipped), by file
-        (here), else field by field."""
-        d, b = self.budget.device, self.budget
-        args = ["--runs", str(b.runs), "--layers", "0", "--frame-size", "{}x{}".format(*d.input_size)]
-        if Path(d.source).parent == builtin_dir():
-            return args + ["--device-profile", d.name]
-        if not shipped_only and Path(d.source).is_file():
-            return args + ["--device-profile", str(Path(d.source).resolve())]
-        return args + ["--backend", d.backend, "--provider", d.device] + (["--threads", str(d.threads)] if d.threads else [])
-
-
 def budget_schedule(cfg, budget: LatencyBudget):
     """The prune config that reaches ``budget.max_ratio`` in ``budget.steps`` equal steps; per-branch
     ratios of the recipe keep their proportion to its global ratio."""
@@ -191,7 +91,7 @@ def budget_schedule(cfg, budget: LatencyBudget):
                                audio_ratio=scaled(cfg.audio_ratio), fusion_ratio=scaled(cfg.fusion_ratio))
 
 
-def prune_to_budget(model: nn.Module, cfg, probe: LatencyProbe, *, log: Callable[[str], None], **kw: Any
+def prune_to_budget(model: nn.Module, cfg, probe: Probe, *, log: Callable[[str], None], **kw: Any
                     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Prunes ``model`` in place in equal steps until the probe measures it within the budget.
 
@@ -231,7 +131,7 @@ def prune_to_budget(model: nn.Module, cfg, probe: LatencyProbe, *, log: Callable
     return trace, table.to_dict() if table else None
 
 
-def summary(probe: LatencyProbe, steps: list[dict[str, Any]], table: dict[str, Any] | None = None) -> dict[str, Any]:
+def summary(probe: Probe, steps: list[dict[str, Any]], table: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report's ``latency_budget``: the budget, where it was measured, each step, the outcome,
     the latency table of latency-aware pruning."""
     met = [s for s in steps if s.get("met")]

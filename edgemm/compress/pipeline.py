@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 from edgemm.atomic import atomic_write_text
-from edgemm.compress.budget import LatencyBudget, LatencyProbe
 from edgemm.compress.distill import fit
-from edgemm.compress.prune import count_macs_params
+from edgemm.compress.prune import Probe, count_macs_params
 from edgemm.compress.quantize import save_int8
 from edgemm.compress.recipe import Recipe, Stage, StageType, TeacherOutputMode, load_recipe
 from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
@@ -75,7 +74,7 @@ class _Step:
         return self.stage is None
 
     def record(self, teacher_path: Path, teacher_amp, student: str, seed: int, labels_fraction: float = 1.0,
-               cached_outputs: bool = False, budget: LatencyBudget | None = None) -> dict[str, Any]:
+               cached_outputs: bool = False, latency: Probe | None = None) -> dict[str, Any]:
         """What this step depends on, as stored in its checkpoint: a change means it must run again."""
         planned = {"stage": self.name, "config": dataclasses.asdict(self.config), "teacher": str(teacher_path),
                    "teacher_amp": str(teacher_amp), "student": student, "seed": seed}
@@ -83,8 +82,8 @@ class _Step:
             planned["labels_fraction"] = labels_fraction
         if cached_outputs and not self.baseline:
             planned["teacher_outputs"] = TeacherOutputMode.CACHED.value
-        if budget is not None and self.name == StageType.PRUNE:
-            planned["latency_budget"] = budget.to_dict()
+        if latency is not None and self.name == StageType.PRUNE:
+            planned["latency_budget"] = {**latency.budget.to_dict(), "measured_on": latency.where}
         return json.loads(json.dumps(planned, default=str))
 
 
@@ -191,7 +190,7 @@ def _quantization(recipe: Recipe, stage: str) -> dict[str, Any]:
             "stage": stage}
 
 
-def _final_latency(probe: LatencyProbe, rows: list[dict[str, Any]], final: Path, log) -> dict[str, Any]:
+def _final_latency(probe: Probe, rows: list[dict[str, Any]], final: Path, log) -> dict[str, Any]:
     """The prune stage's budget summary, with the final model (after any later stage) measured too."""
     pruned = next(r for r in rows if r["name"] == StageType.PRUNE)
     result = dict(pruned["latency_budget"])
@@ -215,7 +214,7 @@ def compress(
     teacher_outputs: TeacherOutputMode | str | None = None,
     resume: bool = False,
     baseline: bool = True,
-    latency_budget: LatencyBudget | None = None,
+    latency: Probe | None = None,
     device: str = "auto",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
@@ -243,8 +242,9 @@ def compress(
         teacher_outputs: ``online``, ``cached`` or ``auto``, replacing the recipe's ``teacher.outputs``.
         resume: Reuse finished stages in ``out``.
         baseline: Also train the student from scratch with the distill stage's budget.
-        latency_budget: Prune to this budget, measured on the device profile's target and
-            backend (``edgemm.compress.budget``); the final model is measured too.
+        latency: Prune to its budget, as it measures it (``edgemm.deploy.probe.LatencyProbe``:
+            the device profile's target and backend, here or over SSH; ``edgemm.compress.budget``);
+            the final model is measured too.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (quantization stages run on CPU).
         seed: Seed of every stage.
         log: Progress messages (default: stderr; under torchrun, rank 0's only).
@@ -273,7 +273,7 @@ def compress(
     if getattr(given, "edgemm_spec", None) is not None:
         recipe = dataclasses.replace(recipe, student=given.edgemm_spec["name"])
     _check_names(recipe, given, teacher)
-    if latency_budget is not None and not any(s.type == StageType.PRUNE for s in recipe.stages):
+    if latency is not None and not any(s.type == StageType.PRUNE for s in recipe.stages):
         raise ValueError("--latency-budget: the recipe has no prune stage, so nothing can bring the latency down; "
                          "add one (edgemm compress --print-recipe shows the default)")
     dev = ranks.device
@@ -304,9 +304,10 @@ def compress(
     zero_shot = teacher_ckpt.get("zero_shot")
     mode = recipe.teacher.outputs.resolve(zero_shot is not None)
     cached, outputs_note = _teacher_outputs(mode, teacher_model, splits, data, student.preprocess, dev, teacher_amp, log)
-    probe = LatencyProbe(latency_budget, labels=labels, data=str(data), log=log) if latency_budget else None
+    if latency is not None:
+        latency.bind(labels=labels, data=str(data))
     ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log, teacher_amp=teacher_amp,
-                       teacher_outputs=cached, latency=probe)
+                       teacher_outputs=cached, latency=latency)
     common = {"data": splits.source, "recipe": recipe.to_dict()}
 
     teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
@@ -316,7 +317,7 @@ def compress(
     for i, step in enumerate(_plan(recipe, baseline)):
         path = stage_dir / f"{i:02d}_{step.name}.pt"
         planned = step.record(teacher_path, teacher_amp, built.identity, seed, labels_fraction, cached is not None,
-                              latency_budget)
+                              latency)
         reused = _reuse(path, planned, dev, log) if reusable else None
         if reused is not None:
             model_i, row = reused
@@ -360,8 +361,8 @@ def compress(
         atomic_torch_save(make_checkpoint(final, labels=labels, **common,
                                           quantization=_quantization(recipe, rows[-1]["name"]) if quant else None),
                          out / "model.pt")
-        if probe is not None:
-            report["latency_budget"] = _final_latency(probe, rows, out / "model.pt", log)
+        if latency is not None:
+            report["latency_budget"] = _final_latency(latency, rows, out / "model.pt", log)
         write_report(report, out)
     distributed.teardown(ranks)
     return report

@@ -9,6 +9,7 @@ audio branch's per-mel-band input norm (its width is the mel count), and the fix
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
@@ -130,9 +131,21 @@ def taylor_gradients(model: nn.Module, batches, device: torch.device, n_batches:
 
 
 class Probe(Protocol):
-    """Measures a pruned model where it will run (``edgemm.compress.budget.LatencyProbe``)."""
+    """Measures a model where it will run (``edgemm.deploy.probe.LatencyProbe``).
+
+    Attributes:
+        budget: The ``edgemm.compress.budget.LatencyBudget`` it measures against.
+        where: Where it measures, for the report.
+    """
+
+    budget: Any
+    where: str
+
+    def bind(self, *, labels: list[str], data: str) -> None: ...
 
     def measure(self, model: nn.Module) -> dict[str, Any]: ...
+
+    def measure_checkpoint(self, checkpoint: Path) -> dict[str, Any]: ...
 
     def met(self, measurement: dict[str, Any]) -> bool: ...
 

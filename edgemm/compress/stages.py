@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from edgemm.compress.budget import LatencyProbe, prune_to_budget, summary
+from edgemm.compress.budget import prune_to_budget, summary
 from edgemm.compress.distill import fit
-from edgemm.compress.prune import prune
+from edgemm.compress.prune import Probe, prune
 from edgemm.compress.quantize import (
     calibrate,
     convert,
@@ -43,7 +43,7 @@ class StageContext:
     log: Callable[[str], None]
     teacher_amp: torch.dtype | None = None  # autocast dtype of the teacher's forward passes
     teacher_outputs: TeacherOutputs | None = None  # the teacher's outputs computed beforehand (teacher.outputs: cached)
-    latency: LatencyProbe | None = None  # prune to the latency budget it measures (``--latency-budget``)
+    latency: Probe | None = None  # prune to the latency budget it measures (``--latency-budget``)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from edgemm.cli import main
-from edgemm.compress.budget import LatencyBudget, budget_schedule, precisions, prune_to_budget
+from edgemm.compress.budget import LatencyBudget, budget_schedule, prune_to_budget
 from edgemm.compress.prune import count_macs_params, frontend_macs
 from edgemm.compress.recipe import PruneConfig
 from edgemm.devices import load_profile, parse_profile
@@ -90,10 +90,8 @@ def test_pruning_stops_at_the_first_step_within_the_budget():
     assert [r["val_accuracy"] for r in trace[1:]] == [0.5] * (len(trace) - 1) and table is None
 
 
-def test_budget_schedule_and_precisions():
-    device = load_profile("x86-laptop-cpu")  # precision auto: every precision OpenVINO bundles take
-    assert [p.value for p in precisions(device)] == ["fp32", "fp16", "int8"]
-    assert [p.value for p in precisions(load_profile("raspberry-pi-5"))] == ["int8"]
+def test_budget_schedule():
+    device = load_profile("x86-laptop-cpu")
     cfg = budget_schedule(PruneConfig(ratio=0.4, audio_ratio=0.2, steps=1), LatencyBudget(5, device, max_ratio=0.8,
                                                                                            step_ratio=0.25))
     assert (cfg.ratio, cfg.steps, cfg.audio_ratio, cfg.image_ratio) == (0.8, 4, 0.4, None)

@@ -1,0 +1,29 @@
+"""The latency probe of ``compress --latency-budget``: what it exports, and how it applies a device profile."""
+
+from edgemm.compress.budget import LatencyBudget
+from edgemm.deploy.probe import LatencyProbe, precisions
+from edgemm.devices import load_profile, parse_profile
+
+
+def test_precisions_timed_per_profile():
+    # precision auto deploys the fastest that verifies: every precision the target takes is timed
+    assert [p.value for p in precisions(load_profile("x86-laptop-cpu"))] == ["fp32", "fp16", "int8"]
+    assert [p.value for p in precisions(load_profile("raspberry-pi-5"))] == ["int8"]
+
+
+def test_the_profile_reaches_edgemm_profile_by_name_file_or_fields(tmp_path):
+    shipped = LatencyProbe(LatencyBudget(5, load_profile("jetson-orin-nano"), runs=50))
+    assert shipped._args(shipped_only=True) == ["--runs", "50", "--layers", "0", "--frame-size", "1280x720",
+                                               "--device-profile", "jetson-orin-nano"]
+    own = tmp_path / "board.yaml"
+    own.write_text("name: board\ndescription: x\ntarget: onnx\nprecision: fp32\nbackend: onnxruntime\nthreads: 3\n"
+                   "backend_options: {session.intra_op.allow_spinning: '0'}\n")
+    probe = LatencyProbe(LatencyBudget(5, load_profile(own)))
+    assert probe._args(shipped_only=False)[-2:] == ["--device-profile", str(own.resolve())]  # its options too
+    # a file here is not on a device: over SSH its fields go one by one
+    assert probe._args(shipped_only=True)[-6:] == ["--backend", "onnxruntime", "--provider", "CPU", "--threads", "3"]
+    made = parse_profile({"name": "x", "description": "x", "target": "tflite", "precision": "int8", "backend": "tflite"},
+                         "<python>")
+    assert LatencyProbe(LatencyBudget(5, made))._args(shipped_only=False)[-4:] == ["--backend", "tflite", "--provider",
+                                                                                   "CPU"]
+    assert "this machine (" in probe.where
