@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +29,7 @@ from edgemm.atomic import atomic_write_text
 from edgemm.compress.recipe import Importance
 
 RATIOS = (0.25, 0.5)  # the widths measured per group: this fraction of its channels removed
-FLOOR = 0.05  # a group that saves no time is weighted as saving this share of the mean (so it goes last)
+SPREAD = 4.0  # weights stay within [1/4, 4]: time moves the ranking, importance still counts
 
 
 @dataclass
@@ -38,7 +39,8 @@ class LatencyTable:
     Attributes:
         base_ms: The unpruned student's p50 of the budget's stage.
         groups: Per group (named by its root layer): ``channels``, the measured ``points``
-            (``removed`` channels, ``latency_ms``) and the fitted ``ms_per_channel`` saved.
+            (``removed`` channels, ``latency_ms``, the paired ``base_ms``) and the fitted
+            ``ms_per_channel`` saved (None: below the noise).
         measured: Device profile, precision, stage, where.
     """
 
@@ -47,12 +49,14 @@ class LatencyTable:
     measured: dict[str, Any]
 
     def weights(self) -> dict[str, float]:
-        """Each group's milliseconds saved per channel relative to the groups' mean (floored at ``FLOOR``)."""
-        slopes = {k: max(g["ms_per_channel"], 0.0) for k, g in self.groups.items()}
-        mean = sum(slopes.values()) / max(len(slopes), 1)
+        """Each group's milliseconds saved per channel relative to the mean of the measured groups,
+        clamped to ``[1 / SPREAD, SPREAD]``; 1 for a group whose saving was below the noise."""
+        slopes = {k: g["ms_per_channel"] for k, g in self.groups.items()}
+        known = [max(v, 0.0) for v in slopes.values() if v is not None]
+        mean = sum(known) / len(known) if known else 0.0
         if mean <= 0:
             return {k: 1.0 for k in slopes}
-        return {k: max(s / mean, FLOOR) for k, s in slopes.items()}
+        return {k: 1.0 if v is None else min(max(max(v, 0.0) / mean, 1 / SPREAD), SPREAD) for k, v in slopes.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,32 +103,47 @@ def _prune_one(model: nn.Module, cfg, name: str, ratio: float) -> int:
 def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> LatencyTable:
     """Measures every channel group of ``model`` pruned alone by each of ``RATIOS``.
 
+    Each group's trials are paired with a measurement of the unpruned student taken just before
+    them, so drift of the machine between groups cancels; the spread of those unpruned
+    measurements is the noise. A group whose largest trial saves less than twice the noise gets no
+    slope (``ms_per_channel`` None, weight 1): on a shared machine a small student's per-channel
+    savings can be below what one measurement resolves, and "not measurable" must not read as
+    "costs nothing".
+
     Args:
         model: The student (not changed: each measurement prunes a copy).
         cfg: The prune config (importance, rounding) of the run.
-        probe: ``edgemm.compress.budget.LatencyProbe``.
+        probe: ``edgemm.deploy.probe.LatencyProbe``.
         log: Progress messages.
     """
     from edgemm.compress.prune import build_pruner
 
-    base = probe.measure(copy.deepcopy(model))["p50_ms"]
     pruner = build_pruner(copy.deepcopy(model), cfg)
     names = [(_name(pruner, g), len(g[0].idxs)) for g in _groups(pruner)]
     groups: dict[str, dict[str, Any]] = {}
+    bases = []
     for name, channels in names:
+        base = probe.measure(copy.deepcopy(model))["p50_ms"]
+        bases.append(base)
         points = []
         for ratio in RATIOS:
             trial = copy.deepcopy(model)
             removed = _prune_one(trial, cfg, name, ratio)
             if removed and all(p["removed"] != removed for p in points):
-                points.append({"removed": removed, "latency_ms": probe.measure(trial)["p50_ms"]})
-        saved = [(p["removed"], base - p["latency_ms"]) for p in points]
+                points.append({"removed": removed, "latency_ms": probe.measure(trial)["p50_ms"], "base_ms": base})
+        groups[name] = {"channels": channels, "points": points}
+    noise = 1.4826 * statistics.median(abs(b - statistics.median(bases)) for b in bases) if len(bases) > 1 else 0.0
+    for name, g in groups.items():
+        saved = [(p["removed"], p["base_ms"] - p["latency_ms"]) for p in g["points"]]
         slope = sum(k * s for k, s in saved) / sum(k * k for k, _ in saved) if saved else 0.0
-        groups[name] = {"channels": channels, "points": points, "ms_per_channel": slope}
-        log(f"  latency table: {name} ({channels} ch): {1000 * slope:+.2f} µs saved per channel removed")
+        resolved = bool(saved) and max(s for _, s in saved) > 2 * noise
+        g["ms_per_channel"] = slope if resolved else None
+        log(f"  latency table: {name} ({g['channels']} ch): " + (f"{1000 * slope:+.2f} µs saved per channel removed"
+            if resolved else f"no saving above the noise ({1000 * noise:.1f} µs)"))
     b = probe.budget
-    return LatencyTable(base, groups, {"device_profile": b.device.name, "stage": b.stage.value, "where": probe.where,
-                                       "statistic": "p50", "ratios": list(RATIOS)})
+    return LatencyTable(statistics.median(bases), groups, {
+        "device_profile": b.device.name, "stage": b.stage.value, "where": probe.where, "statistic": "p50",
+        "ratios": list(RATIOS), "noise_ms": noise})
 
 
 def table_key(model: nn.Module, cfg, probe) -> str:
@@ -132,7 +151,7 @@ def table_key(model: nn.Module, cfg, probe) -> str:
     from edgemm.train.checkpoint import layer_shapes
 
     b = probe.budget
-    what = {"layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
+    what = {"version": 2, "layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
             "device": b.to_dict()["device"], "stage": b.stage.value, "where": probe.where, "ratios": RATIOS}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
