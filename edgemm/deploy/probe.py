@@ -6,6 +6,7 @@ by its protocol (``edgemm.compress.prune.Probe``).
     >>> from edgemm.compress import compress
     >>> from edgemm.compress.budget import LatencyBudget
     >>> from edgemm.deploy.probe import LatencyProbe
+    >>> from edgemm.devices import load_profile
     >>> budget = LatencyBudget(20.0, load_profile("raspberry-pi-5"), remote="ssh://pi@raspberrypi.local")
     >>> compress(out="runs/pi", data="my.csv", latency=LatencyProbe(budget))
 """
@@ -22,9 +23,14 @@ from typing import Any
 from torch import nn
 
 from edgemm.compress.budget import LatencyBudget
-from edgemm.devices import DeviceProfile, builtin_dir, load_profile  # noqa: F401 (the example)
+from edgemm.devices import DeviceProfile, builtin_dir
+from edgemm.errors import EdgemmError
 from edgemm.export.formats import FORMATS
 from edgemm.vocab import Precision, PrecisionChoice, Target
+
+
+class ProbeError(EdgemmError, RuntimeError):
+    """Timing a pruning step failed here (the backend is missing, the profile cannot run the target, a hang)."""
 
 
 def precisions(device: DeviceProfile) -> list[Precision]:
@@ -83,7 +89,7 @@ class LatencyProbe:
 
         with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
             ckpt = Path(tmp) / "model.pt"
-            atomic_torch_save(make_checkpoint(model.cpu(), labels=self.labels, data=self.data), ckpt)
+            atomic_torch_save(make_checkpoint(model, labels=self.labels, data=self.data), ckpt)  # weights copied to CPU
             return self.measure_checkpoint(ckpt)
 
     def measure_checkpoint(self, checkpoint: Path) -> dict[str, Any]:
@@ -113,11 +119,19 @@ class LatencyProbe:
 
             return profile_remote(self._remote, bundle, self._args(shipped_only=True), self.budget.remote_timeout)
         cmd = [sys.executable, "-m", "edgemm.cli", "profile", str(bundle), "--json", *self._args(shipped_only=False)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.budget.remote_timeout)
+        timeout = self.budget.remote_timeout
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ProbeError(f"latency budget: edgemm profile did not finish in {timeout:g} s on {bundle.name} "
+                             "(raise --remote-timeout, or lower --budget-runs)") from None
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or ["no output"]
-            raise RuntimeError(f"latency budget: edgemm profile failed on {bundle.name}: {lines[-1]}")
-        return json.loads(proc.stdout)
+            raise ProbeError(f"latency budget: edgemm profile failed on {bundle.name}: {lines[-1]}")
+        try:
+            return json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise ProbeError(f"latency budget: edgemm profile printed no JSON report (began {proc.stdout[:80]!r})") from None
 
     def _args(self, shipped_only: bool) -> list[str]:
         """The ``edgemm profile`` options that apply the device profile: by name (shipped), by file

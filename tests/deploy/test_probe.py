@@ -27,3 +27,15 @@ def test_the_profile_reaches_edgemm_profile_by_name_file_or_fields(tmp_path):
     assert LatencyProbe(LatencyBudget(5, made))._args(shipped_only=False)[-4:] == ["--backend", "tflite", "--provider",
                                                                                    "CPU"]
     assert "this machine (" in probe.where
+
+
+def test_a_failed_timing_is_one_error_naming_the_bundle(tmp_path):
+    import pytest
+
+    from edgemm.deploy.probe import ProbeError
+
+    bundle = tmp_path / "probe-fp32.edgemm"
+    bundle.mkdir()  # no manifest: the fresh edgemm profile process refuses it
+    probe = LatencyProbe(LatencyBudget(5, load_profile("raspberry-pi-5"), runs=1))
+    with pytest.raises(ProbeError, match="latency budget: edgemm profile failed on probe-fp32.edgemm: .*manifest"):
+        probe._profile(bundle)
