@@ -21,7 +21,9 @@ def test_shipped_profiles_cover_the_devices_and_are_consistent():
     for p in profiles.values():
         assert p.target in CAN_RUN[BackendName(p.backend)] and p.latency_budget_ms > 0 and p.description
     assert "nvarguscamerasrc" in profiles["jetson-orin-nano"].camera  # the CSI camera through GStreamer
-    assert profiles["jetson-orin-nano"].device == "TensorRT" and profiles["raspberry-pi-5"].target == "tflite"
+    for jetson in ("jetson-orin-nano", "jetson-nano"):  # TensorRT first, then CUDA, then the CPU (what the build has)
+        assert profiles[jetson].device == "TensorRT,CUDA,CPU"
+    assert profiles["raspberry-pi-5"].target == "tflite"
     assert profiles["intel-npu"].device == "NPU" and profiles["intel-igpu"].device == "GPU"
 
 
