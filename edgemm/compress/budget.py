@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from torch import nn
-
-from edgemm.compress.prune import Probe
 from edgemm.devices import DeviceProfile
 from edgemm.vocab import LatencyStage
+
+if TYPE_CHECKING:  # the config parses without torch (the CLI builds its flags from it)
+    from torch import nn
+
+    from edgemm.compress.prune import Probe
 
 
 @dataclass(frozen=True)
