@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -177,7 +178,7 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
     from edgemm.compress.budget import LatencyBudget
     from edgemm.vocab import LatencyStage
 
-    d = LatencyBudget(1.0, None)  # defaults only
+    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(LatencyBudget)})
     g = p.add_argument_group("to a latency budget measured on the device (docs/devices.md)")
     g.add_argument("--latency-budget", nargs="?", const="profile", default=None, metavar="MS",
                    help="prune in steps until the p90 latency, measured on the device profile's target, precision and "

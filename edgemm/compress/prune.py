@@ -196,7 +196,7 @@ def prune(
                                "macs": macs, "params": params}
         log(f"  prune step {step + 1}/{cfg.steps}: {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs")
         if probe is not None:
-            row.update(probe.measure(model), met=False)
+            row.update(probe.measure(model))
             row["met"] = probe.met(row)
             log(f"  prune step {step + 1}: {row['latency_ms']:.3f} ms p90 ({row['precision']}, {row['backend']})")
         model.to(device)
