@@ -17,6 +17,9 @@ from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
 from edgemm.vocab import INPUT_NAMES, VerifyStatus
 
 
+BATCH_TRIALS = 3  # batches timed each way before ``run`` keeps one (``Session.choose_batching``)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -82,6 +85,7 @@ class Session:
         self._output = m.outputs[0].tensor
         self.fixed_batch = m.batch if isinstance(m.batch, int) else None
         self.call_batch: int | None = None  # samples per backend call in ``run`` (None: all at once)
+        self._trials: dict[int | None, list[float]] | None = None  # ``choose_batching``'s timings, per way
         self._probe()
 
     def _probe(self) -> None:
@@ -109,33 +113,42 @@ class Session:
                  "image_present": np.ones(b, np.float32) if image_present is None else image_present,
                  "audio_present": np.ones(b, np.float32) if audio_present is None else audio_present}
         feeds = {self._tensor[k]: np.ascontiguousarray(v, dtype=self._dtype[k]) for k, v in feeds.items()}
-        step = self.fixed_batch or self.call_batch or b
+        return self._call(feeds, b)
+
+    def choose_batching(self, batch: int) -> None:
+        """Lets ``run`` find out, on the batches it is given, whether one backend call per batch or
+        one per sample is faster, and keep that (``call_batch``).
+
+        The first ``BATCH_TRIALS`` batches of more than one sample each way are timed (per sample,
+        the fastest of each way counts, so a first call's warm-up does not decide); every one of
+        them is real work, none is spent on blank inputs. Whether batching pays depends on the
+        backend and the graph: measured on the default student, OpenVINO's time per sample fell
+        from 1.30 ms at batch 1 to 0.79 ms at batch 8, and onnxruntime's rose from 0.64 to 0.76 ms.
+        A bundle with a fixed batch keeps it.
+
+        Args:
+            batch: The most samples a call will get.
+        """
+        if self.fixed_batch is None and batch > 1:
+            self.call_batch, self._trials = None, {None: [], 1: []}
+
+    def _call(self, feeds: dict[str, np.ndarray], b: int) -> np.ndarray:
+        if self._trials is None or b == 1:
+            return self._in_steps(feeds, b, self.fixed_batch or self.call_batch or b)
+        way = min(self._trials, key=lambda k: len(self._trials[k]))  # alternate: the way tried least
+        t = time.perf_counter()
+        out = self._in_steps(feeds, b, way or b)
+        self._trials[way].append((time.perf_counter() - t) / b)
+        if all(len(v) >= BATCH_TRIALS for v in self._trials.values()):
+            self.call_batch = min(self._trials, key=lambda k: min(self._trials[k]))
+            self._trials = None
+        return out
+
+    def _in_steps(self, feeds: dict[str, np.ndarray], b: int, step: int) -> np.ndarray:
         if b == step:
             return self.backend.run(feeds)[self._output]
         parts = [self.backend.run({k: v[i:i + step] for k, v in feeds.items()})[self._output] for i in range(0, b, step)]
         return np.concatenate(parts)
-
-    def tune_batch(self, batch: int, calls: int = 5) -> int:
-        """Measures this backend on ``batch`` blank samples, in one call and one call per sample,
-        and keeps the faster way for ``run`` (``call_batch``); returns the samples per call chosen.
-
-        Whether batching pays depends on the backend and the graph: measured on the default
-        student, OpenVINO's time per sample fell from 1.30 ms at batch 1 to 0.79 ms at batch 8, and
-        onnxruntime's rose from 0.64 to 0.76 ms. A bundle with a fixed batch keeps it.
-        """
-        if self.fixed_batch is not None or batch <= 1:
-            return self.fixed_batch or 1
-        size, samples = self.preprocess.image.size, self.preprocess.audio.clip_samples
-        image, audio = np.zeros((batch, 3, size, size), np.float32), np.zeros((batch, samples), np.float32)
-        best = {}
-        for step in (batch, 1, batch):  # the batched way first and last: warm-up, then the faster of two
-            self.call_batch = step
-            t = time.perf_counter()
-            for _ in range(calls):
-                self.run(image, audio)
-            best[step] = min(best.get(step, float("inf")), time.perf_counter() - t)
-        self.call_batch = min(best, key=best.get)
-        return self.call_batch
 
     def predict(self, image: np.ndarray | None = None, audio: np.ndarray | None = None,
                 sample_rate: int | None = None) -> Prediction:

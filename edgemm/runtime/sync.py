@@ -115,8 +115,10 @@ class AudioRing:
         if len(x) > n:  # only the newest n samples survive
             self.end += len(x) - n
             x = x[-n:]
-        idx = (self.end + np.arange(len(x))) % n
-        self._buf[idx] = x
+        i = self.end % n
+        first = min(len(x), n - i)  # up to the end of the buffer, then the rest from its start
+        self._buf[i:i + first] = x[:first]
+        self._buf[:len(x) - first] = x[first:]
         self.end += len(x)
 
     def end_time_locked(self) -> float:
@@ -137,8 +139,11 @@ class AudioRing:
             stop = int(round((t - self.t0) * self.sample_rate))
             start = stop - n
             lo, hi = max(start, self.end - len(self._buf), 0), min(stop, self.end)
-            if hi > lo:
-                out[lo - start:hi - start] = self._buf[np.arange(lo, hi) % len(self._buf)]
+            if hi > lo:  # two slices at most (where the ring wraps), not an index array: 16 k samples per result
+                i, n = lo % len(self._buf), hi - lo
+                first = min(n, len(self._buf) - i)
+                out[lo - start:lo - start + first] = self._buf[i:i + first]
+                out[lo - start + first:hi - start] = self._buf[:n - first]
         return out
 
 

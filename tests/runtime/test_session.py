@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgemm.runtime import BundleError, load
+from edgemm.runtime.session import BATCH_TRIALS
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +94,12 @@ def test_batched_predictions_match_single_ones_whichever_way_the_backend_is_call
     waves = [0.1 * rng.standard_normal(4000 + 500 * k).astype(np.float32) for k in range(5)]
     images, audios = [frames[0], None, frames[2], frames[3], None], [waves[0], waves[1], None, waves[3], waves[4]]
     single = [session.predict(image=i, audio=a) for i, a in zip(images, audios)]
-    assert session.tune_batch(5) in (1, 5) and session.call_batch in (1, 5)
-    for call_batch in (1, 5, None):
+    session.choose_batching(5)
+    for _ in range(2 * BATCH_TRIALS):  # real batches, timed each way in turn, until one way is kept
+        assert session._trials is not None and session.call_batch is None
+        session.predict_batch(images, audios)
+    assert session._trials is None and session.call_batch in (1, None)
+    for call_batch in (1, 2, None):
         session.call_batch = call_batch
         batched = session.predict_batch(images, audios)
         for one, many in zip(single, batched):

@@ -59,6 +59,14 @@ def test_ring_keeps_only_its_capacity():
     ring.write(AudioChunk(np.arange(3 * SR, dtype=np.float32), SR, 0.0))
     w = ring.window(3.0, 2 * SR)
     assert (w[:SR] == 0).all() and (w[SR:] == np.arange(2 * SR, 3 * SR)).all()
+    # Chunks that wrap around the ring at every offset: each window is the stream's own samples.
+    ring, wave = AudioRing(SR, seconds=1.0), np.arange(int(3.3 * SR), dtype=np.float32)
+    for c in chunks(wave, [333, 4001, 7], t0=0.0):
+        ring.write(c)
+        end = ring.end
+        for n in (1, 999, SR // 2):
+            np.testing.assert_array_equal(ring.window(end / SR, n), wave[max(end - n, 0):end].tolist()
+                                          if end >= n else np.r_[np.zeros(n - end), wave[:end]])
 
 
 def test_latest_frame_policy_drops_and_counts_stale_frames():
@@ -176,7 +184,9 @@ def test_frame_std_estimates_on_a_grid_and_tells_a_covered_camera():
     assert frame_std(scene) == pytest.approx(float(scene.std()), rel=0.02)
     assert frame_std(covered) < RunConfig().image_min_std <= frame_std(scene)
     small = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
-    assert frame_std(small) == float(small.std())  # small frames: every pixel
+    assert frame_std(small) == pytest.approx(float(small.std()), rel=1e-9)  # small frames: every pixel
+    grey = rng.integers(0, 256, (480, 640), dtype=np.uint8)  # a single-channel camera
+    assert frame_std(grey) == pytest.approx(float(grey.std()), rel=0.02)
 
 
 def test_a_resync_chunk_moves_the_time_axis_without_silence_or_an_error():
