@@ -17,7 +17,7 @@ from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
 from edgemm.vocab import INPUT_NAMES, VerifyStatus
 
 
-BATCH_TRIALS = 3  # batches timed each way before ``run`` keeps one (``Session.choose_batching``)
+BATCH_TRIALS = 8  # batches timed each way before ``run`` keeps one (``Session.choose_batching``)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -119,9 +119,10 @@ class Session:
         """Lets ``run`` find out, on the batches it is given, whether one backend call per batch or
         one per sample is faster, and keep that (``call_batch``).
 
-        The first ``BATCH_TRIALS`` batches of more than one sample each way are timed (per sample,
-        the fastest of each way counts, so a first call's warm-up does not decide); every one of
-        them is real work, none is spent on blank inputs. Whether batching pays depends on the
+        The first ``BATCH_TRIALS`` batches of more than one sample each way are timed, in turn, and
+        the median time per sample decides (a first call's warm-up and the decoder thread's bursts
+        do not: with 3 trials and the fastest of each, onnxruntime's choice flipped between runs);
+        every one of them is real work, none is spent on blank inputs. Whether batching pays depends on the
         backend and the graph: measured on the default student, OpenVINO's time per sample fell
         from 1.30 ms at batch 1 to 0.79 ms at batch 8, and onnxruntime's rose from 0.64 to 0.76 ms.
         A bundle with a fixed batch keeps it.
@@ -140,7 +141,7 @@ class Session:
         out = self._in_steps(feeds, b, way or b)
         self._trials[way].append((time.perf_counter() - t) / b)
         if all(len(v) >= BATCH_TRIALS for v in self._trials.values()):
-            self.call_batch = min(self._trials, key=lambda k: min(self._trials[k]))
+            self.call_batch = min(self._trials, key=lambda k: float(np.median(self._trials[k])))
             self._trials = None
         return out
 
