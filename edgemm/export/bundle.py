@@ -158,8 +158,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     calibrate = int8 and (not src.keeps_qat(spec.int8_qat_from) or explain or max_drop is not None)
     calibration = load_samples(data, src.preprocess, src.labels, ("train",), calib_samples) if calibrate else None
     bundle = Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision)
-    job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples,
-               dataclasses.replace(tolerance, max_abs_logit=max(tolerance.max_abs_logit, spec.fp32_logit_floor)), log)
+    job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples, tolerance, log)
     sensitivity = _explain(job) if explain else None
     manifest = job.publish(sensitivity=sensitivity)
     if int8 and _failed(manifest):

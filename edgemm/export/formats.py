@@ -24,8 +24,6 @@ class FormatSpec:
         int8_qat_from: The quantizers whose learned int8 program (``edgemm compress`` qat/ptq)
             the target exports as it is; from any other, int8 is calibrated again.
         extra: Installs the target needs (pip extras of edgemm).
-        fp32_logit_floor: The smallest fp32 logit tolerance verification uses for this target (its
-            kernels' own float rounding); ``Tolerance.max_abs_logit`` applies when larger.
     """
 
     target: Target
@@ -37,7 +35,6 @@ class FormatSpec:
     int8_from_float: str
     int8_qat_from: tuple[Int8Scheme, ...]
     extra: str
-    fp32_logit_floor: float = 0.0
 
 
 FORMATS: dict[Target, FormatSpec] = {
@@ -53,10 +50,7 @@ FORMATS: dict[Target, FormatSpec] = {
     Target.EXECUTORCH: FormatSpec(Target.EXECUTORCH, "edgemm.export.executorch", ".pte", (Precision.FP32, Precision.INT8),
                                   BackendName.EXECUTORCH, dynamic_batch=False,
                                   int8_from_float="PT2E with ExecuTorch's XNNPACKQuantizer (static, per-channel)",
-                                  int8_qat_from=(Int8Scheme.XNNPACK,), extra="export-executorch",
-                                  # measured: 1.1e-4 (teacher) and 1.9e-4 (student) max |Δlogit|, top-1
-                                  # agreement 1.0, the largest on image-only inputs (XNNPACK's convolutions)
-                                  fp32_logit_floor=5e-4),
+                                  int8_qat_from=(Int8Scheme.XNNPACK,), extra="export-executorch"),
 }
 
 
