@@ -152,8 +152,14 @@ def _cmd_run(a: argparse.Namespace) -> int:
 def _add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="per-stage and per-layer latency, load time and memory of a bundle",
                        description="Time each stage of a live prediction (preprocess, inference, postprocess, "
-                                   "end to end) after a warm-up, and list the slowest layers from the backend's profiler.")
-    p.add_argument("bundle", type=Path)
+                                   "end to end) after a warm-up, and list the slowest layers from the backend's profiler. "
+                                   "Given several bundles: time them against each other in interleaved rounds "
+                                   "(--rounds), with each one's time relative to the first, paired per round.")
+    p.add_argument("bundle", type=Path, nargs="+")
+    p.add_argument("--rounds", type=positive_int, default=5,
+                   help="several bundles: rounds of every bundle in turn (--runs each per round)")
+    p.add_argument("--stage", choices=("inference", "end_to_end"), default="inference",
+                   help="several bundles: the stage whose p50 is compared")
     p.add_argument("--runs", type=positive_int, default=200, help="timed predictions (at least)")
     p.add_argument("--min-time", type=finite_float, default=0.0, help="also keep running for this many seconds")
     p.add_argument("--warmup", type=int, default=20)
@@ -204,6 +210,9 @@ def _cmd_profile(a: argparse.Namespace) -> int:
     from edgemm.devices import as_profile
     from edgemm.profile import ProfileConfig, profile
 
+    if len(a.bundle) > 1:
+        return _cmd_compare(a)
+    a.bundle = a.bundle[0]
     if a.remote:
         from edgemm.devices.remote import profile_remote
 
@@ -221,6 +230,39 @@ def _cmd_profile(a: argparse.Namespace) -> int:
                            backend=kw["backend"], device=kw["device"], threads=kw["threads"],
                            options=kw["options"] or {})
     return _show_profile(a, profile(a.bundle, config, device_profile=dev))
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    """``edgemm profile A B …``: the bundles timed against each other (``edgemm.profile.compare``)."""
+    import json
+
+    from edgemm.atomic import atomic_write_text
+    from edgemm.deploy import session_options
+    from edgemm.devices import as_profile
+    from edgemm.profile import ProfileConfig
+    from edgemm.profile.compare import Comparison, CompareConfig, compare, to_markdown
+
+    if a.plot:
+        raise UsageError("--plot draws one bundle's latency histogram; compare bundles without it")
+    if a.remote:
+        from edgemm.devices.remote import compare_remote
+
+        args = [*_remote_args(a), "--rounds", str(a.rounds), "--stage", a.stage]
+        report = Comparison.from_dict(compare_remote(remote_of(a), a.bundle, args, timeout=a.remote_timeout))
+    else:
+        dev = as_profile(a.device_profile)
+        size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
+        kw = session_options(a.bundle[0], dev, backend=a.backend, provider=a.provider, threads=a.threads)
+        config = ProfileConfig(runs=a.runs, warmup=a.warmup, layers=0, frame_size=size, backend=kw["backend"],
+                               device=kw["device"], threads=kw["threads"], options=kw["options"] or {})
+        report = compare(a.bundle, CompareConfig(rounds=a.rounds, stage=a.stage, profile=config))
+    if a.out:
+        atomic_write_text(a.out, json.dumps(report.to_dict(), indent=2))
+    if a.json:
+        emit_json(a, report.to_dict())
+    else:
+        print(to_markdown(report))
+    return 0
 
 
 def _show_profile(a: argparse.Namespace, report) -> int:

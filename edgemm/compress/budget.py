@@ -125,6 +125,10 @@ def prune_to_budget(model: nn.Module, cfg, probe: Probe, *, log: Callable[[str],
         cfg = dataclasses.replace(cfg, global_pruning=True)
         table = cached_table(model, cfg, probe, default_cache_dir() / "latency_tables", log)
         kw["importance"] = latency_importance(model, cfg, table)
+        multiple = table.round_to.get("multiple")
+        if multiple and multiple != cfg.round_to:  # the channel multiple this backend rewards, measured
+            log(f"  round_to {multiple} (measured on the device) instead of the recipe's {cfg.round_to}")
+            cfg = dataclasses.replace(cfg, round_to=multiple)
     trace = [start] + prune(model, cfg, probe=probe, log=log, **kw)
     if not trace[-1]["met"]:
         best = min(trace, key=lambda r: r["latency_ms"])

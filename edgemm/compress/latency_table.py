@@ -8,6 +8,11 @@ milliseconds saved per channel removed. Global pruning then ranks channels by im
 by that saving (relative to the mean), so the channels that buy the most time per unit of
 importance go first (the idea of HALP, Shen et al. 2022, with a measured table instead of a model).
 
+Each group's trials are timed against the unpruned student in one interleaved, paired comparison
+(``edgemm profile A B C --rounds N``, ``edgemm.profile.compare``), not in separate runs: on a shared
+machine separate runs drift by more than a group's saving. The table also measures the channel
+multiple the backend rewards (``measure_round_to``), which replaces the recipe's ``round_to``.
+
 The table depends only on the student's layer shapes and on where and how it is measured, so it
 is cached under the user cache, one file per (architecture, device profile, machine or SSH host).
 """
@@ -18,7 +23,7 @@ import copy
 import hashlib
 import json
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +34,7 @@ from edgemm.atomic import atomic_write_text
 from edgemm.compress.recipe import Importance
 
 RATIOS = (0.25, 0.5)  # the widths measured per group: this fraction of its channels removed
+WIDE, STEPS = 32, (4, 8, 16)  # measure_round_to: groups rounded to WIDE, then these many channels removed
 SPREAD = 4.0  # weights stay within [1/4, 4]: time moves the ranking, importance still counts
 
 
@@ -42,11 +48,13 @@ class LatencyTable:
             (``removed`` channels, ``latency_ms``, the paired ``base_ms``) and the fitted
             ``ms_per_channel`` saved (None: below the noise).
         measured: Device profile, precision, stage, where.
+        round_to: The channel multiple measured on the backend (``measure_round_to``).
     """
 
     base_ms: float
     groups: dict[str, dict[str, Any]]
     measured: dict[str, Any]
+    round_to: dict[str, Any] = field(default_factory=dict)
 
     def weights(self) -> dict[str, float]:
         """Each group's milliseconds saved per channel relative to the mean of the measured groups,
@@ -82,16 +90,14 @@ def _name(pruner, group) -> str:
     return pruner.DG._module2name[group[0].dep.target.module]
 
 
-def _prune_one(model: nn.Module, cfg, name: str, ratio: float) -> int:
-    """Removes ``ratio`` of group ``name``'s least important channels (kept count rounded down to
-    ``cfg.round_to``) from ``model``; returns how many were removed."""
+def _prune_to(model: nn.Module, cfg, name: str, keep: int) -> int:
+    """Removes group ``name``'s least important channels from ``model`` down to ``keep``; returns
+    how many were removed."""
     from edgemm.compress.prune import build_pruner, importance_of
 
     pruner = build_pruner(model, cfg)
     group = next(g for g in _groups(pruner) if _name(pruner, g) == name)
-    channels = len(group[0].idxs)
-    keep = max(cfg.round_to, int(channels * (1 - ratio)) // cfg.round_to * cfg.round_to)
-    removed = channels - keep
+    removed = len(group[0].idxs) - keep
     if removed <= 0:
         return 0
     order = torch.argsort(importance_of(Importance.MAGNITUDE)(group))  # latency does not depend on which
@@ -100,15 +106,29 @@ def _prune_one(model: nn.Module, cfg, name: str, ratio: float) -> int:
     return removed
 
 
-def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> LatencyTable:
-    """Measures every channel group of ``model`` pruned alone by each of ``RATIOS``.
+def _prune_one(model: nn.Module, cfg, name: str, ratio: float) -> int:
+    """Removes ``ratio`` of group ``name``'s channels (kept count rounded down to ``cfg.round_to``)."""
+    from edgemm.compress.prune import build_pruner
 
-    Each group's trials are paired with a measurement of the unpruned student taken just before
-    them, so drift of the machine between groups cancels; the spread of those unpruned
-    measurements is the noise. A group whose largest trial saves less than twice the noise gets no
-    slope (``ms_per_channel`` None, weight 1): on a shared machine a small student's per-channel
-    savings can be below what one measurement resolves, and "not measurable" must not read as
-    "costs nothing".
+    pruner = build_pruner(copy.deepcopy(model), cfg)
+    channels = len(next(g for g in _groups(pruner) if _name(pruner, g) == name)[0].idxs)
+    return _prune_to(model, cfg, name, max(cfg.round_to, int(channels * (1 - ratio)) // cfg.round_to * cfg.round_to))
+
+
+def _savings(result: dict[str, Any]) -> list[tuple[float, float]]:
+    """(ms saved against the first model, noise of that figure) per further model of a comparison."""
+    base = result["rows"][0]["p50_ms"]
+    return [(base * (1.0 - r["ratio"]), base * r["ratio_spread"]) for r in result["rows"][1:]]
+
+
+def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> LatencyTable:
+    """Measures every channel group of ``model`` pruned alone by each of ``RATIOS``, and the width
+    granularity of the backend (``measure_round_to``).
+
+    Each group's trials are timed against the unpruned student in one interleaved comparison
+    (``probe.compare``), so the machine's drift cancels in the paired ratios, whose spread over the
+    rounds is the noise of each saving. A group whose largest saving is below twice its noise gets
+    no slope (``ms_per_channel`` None, weight 1): "not measurable" must not read as "costs nothing".
 
     Args:
         model: The student (not changed: each measurement prunes a copy).
@@ -118,32 +138,83 @@ def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> Lat
     """
     from edgemm.compress.prune import build_pruner
 
+    precision = probe.measure(copy.deepcopy(model)).get("precision")  # what deploys (the fastest, for auto)
     pruner = build_pruner(copy.deepcopy(model), cfg)
     names = [(_name(pruner, g), len(g[0].idxs)) for g in _groups(pruner)]
     groups: dict[str, dict[str, Any]] = {}
-    bases = []
+    bases, noises = [], []
     for name, channels in names:
-        base = probe.measure(copy.deepcopy(model))["p50_ms"]
-        bases.append(base)
-        points = []
+        trials, removed = [], []
         for ratio in RATIOS:
             trial = copy.deepcopy(model)
-            removed = _prune_one(trial, cfg, name, ratio)
-            if removed and all(p["removed"] != removed for p in points):
-                points.append({"removed": removed, "latency_ms": probe.measure(trial)["p50_ms"], "base_ms": base})
-        groups[name] = {"channels": channels, "points": points}
-    noise = 1.4826 * statistics.median(abs(b - statistics.median(bases)) for b in bases) if len(bases) > 1 else 0.0
-    for name, g in groups.items():
-        saved = [(p["removed"], p["base_ms"] - p["latency_ms"]) for p in g["points"]]
-        slope = sum(k * s for k, s in saved) / sum(k * k for k, _ in saved) if saved else 0.0
-        resolved = bool(saved) and max(s for _, s in saved) > 2 * noise
-        g["ms_per_channel"] = slope if resolved else None
-        log(f"  latency table: {name} ({g['channels']} ch): " + (f"{1000 * slope:+.2f} µs saved per channel removed"
-            if resolved else f"no saving above the noise ({1000 * noise:.1f} µs)"))
+            k = _prune_one(trial, cfg, name, ratio)
+            if k and k not in removed:
+                trials.append(trial)
+                removed.append(k)
+        groups[name] = {"channels": channels, "points": [], "ms_per_channel": None}
+        if not trials:
+            continue
+        result = probe.compare([copy.deepcopy(model), *trials], precision=precision)
+        bases.append(result["rows"][0]["p50_ms"])
+        points = [{"removed": k, "latency_ms": row["p50_ms"], "saved_ms": saved, "noise_ms": noise}
+                  for k, row, (saved, noise) in zip(removed, result["rows"][1:], _savings(result))]
+        noises += [p["noise_ms"] for p in points]
+        slope = sum(p["removed"] * p["saved_ms"] for p in points) / sum(p["removed"] ** 2 for p in points)
+        resolved = any(p["saved_ms"] > 2 * p["noise_ms"] and p["saved_ms"] > 0 for p in points)
+        groups[name].update(points=points, ms_per_channel=slope if resolved else None)
+        log(f"  latency table: {name} ({channels} ch): " + (f"{1000 * slope:+.2f} µs saved per channel removed"
+            if resolved else f"no saving above the noise ({1000 * max(p['noise_ms'] for p in points):.1f} µs)"))
+    round_to = measure_round_to(model, cfg, probe, precision, log)
     b = probe.budget
-    return LatencyTable(statistics.median(bases), groups, {
+    return LatencyTable(statistics.median(bases) if bases else 0.0, groups, {
         "device_profile": b.device.name, "stage": b.stage.value, "where": probe.where, "statistic": "p50",
-        "ratios": list(RATIOS), "noise_ms": noise})
+        "precision": precision, "ratios": list(RATIOS), "method": "interleaved, paired with the unpruned student",
+        "noise_ms": statistics.median(noises) if noises else 0.0}, round_to)
+
+
+def measure_round_to(model: nn.Module, cfg, probe, precision: str | None, log: Callable[[str], None]
+                     ) -> dict[str, Any]:
+    """The channel multiple this backend rewards: a kernel that pads channels to blocks of P (SIMD
+    lanes, NCHWc blocks, tensor-core tiles) saves nothing until a whole block goes.
+
+    Every group of at least ``2 * WIDE`` channels is first rounded down to a multiple of ``WIDE``;
+    then ``STEPS`` channels more are removed from each of them, and the results are compared with
+    the rounded student in one interleaved run. Removing ``m`` channels saves about ``m / 16`` of
+    what removing 16 saves when time follows channels; nothing, when blocks are wider than ``m``.
+    The multiple is the smallest ``m`` that saves at least half its share; none when removing 16
+    saves nothing measurable (then the recipe's ``round_to`` stays).
+
+    Returns:
+        ``multiple`` (None: unresolved), the savings per step, and why.
+    """
+    from edgemm.compress.prune import build_pruner
+
+    pruner = build_pruner(copy.deepcopy(model), cfg)
+    wide = [(_name(pruner, g), len(g[0].idxs)) for g in _groups(pruner) if len(g[0].idxs) >= 2 * WIDE]
+    if not wide:
+        return {"multiple": None, "why": f"no channel group of {2 * WIDE} or more to measure on"}
+    rounded = copy.deepcopy(model)
+    for name, channels in wide:
+        _prune_to(rounded, cfg, name, channels // WIDE * WIDE)
+    trials = []
+    for m in STEPS:
+        trial = copy.deepcopy(rounded)
+        for name, channels in wide:
+            _prune_to(trial, cfg, name, channels // WIDE * WIDE - m)
+        trials.append(trial)
+    result = probe.compare([rounded, *trials], precision=precision)
+    savings = dict(zip(STEPS, _savings(result)))
+    full, noise = savings[STEPS[-1]]
+    out = {"savings_ms": {str(m): round(s, 5) for m, (s, _) in savings.items()},
+           "noise_ms": {str(m): round(n, 5) for m, (_, n) in savings.items()}, "groups": [n for n, _ in wide]}
+    if not full > 2 * noise:
+        log(f"  round_to: removing {STEPS[-1]} channels per wide group saved {1000 * full:.1f} µs, not above the "
+            f"noise ({1000 * noise:.1f} µs): the recipe's round_to {cfg.round_to} stays")
+        return {**out, "multiple": None, "why": "no saving above the noise"}
+    multiple = next(m for m in STEPS if savings[m][0] >= 0.5 * m / STEPS[-1] * full)
+    log(f"  round_to: {multiple} (saved per step: " + ", ".join(f"{m} ch {1000 * s:.1f} µs" for m, (s, _) in
+                                                              savings.items()) + ")")
+    return {**out, "multiple": multiple, "why": f"the smallest step that saves at least half its share of {STEPS[-1]}"}
 
 
 def table_key(model: nn.Module, cfg, probe) -> str:
@@ -151,7 +222,7 @@ def table_key(model: nn.Module, cfg, probe) -> str:
     from edgemm.train.checkpoint import layer_shapes
 
     b = probe.budget
-    what = {"version": 2, "layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
+    what = {"version": 3, "layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
             "device": b.to_dict()["device"], "stage": b.stage.value, "where": probe.where, "ratios": RATIOS}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

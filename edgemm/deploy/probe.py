@@ -110,6 +110,34 @@ class LatencyProbe:
                 best = m
         return best
 
+    def compare(self, models: list[nn.Module], precision: Precision | None = None, rounds: int = 5) -> dict[str, Any]:
+        """``models`` exported the way the profile deploys them (at ``precision``: default the
+        profile's first) and timed against each other in interleaved rounds
+        (``edgemm.profile.compare``): paired ratios to the first model resolve savings that separate
+        measurements' drift hides. Returns the comparison (``Comparison.to_dict``).
+        """
+        from edgemm.export import export
+        from edgemm.train.checkpoint import atomic_torch_save, make_checkpoint
+
+        precision = precision or precisions(self.budget.device)[0]
+        with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
+            bundles = []
+            for i, model in enumerate(models):
+                ckpt = Path(tmp) / f"model-{i}.pt"
+                atomic_torch_save(make_checkpoint(model, labels=self.labels, data=self.data), ckpt)
+                bundles.append(Path(tmp) / f"probe-{i}.edgemm")
+                export(ckpt, target=self.budget.device.target, precision=precision, out=bundles[-1],
+                       calib_data=self.data, calib_samples=32, verify_output=False, log=lambda s: None)
+            stage = self.budget.stage.value
+            runs = max(20, self.budget.runs // rounds)
+            if self._remote is not None:
+                from edgemm.devices.remote import compare_remote
+
+                return compare_remote(self._remote, bundles, self._args(True, runs) + ["--rounds", str(rounds), "--stage", stage],
+                                      self.budget.remote_timeout * len(bundles))
+            return self._local(bundles, self._args(False, runs) + ["--rounds", str(rounds), "--stage", stage],
+                               self.budget.remote_timeout * len(bundles))
+
     def _profile(self, bundle: Path) -> dict[str, Any]:
         """``edgemm profile --json`` in a fresh process, here or on the device: never in this one,
         whose torch thread pool, after training, slowed onnxruntime by 50 % and more (measured:
@@ -118,26 +146,30 @@ class LatencyProbe:
             from edgemm.devices.remote import profile_remote
 
             return profile_remote(self._remote, bundle, self._args(shipped_only=True), self.budget.remote_timeout)
-        cmd = [sys.executable, "-m", "edgemm.cli", "profile", str(bundle), "--json", *self._args(shipped_only=False)]
-        timeout = self.budget.remote_timeout
+        return self._local([bundle], self._args(shipped_only=False), self.budget.remote_timeout)
+
+    def _local(self, bundles: list[Path], args: list[str], timeout: float) -> dict[str, Any]:
+        """``edgemm profile BUNDLES --json ARGS`` in a fresh process on this machine."""
+        cmd = [sys.executable, "-m", "edgemm.cli", "profile", *map(str, bundles), "--json", *args]
+        names = ", ".join(b.name for b in bundles)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise ProbeError(f"latency budget: edgemm profile did not finish in {timeout:g} s on {bundle.name} "
+            raise ProbeError(f"latency budget: edgemm profile did not finish in {timeout:g} s on {names} "
                              "(raise --remote-timeout, or lower --budget-runs)") from None
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or ["no output"]
-            raise ProbeError(f"latency budget: edgemm profile failed on {bundle.name}: {lines[-1]}")
+            raise ProbeError(f"latency budget: edgemm profile failed on {names}: {lines[-1]}")
         try:
             return json.loads(proc.stdout)
         except json.JSONDecodeError:
             raise ProbeError(f"latency budget: edgemm profile printed no JSON report (began {proc.stdout[:80]!r})") from None
 
-    def _args(self, shipped_only: bool) -> list[str]:
+    def _args(self, shipped_only: bool, runs: int | None = None) -> list[str]:
         """The ``edgemm profile`` options that apply the device profile: by name (shipped), by file
         (here), else field by field."""
         d, b = self.budget.device, self.budget
-        args = ["--runs", str(b.runs), "--layers", "0", "--frame-size", "{}x{}".format(*d.input_size)]
+        args = ["--runs", str(runs or b.runs), "--layers", "0", "--frame-size", "{}x{}".format(*d.input_size)]
         if Path(d.source).parent == builtin_dir():
             return args + ["--device-profile", d.name]
         if not shipped_only and Path(d.source).is_file():

@@ -156,16 +156,44 @@ def profile_remote(remote: Remote, bundle: str | Path, args: Sequence[str] = (),
         timeout: Seconds allowed for each step (copy, run).
     """
     bundle = Path(bundle)
-    if not bundle.is_dir():
-        raise UsageError(f"{bundle}: not a bundle directory")
+    report, version, there = _profile_there(remote, [bundle], args, timeout)
+    report["bundle"] = str(bundle)
+    report["remote"] = {"url": remote.url, "edgemm_version": version, "bundle_there": there[0]}
+    return report
+
+
+def compare_remote(remote: Remote, bundles: Sequence[str | Path], args: Sequence[str] = (),
+                   timeout: float = 600.0) -> dict[str, Any]:
+    """``edgemm profile A B … --json ARGS`` (interleaved comparison, ``edgemm.profile.compare``) run
+    on the device; its comparison with the local bundle paths and ``remote`` added."""
+    bundles = [Path(b) for b in bundles]
+    report, version, there = _profile_there(remote, bundles, args, timeout)
+    for row, bundle in zip(report.get("rows", []), bundles):
+        row["bundle"] = str(bundle)
+    report["remote"] = {"url": remote.url, "edgemm_version": version, "bundles_there": there}
+    return report
+
+
+def _profile_there(remote: Remote, bundles: list[Path], args: Sequence[str], timeout: float
+                   ) -> tuple[dict[str, Any], str, list[str]]:
+    """Copies ``bundles`` to a fresh directory on the device, runs ``edgemm profile`` on them there
+    and removes the directory; returns the JSON report, the device's edgemm version and the paths
+    the bundles had there."""
+    for bundle in bundles:
+        if not bundle.is_dir():
+            raise UsageError(f"{bundle}: not a bundle directory")
+    if len({b.name for b in bundles}) != len(bundles):
+        raise UsageError("--remote: bundles with the same directory name would overwrite each other on the device")
     version = check_edgemm(remote, timeout)
     made = remote.run(["mktemp", "-d", "-t", "edgemm-remote.XXXXXX"], timeout)
     work = made.stdout.strip()
     if made.returncode != 0 or not work.startswith("/"):
         raise RemoteError(f"{remote.url}: cannot make a working directory there ({_last_line(made.stderr)})")
+    there = [f"{work}/{b.name}" for b in bundles]
     try:
-        remote.copy(bundle, work, timeout)
-        proc = remote.run([remote.edgemm, "profile", f"{work}/{bundle.name}", "--json", *args], timeout)
+        for bundle in bundles:
+            remote.copy(bundle, work, timeout)
+        proc = remote.run([remote.edgemm, "profile", *there, "--json", *args], timeout)
         if proc.returncode != 0:
             raise RemoteError(f"{remote.url}: edgemm profile failed on the device: {_last_line(proc.stderr)}")
         try:
@@ -178,6 +206,4 @@ def profile_remote(remote: Remote, bundle: str | Path, args: Sequence[str] = (),
             remote.run(["rm", "-rf", "--", work], timeout)
         except RemoteError:
             pass  # the measurement (or its error) matters more than the leftover directory
-    report["bundle"] = str(bundle)
-    report["remote"] = {"url": remote.url, "edgemm_version": version, "bundle_there": f"{work}/{bundle.name}"}
-    return report
+    return report, version, there

@@ -39,3 +39,25 @@ def test_a_failed_timing_is_one_error_naming_the_bundle(tmp_path):
     probe = LatencyProbe(LatencyBudget(5, load_profile("raspberry-pi-5"), runs=1))
     with pytest.raises(ProbeError, match="latency budget: edgemm profile failed on probe-fp32.edgemm: .*manifest"):
         probe._profile(bundle)
+
+
+def test_models_are_exported_and_compared_in_one_fresh_process(trained):
+    """``LatencyProbe.compare``: each model exported as the profile deploys it, timed against the
+    first in interleaved rounds by ``edgemm profile A B …`` in a fresh process."""
+    import copy
+
+    from edgemm.compress.prune import build_pruner
+    from edgemm.compress.recipe import PruneConfig
+    from edgemm.train import load_model
+
+    model, ckpt = load_model(trained("test_concat") / "best.pt")
+    pruned = copy.deepcopy(model)
+    build_pruner(pruned, PruneConfig(ratio=0.5, round_to=1)).step()
+    device = parse_profile({"name": "one-thread", "description": "x", "target": "onnx", "precision": "fp32",
+                            "backend": "onnxruntime", "threads": 1}, "<python>")
+    probe = LatencyProbe(LatencyBudget(5, device, runs=40, stage="inference"), labels=list(ckpt["labels"]),
+                         data=str(ckpt["data"]))
+    c = probe.compare([model, pruned], rounds=2)
+    assert c["rounds"] == 2 and c["runs"] == 20 and c["stage"] == "inference"  # the budget's runs over the rounds
+    assert [r["bundle"].rsplit("/", 1)[-1] for r in c["rows"]] == ["probe-0.edgemm", "probe-1.edgemm"]
+    assert c["rows"][0]["ratio"] == 1.0 and len(c["rows"][1]["ratio_rounds"]) == 2

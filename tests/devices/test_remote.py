@@ -102,6 +102,25 @@ def test_profile_runs_on_the_device_and_reports_its_timings(device, onnx_bundle,
     assert "measured on ssh://device" in capsys.readouterr().out
 
 
+def test_bundles_are_compared_on_the_device(device, onnx_bundle, capsys, tmp_path):
+    import shutil
+
+    other = tmp_path / "other.edgemm"
+    shutil.copytree(onnx_bundle, other)
+    args = ["profile", str(onnx_bundle), str(other), "--remote", "ssh://device", "--ssh-config", str(device.config),
+            "--runs", "10", "--warmup", "2", "--rounds", "2", "--json"]
+    assert main(args) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert [r["bundle"] for r in c["rows"]] == [str(onnx_bundle), str(other)]  # the local paths, in order
+    assert c["remote"]["url"] == "ssh://device" and len(c["remote"]["bundles_there"]) == 2
+    assert not any(Path(p).exists() for p in c["remote"]["bundles_there"])  # removed on the device
+    assert c["rounds"] == 2 and len(c["rows"][1]["ratio_rounds"]) == 2 and c["rows"][0]["ratio"] == 1.0
+    twin = tmp_path / "twin" / onnx_bundle.name  # same directory name: one would overwrite the other there
+    shutil.copytree(onnx_bundle, twin)
+    assert main([*args[:1], str(onnx_bundle), str(twin), *args[3:]]) == 2
+    assert "same directory name" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("case, message", [
     ("unreachable", "unreachable"),
     ("stranger key", "authentication refused"),

@@ -140,3 +140,29 @@ def test_profile_and_devices_work_without_torch(onnx_bundle):
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_bundles_compared_in_interleaved_rounds_with_paired_ratios(onnx_bundle, tmp_path, capsys):
+    """``edgemm profile A B --rounds N``: every bundle once per round, each round's p50 over the
+    first bundle's in the same round, the median of those; arithmetic checked, not timings."""
+    import shutil
+
+    other = tmp_path / "copy.edgemm"
+    shutil.copytree(onnx_bundle, other)
+    args = ["profile", str(onnx_bundle), str(other), "--runs", "15", "--warmup", "2", "--rounds", "3", "--threads", "1"]
+    assert main([*args, "--json", "--out", str(tmp_path / "c.json")]) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "c.json").read_text()) == c
+    assert c["rounds"] == 3 and c["runs"] == 15 and c["stage"] == "inference"
+    first, second = c["rows"]
+    assert (first["bundle"], second["bundle"]) == (str(onnx_bundle), str(other))
+    assert first["ratio_rounds"] == [1.0] * 3 and first["ratio"] == 1.0 and first["ratio_spread"] == 0.0
+    assert len(second["p50_ms_rounds"]) == 3 and all(t > 0 for t in second["p50_ms_rounds"])
+    assert second["ratio_rounds"] == pytest.approx([b / a for a, b in zip(first["p50_ms_rounds"], second["p50_ms_rounds"])])
+    assert second["ratio"] == pytest.approx(float(np.median(second["ratio_rounds"])))
+    assert second["p50_ms"] == pytest.approx(float(np.median(second["p50_ms_rounds"])))
+    assert main([*args, "--stage", "end_to_end"]) == 0
+    table = capsys.readouterr().out
+    assert "end_to_end p50, 3 interleaved rounds of 15 runs" in table and "| copy.edgemm |" in table
+    assert main([*args, "--plot", str(tmp_path / "x.png")]) == 2
+    assert "--plot draws one bundle's latency histogram" in capsys.readouterr().err
