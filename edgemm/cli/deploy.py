@@ -240,7 +240,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     from edgemm.deploy import session_options
     from edgemm.devices import as_profile
     from edgemm.profile import ProfileConfig
-    from edgemm.profile.compare import Comparison, CompareConfig, compare, to_markdown
+    from edgemm.profile.compare import CompareConfig, Comparison, compare, to_markdown
 
     if a.plot:
         raise UsageError("--plot draws one bundle's latency histogram; compare bundles without it")

@@ -16,7 +16,6 @@ from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendNa
 from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
 from edgemm.vocab import INPUT_NAMES, VerifyStatus
 
-
 BATCH_TRIALS = 8  # batches timed each way before ``run`` keeps one (``Session.choose_batching``)
 
 
