@@ -234,9 +234,6 @@ def _cmd_profile(a: argparse.Namespace) -> int:
 
 def _cmd_compare(a: argparse.Namespace) -> int:
     """``edgemm profile A B …``: the bundles timed against each other (``edgemm.profile.compare``)."""
-    import json
-
-    from edgemm.atomic import atomic_write_text
     from edgemm.deploy import session_options
     from edgemm.devices import as_profile
     from edgemm.profile import ProfileConfig
@@ -256,30 +253,30 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         config = ProfileConfig(runs=a.runs, warmup=a.warmup, layers=0, frame_size=size, backend=kw["backend"],
                                device=kw["device"], threads=kw["threads"], options=kw["options"] or {})
         report = compare(a.bundle, CompareConfig(rounds=a.rounds, stage=a.stage, profile=config))
-    if a.out:
-        atomic_write_text(a.out, json.dumps(report.to_dict(), indent=2))
-    if a.json:
-        emit_json(a, report.to_dict())
-    else:
-        print(to_markdown(report))
-    return 0
+    return _emit(a, report, to_markdown)
 
 
 def _show_profile(a: argparse.Namespace, report) -> int:
-    import json
-
-    from edgemm.atomic import atomic_write_text
     from edgemm.profile import to_markdown
     from edgemm.profile.latency import plot
 
     if a.plot:
         plot(report, a.plot)
+    return _emit(a, report, to_markdown)
+
+
+def _emit(a: argparse.Namespace, report, markdown) -> int:
+    """``--out`` (the JSON to a file), then ``--json`` or the Markdown on stdout."""
+    import json
+
+    from edgemm.atomic import atomic_write_text
+
     if a.out:
         atomic_write_text(a.out, json.dumps(report.to_dict(), indent=2))
     if a.json:
         emit_json(a, report.to_dict())
     else:
-        print(to_markdown(report))
+        print(markdown(report))
     return 0
 
 
