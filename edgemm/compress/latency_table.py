@@ -222,7 +222,7 @@ def table_key(model: nn.Module, cfg, probe) -> str:
     from edgemm.train.checkpoint import layer_shapes
 
     b = probe.budget
-    what = {"version": 3, "layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
+    what = {"version": 4, "layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
             "device": b.to_dict()["device"], "stage": b.stage.value, "where": probe.where, "ratios": RATIOS}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

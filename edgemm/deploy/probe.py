@@ -110,7 +110,7 @@ class LatencyProbe:
                 best = m
         return best
 
-    def compare(self, models: list[nn.Module], precision: Precision | None = None, rounds: int = 5) -> dict[str, Any]:
+    def compare(self, models: list[nn.Module], precision: Precision | None = None, rounds: int = 10) -> dict[str, Any]:
         """``models`` exported the way the profile deploys them (at ``precision``: default the
         profile's first) and timed against each other in interleaved rounds
         (``edgemm.profile.compare``): paired ratios to the first model resolve savings that separate
