@@ -83,7 +83,7 @@ def paired_p50(probe, checkpoints: dict[str, Path], rounds: int) -> dict[str, di
     from edgemm.train import load_model
 
     c = probe.compare([load_model(p)[0] for p in checkpoints.values()], rounds=rounds)
-    return {k: {"p50_ms": r["p50_ms"], "ratio": r["ratio"], "spread": r["ratio_spread"]}
+    return {k: {"p50_ms": r["p50_ms"], "ratio": r["ratio"], "spread": r["ratio_error"]}
             for k, r in zip(checkpoints, c["rows"])}
 
 

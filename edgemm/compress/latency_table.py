@@ -118,7 +118,7 @@ def _prune_one(model: nn.Module, cfg, name: str, ratio: float) -> int:
 def _savings(result: dict[str, Any]) -> list[tuple[float, float]]:
     """(ms saved against the first model, noise of that figure) per further model of a comparison."""
     base = result["rows"][0]["p50_ms"]
-    return [(base * (1.0 - r["ratio"]), base * r["ratio_spread"]) for r in result["rows"][1:]]
+    return [(base * (1.0 - r["ratio"]), base * r["ratio_error"]) for r in result["rows"][1:]]
 
 
 def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> LatencyTable:
@@ -127,7 +127,7 @@ def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> Lat
 
     Each group's trials are timed against the unpruned student in one interleaved comparison
     (``probe.compare``), so the machine's drift cancels in the paired ratios, whose spread over the
-    rounds is the noise of each saving. A group whose largest saving is below twice its noise gets
+    rounds (the standard error of their median) is the noise of each saving. A group whose largest saving is below twice its noise gets
     no slope (``ms_per_channel`` None, weight 1): "not measurable" must not read as "costs nothing".
 
     Args:
@@ -222,7 +222,7 @@ def table_key(model: nn.Module, cfg, probe) -> str:
     from edgemm.train.checkpoint import layer_shapes
 
     b = probe.budget
-    what = {"version": 4, "layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
+    what = {"version": 5, "layers": layer_shapes(model), "round_to": cfg.round_to, "importance": cfg.importance.value,
             "device": b.to_dict()["device"], "stage": b.stage.value, "where": probe.where, "ratios": RATIOS}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -16,6 +16,7 @@ the same handicap.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any, Sequence
 from edgemm.profile.latency import STAGES, ProfileConfig, synthetic_inputs
 from edgemm.profile.stats import machine
 from edgemm.runtime.session import Session
+
+MEDIAN_SE = 1.2533  # standard error of a median over that of a mean (normal data): sqrt(pi / 2)
 
 
 @dataclass
@@ -36,8 +39,9 @@ class Comparison:
         runs: Timed predictions per bundle per round.
         rows: Per bundle, in the order given: ``bundle``, ``p50_ms`` (median of the round p50s),
             ``p50_ms_rounds``, ``ratio`` (median over rounds of its p50 over the first bundle's
-            p50 in the same round: < 1 is faster), ``ratio_rounds`` and ``ratio_spread`` (the
-            median absolute deviation of the ratios, scaled to a standard deviation).
+            p50 in the same round: < 1 is faster), ``ratio_rounds``, ``ratio_spread`` (the
+            median absolute deviation of the ratios, scaled to a standard deviation: one round's
+            noise) and ``ratio_error`` (the standard error of the median ratio: its noise).
         machine: Where it ran.
         remote: Set by ``edgemm.devices.remote`` when measured over SSH.
     """
@@ -57,11 +61,6 @@ class Comparison:
         keys = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in keys})
 
-    def saving_ms(self, i: int) -> tuple[float, float]:
-        """Milliseconds bundle ``i`` saves against the first, and the noise of that figure (both
-        from the paired ratios, scaled by the first bundle's p50)."""
-        base, row = self.rows[0]["p50_ms"], self.rows[i]
-        return base * (1.0 - row["ratio"]), base * row["ratio_spread"]
 
 
 @dataclass(frozen=True)
@@ -120,8 +119,10 @@ def compare(bundles: Sequence[str | Path], config: CompareConfig | None = None) 
     rows = []
     for bundle, rounds in zip(bundles, p50s):
         ratios = [t / b for t, b in zip(rounds, p50s[0])]
+        spread = _mad(ratios)
         rows.append({"bundle": str(bundle), "p50_ms": statistics.median(rounds), "p50_ms_rounds": rounds,
-                     "ratio": statistics.median(ratios), "ratio_rounds": ratios, "ratio_spread": _mad(ratios)})
+                     "ratio": statistics.median(ratios), "ratio_rounds": ratios, "ratio_spread": spread,
+                     "ratio_error": MEDIAN_SE * spread / math.sqrt(len(ratios))})
     return Comparison(config.stage, config.rounds, p.runs, rows, machine())
 
 
@@ -130,7 +131,8 @@ def to_markdown(c: Comparison) -> str:
     mc = c.machine
     where = f" on {c.remote['url']}" if c.remote else ""
     lines = [f"{c.stage} p50, {c.rounds} interleaved rounds of {c.runs} runs{where}; {mc['cpu']} ({mc['cores']} cores)",
-             "", "| bundle | p50 ms | time vs first (median of rounds) | spread |", "|---|---:|---:|---:|"]
+             "", "| bundle | p50 ms | time vs first (median of rounds ± its error) | spread of one round |", "|---|---:|---:|---:|"]
     for r in c.rows:
-        lines.append(f"| {Path(r['bundle']).name} | {r['p50_ms']:.3f} | {r['ratio']:.3f}× | ±{r['ratio_spread']:.3f} |")
+        lines.append(f"| {Path(r['bundle']).name} | {r['p50_ms']:.3f} | {r['ratio']:.3f}× ±{r['ratio_error']:.3f} | "
+                     f"±{r['ratio_spread']:.3f} |")
     return "\n".join(lines)

@@ -33,7 +33,7 @@ class MacsClock:
         self.calls += 1
         self.compared.append((len(models), precision))
         times = [self.time(m) for m in models]
-        return {"rows": [{"p50_ms": t, "ratio": t / times[0], "ratio_spread": 0.0} for t in times]}
+        return {"rows": [{"p50_ms": t, "ratio": t / times[0], "ratio_spread": 0.0, "ratio_error": 0.0} for t in times]}
 
 
 def _ceil(n, block):

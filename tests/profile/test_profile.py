@@ -160,6 +160,7 @@ def test_bundles_compared_in_interleaved_rounds_with_paired_ratios(onnx_bundle, 
     assert len(second["p50_ms_rounds"]) == 3 and all(t > 0 for t in second["p50_ms_rounds"])
     assert second["ratio_rounds"] == pytest.approx([b / a for a, b in zip(first["p50_ms_rounds"], second["p50_ms_rounds"])])
     assert second["ratio"] == pytest.approx(float(np.median(second["ratio_rounds"])))
+    assert second["ratio_error"] == pytest.approx(1.2533 * second["ratio_spread"] / 3 ** 0.5)  # of the median
     assert second["p50_ms"] == pytest.approx(float(np.median(second["p50_ms_rounds"])))
     assert main([*args, "--stage", "end_to_end"]) == 0
     table = capsys.readouterr().out
