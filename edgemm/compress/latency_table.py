@@ -45,8 +45,9 @@ class LatencyTable:
     Attributes:
         base_ms: The unpruned student's p50 of the budget's stage.
         groups: Per group (named by its root layer): ``channels``, the measured ``points``
-            (``removed`` channels, ``latency_ms``, the paired ``base_ms``) and the fitted
-            ``ms_per_channel`` saved (None: below the noise).
+            (``removed`` channels, ``latency_ms``, ``saved_ms`` against the unpruned student and
+            its ``noise_ms``, both from the paired comparison) and the fitted ``ms_per_channel``
+            saved (None: below the noise).
         measured: Device profile, precision, stage, where.
         round_to: The channel multiple measured on the backend (``measure_round_to``).
     """
@@ -106,15 +107,6 @@ def _prune_to(model: nn.Module, cfg, name: str, keep: int) -> int:
     return removed
 
 
-def _prune_one(model: nn.Module, cfg, name: str, ratio: float) -> int:
-    """Removes ``ratio`` of group ``name``'s channels (kept count rounded down to ``cfg.round_to``)."""
-    from edgemm.compress.prune import build_pruner
-
-    pruner = build_pruner(copy.deepcopy(model), cfg)
-    channels = len(next(g for g in _groups(pruner) if _name(pruner, g) == name)[0].idxs)
-    return _prune_to(model, cfg, name, max(cfg.round_to, int(channels * (1 - ratio)) // cfg.round_to * cfg.round_to))
-
-
 def _savings(result: dict[str, Any]) -> list[tuple[float, float]]:
     """(ms saved against the first model, noise of that figure) per further model of a comparison."""
     base = result["rows"][0]["p50_ms"]
@@ -126,9 +118,10 @@ def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> Lat
     granularity of the backend (``measure_round_to``).
 
     Each group's trials are timed against the unpruned student in one interleaved comparison
-    (``probe.compare``), so the machine's drift cancels in the paired ratios, whose spread over the
-    rounds (the standard error of their median) is the noise of each saving. A group whose largest saving is below twice its noise gets
-    no slope (``ms_per_channel`` None, weight 1): "not measurable" must not read as "costs nothing".
+    (``probe.compare``), so the machine's drift cancels in the paired ratios; the standard error of
+    their median over the rounds is the noise of each saving. A group whose largest saving is below
+    twice its noise gets no slope (``ms_per_channel`` None, weight 1): "not measurable" must not
+    read as "costs nothing".
 
     Args:
         model: The student (not changed: each measurement prunes a copy).
@@ -145,9 +138,9 @@ def build_table(model: nn.Module, cfg, probe, log: Callable[[str], None]) -> Lat
     bases, noises = [], []
     for name, channels in names:
         trials, removed = [], []
-        for ratio in RATIOS:
+        for ratio in RATIOS:  # kept count rounded down to the recipe's round_to
             trial = copy.deepcopy(model)
-            k = _prune_one(trial, cfg, name, ratio)
+            k = _prune_to(trial, cfg, name, max(cfg.round_to, int(channels * (1 - ratio)) // cfg.round_to * cfg.round_to))
             if k and k not in removed:
                 trials.append(trial)
                 removed.append(k)

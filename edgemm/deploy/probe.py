@@ -28,6 +28,8 @@ from edgemm.errors import EdgemmError
 from edgemm.export.formats import FORMATS
 from edgemm.vocab import Precision, PrecisionChoice, Target
 
+COMPARE_ROUNDS = 10  # interleaved rounds of ``LatencyProbe.compare``
+
 
 class ProbeError(EdgemmError, RuntimeError):
     """Timing a pruning step failed here (the backend is missing, the profile cannot run the target, a hang)."""
@@ -85,24 +87,16 @@ class LatencyProbe:
 
     def measure(self, model: nn.Module) -> dict[str, Any]:
         """The p90 (and p50) of the budget's stage for ``model`` as deployed, fastest precision first."""
-        from edgemm.train.checkpoint import atomic_torch_save, make_checkpoint
-
         with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
-            ckpt = Path(tmp) / "model.pt"
-            atomic_torch_save(make_checkpoint(model, labels=self.labels, data=self.data), ckpt)  # weights copied to CPU
-            return self.measure_checkpoint(ckpt)
+            return self.measure_checkpoint(self._save(model, Path(tmp) / "model.pt"))
 
     def measure_checkpoint(self, checkpoint: Path) -> dict[str, Any]:
         """As ``measure``, for a checkpoint file (the final model, with its int8 program)."""
-        from edgemm.export import export
-
         best: dict[str, Any] | None = None
         for precision in precisions(self.budget.device):
             with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
-                bundle = Path(tmp) / f"probe-{precision.value}.edgemm"
-                export(checkpoint, target=self.budget.device.target, precision=precision, out=bundle,
-                       calib_data=self.data, calib_samples=32, verify_output=False, log=lambda s: None)
-                report = self._profile(bundle)
+                bundle = self._export(checkpoint, precision, Path(tmp) / f"probe-{precision.value}.edgemm")
+                report = self._profile([bundle], self._args(shipped_only=self._remote is not None))
             stats = report["stages"][self.budget.stage.value]
             m = {"latency_ms": stats["p90_ms"], "p50_ms": stats["p50_ms"], "precision": precision.value,
                  "backend": report["backend"], "provider": report["device"]}
@@ -110,43 +104,48 @@ class LatencyProbe:
                 best = m
         return best
 
-    def compare(self, models: list[nn.Module], precision: Precision | None = None, rounds: int = 10) -> dict[str, Any]:
+    def compare(self, models: list[nn.Module], precision: Precision | None = None,
+                rounds: int = COMPARE_ROUNDS) -> dict[str, Any]:
         """``models`` exported the way the profile deploys them (at ``precision``: default the
         profile's first) and timed against each other in interleaved rounds
         (``edgemm.profile.compare``): paired ratios to the first model resolve savings that separate
         measurements' drift hides. Returns the comparison (``Comparison.to_dict``).
         """
-        from edgemm.export import export
+        precision = Precision(precision) if precision else precisions(self.budget.device)[0]
+        with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
+            bundles = [self._export(self._save(model, Path(tmp) / f"model-{i}.pt"), precision,
+                                    Path(tmp) / f"probe-{i}.edgemm") for i, model in enumerate(models)]
+            args = self._args(shipped_only=self._remote is not None, runs=max(20, self.budget.runs // rounds))
+            return self._profile(bundles, args + ["--rounds", str(rounds), "--stage", self.budget.stage.value])
+
+    def _save(self, model: nn.Module, path: Path) -> Path:
+        """``model`` as a checkpoint with the run's labels and data (weights copied to CPU)."""
         from edgemm.train.checkpoint import atomic_torch_save, make_checkpoint
 
-        precision = precision or precisions(self.budget.device)[0]
-        with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
-            bundles = []
-            for i, model in enumerate(models):
-                ckpt = Path(tmp) / f"model-{i}.pt"
-                atomic_torch_save(make_checkpoint(model, labels=self.labels, data=self.data), ckpt)
-                bundles.append(Path(tmp) / f"probe-{i}.edgemm")
-                export(ckpt, target=self.budget.device.target, precision=precision, out=bundles[-1],
-                       calib_data=self.data, calib_samples=32, verify_output=False, log=lambda s: None)
-            stage = self.budget.stage.value
-            runs = max(20, self.budget.runs // rounds)
-            if self._remote is not None:
-                from edgemm.devices.remote import compare_remote
+        atomic_torch_save(make_checkpoint(model, labels=self.labels, data=self.data), path)
+        return path
 
-                return compare_remote(self._remote, bundles, self._args(True, runs) + ["--rounds", str(rounds), "--stage", stage],
-                                      self.budget.remote_timeout * len(bundles))
-            return self._local(bundles, self._args(False, runs) + ["--rounds", str(rounds), "--stage", stage],
-                               self.budget.remote_timeout * len(bundles))
+    def _export(self, checkpoint: Path, precision: Precision, bundle: Path) -> Path:
+        """The bundle the device profile deploys (int8 calibrated on 32 samples; not verified: only timed)."""
+        from edgemm.export import export
 
-    def _profile(self, bundle: Path) -> dict[str, Any]:
-        """``edgemm profile --json`` in a fresh process, here or on the device: never in this one,
-        whose torch thread pool, after training, slowed onnxruntime by 50 % and more (measured:
-        the same bundle 1.17 ms p90 in a fresh process, 1.73 ms here after a compress stage)."""
+        export(checkpoint, target=self.budget.device.target, precision=precision, out=bundle,
+               calib_data=self.data, calib_samples=32, verify_output=False, log=lambda s: None)
+        return bundle
+
+    def _profile(self, bundles: list[Path], args: list[str]) -> dict[str, Any]:
+        """``edgemm profile BUNDLES --json ARGS`` in a fresh process, here or on the device (one
+        bundle: its profile; several: their comparison). Never in this process, whose torch thread
+        pool, after training, slowed onnxruntime by 50 % and more (measured: the same bundle 1.17 ms
+        p90 in a fresh process, 1.73 ms here after a compress stage)."""
+        timeout = self.budget.remote_timeout * len(bundles)
         if self._remote is not None:
-            from edgemm.devices.remote import profile_remote
+            from edgemm.devices.remote import compare_remote, profile_remote
 
-            return profile_remote(self._remote, bundle, self._args(shipped_only=True), self.budget.remote_timeout)
-        return self._local([bundle], self._args(shipped_only=False), self.budget.remote_timeout)
+            if len(bundles) == 1:
+                return profile_remote(self._remote, bundles[0], args, timeout)
+            return compare_remote(self._remote, bundles, args, timeout)
+        return self._local(bundles, args, timeout)
 
     def _local(self, bundles: list[Path], args: list[str], timeout: float) -> dict[str, Any]:
         """``edgemm profile BUNDLES --json ARGS`` in a fresh process on this machine."""

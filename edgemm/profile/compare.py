@@ -62,7 +62,6 @@ class Comparison:
         return cls(**{k: v for k, v in d.items() if k in keys})
 
 
-
 @dataclass(frozen=True)
 class CompareConfig:
     """How to compare.

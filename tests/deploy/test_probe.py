@@ -38,7 +38,7 @@ def test_a_failed_timing_is_one_error_naming_the_bundle(tmp_path):
     bundle.mkdir()  # no manifest: the fresh edgemm profile process refuses it
     probe = LatencyProbe(LatencyBudget(5, load_profile("raspberry-pi-5"), runs=1))
     with pytest.raises(ProbeError, match="latency budget: edgemm profile failed on probe-fp32.edgemm: .*manifest"):
-        probe._profile(bundle)
+        probe._profile([bundle], probe._args(shipped_only=False))
 
 
 def test_models_are_exported_and_compared_in_one_fresh_process(trained):
