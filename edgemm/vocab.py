@@ -96,6 +96,13 @@ FRONTEND_MODULE = "frontend"
 FRONTEND_CLASS = "LogMelFrontend"
 
 
+class FrontendPlace(str, enum.Enum):
+    """Where a bundle's log-mel frontend runs (``edgemm export --frontend``)."""
+
+    GRAPH = "graph"  # in the exported model: it takes the waveform, any runtime can run it alone
+    RUNTIME = "runtime"  # in edgemm's runtime (numpy FFT, once per hop in live runs): the model takes log-mel
+
+
 class Int8Scheme(str, enum.Enum):
     """The PT2E quantizer an ``edgemm compress`` qat/ptq stage trains or calibrates with: it decides
     which targets can run the learned program as it is (``FormatSpec.int8_qat_from``)."""

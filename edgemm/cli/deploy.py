@@ -23,7 +23,7 @@ from edgemm.errors import UsageError
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from edgemm.vocab import PrecisionChoice, Target
+    from edgemm.vocab import FrontendPlace, PrecisionChoice, Target
 
     p = sub.add_parser("export", help="export a checkpoint to an ONNX / OpenVINO / TFLite bundle, verified",
                        description="Export a checkpoint as a self-describing bundle and verify it against PyTorch.")
@@ -48,6 +48,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-drop", type=float, default=None, metavar="PTS",
                    help="int8: the accuracy drop allowed, in points (default 1); if verification fails, keep the "
                         "layers int8 hurts most in float until it passes (the manifest lists them and why)")
+    p.add_argument("--frontend", default=FrontendPlace.GRAPH.value, choices=[f.value for f in FrontendPlace],
+                   help="where the audio log-mel is computed: in the exported graph (default; the model takes the "
+                        "waveform) or by edgemm's runtime (an FFT, each frame once per hop in live runs; the model "
+                        "takes the log-mel)")
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.set_defaults(func=_cmd_export)
 
@@ -61,7 +65,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
         manifest = export(a.checkpoint, target=a.target, precision=a.precision, device_profile=a.device_profile,
                           out=a.out, calib_data=a.calib_data, verify_output=not a.no_verify,
                           calib_samples=a.calib_samples, verify_samples=a.verify_samples, explain=a.explain,
-                          max_drop=a.max_drop, log=log)
+                          max_drop=a.max_drop, frontend=a.frontend, log=log)
     except VerificationFailed as e:
         print(f"edgemm export: {e}\n(the bundle is kept at {e.bundle}, marked failed in its manifest)", file=sys.stderr)
         return 3

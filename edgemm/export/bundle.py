@@ -29,7 +29,7 @@ from edgemm.export.int8_debug import Sensitivity
 from edgemm.export.source import ExportContext, ExportSource, Samples, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
 from edgemm.runtime.manifest import SUFFIX, Manifest, TensorSpec, file_checksum, publish, write_manifest
-from edgemm.vocab import OUTPUT_NAME, VerifyStatus
+from edgemm.vocab import OUTPUT_NAME, FrontendPlace, VerifyStatus
 
 
 class VerificationFailed(EdgemmError, RuntimeError):
@@ -43,20 +43,28 @@ class VerificationFailed(EdgemmError, RuntimeError):
         super().__init__(f"{bundle}: verification failed: {message}")
 
 
-def _inputs(artifact, preprocess, batch) -> list[TensorSpec]:
-    img, aud = preprocess.image, preprocess.audio
-    t = artifact.tensors
+def _audio_input(name: str, aud, batch, frontend: FrontendPlace) -> TensorSpec:
+    mel = {"type": "log-mel", "n_fft": aud.n_fft, "win_length": aud.win_length, "hop_length": aud.hop_length,
+           "window": "hann", "n_mels": aud.n_mels, "f_min": aud.f_min, "f_max": aud.f_max, "mel_scale": "slaney",
+           "log_offset": 1e-6, "runs_in": frontend.value}
+    wave = {"sample_rate": aud.sample_rate, "clip_seconds": aud.clip_seconds, "channels": 1, "range": [-1.0, 1.0],
+            "align": aud.align.value, "frontend": mel}
+    if frontend is FrontendPlace.GRAPH:
+        return TensorSpec("audio", name, "audio", [batch, aud.clip_samples], "float32", "NT",
+                          {"representation": "raw waveform, frontend in graph", **wave})
+    return TensorSpec("audio", name, "audio", [batch, 1, aud.n_mels, aud.n_frames], "float32", "NCFT",
+                      {"representation": "log-mel of the raw waveform, computed by the runtime (edgemm.data.logmel: "
+                                         "ln(mel power + 1e-6), frames without centre padding)", **wave})
+
+
+def _inputs(artifact, src: ExportSource, batch) -> list[TensorSpec]:
+    img, t = src.preprocess.image, artifact.tensors
     return [
         TensorSpec("image", t["image"], "image", [batch, 3, img.size, img.size], "float32", "NCHW",
                    {"color_order": img.color_order, "size": img.size, "resize": "centre crop to square, then resize "
                     "(area when shrinking, bilinear when enlarging)", "scale": 1 / 255, "mean": list(img.mean),
                     "std": list(img.std)}),
-        TensorSpec("audio", t["audio"], "audio", [batch, aud.clip_samples], "float32", "NT",
-                   {"representation": "raw waveform, frontend in graph", "sample_rate": aud.sample_rate,
-                    "clip_seconds": aud.clip_seconds, "channels": 1, "range": [-1.0, 1.0], "align": aud.align.value,
-                    "frontend": {"type": "log-mel", "n_fft": aud.n_fft, "win_length": aud.win_length,
-                                 "hop_length": aud.hop_length, "window": "hann", "n_mels": aud.n_mels,
-                                 "f_min": aud.f_min, "f_max": aud.f_max, "mel_scale": "slaney", "log_offset": 1e-6}}),
+        _audio_input(t["audio"], src.preprocess.audio, batch, src.frontend),
         TensorSpec("image_present", t["image_present"], "flag", [batch], "float32", "N",
                    {"meaning": "1.0 when the image is live, 0.0 when absent (covered camera)"}),
         TensorSpec("audio_present", t["audio_present"], "flag", [batch], "float32", "N",
@@ -71,7 +79,7 @@ def _manifest(src, artifact, staging: Path, target: Target, precision: Precision
     batch = artifact.batch if isinstance(artifact.batch, int) else "batch"
     return Manifest(
         name=src.name, labels=src.labels, target=target.value, precision=precision.value, files=artifact.files,
-        inputs=_inputs(artifact, src.preprocess, batch),
+        inputs=_inputs(artifact, src, batch),
         outputs=[TensorSpec(OUTPUT_NAME, artifact.tensors[OUTPUT_NAME], "scores", [batch, len(src.labels)], "float32",
                             "NC", {"activation": "softmax gives class probabilities", "labels": "manifest.labels"})],
         preprocess=src.preprocess.to_dict(), batch=artifact.batch, quantization=artifact.quantization,
@@ -92,7 +100,7 @@ def _verify(staging: Path, spec, src, artifact, data, precision: Precision, samp
 
     batch = load_samples(data, src.preprocess, src.labels, ("test", "val", "train"), samples)
     session = Session(staging, backend=spec.backend)
-    reference = src.int8 if artifact.reference == "pytorch-fake-quant" else src.model
+    reference = src.int8 if artifact.reference == "pytorch-fake-quant" else src.reference
     return {"backend": f"{spec.backend.value} ({session.backend.device})",
             **verify(session.run, torch_runner(reference), batch, precision, reference_name=artifact.reference,
                      labels=src.labels, tol=tolerance)}
@@ -110,7 +118,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
            out: str | Path | None = None, calib_data: str | Path | None = None, verify_output: bool = True,
            calib_samples: int = 256, verify_samples: int = 256, tolerance: Tolerance = Tolerance(),
            device: str | None = None, explain: bool = False, max_drop: float | None = None,
-           log: Callable[[str], None] = print) -> Manifest:
+           frontend: FrontendPlace | str = FrontendPlace.GRAPH, log: Callable[[str], None] = print) -> Manifest:
     """Exports a checkpoint to a bundle and verifies it.
 
     ``precision="auto"`` (measure every precision, keep the fastest that verifies) and device
@@ -132,6 +140,10 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         max_drop: int8: the accuracy drop allowed, in points (replaces the tolerance's); when
             verification fails, the layers int8 hurts most are kept in float, 1, 2, 4, ... of them,
             until it passes.
+        frontend: Where the log-mel frontend runs: in the exported graph (the model takes the
+            waveform), or in edgemm's runtime (the model takes the log-mel; the runtime computes it
+            with an FFT, each frame once in live runs). int8 of a runtime-frontend bundle is
+            calibrated afresh (a learned int8 program has the frontend inside it).
         log: Progress sink.
 
     Returns:
@@ -153,10 +165,17 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     if max_drop is not None:
         tolerance = dataclasses.replace(tolerance, int8_accuracy_points=float(max_drop))
     src = load_source(checkpoint)
+    if parse_enum(FrontendPlace, frontend, "--frontend") is FrontendPlace.RUNTIME:
+        try:
+            src = src.frontend_at_runtime()
+        except ValueError as e:
+            raise ExportError(f"--frontend runtime: {e}") from None
     data = calib_data or src.ckpt.get("data") or "default"
     # the debugger and a fallback calibrate, whatever the route
     calibrate = int8 and (not src.keeps_qat(spec.int8_qat_from) or explain or max_drop is not None)
     calibration = load_samples(data, src.preprocess, src.labels, ("train",), calib_samples) if calibrate else None
+    if calibration is not None and src.frontend is FrontendPlace.RUNTIME:
+        calibration = calibration.as_logmel(src.preprocess.audio)
     bundle = Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision)
     job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples, tolerance, log)
     sensitivity = _explain(job) if explain else None

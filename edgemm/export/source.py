@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgemm.data.preprocess import PreprocessConfig
+from edgemm.data.preprocess import AudioConfig, PreprocessConfig
 from edgemm.export.formats import Precision
-from edgemm.vocab import Int8Scheme
+from edgemm.vocab import FrontendPlace, Int8Scheme
 
 DEFAULT_RUN = Path("runs/compress")
 CHECKPOINT_NAMES = ("model.pt", "best.pt", "last.pt")  # compress output, then train output
@@ -58,6 +59,8 @@ class ExportSource:
     model: nn.Module
     int8: nn.Module | None
     sha256: str
+    frontend: FrontendPlace = FrontendPlace.GRAPH
+    waveform_model: nn.Module | None = None  # with the frontend at runtime: the model that takes the waveform
 
     @property
     def labels(self) -> list[str]:
@@ -70,6 +73,25 @@ class ExportSource:
     @property
     def name(self) -> str:
         return self.ckpt["model"]["name"]
+
+    @property
+    def reference(self) -> nn.Module:
+        """The float model a bundle must agree with: it takes the waveform, as the runtime is given."""
+        return self.waveform_model or self.model
+
+    def frontend_at_runtime(self) -> "ExportSource":
+        """This source with the log-mel frontend taken out of the model (``--frontend runtime``).
+
+        A learned int8 program has the frontend inside it, so int8 exports of this source are
+        calibrated afresh, on the log-mel the runtime computes.
+
+        Raises:
+            ValueError: The model has no edgemm log-mel frontend to take out (see ``without_frontend``).
+        """
+        from edgemm.models.frontend import without_frontend
+
+        return dataclasses.replace(self, model=without_frontend(self.model).eval(), int8=None,
+                                   frontend=FrontendPlace.RUNTIME, waveform_model=self.model)
 
     @property
     def int8_scheme(self) -> Int8Scheme | None:
@@ -117,6 +139,12 @@ class Samples:
 
     def __len__(self) -> int:
         return len(self.label)
+
+    def as_logmel(self, cfg: AudioConfig) -> "Samples":
+        """These samples with the audio as the runtime's log-mel (``edgemm.data.logmel``)."""
+        from edgemm.data.logmel import LogMel
+
+        return dataclasses.replace(self, audio=LogMel(cfg)(self.audio))
 
     def feeds(self, batch: int = 1) -> list[dict[str, np.ndarray]]:
         """Input dicts (edgemm names) of ``batch`` samples, for calibration.

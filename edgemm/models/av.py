@@ -9,14 +9,16 @@ from torch import nn
 
 from edgemm.data.preprocess import PreprocessConfig
 from edgemm.models.encoders import create_audio_encoder, create_image_encoder
-from edgemm.models.frontend import ImageStandardize, LogMelFrontend, SpecAugment
+from edgemm.models.frontend import ImageStandardize, LogMelFrontend, SpecAugment, takes_logmel
 from edgemm.models.fusion import FusionType, create_fusion
 
 
-def example_inputs(preprocess: PreprocessConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
-    """Zero inputs shaped for ``preprocess`` (use batch >= 2 for tracing: batch-1 traces fix the batch)."""
-    s, n = preprocess.image.size, preprocess.audio.clip_samples
-    return torch.zeros(batch, 3, s, s), torch.zeros(batch, n), torch.ones(batch), torch.ones(batch)
+def example_inputs(preprocess: PreprocessConfig, batch: int = 2, *, logmel: bool = False) -> tuple[torch.Tensor, ...]:
+    """Zero inputs shaped for ``preprocess`` (use batch >= 2 for tracing: batch-1 traces fix the batch);
+    ``logmel``: audio as the log-mel (B, 1, n_mels, frames) instead of the waveform (``without_frontend``)."""
+    s, a = preprocess.image.size, preprocess.audio
+    audio = torch.zeros(batch, 1, a.n_mels, a.n_frames) if logmel else torch.zeros(batch, a.clip_samples)
+    return torch.zeros(batch, 3, s, s), audio, torch.ones(batch), torch.ones(batch)
 
 
 class AVModel(nn.Module):
@@ -109,4 +111,4 @@ class AVModel(nn.Module):
         return self.head(self.forward_features(image, audio, image_present, audio_present)["fused"])
 
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
-        return example_inputs(self.preprocess, batch)
+        return example_inputs(self.preprocess, batch, logmel=takes_logmel(self))

@@ -38,7 +38,7 @@ from torch import nn
 from edgemm.config import check_keys, parse_enum
 from edgemm.data.preprocess import PreprocessConfig
 from edgemm.errors import EdgemmError
-from edgemm.models.frontend import LogMelFrontend
+from edgemm.models.frontend import LogMelFrontend, takes_logmel
 from edgemm.safeio import load_yaml, read_text
 from edgemm.vocab import Input
 
@@ -188,7 +188,7 @@ class ContractModel(nn.Module):
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
         from edgemm.models.av import example_inputs
 
-        return example_inputs(self.preprocess, batch)
+        return example_inputs(self.preprocess, batch, logmel=takes_logmel(self))
 
 
 def create_from_reference(ref: str, **kwargs: Any) -> ContractModel:

@@ -11,48 +11,15 @@ for powers of two, TFLite's ``RFFT2D`` takes only powers of two, and the default
 
 from __future__ import annotations
 
+import copy
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
+from edgemm.data.logmel import LOG_EPS, hann_window, mel_filterbank
 from edgemm.data.preprocess import AudioConfig
-
-LOG_EPS = 1e-6
-
-
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    # Slaney's auditory-toolbox scale (librosa's default): linear below 1 kHz, log above.
-    f = np.asarray(f, np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """Slaney-scale, Slaney-normalised triangular filters, shape (n_mels, n_fft // 2 + 1).
-
-    Written out (20 lines) rather than importing librosa/torchaudio into the model path; the test
-    suite checks it equals ``librosa.filters.mel`` with its defaults.
-    """
-    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)  # bin k is at k * sr / n_fft, odd n_fft too
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return weights.astype(np.float32)
-
+from edgemm.vocab import FRONTEND_MODULE
 
 def _frame_macs(n_fft: int, n_mels: int, n1: int) -> int:
     """Multiply-adds per frame of the dense DFT (``n1 == 1``) or of the two-stage DFT with
@@ -92,10 +59,8 @@ class LogMelFrontend(nn.Module):
         """
         super().__init__()
         self.cfg = cfg
-        n_fft, win, hop = cfg.n_fft, cfg.win_length, cfg.hop_length
-        window = torch.zeros(n_fft, dtype=torch.float64)
-        left = (n_fft - win) // 2
-        window[left : left + win] = torch.hann_window(win, periodic=True, dtype=torch.float64)
+        n_fft, hop = cfg.n_fft, cfg.hop_length
+        window = torch.from_numpy(hann_window(cfg))
         self.n_freq = n_fft // 2 + 1
         self.n1, self.n2 = _factor(n_fft, cfg.n_mels) if staged else (1, n_fft)
         self.k2 = self.n_freq // self.n1 + 1
@@ -172,6 +137,35 @@ class LogMelFrontend(nn.Module):
     def macs(self) -> int:
         """Multiply-adds per sample (functional ops a module counter does not see)."""
         return self.cfg.n_frames * _frame_macs(self.cfg.n_fft, self.cfg.n_mels, self.n1)
+
+
+class ExternalLogMel(nn.Identity):
+    """Stands where a model's ``LogMelFrontend`` was once ``without_frontend`` took it out: the
+    model then takes the log-mel (B, 1, n_mels, frames) that the runtime computes."""
+
+
+def takes_logmel(model: nn.Module) -> bool:
+    """Whether ``model``'s frontend was taken out (``without_frontend``)."""
+    return isinstance(getattr(model, FRONTEND_MODULE, None), ExternalLogMel)
+
+
+def without_frontend(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` that takes the log-mel where ``model`` takes the waveform, for bundles
+    whose runtime computes the frontend (``edgemm export --frontend runtime``); ``model`` is unchanged.
+
+    Raises:
+        ValueError: ``model`` has no edgemm log-mel frontend, or does not take presence flags (edgemm
+            then zeroes an absent microphone's waveform in front of the frontend, inside the graph).
+    """
+    if not isinstance(getattr(model, FRONTEND_MODULE, None), LogMelFrontend):
+        raise ValueError(f"{type(model).__name__} has no edgemm log-mel frontend (it takes the waveform or its "
+                         "own audio representation): only the graph can compute its audio input")
+    if not getattr(model, "flags", True):
+        raise ValueError(f"{type(model).__name__} does not take presence flags, so an absent microphone's "
+                         "waveform is zeroed in front of its frontend, inside the graph: keep the frontend there")
+    body = copy.deepcopy(model)
+    setattr(body, FRONTEND_MODULE, ExternalLogMel())
+    return body
 
 
 class SpecAugment(nn.Module):

@@ -19,7 +19,8 @@ from typing import Any, Mapping
 from edgemm.atomic import atomic_write_text
 from edgemm.errors import EdgemmError
 from edgemm.safeio import load_json, read_text
-from edgemm.vocab import VerifyStatus
+from edgemm.config import parse_enum
+from edgemm.vocab import FrontendPlace, VerifyStatus
 
 SCHEMA = "edgemm-bundle"
 SCHEMA_VERSION = 1
@@ -117,10 +118,25 @@ class Manifest:
             PreprocessConfig.from_dict(manifest.preprocess)
         except (ValueError, TypeError) as e:
             raise BundleError(path, f"preprocess: {e}") from None
+        try:
+            manifest.frontend
+        except (ValueError, AttributeError) as e:
+            raise BundleError(path, str(e)) from None
         scores = manifest.outputs[0].shape[-1] if manifest.outputs and manifest.outputs[0].shape else None
         if isinstance(scores, int) and scores != len(manifest.labels):
             raise BundleError(path, f"lists {len(manifest.labels)} labels but the model's output has {scores} scores")
         return manifest
+
+    @property
+    def frontend(self) -> FrontendPlace:
+        """Where the audio log-mel is computed (a bundle that does not say: in the graph).
+
+        Raises:
+            ValueError: The manifest names a place edgemm does not know.
+        """
+        audio = next((t for t in self.inputs if t.name == "audio"), None)
+        place = ((audio.preprocessing.get("frontend") or {}) if audio else {}).get("runs_in", FrontendPlace.GRAPH.value)
+        return parse_enum(FrontendPlace, place, "inputs.audio.preprocessing.frontend.runs_in")
 
     def input(self, name: str) -> TensorSpec:
         for t in self.inputs:

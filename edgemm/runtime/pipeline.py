@@ -202,7 +202,7 @@ class Pipeline:
         a = session.preprocess.audio
         self.sync = Sync(a.sample_rate, a.clip_samples, video="video" in streams, audio="audio" in streams,
                          latest_only=self.live, audio_wait=config.audio_wait if self.live else None,
-                         hop=config.hop, queue=2 * self.batch)
+                         hop=config.hop, queue=2 * self.batch, align=session.align)
         self.smoother = Smoother(session.labels, config.smooth, config.smooth_mode, config.threshold)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
@@ -243,7 +243,8 @@ class Pipeline:
         preds = dict(zip(run, self.session.predict_batch(
             [samples[k].image if live[k][0] else None for k in run],
             [samples[k].audio if live[k][1] else None for k in run],
-            sample_rate=self.session.preprocess.audio.sample_rate))) if run else {}
+            sample_rate=self.session.preprocess.audio.sample_rate,
+            audio_starts=[samples[k].audio_start for k in run]))) if run else {}
         results = []
         for k, sample in enumerate(samples):
             image_live, audio_live, dbfs, waited = live[k]

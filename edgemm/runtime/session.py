@@ -11,10 +11,11 @@ from typing import Sequence
 import numpy as np
 
 from edgemm.config import parse_enum
+from edgemm.data.logmel import LogMel, StreamingLogMel
 from edgemm.data.preprocess import PreprocessConfig, fit_length, preprocess_image, resample, to_mono
 from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendName, BackendUnavailable, open_backend
 from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
-from edgemm.vocab import INPUT_NAMES, VerifyStatus
+from edgemm.vocab import INPUT_NAMES, FrontendPlace, VerifyStatus
 
 BATCH_TRIALS = 8  # batches timed each way before ``run`` keeps one (``Session.choose_batching``)
 
@@ -82,6 +83,10 @@ class Session:
             raise BundleError(self.path, f"manifest inputs lack {missing}")
         self._dtype = {t.name: np.dtype(t.dtype) for t in m.inputs}
         self._output = m.outputs[0].tensor
+        # A bundle whose runtime computes the log-mel (``edgemm export --frontend runtime``).
+        self.logmel = LogMel(self.preprocess.audio) if m.frontend is FrontendPlace.RUNTIME else None
+        self._stream = StreamingLogMel(self.logmel) if self.logmel else None
+        self._silence = self.logmel(np.zeros((1, self.preprocess.audio.clip_samples), np.float32)) if self.logmel else None
         self.fixed_batch = m.batch if isinstance(m.batch, int) else None
         self.call_batch: int | None = None  # samples per backend call in ``run`` (None: all at once)
         self._trials: dict[int | None, list[float]] | None = None  # ``choose_batching``'s timings, per way
@@ -104,15 +109,39 @@ class Session:
             raise BundleError(self.path, f"the model gives {out.shape[-1] if out.ndim else 0} scores per sample "
                                          f"but the manifest lists {len(self.labels)} labels")
 
+    @property
+    def align(self) -> int:
+        """Samples that live audio windows should end on a multiple of: the hop when this session
+        computes the log-mel, so consecutive windows share whole STFT frames, else 1."""
+        return self.preprocess.audio.hop_length if self.logmel else 1
+
     def run(self, image: np.ndarray, audio: np.ndarray, image_present: np.ndarray | None = None,
             audio_present: np.ndarray | None = None) -> np.ndarray:
-        """Logits for a batch of preprocessed inputs (what ``edgemm.data`` yields), shape (B, classes)."""
+        """Logits for a batch of preprocessed inputs (what ``edgemm.data`` yields: ``audio`` is the
+        waveform (B, samples), or, for a runtime-frontend bundle, already its log-mel), shape (B, classes)."""
         b = image.shape[0]
+        if self.logmel is not None and audio.ndim == 2:
+            audio = self.logmel(audio)
         feeds = {"image": image, "audio": audio,
                  "image_present": np.ones(b, np.float32) if image_present is None else image_present,
                  "audio_present": np.ones(b, np.float32) if audio_present is None else audio_present}
         feeds = {self._tensor[k]: np.ascontiguousarray(v, dtype=self._dtype[k]) for k, v in feeds.items()}
         return self._call(feeds, b)
+
+    def _logmel(self, waves: np.ndarray, audios: Sequence[np.ndarray | None],
+                starts: Sequence[int | None] | None) -> np.ndarray:
+        """The runtime frontend of ``predict_batch``'s windows: streamed where a window's stream index is known."""
+        clip = waves.shape[1]
+        out = np.empty((len(waves), *self.logmel.shape), np.float32)
+        for k, (wave, audio) in enumerate(zip(waves, audios)):
+            start = None if starts is None or audio is None or len(audio) < clip else starts[k]
+            if audio is None:
+                out[k] = self._silence[0]
+            elif start is None:
+                out[k] = self.logmel(wave[None])[0]
+            else:  # the window used is the newest ``clip`` samples
+                out[k] = self._stream(wave, start + len(audio) - clip)
+        return out
 
     def choose_batching(self, batch: int) -> None:
         """Lets ``run`` find out, on the batches it is given, whether one backend call per batch or
@@ -163,9 +192,16 @@ class Session:
         return self.predict_batch([image], [audio], sample_rate)[0]
 
     def predict_batch(self, images: Sequence[np.ndarray | None], audios: Sequence[np.ndarray | None],
-                      sample_rate: int | None = None) -> list[Prediction]:
+                      sample_rate: int | None = None, audio_starts: Sequence[int | None] | None = None
+                      ) -> list[Prediction]:
         """``predict`` for several frames / windows in one backend call (pairs in order; either
-        of a pair may be None, not both). Each prediction's stages are its share of the batch's."""
+        of a pair may be None, not both). Each prediction's stages are its share of the batch's.
+
+        Args:
+            audio_starts: The stream index of each window's first sample, for consecutive windows
+                of one stream (``edgemm.runtime.sync``): a runtime frontend then computes each STFT
+                frame once.
+        """
         if len(images) != len(audios):
             raise ValueError(f"predict_batch: {len(images)} images but {len(audios)} audio windows")
         if any(i is None and a is None for i, a in zip(images, audios)):
@@ -181,6 +217,9 @@ class Session:
             if audio is not None:
                 wave = resample(to_mono(audio), sample_rate or p.audio.sample_rate, p.audio.sample_rate)
                 x_aud[k] = fit_length(wave[-p.audio.clip_samples:], p.audio.clip_samples)
+        if self.logmel is not None:
+            same_rate = sample_rate in (None, p.audio.sample_rate)
+            x_aud = self._logmel(x_aud, audios, audio_starts if same_rate else None)
         flags = (np.array([float(i is not None) for i in images], np.float32),
                  np.array([float(a is not None) for a in audios], np.float32))
         t1 = time.perf_counter_ns()

@@ -62,6 +62,7 @@ class Sample:
     image: np.ndarray | None
     audio: np.ndarray | None
     captured_ns: int
+    audio_start: int | None = None  # stream index of the window's first sample
 
 
 class AudioRing:
@@ -132,11 +133,21 @@ class AudioRing:
 
     def window(self, t: float, n: int) -> np.ndarray:
         """The ``n`` samples ending at media time ``t``; missing or expired samples are zeros."""
+        return self.read(t, n)[0]
+
+    def read(self, t: float, n: int, align: int = 1) -> tuple[np.ndarray, int | None]:
+        """``window``, ending at the last multiple of ``align`` (a stream index) at or before ``t``,
+        and the stream index of its first sample (None before any audio).
+
+        Windows aligned to the frontend's hop start whole hops apart, so a runtime frontend can
+        reuse the STFT frames they share (``edgemm.data.logmel.StreamingLogMel``).
+        """
         out = np.zeros(n, np.float32)
         with self._lock:
             if self.t0 is None:
-                return out
+                return out, None
             stop = int(round((t - self.t0) * self.sample_rate))
+            stop -= stop % align
             start = stop - n
             lo, hi = max(start, self.end - len(self._buf), 0), min(stop, self.end)
             if hi > lo:  # two slices at most (where the ring wraps), not an index array: 16 k samples per result
@@ -144,7 +155,7 @@ class AudioRing:
                 first = min(n, len(self._buf) - i)
                 out[lo - start:lo - start + first] = self._buf[i:i + first]
                 out[lo - start + first:hi - start] = self._buf[:n - first]
-        return out
+        return out, start
 
 
 class Sync:
@@ -162,16 +173,17 @@ class Sync:
         queue: Frames held when not ``latest_only``.
         audio_wait: Longest wait (s) for audio to reach a frame's time before using what is there.
         hop: Seconds between audio-only samples.
+        align: Audio windows end on a multiple of this many samples (``AudioRing.read``).
     """
 
     def __init__(self, sample_rate: int, window: int, *, video: bool = True, audio: bool = True,
                  latest_only: bool = True, queue: int = 4, audio_wait: float | None = 0.25,
-                 hop: float = 0.25) -> None:
+                 hop: float = 0.25, align: int = 1) -> None:
         if not (video or audio):
             raise ValueError("Sync needs a video stream, an audio stream, or both")
         self.window, self.video, self.audio = window, video, audio
         self.ring = AudioRing(sample_rate)
-        self.latest_only, self.audio_wait, self.hop = latest_only, audio_wait, hop
+        self.latest_only, self.audio_wait, self.hop, self.align = latest_only, audio_wait, hop, align
         self._frames: collections.deque[Frame] = collections.deque(maxlen=1 if latest_only else None)
         self._capacity = 1 if latest_only else max(queue, 1)
         self._cond = threading.Condition()
@@ -247,8 +259,8 @@ class Sync:
                         break
                     if not self._wait(audio_deadline):
                         break
-        audio = self.ring.window(frame.t, self.window) if self.audio and self.ring.end_time is not None else None
-        return Sample(frame.t, frame.image, audio, frame.captured_ns)
+        audio, start = self.ring.read(frame.t, self.window, self.align) if self.audio else (None, None)
+        return Sample(frame.t, frame.image, None if start is None else audio, frame.captured_ns, start)
 
     def _next_hop(self, deadline: float | None) -> Sample | None:
         with self._cond:
@@ -267,4 +279,5 @@ class Sync:
                     return None
             t = self._next_hop_t
             self._next_hop_t += self.hop
-        return Sample(t, None, self.ring.window(t, self.window), time.perf_counter_ns())
+        audio, start = self.ring.read(t, self.window, self.align)
+        return Sample(t, None, audio, time.perf_counter_ns(), start)
