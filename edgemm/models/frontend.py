@@ -21,6 +21,7 @@ from edgemm.data.logmel import LOG_EPS, hann_window, mel_filterbank
 from edgemm.data.preprocess import AudioConfig
 from edgemm.vocab import FRONTEND_MODULE
 
+
 def _frame_macs(n_fft: int, n_mels: int, n1: int) -> int:
     """Multiply-adds per frame of the dense DFT (``n1 == 1``) or of the two-stage DFT with
     ``n_fft = n1 * n2``: window, stage 1, twiddle, stage 2, power, mel matrix."""

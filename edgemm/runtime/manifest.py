@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edgemm.atomic import atomic_write_text
+from edgemm.config import parse_enum
 from edgemm.errors import EdgemmError
 from edgemm.safeio import load_json, read_text
-from edgemm.config import parse_enum
 from edgemm.vocab import FrontendPlace, VerifyStatus
 
 SCHEMA = "edgemm-bundle"
@@ -119,7 +119,7 @@ class Manifest:
         except (ValueError, TypeError) as e:
             raise BundleError(path, f"preprocess: {e}") from None
         try:
-            manifest.frontend
+            _ = manifest.frontend  # an unknown place is a bad manifest, not a later KeyError
         except (ValueError, AttributeError) as e:
             raise BundleError(path, str(e)) from None
         scores = manifest.outputs[0].shape[-1] if manifest.outputs and manifest.outputs[0].shape else None

@@ -165,3 +165,58 @@ def test_converter_error_names_the_operator_and_layer():
     msg = str(e.value)
     assert msg.startswith("tflite: cannot convert operator aten.log.default in layer(s) frontend")
     assert "long converter stack" not in msg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, precision", [("onnx", "fp32"), ("openvino", "fp32"), ("tflite", "fp32"),
+                                               ("executorch", "fp32"), ("onnx", "int8")])
+def test_a_runtime_frontend_bundle_takes_log_mel_and_agrees_with_the_waveform_model(target, precision, trained,
+                                                                                      easy_manifest, tmp_path):
+    """--frontend runtime: the graph takes the log-mel, the runtime computes it with numpy's FFT, and
+    verification (bundle fed waveforms vs the PyTorch model that takes them) holds fp32 to 1e-4."""
+    run = trained("test_gated")
+    out = tmp_path / "runtime.edgemm"
+    manifest = export(run, target=target, precision=precision, out=out, calib_samples=64, verify_samples=64,
+                      frontend="runtime", log=lambda s: None)
+    v = manifest.verification
+    assert v["status"] == "passed", v["message"]
+    if precision == "fp32":
+        assert v["top1_agreement"] == 1.0 and v["max_abs_logit_diff"] <= 1e-4
+    back = read_manifest(out)
+    audio = back.input("audio")
+    assert back.frontend.value == "runtime" and audio.preprocessing["frontend"]["runs_in"] == "runtime"
+    from edgemm.train import load_model
+
+    cfg = load_model(run / "best.pt")[0].preprocess.audio
+    assert audio.shape[1:] == [1, cfg.n_mels, cfg.n_frames]
+    session = load(out)
+    assert session.logmel is not None
+    # The same raw files give the graph-frontend bundle's scores.
+    graph = load(export(run, target=target, precision="fp32", out=tmp_path / "graph.edgemm", verify_output=False,
+                        log=lambda s: None).location)
+    import soundfile as sf
+
+    for label in back.labels:
+        wave, sr = sf.read((easy_manifest.parent / f"{label}_095").with_suffix(".wav"), dtype="float32")
+        ours, theirs = session.predict(audio=wave, sample_rate=sr), graph.predict(audio=wave, sample_rate=sr)
+        assert ours.label == theirs.label
+        if precision == "fp32":
+            assert max(abs(ours.scores[k] - theirs.scores[k]) for k in back.labels) < 1e-4
+
+
+def test_runtime_frontend_needs_an_edgemm_frontend(tmp_path):
+    """A model that takes the waveform itself has no log-mel to move: a one-line error says so."""
+    import torch
+
+    from edgemm.data.preprocess import PreprocessConfig
+    from edgemm.models.contract import ContractModel
+    from edgemm.models.frontend import without_frontend
+
+    class Wave(torch.nn.Module):
+        def forward(self, image, audio, image_present, audio_present):
+            return torch.stack([audio.mean(1), image.mean((1, 2, 3))], 1)
+
+    with pytest.raises(ValueError, match="has no edgemm log-mel frontend"):
+        without_frontend(ContractModel(Wave(), PreprocessConfig(), "waveform"))
+    body = without_frontend(ContractModel(Wave(), PreprocessConfig(), "logmel"))
+    assert body.example_inputs(2)[1].shape == (2, 1, 64, PreprocessConfig().audio.n_frames)
