@@ -75,17 +75,26 @@ class LogMel:
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """STFT frames (..., n_fft) -> log-mel columns (..., n_mels)."""
-        spec = np.fft.rfft(frames * self.window, axis=-1)
-        power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
-        return np.log(power @ self.mel_t + LOG_EPS)
+        power = np.abs(np.fft.rfft(frames * self.window, axis=-1))  # fewer numpy calls than re² + im²
+        power *= power
+        mel = power @ self.mel_t
+        mel += LOG_EPS
+        return np.log(mel, out=mel)
+
+    def framed(self, wave: np.ndarray, first: int = 0) -> np.ndarray:
+        """Frames ``first`` .. ``n_frames - 1`` of a whole window (..., samples) as a strided view
+        (..., frames, n_fft); ``sliding_window_view`` costs 12 µs of Python per call, this 3."""
+        cfg, step = self.cfg, wave.strides[-1]
+        return np.lib.stride_tricks.as_strided(
+            wave[..., first * cfg.hop_length:], shape=(*wave.shape[:-1], cfg.n_frames - first, cfg.n_fft),
+            strides=(*wave.strides[:-1], cfg.hop_length * step, step), writeable=False)
 
     def __call__(self, waves: np.ndarray) -> np.ndarray:
         waves = np.asarray(waves, np.float32)
         length = self.cfg.n_fft + (self.cfg.n_frames - 1) * self.cfg.hop_length
         if waves.shape[-1] < length:  # as the graph frontend pads a short clip
             waves = np.pad(waves, [(0, 0)] * (waves.ndim - 1) + [(0, length - waves.shape[-1])])
-        framed = np.lib.stride_tricks.sliding_window_view(waves[..., :length], self.cfg.n_fft, axis=-1)
-        cols = self.frames(framed[..., ::self.cfg.hop_length, :])  # (B, frames, n_mels)
+        cols = self.frames(self.framed(waves))  # (B, frames, n_mels)
         return np.ascontiguousarray(np.swapaxes(cols, -1, -2)[:, None])
 
 
@@ -115,6 +124,8 @@ class StreamingLogMel:
         cfg = self.logmel.cfg
         hop, n = cfg.hop_length, cfg.n_frames
         wave = np.asarray(wave, np.float32)
+        if wave.shape != (cfg.clip_samples,):
+            raise ValueError(f"StreamingLogMel takes one window of {cfg.clip_samples} samples, got shape {wave.shape}")
         keep, step = 0, 0
         if self._start is not None and len(wave) == len(self._wave):
             shift = start - self._start
@@ -128,8 +139,7 @@ class StreamingLogMel:
         if keep:
             cols[:keep] = self._cols[step:step + keep]
         if keep < n:
-            framed = np.lib.stride_tricks.sliding_window_view(wave, cfg.n_fft)[keep * hop:(n - 1) * hop + 1:hop]
-            cols[keep:] = self.logmel.frames(framed)
+            cols[keep:] = self.logmel.frames(self.logmel.framed(wave, keep))
         self.computed += n - keep
         self.reused += keep
         self._start, self._wave, self._cols = start, wave, cols

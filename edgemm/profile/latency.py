@@ -42,6 +42,9 @@ class ProfileConfig:
         layer_runs: Predictions in the per-layer pass.
         seed: Seed of the synthetic inputs.
         options: Backend options (OpenVINO properties, execution-provider options).
+        fps: Rate of the simulated live run: each prediction's audio window is ``1 / fps`` s after
+            the previous one's, as in ``edgemm run`` (a runtime frontend computes only the STFT
+            frames a window adds; a graph frontend computes them all either way).
     """
 
     runs: int = 200
@@ -55,8 +58,11 @@ class ProfileConfig:
     layer_runs: int = 50
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    fps: float = 30.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.fps <= 1000:
+            raise ValueError(f"profile: fps must be in (0, 1000], got {self.fps}")
         if self.runs < 1 or self.warmup < 0 or self.layers < 0 or self.layer_runs < 1 or self.min_time < 0:
             raise ValueError("profile: runs and layer_runs must be >= 1; warmup, layers and min_time >= 0 "
                              f"(got runs={self.runs}, warmup={self.warmup}, layers={self.layers}, "
@@ -119,6 +125,33 @@ def synthetic_inputs(session: Session, frame_size: tuple[int, int], seed: int = 
     return frame, audio
 
 
+class LiveAudio:
+    """Consecutive audio windows of a simulated live stream, ``step`` samples apart (rounded to the
+    session's alignment, as ``edgemm run`` aligns them), cut from a periodic noise signal so that
+    overlapping windows share their samples however long the run.
+
+    Args:
+        session: The session (its rate, window length and alignment).
+        fps: Windows per second.
+        seed: Noise seed.
+    """
+
+    def __init__(self, session: Session, fps: float, seed: int = 0) -> None:
+        a, align = session.preprocess.audio, session.align
+        self.clip = a.clip_samples
+        self.step = max(align, int(a.sample_rate / fps) // align * align)
+        period = self.step * max(1, -(-4 * a.sample_rate // self.step))  # >= 4 s, whole steps
+        noise = (0.1 * np.random.default_rng(seed).standard_normal(period)).astype(np.float32)
+        self._signal = np.tile(noise, 2 + self.clip // period)
+        self._period, self.start = period, 0
+
+    def next(self) -> tuple[np.ndarray, int]:
+        """The next window and the stream index of its first sample."""
+        at = self.start % self._period
+        self.start += self.step
+        return self._signal[at:at + self.clip], self.start - self.step
+
+
 def _layer_pass(bundle: Path, config: ProfileConfig, frame: np.ndarray, audio: np.ndarray
                 ) -> tuple[list, str, dict[str, int]]:
     session = Session(bundle, backend=config.backend, device=config.device, threads=config.threads, profile=True,
@@ -153,14 +186,17 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
                       options=config.options)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     frame, audio = synthetic_inputs(session, config.frame_size, config.seed)
+    live = LiveAudio(session, config.fps, config.seed)
     for _ in range(config.warmup):
-        session.predict(frame, audio)
+        window, at = live.next()
+        session.predict_batch([frame], [window], audio_starts=[at])
     timings: dict[str, list[int]] = {s: [] for s in STAGES}
     heat = read_thermal()
     start = time.perf_counter()
     while len(timings["end_to_end"]) < config.runs or time.perf_counter() - start < config.min_time:
+        window, at = live.next()
         a = time.perf_counter_ns()
-        pred = session.predict(frame, audio)
+        pred = session.predict_batch([frame], [window], audio_starts=[at])[0]
         b = time.perf_counter_ns()
         for stage, ms in pred.stages.items():
             timings[stage].append(int(ms * 1e6))

@@ -167,3 +167,32 @@ def test_bundles_compared_in_interleaved_rounds_with_paired_ratios(onnx_bundle, 
     assert "end_to_end p50, 3 interleaved rounds of 15 runs" in table and "| copy.edgemm |" in table
     assert main([*args, "--plot", str(tmp_path / "x.png")]) == 2
     assert "--plot draws one bundle's latency histogram" in capsys.readouterr().err
+
+
+def test_profile_feeds_consecutive_windows_of_a_live_stream(onnx_bundle, trained, tmp_path):
+    """Each profiled prediction's audio window is 1/fps s after the previous one, aligned as edgemm run
+    aligns them, so a runtime-frontend bundle is timed as it runs live: computing only the new frames."""
+    from edgemm.export import export
+    from edgemm.profile.latency import LiveAudio
+    from edgemm.runtime import load
+
+    bundle = export(trained("test_concat"), target="onnx", out=tmp_path / "rt.edgemm", frontend="runtime",
+                    verify_output=False, log=lambda s: None).location
+    session = load(bundle)
+    a = session.preprocess.audio
+    live = LiveAudio(session, fps=15.0)
+    assert live.step % a.hop_length == 0 and abs(live.step - a.sample_rate / 15) < a.hop_length
+    prev, prev_at = live.next()
+    for _ in range(200):  # past the periodic signal's wrap (4 s = 120 windows at 15 fps)
+        window, at = live.next()
+        assert at == prev_at + live.step and len(window) == a.clip_samples
+        np.testing.assert_array_equal(window[:-live.step], prev[live.step:])
+        prev, prev_at = window, at
+    assert LiveAudio(load(onnx_bundle), fps=15.0).step == a.sample_rate // 15  # graph frontend: no alignment
+
+    profile(bundle, ProfileConfig(runs=60, warmup=5, layers=0, fps=15.0))
+    for _ in range(60):
+        window, at = live.next()
+        session.predict_batch([None], [window], audio_starts=[at])
+    per_window = live.step // a.hop_length
+    assert session._stream.computed == a.n_frames + 59 * per_window
