@@ -41,7 +41,7 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def bundles_for(label: str, src, targets, precisions, out: Path) -> list[dict]:
+def bundles_for(label: str, src, targets, precisions, out: Path, frontend: str = "graph") -> list[dict]:
     """One bundle per supported target x precision (``edgemm bench``'s export-or-reuse); failures are rows."""
     from edgemm.export.formats import offers
     from edgemm.profile.bench import export_or_reuse
@@ -54,7 +54,7 @@ def bundles_for(label: str, src, targets, precisions, out: Path) -> list[dict]:
                 continue
             row = {"model": label, "target": target, "precision": precision}
             try:
-                bundle, v = export_or_reuse(src, target, precision, out, log=_quiet)
+                bundle, v = export_or_reuse(src, target, precision, out, frontend=frontend, log=_quiet)
                 files = read_manifest(bundle).files
                 row.update(bundle=str(bundle), status=v.get("status"), top1_agreement=v.get("top1_agreement"),
                            size_mb=sum((bundle / f).stat().st_size for f in files.values()) / 1e6)
@@ -63,20 +63,21 @@ def bundles_for(label: str, src, targets, precisions, out: Path) -> list[dict]:
             rows.append(row)
             print(f"int8: {label} {target} {precision}: {row['status']}", file=sys.stderr)
             if precision == "int8" and row.get("status") == "failed":
-                rows.append(with_fallback(label, src, target, out))
+                rows.append(with_fallback(label, src, target, out, frontend=frontend))
     return rows
 
 
-def with_fallback(label: str, src, target: str, out: Path, max_drop: float = 1.0) -> dict:
+def with_fallback(label: str, src, target: str, out: Path, max_drop: float = 1.0, frontend: str = "graph") -> dict:
     """The int8 bundle ``edgemm export --max-drop`` makes after a failed int8 verification: the
     layers the int8 debugger ranks worst kept float until it verifies."""
     from edgemm.export import VerificationFailed, export
     from edgemm.runtime import read_manifest
 
-    bundle = out / f"{src.name}-{target}-int8-fallback.edgemm"
+    bundle = out / f"{src.name}-{target}-int8-fallback{'' if frontend == 'graph' else '-' + frontend + '-frontend'}.edgemm"
     row = {"model": label, "target": target, "precision": "int8-fallback", "bundle": str(bundle)}
     try:
-        m = export(src.checkpoint, target=target, precision="int8", out=bundle, max_drop=max_drop, log=_quiet)
+        m = export(src.checkpoint, target=target, precision="int8", out=bundle, max_drop=max_drop, frontend=frontend,
+                   log=_quiet)
     except VerificationFailed:
         m = read_manifest(bundle)
     kept = (m.quantization or {}).get("kept_float", [])
@@ -154,6 +155,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/int8-bench"))
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--frontend-only", action="store_true", help="time only the frontends (staged and dense)")
+    p.add_argument("--frontend", default="graph", choices=["graph", "runtime"],
+                   help="export with the log-mel in the graph or computed by the runtime; with runtime, the "
+                        "timed call is the graph alone on a log-mel (the frontend costs the same at every precision)")
     args = p.parse_args()
     targets, precisions = args.targets.split(","), args.precisions.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +179,7 @@ def main() -> None:
         data = src.ckpt.get("data") or "default"
         test = open_dataset(data, src.preprocess, splits=("test",), labels=src.labels).get("test")
         models[label]["data"] = f"{data} [test, n={len(test)}]"
-        for row in bundles_for(label, src, targets, precisions, args.out):
+        for row in bundles_for(label, src, targets, precisions, args.out, args.frontend):
             if row["status"] in ("passed", "failed"):
                 r = evaluate_session(load(row["bundle"], threads=args.threads), test, src.labels)
                 row["accuracy"] = r.accuracy
@@ -192,6 +196,8 @@ def main() -> None:
             pre = s.preprocess
             img = rng.standard_normal((1, 3, pre.image.size, pre.image.size)).astype(np.float32)
             wav = (0.1 * rng.standard_normal((1, pre.audio.clip_samples))).astype(np.float32)
+            if s.logmel is not None:  # --frontend runtime: time the graph alone
+                wav = s.logmel(wav)
             ones = np.ones(1, np.float32)
             sessions[i] = s
             calls[("model", i)] = lambda s=s, a=(img, wav, ones, ones): s.run(*a)

@@ -23,7 +23,7 @@ from edgemm.errors import UsageError
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from edgemm.vocab import FrontendPlace, PrecisionChoice, Target
+    from edgemm.vocab import PrecisionChoice, Target
 
     p = sub.add_parser("export", help="export a checkpoint to an ONNX / OpenVINO / TFLite bundle, verified",
                        description="Export a checkpoint as a self-describing bundle and verify it against PyTorch.")
@@ -48,12 +48,18 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-drop", type=float, default=None, metavar="PTS",
                    help="int8: the accuracy drop allowed, in points (default 1); if verification fails, keep the "
                         "layers int8 hurts most in float until it passes (the manifest lists them and why)")
+    _add_frontend(p)
+    p.add_argument("--json", action="store_true", help="print the manifest")
+    p.set_defaults(func=_cmd_export)
+
+
+def _add_frontend(p: argparse.ArgumentParser) -> None:
+    from edgemm.vocab import FrontendPlace
+
     p.add_argument("--frontend", default=FrontendPlace.GRAPH.value, choices=[f.value for f in FrontendPlace],
                    help="where the audio log-mel is computed: in the exported graph (default; the model takes the "
                         "waveform) or by edgemm's runtime (an FFT, each frame once per hop in live runs; the model "
                         "takes the log-mel)")
-    p.add_argument("--json", action="store_true", help="print the manifest")
-    p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
@@ -331,6 +337,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="bundles, bench.json, the bench.jsonl history and the plot (default: <run>/bench)")
     p.add_argument("--no-reuse", action="store_true", help="re-export even when a bundle of this checkpoint exists")
+    _add_frontend(p)
     add_device_profile(p, "its threads everywhere, its backend, provider and options for the formats it runs")
     p.add_argument("--fail-under", action="append", default=[], metavar="METRIC=VALUE",
                    help="exit 4 when a format's METRIC (accuracy, accuracy_image_only, accuracy_audio_only, "
@@ -345,6 +352,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _cmd_bench(a: argparse.Namespace) -> int:
     from edgemm.devices import as_profile
     from edgemm.profile.bench import BenchConfig, below_floors, bench, parse_floor, plot, to_markdown
+    from edgemm.vocab import FrontendPlace
 
     floors = [parse_floor(f) for f in a.fail_under]
     def split(s: str) -> tuple[str, ...]:
@@ -353,7 +361,7 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     config = BenchConfig(targets=split(a.targets), precisions=split(a.precisions), data=a.data, split=a.split,
                          runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse,
                          device_profile=as_profile(a.device_profile), remote=remote_of(a),
-                         remote_timeout=a.remote_timeout)
+                         remote_timeout=a.remote_timeout, frontend=FrontendPlace(a.frontend))
     report = bench(a.checkpoint, config, log=lambda s: print(s, file=sys.stderr))
     plot(report, a.plot or report.out / "bench.png")
     if a.json:

@@ -21,7 +21,7 @@ import numpy as np
 from edgemm.atomic import atomic_write_text
 from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.profile.stats import LatencyStats, machine
-from edgemm.vocab import BenchStatus, Precision, Target, VerifyStatus
+from edgemm.vocab import BenchStatus, FrontendPlace, Precision, Target, VerifyStatus
 
 TARGETS = tuple(t.value for t in Target)
 PRECISIONS = tuple(p.value for p in Precision)
@@ -45,6 +45,7 @@ class BenchConfig:
         remote: An ``edgemm.devices.remote.Remote``: time every bundle on that device over SSH
             (accuracy is still evaluated here: the same bundle gives the same answers).
         remote_timeout: Seconds allowed for each remote step.
+        frontend: Where the bundles compute the log-mel (``edgemm export --frontend``).
     """
 
     targets: tuple[str, ...] = TARGETS
@@ -58,6 +59,7 @@ class BenchConfig:
     device_profile: Any = None
     remote: Any = None
     remote_timeout: float = 600.0
+    frontend: FrontendPlace = FrontendPlace.GRAPH
 
     def __post_init__(self) -> None:
         for name, values, valid in (("--targets", self.targets, TARGETS), ("--precisions", self.precisions, PRECISIONS)):
@@ -101,11 +103,12 @@ class BenchReport:
     rows: list[BenchRow]
     out: Path = Path(".")
     machine: dict[str, Any] = field(default_factory=machine)
+    frontend: str = FrontendPlace.GRAPH.value
 
     def to_dict(self) -> dict[str, Any]:
         rows = [{**asdict(r), "status": r.status.value} for r in self.rows]
         return {"checkpoint": self.checkpoint, "data": self.data, "split": self.split, "machine": self.machine,
-                "rows": rows}
+                "frontend": self.frontend, "rows": rows}
 
 
 FLOOR_METRICS = ("accuracy", "accuracy_image_only", "accuracy_audio_only", "speedup")
@@ -172,21 +175,24 @@ def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> Be
 
 
 def export_or_reuse(source, target: str, precision: str, out: Path, *, reuse: bool = True,
-                    log: Callable[[str], None] = print) -> tuple[Path, dict]:
-    """Exports one bundle to ``out/<model>-<target>-<precision>.edgemm``, or reuses the one there
-    exported from the same checkpoint (sha256); returns it and its verification. A bundle that
-    failed verification is returned too; other export errors propagate."""
+                    frontend: FrontendPlace = FrontendPlace.GRAPH, log: Callable[[str], None] = print
+                    ) -> tuple[Path, dict]:
+    """Exports one bundle to ``out/<model>-<target>-<precision>[-runtime-frontend].edgemm``, or reuses
+    the one there exported from the same checkpoint (sha256) with the same frontend place; returns it
+    and its verification. A bundle that failed verification is returned too; other export errors propagate."""
     from edgemm.export import VerificationFailed, export
     from edgemm.runtime.manifest import read_manifest
 
-    bundle = out / f"{source.name}-{target}-{precision}.edgemm"
+    frontend = FrontendPlace(frontend)
+    suffix = "" if frontend is FrontendPlace.GRAPH else f"-{frontend.value}-frontend"
+    bundle = out / f"{source.name}-{target}-{precision}{suffix}.edgemm"
     if reuse and bundle.is_dir():
         m = read_manifest(bundle)
-        if m.source.get("sha256") == source.sha256:
+        if m.source.get("sha256") == source.sha256 and m.frontend is frontend:
             log(f"bench: reusing {bundle}")
             return bundle, m.verification
     try:
-        m = export(source.checkpoint, target=target, precision=precision, out=bundle, log=log)
+        m = export(source.checkpoint, target=target, precision=precision, out=bundle, frontend=frontend, log=log)
     except VerificationFailed:
         m = read_manifest(bundle)
     return bundle, m.verification
@@ -212,7 +218,8 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
     data = config.data or source.ckpt.get("data") or "default"
     dataset = open_dataset(data, source.preprocess, splits=(config.split,), labels=source.labels).get(config.split)
     log(f"bench: {source.checkpoint} on {data} [{config.split}, n={len(dataset)}]")
-    report = BenchReport(str(source.checkpoint), str(data), config.split, [], out=out)
+    report = BenchReport(str(source.checkpoint), str(data), config.split, [], out=out,
+                         frontend=FrontendPlace(config.frontend).value)
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
     audio = (0.1 * rng.standard_normal(source.preprocess.audio.clip_samples)).astype(np.float32)
@@ -226,7 +233,8 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                 continue  # e.g. ExecuTorch has no fp16 program: no row rather than a failure
             t0 = time.perf_counter()
             try:
-                bundle, verification = export_or_reuse(source, target, precision, out, reuse=config.reuse, log=log)
+                bundle, verification = export_or_reuse(source, target, precision, out, reuse=config.reuse,
+                                                           frontend=config.frontend, log=log)
             except Exception as e:  # noqa: BLE001 - any export failure is a row, not a crash
                 report.rows.append(BenchRow(target, precision, BenchStatus.EXPORT_FAILED, reason=f"{type(e).__name__}: {e}",
                                             seconds=time.perf_counter() - t0))
@@ -324,6 +332,10 @@ def to_markdown(report: BenchReport) -> str:
                      f"{r.accuracy_audio_only:.3f} | {r.inference['p50_ms']:.3f} | {r.inference['p90_ms']:.3f} | {e2e} | "
                      f"{_ratio(r.speedup)} | {_ratio(vs_fp32(report, r))} | {r.parity[:80]} |")
     lines += ["", "✅ exported and verified · ❎ exported, failed verification · ❌ export failed"]
+    if report.frontend == FrontendPlace.RUNTIME.value:
+        lines.append("- --frontend runtime: p50/p90 are the graphs without the log-mel, which the runtime computes "
+                     "(streamed, as live at 30 fps) inside e2e; speed-up sets that graph against PyTorch's whole "
+                     "model, frontend included: compare e2e")
     lines += [f"- {line}" for line in not_faster(report)]
     return "\n".join(lines)
 
