@@ -74,6 +74,16 @@ def onnx_bundle(trained, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def runtime_frontend_bundle(trained, tmp_path_factory) -> Path:
+    """``onnx_bundle`` exported with ``--frontend runtime`` (the graph takes the log-mel)."""
+    from edgemm.export import export
+
+    out = tmp_path_factory.mktemp("bundles") / "concat-runtime-frontend.edgemm"
+    export(trained("test_concat"), target="onnx", out=out, verify_samples=16, frontend="runtime", log=lambda s: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def easy_clips(tmp_path_factory) -> dict[str, Path]:
     """One H.264 + AAC clip (2 s, 15 fps, 44.1 kHz) per ``support.CLASSES`` label."""
     from support import write_easy_clip

@@ -169,15 +169,13 @@ def test_bundles_compared_in_interleaved_rounds_with_paired_ratios(onnx_bundle, 
     assert "--plot draws one bundle's latency histogram" in capsys.readouterr().err
 
 
-def test_profile_feeds_consecutive_windows_of_a_live_stream(onnx_bundle, trained, tmp_path):
+def test_profile_feeds_consecutive_windows_of_a_live_stream(onnx_bundle, runtime_frontend_bundle):
     """Each profiled prediction's audio window is 1/fps s after the previous one, aligned as edgemm run
     aligns them, so a runtime-frontend bundle is timed as it runs live: computing only the new frames."""
-    from edgemm.export import export
     from edgemm.profile.latency import LiveAudio
     from edgemm.runtime import load
 
-    bundle = export(trained("test_concat"), target="onnx", out=tmp_path / "rt.edgemm", frontend="runtime",
-                    verify_output=False, log=lambda s: None).location
+    bundle = runtime_frontend_bundle
     session = load(bundle)
     a = session.preprocess.audio
     live = LiveAudio(session, fps=15.0)

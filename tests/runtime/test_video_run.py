@@ -174,15 +174,13 @@ def test_batched_file_run_gives_the_one_by_one_results(onnx_bundle, easy_clips):
 
 
 def test_a_runtime_frontend_bundle_computes_each_frame_once_and_labels_files_as_the_graph_one(
-        onnx_bundle, trained, easy_clips, tmp_path):
+        onnx_bundle, runtime_frontend_bundle, easy_clips):
     """--frontend runtime in a file run: audio windows end on a hop, so consecutive results share STFT
     frames, which are computed once; the results are the graph-frontend bundle's."""
-    from edgemm.export import export
     from edgemm.runtime import load
     from edgemm.runtime.pipeline import Pipeline, RunConfig
 
-    bundle = export(trained("test_concat"), target="onnx", out=tmp_path / "rt.edgemm", frontend="runtime",
-                    verify_samples=16, log=lambda s: None).location
+    bundle = runtime_frontend_bundle
     answers = {}
     for path in (onnx_bundle, bundle):
         session = load(path)
@@ -233,12 +231,15 @@ def test_save_writes_h264_with_the_audio(onnx_bundle, easy_clips, tmp_path):
     assert np.fft.rfftfreq(4000, 1 / 8000)[spectrum.argmax()] == pytest.approx(3000, abs=30)
 
 
-def test_run_works_with_torch_absent(onnx_bundle, easy_clips):
+@pytest.mark.parametrize("kind", ["graph", "runtime"])
+def test_run_works_with_torch_absent(kind, onnx_bundle, runtime_frontend_bundle, easy_clips):
+    """Also a bundle whose runtime computes the log-mel: edgemm.data.logmel is numpy only."""
+    bundle = onnx_bundle if kind == "graph" else runtime_frontend_bundle
     code = textwrap.dedent(f"""
         import sys
         sys.modules["torch"] = None  # any "import torch" now raises ImportError
         from edgemm.cli import main
-        code = main(["run", {str(onnx_bundle)!r}, "--video", {str(easy_clips['green_mid'])!r}, "--json"])
+        code = main(["run", {str(bundle)!r}, "--video", {str(easy_clips['green_mid'])!r}, "--json"])
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules if sys.modules[m] is not None)
         sys.exit(code)
     """)
