@@ -53,8 +53,9 @@ def checkpoint_for(args, out: Path) -> Path:
     return out / "seed.edgemm.source.pt"
 
 
-def streamed(logmel, clip: int, step: int, calls: int = 64):
-    """A call that feeds ``StreamingLogMel`` the next window ``step`` samples on, cycling over a stream."""
+def streamed(logmel, clip: int, step: int, calls: int = 2048):
+    """A call that feeds ``StreamingLogMel`` the next window ``step`` samples on, cycling over a stream
+    of ``calls`` windows (a live run streams for good: the restart's whole window is amortised)."""
     from edgemm.data.logmel import StreamingLogMel
 
     rng = np.random.default_rng(0)

@@ -83,11 +83,15 @@ class LogMel:
 
     def framed(self, wave: np.ndarray, first: int = 0) -> np.ndarray:
         """Frames ``first`` .. ``n_frames - 1`` of a whole window (..., samples) as a strided view
-        (..., frames, n_fft); ``sliding_window_view`` costs 12 µs of Python per call, this 3."""
+        (..., frames, n_fft), without copying (``sliding_window_view`` costs 12 µs of Python per
+        call; a view on the buffer of a contiguous window 1 µs)."""
         cfg, step = self.cfg, wave.strides[-1]
-        return np.lib.stride_tricks.as_strided(
-            wave[..., first * cfg.hop_length:], shape=(*wave.shape[:-1], cfg.n_frames - first, cfg.n_fft),
-            strides=(*wave.strides[:-1], cfg.hop_length * step, step), writeable=False)
+        shape = (*wave.shape[:-1], cfg.n_frames - first, cfg.n_fft)
+        strides = (*wave.strides[:-1], cfg.hop_length * step, step)
+        if wave.flags.c_contiguous:
+            return np.ndarray(shape, wave.dtype, buffer=wave, offset=first * cfg.hop_length * step, strides=strides)
+        return np.lib.stride_tricks.as_strided(wave[..., first * cfg.hop_length:], shape=shape, strides=strides,
+                                               writeable=False)
 
     def __call__(self, waves: np.ndarray) -> np.ndarray:
         waves = np.asarray(waves, np.float32)
