@@ -227,6 +227,8 @@ def main() -> None:
             row["speedup_vs_fp32_rounds"] = ratios
             row["speedup_vs_fp32"] = statistics.median(ratios)
             front = next(f for f in fronts if f["target"] == row["target"] and f["kind"] == "staged")
+            if args.frontend == "runtime":  # the timed graph has no frontend: no share (frontend_place.py has it)
+                continue
             if row["precision"] == "fp32":
                 row["frontend_share"] = front["p50_ms"] / row["p50_ms"]
             row["frontend_share_of_this"] = front["p50_ms"] / row["p50_ms"]
@@ -252,7 +254,7 @@ def main() -> None:
         print(f"| {label} ({m['name']}) | {m['macs'] / 1e6:.1f} | {m['frontend_macs'] / 1e6:.1f} | {m['params']:,} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"cpu": cpu_name(), "threads": args.threads, "runs": args.runs,
+        args.json.write_text(json.dumps({"cpu": cpu_name(), "frontend_place": args.frontend, "threads": args.threads, "runs": args.runs,
                                          "rounds": args.rounds, "models": models, "rows": rows, "frontend": fronts},
                                         indent=2))
 
