@@ -131,7 +131,7 @@ class StreamingLogMel:
         if wave.shape != (cfg.clip_samples,):
             raise ValueError(f"StreamingLogMel takes one window of {cfg.clip_samples} samples, got shape {wave.shape}")
         keep, step = 0, 0
-        if self._start is not None and len(wave) == len(self._wave):
+        if self._start is not None:
             shift = start - self._start
             if 0 <= shift < len(wave) and shift % hop == 0:
                 # new frame j is old frame j + step; both exist while j < n - step

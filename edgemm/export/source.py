@@ -59,7 +59,6 @@ class ExportSource:
     model: nn.Module
     int8: nn.Module | None
     sha256: str
-    frontend: FrontendPlace = FrontendPlace.GRAPH
     waveform_model: nn.Module | None = None  # with the frontend at runtime: the model that takes the waveform
 
     @property
@@ -75,9 +74,14 @@ class ExportSource:
         return self.ckpt["model"]["name"]
 
     @property
+    def frontend(self) -> FrontendPlace:
+        """Where the bundle computes the log-mel (``frontend_at_runtime`` moves it out of the model)."""
+        return FrontendPlace.GRAPH if self.waveform_model is None else FrontendPlace.RUNTIME
+
+    @property
     def reference(self) -> nn.Module:
         """The float model a bundle must agree with: it takes the waveform, as the runtime is given."""
-        return self.waveform_model or self.model
+        return self.model if self.waveform_model is None else self.waveform_model
 
     def frontend_at_runtime(self) -> "ExportSource":
         """This source with the log-mel frontend taken out of the model (``--frontend runtime``).
@@ -91,7 +95,7 @@ class ExportSource:
         from edgemm.models.frontend import without_frontend
 
         return dataclasses.replace(self, model=without_frontend(self.model).eval(), int8=None,
-                                   frontend=FrontendPlace.RUNTIME, waveform_model=self.model)
+                                   waveform_model=self.model)
 
     @property
     def int8_scheme(self) -> Int8Scheme | None:
