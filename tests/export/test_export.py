@@ -32,6 +32,17 @@ def element_types(bundle, manifest) -> Counter:
     return Counter(np.dtype(t["dtype"]).name for t in Interpreter(model_path=str(model)).get_tensor_details())
 
 
+def activation_types(model_path) -> set[str]:
+    """Element types the ONNX file quantizes activations to (its QuantizeLinear zero points: QDQ
+    stores weights already quantized, so only activations pass through QuantizeLinear)."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    init = {t.name: t.data_type for t in graph.initializer}
+    return {onnx.TensorProto.DataType.Name(init[n.input[2]]) for n in graph.node
+            if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in init}
+
+
 # The whole target x precision matrix for the two fusions whose ops cover the others' (attention:
 # matmul, softmax; gated: sigmoid gates, products; both concatenate and project), and int8 on every
 # target for the rest (the conversion that rewrites the graph most). The full 45-case matrix took
@@ -78,6 +89,8 @@ def test_every_test_model_exports_and_verifies(name, target, precision, trained,
         types = element_types(out, back)
         low = {"fp16": {"FLOAT16", "f16", "float16"}, "int8": {"INT8", "i8", "u8", "int8"}}.get(precision, set())
         assert precision == "fp32" or sum(types[t] for t in low) > 0, types
+    if target == "onnx" and precision == "int8":  # calibrated: uint8 activations, which onnxruntime's x86 kernels fuse
+        assert back.quantization["method"] == "ptq" and activation_types(out / "model.onnx") == {"UINT8"}
     assert (back.quantization is not None) == (precision == "int8")
     if target == "onnx":  # no exporter debug metadata (stack traces with this machine's paths) is shipped
         assert b"pkg.torch.onnx.stack_trace" not in (out / "model.onnx").read_bytes()
