@@ -178,6 +178,16 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
         calibration = calibration.as_logmel(src.preprocess.audio)
     bundle = Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision)
     job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples, tolerance, log)
+    try:
+        return _run(job, explain, max_drop)
+    finally:
+        job.close()
+
+
+def _run(job: _Job, explain: bool, max_drop: float | None) -> Manifest:
+    """Publishes the job's bundle; for int8 with ``explain`` or a failed verification, the int8
+    debugger's report and (with ``max_drop``) the fallback."""
+    bundle, log, int8 = job.bundle, job.log, job.precision is Precision.INT8
     sensitivity = _explain(job) if explain else None
     manifest = job.publish(sensitivity=sensitivity)
     if int8 and _failed(manifest):
@@ -192,7 +202,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     if v.get("status") == VerifyStatus.FAILED:
         raise VerificationFailed(bundle, v["message"] + (_hint(job, sensitivity, max_drop is not None)
                                                          if sensitivity else ""))
-    if verify_output:
+    if job.verify_output:
         log(f"export: {bundle} verified on {v['samples']} samples: top-1 agreement {v['top1_agreement']:.4f}, "
             f"max |Δlogit| {v['max_abs_logit_diff']:.2g}, accuracy {v['accuracy']:.4f} "
             f"(reference {v['reference_accuracy']:.4f})")
@@ -222,6 +232,26 @@ class _Job:
     verify_samples: int
     tolerance: Tolerance
     log: Callable[[str], None]
+    _scratch: Path | None = None
+    _float_onnx: Path | None = None
+
+    def float_onnx(self) -> Path:
+        """The source's float model exported to ONNX, once per job: the int8 debugger and every
+        publish (fallback re-exports included) copy it instead of exporting again."""
+        if self._float_onnx is None:
+            from edgemm.export.onnx import to_onnx
+
+            self._scratch = Path(tempfile.mkdtemp(prefix="edgemm-export-"))
+            model = self.src.model.eval()
+            self._float_onnx = to_onnx(model, self._scratch / "float.onnx", model.example_inputs(2),
+                                       target=self.spec.target.value)
+        return self._float_onnx
+
+    def close(self) -> None:
+        """Removes the job's scratch files."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = self._float_onnx = None
 
     def publish(self, keep_float: tuple[str, ...] = (), sensitivity: Sensitivity | None = None,
                 kept: list[dict] | None = None) -> Manifest:
@@ -240,7 +270,8 @@ class _Job:
             except ImportError as e:
                 raise ExportError(f"{spec.target.value}: exporter unavailable ({e}); "
                                   f"pip install 'edgemm[{spec.extra}]'") from e
-            artifact = exporter.export(ExportContext(src, self.precision, self.calibration, self.log, keep_float), staging)
+            artifact = exporter.export(ExportContext(src, self.precision, self.calibration, self.log, keep_float,
+                                                     self.float_onnx), staging)
             if artifact.quantization is not None:
                 if sensitivity is not None:
                     artifact.quantization["sensitivity"] = sensitivity.to_dict()
@@ -265,7 +296,7 @@ def _explain(job: _Job) -> Sensitivity:
     from edgemm.export.int8_debug import analyse
 
     job.log("export: measuring each layer's int8 error (the int8 debugger)")
-    sensitivity = analyse(job.src, job.calibration)
+    sensitivity = analyse(job.src, job.calibration, float_onnx=job.float_onnx())
     for line in sensitivity.lines():
         job.log(line)
     return sensitivity

@@ -11,6 +11,7 @@ signal, not where earlier damage shows up.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 from dataclasses import asdict, dataclass
@@ -175,13 +176,18 @@ def analyse_onnx(fp32: Path, calibration: Samples, work: Path, samples: int = 32
     return Sensitivity(_rows(qdq, *acts), len(feeds))
 
 
-def analyse(source: ExportSource, calibration: Samples, samples: int = 32) -> Sensitivity:
-    """``analyse_onnx`` of the source's float model (exported to ONNX in a temporary directory)."""
+def analyse(source: ExportSource, calibration: Samples, samples: int = 32, float_onnx: Path | None = None
+            ) -> Sensitivity:
+    """``analyse_onnx`` of the source's float model: ``float_onnx`` when given (the export job's, so the
+    model is exported once), else exported to a temporary directory."""
     from edgemm.export.onnx import simplify, to_onnx
 
-    model = source.model.eval()
     with tempfile.TemporaryDirectory(prefix="edgemm-int8-debug-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        to_onnx(model, fp32, model.example_inputs(2))
+        if float_onnx is None:
+            model = source.model.eval()
+            to_onnx(model, fp32, model.example_inputs(2))
+        else:
+            shutil.copyfile(float_onnx, fp32)
         simplify(fp32)
         return analyse_onnx(fp32, calibration, Path(tmp), samples)

@@ -9,6 +9,7 @@ post-training with onnxruntime's static quantizer. Both leave the frontend in fl
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,16 @@ def to_onnx(module: nn.Module, path: Path, example: tuple, *, target: str = "onn
                                     verbose=False)
         program.save(str(path))
     onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def float_onnx(ctx: ExportContext, path: Path, *, target: str = "onnx") -> Path:
+    """The source's float model as ONNX at ``path``: a copy of the job's export
+    (``ExportContext.float_onnx``) when there is one, else exported now."""
+    if ctx.float_onnx is None:
+        model = ctx.source.model
+        return to_onnx(model, path, model.example_inputs(2), target=target)
+    shutil.copyfile(ctx.float_onnx(), path)
     return path
 
 
@@ -214,7 +225,6 @@ def strip_debug_metadata(path: Path) -> int:
 
 
 def export(ctx: ExportContext, staging: Path) -> Artifact:
-    model = ctx.source.model
     path = staging / "model.onnx"
     notes, quant, reference = [], None, "pytorch-fp32"
     if ctx.precision is Precision.INT8 and ctx.source.keeps_qat(FORMATS[Target.ONNX].int8_qat_from, ctx.keep_float):
@@ -227,8 +237,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
                  "float_modules": list(FLOAT_SCOPES)}
         reference = "pytorch-fake-quant"
     else:
-        fp32 = staging / "fp32.onnx"
-        to_onnx(model, fp32, model.example_inputs(2))
+        fp32 = float_onnx(ctx, staging / "fp32.onnx")
         if simplify(fp32):
             notes.append("simplified with onnxslim")
         if ctx.precision is Precision.FP32:

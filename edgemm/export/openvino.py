@@ -19,7 +19,7 @@ import openvino as ov
 
 from edgemm.export.errors import converting
 from edgemm.export.formats import FORMATS, Precision, Target
-from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, KEEP_FLOAT_NOTE, TENSORS, ptq_int8, to_onnx
+from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, KEEP_FLOAT_NOTE, TENSORS, float_onnx, ptq_int8, to_onnx
 from edgemm.export.source import Artifact, ExportContext
 
 
@@ -36,8 +36,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
                  "float_modules": list(FLOAT_SCOPES)}
         reference = "pytorch-fake-quant"
     elif precision is Precision.INT8:
-        fp32 = work / "fp32.onnx"
-        to_onnx(src.model, fp32, src.model.example_inputs(2), target="openvino")
+        fp32 = float_onnx(ctx, work / "fp32.onnx", target="openvino")
         ctx.log(f"openvino: int8 calibration on {len(ctx.calibration)} samples (onnxruntime QDQ)")
         quant = ptq_int8(fp32, onnx_path, ctx)
         quant["tool"] += " -> OpenVINO (runs as int8)"

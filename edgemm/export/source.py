@@ -219,6 +219,8 @@ class ExportContext:
         log: Progress sink.
         keep_float: int8: module paths (``fusion.proj.0``) to leave in float besides the frontend,
             chosen by the int8 debugger's fallback.
+        float_onnx: Gives the source's float model exported to ONNX, made once per export job
+            (the int8 debugger and each fallback re-export share it); None: the exporter exports.
     """
 
     source: ExportSource
@@ -226,6 +228,7 @@ class ExportContext:
     calibration: Samples | None
     log: Callable[[str], None] = print
     keep_float: tuple[str, ...] = ()
+    float_onnx: Callable[[], Path] | None = None
 
 
 @dataclass

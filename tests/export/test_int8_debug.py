@@ -66,7 +66,8 @@ def test_debugger_ranks_the_broken_layer_first(broken, easy_manifest):
 
 
 @pytest.mark.slow
-def test_failed_int8_names_the_layer_and_max_drop_keeps_it_float(broken, tmp_path, capsys):
+def test_failed_int8_names_the_layer_and_max_drop_keeps_it_float(broken, tmp_path, capsys, monkeypatch):
+    import edgemm.export.onnx as onnx_export
     from edgemm.cli import main
 
     out = tmp_path / "int8.edgemm"
@@ -78,8 +79,13 @@ def test_failed_int8_names_the_layer_and_max_drop_keeps_it_float(broken, tmp_pat
     assert failed.verification["status"] == "failed"
     assert failed.quantization["sensitivity"]["worst_layers"][0]["module"] == BROKEN
 
+    exports = []  # the float model goes to ONNX once per job: the debugger and both publishes share it
+    to_onnx = onnx_export.to_onnx
+    monkeypatch.setattr(onnx_export, "to_onnx", lambda *a, **k: exports.append(a[1]) or to_onnx(*a, **k))
     m = export(broken, target="onnx", precision="int8", out=out, calib_samples=64, verify_samples=80, max_drop=1.0,
                log=lambda s: None)
+    assert len(exports) == 1, exports
+    assert not exports[0].exists()  # the job's scratch copy is gone
     v = m.verification
     assert v["status"] == "passed" and v["reference_accuracy"] - v["accuracy"] <= 0.01
     kept = m.quantization["kept_float"]
