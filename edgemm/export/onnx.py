@@ -9,6 +9,8 @@ post-training with onnxruntime's static quantizer. Both leave the frontend in fl
 from __future__ import annotations
 
 import ast
+import contextlib
+import logging
 import shutil
 from pathlib import Path
 
@@ -183,8 +185,29 @@ def quantize_qdq(pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], exclu
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    quantize_static(str(pre), str(out), reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+    with _quiet(RankOneWeightNotice()):
+        quantize_static(str(pre), str(out), reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+
+
+class RankOneWeightNotice(logging.Filter):
+    """Drops onnxruntime's "Axis 1 is out-of-range for weight ... with rank 1" warning: the
+    quantizer gives it for every BatchNorm/LayerNorm scale and bias (one line each, 60 on the
+    teacher) and then quantizes that weight per tensor, as intended."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not ("is out-of-range for weight" in record.getMessage() and "with rank 1" in record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet(notice: logging.Filter):
+    """The root logger (where onnxruntime's quantizer logs) without ``notice``'s records."""
+    root = logging.getLogger()
+    root.addFilter(notice)
+    try:
+        yield
+    finally:
+        root.removeFilter(notice)
 
 
 def ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
