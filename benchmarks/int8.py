@@ -179,7 +179,9 @@ def main() -> None:
         data = src.ckpt.get("data") or "default"
         test = open_dataset(data, src.preprocess, splits=("test",), labels=src.labels).get("test")
         models[label]["data"] = f"{data} [test, n={len(test)}]"
-        for row in bundles_for(label, src, targets, precisions, args.out, args.frontend):
+        # one directory per label: two checkpoints of the same model (e.g. x86 and xnnpack QAT) would
+        # otherwise share bundle names and the second export would replace the first
+        for row in bundles_for(label, src, targets, precisions, args.out / label, args.frontend):
             if row["status"] in ("passed", "failed"):
                 r = evaluate_session(load(row["bundle"], threads=args.threads), test, src.labels)
                 row["accuracy"] = r.accuracy

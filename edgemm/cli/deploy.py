@@ -56,10 +56,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _add_frontend(p: argparse.ArgumentParser) -> None:
     from edgemm.vocab import FrontendPlace
 
-    p.add_argument("--frontend", default=FrontendPlace.GRAPH.value, choices=[f.value for f in FrontendPlace],
-                   help="where the audio log-mel is computed: in the exported graph (default; the model takes the "
-                        "waveform) or by edgemm's runtime (an FFT, each frame once per hop in live runs; the model "
-                        "takes the log-mel)")
+    p.add_argument("--frontend", default=None, choices=[f.value for f in FrontendPlace],
+                   help="where the audio log-mel is computed: in the exported graph (the model takes the waveform) "
+                        "or by edgemm's runtime (an FFT, each frame once per hop in live runs; the model takes the "
+                        "log-mel); default: the device profile's, else graph")
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
@@ -352,16 +352,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _cmd_bench(a: argparse.Namespace) -> int:
     from edgemm.devices import as_profile
     from edgemm.profile.bench import BenchConfig, below_floors, bench, parse_floor, plot, to_markdown
-    from edgemm.vocab import FrontendPlace
 
     floors = [parse_floor(f) for f in a.fail_under]
+
     def split(s: str) -> tuple[str, ...]:
         return tuple(v.strip() for v in s.split(",") if v.strip())
 
     config = BenchConfig(targets=split(a.targets), precisions=split(a.precisions), data=a.data, split=a.split,
                          runs=a.runs, threads=a.threads, out=a.out, reuse=not a.no_reuse,
                          device_profile=as_profile(a.device_profile), remote=remote_of(a),
-                         remote_timeout=a.remote_timeout, frontend=FrontendPlace(a.frontend))
+                         remote_timeout=a.remote_timeout, frontend=a.frontend)
     report = bench(a.checkpoint, config, log=lambda s: print(s, file=sys.stderr))
     plot(report, a.plot or report.out / "bench.png")
     if a.json:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 from edgemm.config import parse_enum
 from edgemm.devices import DeviceProfile, as_profile
 from edgemm.metrics import EvalResult
-from edgemm.vocab import PrecisionChoice, Target
+from edgemm.vocab import FrontendPlace, PrecisionChoice, Target
 
 ProfileArg = DeviceProfile | str | Path | None
 
@@ -35,7 +35,8 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
         data: A module's data set: its labels, int8 calibration and verification samples.
         log: Progress sink.
         **options: ``edgemm.export.export`` options: ``calib_data``, ``calib_samples``,
-            ``verify_samples``, ``verify_output``, ``tolerance``.
+            ``verify_samples``, ``verify_output``, ``tolerance``, ``frontend`` (default: the
+            profile's, else in the graph).
 
     Returns:
         The manifest of the published bundle.
@@ -55,6 +56,8 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
     target = parse_enum(Target, target, "--target")
     choice = parse_enum(PrecisionChoice, precision or (dev.precision if dev else PrecisionChoice.FP32), "--precision")
     name = dev.name if dev else None
+    if options.get("frontend") is None:  # not given: the profile's
+        options["frontend"] = dev.frontend if dev else FrontendPlace.GRAPH
     if choice is PrecisionChoice.AUTO:
         from edgemm.deploy.auto import AutoConfig, export_auto
 

@@ -1,8 +1,8 @@
 """Device profiles: what runs best on a device and how to feed it, one YAML file per device.
 
-A profile names the bundle to build (target, precision), how to run it (backend, device or
-execution provider, backend options, threads), where the camera and microphone are, the camera's
-frame size, and the latency budget a live demo must meet. ``--device-profile NAME|PATH`` on
+A profile names the bundle to build (target, precision, where the audio frontend runs), how to
+run it (backend, device or execution provider, backend options, threads), where the camera and
+microphone are, the camera's frame size, and the latency budget a live demo must meet. ``--device-profile NAME|PATH`` on
 ``export``, ``run``, ``profile``, ``bench`` and ``eval`` applies one (through ``edgemm.deploy``);
 options given on the command line still win.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from edgemm.config import check_keys, parse_enum
 from edgemm.errors import EdgemmError
 from edgemm.safeio import load_yaml, read_text
-from edgemm.vocab import CAN_RUN, BackendName, PrecisionChoice, Target
+from edgemm.vocab import CAN_RUN, BackendName, FrontendPlace, PrecisionChoice, Target
 
 
 class DeviceProfileError(EdgemmError, ValueError):
@@ -50,6 +50,7 @@ class DeviceProfile:
     backend: str
     device: str = "CPU"
     backend_options: dict[str, Any] = field(default_factory=dict)
+    frontend: str = FrontendPlace.GRAPH.value
     threads: int | None = None
     camera: str | int = 0
     audio: AudioDefaults = field(default_factory=AudioDefaults)
@@ -59,7 +60,8 @@ class DeviceProfile:
 
     def __post_init__(self) -> None:
         where = self.source
-        for key, enum_cls in (("target", Target), ("precision", PrecisionChoice), ("backend", BackendName)):
+        for key, enum_cls in (("target", Target), ("precision", PrecisionChoice), ("backend", BackendName),
+                              ("frontend", FrontendPlace)):
             try:
                 object.__setattr__(self, key, parse_enum(enum_cls, getattr(self, key), key).value)
             except ValueError as e:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgemm.atomic import atomic_write_text
+from edgemm.config import parse_enum
 from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.profile.stats import LatencyStats, machine
 from edgemm.vocab import BenchStatus, FrontendPlace, Precision, Target, VerifyStatus
@@ -45,7 +46,8 @@ class BenchConfig:
         remote: An ``edgemm.devices.remote.Remote``: time every bundle on that device over SSH
             (accuracy is still evaluated here: the same bundle gives the same answers).
         remote_timeout: Seconds allowed for each remote step.
-        frontend: Where the bundles compute the log-mel (``edgemm export --frontend``).
+        frontend: Where the bundles compute the log-mel (``edgemm export --frontend``; None: the
+            device profile's, else in the graph).
     """
 
     targets: tuple[str, ...] = TARGETS
@@ -59,9 +61,13 @@ class BenchConfig:
     device_profile: Any = None
     remote: Any = None
     remote_timeout: float = 600.0
-    frontend: FrontendPlace = FrontendPlace.GRAPH
+    frontend: FrontendPlace | None = None
 
     def __post_init__(self) -> None:
+        if self.frontend is None:
+            dev = self.device_profile
+            object.__setattr__(self, "frontend", FrontendPlace(dev.frontend) if dev else FrontendPlace.GRAPH)
+        object.__setattr__(self, "frontend", parse_enum(FrontendPlace, self.frontend, "--frontend"))
         for name, values, valid in (("--targets", self.targets, TARGETS), ("--precisions", self.precisions, PRECISIONS)):
             bad = [v for v in values if v not in valid]
             if bad or not values:

@@ -44,12 +44,17 @@ def test_auto_fails_clearly_when_nothing_verifies(trained, tmp_path):
 def test_export_takes_target_and_precision_from_a_device_profile(trained, tmp_path, capsys):
     profile = tmp_path / "board.yaml"
     profile.write_text(yaml.safe_dump({"name": "board", "description": "test board", "target": "onnx",
-                                       "precision": "int8", "backend": "onnxruntime", "threads": 1}))
+                                       "precision": "int8", "backend": "onnxruntime", "threads": 1,
+                                       "frontend": "runtime"}))
     out = tmp_path / "b.edgemm"
     assert main(["export", str(trained("test_concat")), "--device-profile", str(profile), "--out", str(out),
                  "--verify-samples", "32"]) == 0
     m = read_manifest(out)
-    assert (m.target, m.precision, m.source["device"]) == ("onnx", "int8", "board")
+    assert (m.target, m.precision, m.source["device"], m.frontend.value) == ("onnx", "int8", "board", "runtime")
+    # --frontend on the command line wins over the profile's
+    assert main(["export", str(trained("test_concat")), "--device-profile", str(profile), "--out", str(out),
+                 "--verify-samples", "32", "--precision", "fp32", "--frontend", "graph"]) == 0
+    assert read_manifest(out).frontend.value == "graph"
     assert main(["export", str(trained("test_concat")), "--out", str(tmp_path / "c.edgemm")]) == 1
     assert "--target is required" in capsys.readouterr().err
 

@@ -41,12 +41,16 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
         r = rows[("tflite", p)]
         assert r["status"] == "export-failed" and "edgemm[export-tflite]" in r["reason"] and r["accuracy"] is None
     assert (out / "bench.png").stat().st_size > 1000 and json.loads((out / "bench.json").read_text())["rows"]
+    # The profile computes the log-mel in the runtime (its `frontend: runtime`): so do the bundles.
+    assert report["frontend"] == "runtime"
+    assert rows[("onnx", "int8")]["bundle"].endswith("test_concat-onnx-int8-runtime-frontend.edgemm")
     # A second run reuses the bundles of the same checkpoint and prints the Markdown table.
-    mtime = (out / "test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime
-    assert main([*args[:3], "onnx", "--precisions", "int8", "--runs", "5", "--out", str(out)]) == 0
+    bundle = out / "test_concat-onnx-int8-runtime-frontend.edgemm"
+    mtime = (bundle / "manifest.json").stat().st_mtime
+    assert main([*args[:3], "onnx", "--precisions", "int8", "--runs", "5", "--out", str(out), "--frontend", "runtime"]) == 0
     table = capsys.readouterr()
     assert "| ✅ | onnx | int8 |" in table.out and "reusing" in table.err
-    assert (out / "test_concat-onnx-int8.edgemm" / "manifest.json").stat().st_mtime == mtime
+    assert (bundle / "manifest.json").stat().st_mtime == mtime
     # --fail-under for CI: a floor no format reaches fails the command and names each format.
     assert main([*args[:3], "onnx", "--precisions", "fp32,int8", "--runs", "5", "--out", str(out),
                  "--fail-under", "accuracy=1.01"]) == 4

@@ -46,6 +46,7 @@ def test_user_profile_loads(tmp_path):
     ({"audio": {"rate": 16000}}, r"audio: unknown key\(s\) \['rate'\]"),
     ({"audio": {"sample_rate": 44}}, r"audio.sample_rate: expected an integer rate"),
     ({"target": None}, r"target: None is not one of"),
+    ({"frontend": "gpu"}, r"frontend: 'gpu' is not one of \['graph', 'runtime'\]"),
 ])
 def test_invalid_user_profile_names_file_and_field(tmp_path, change, message):
     path = tmp_path / "bad.yaml"
