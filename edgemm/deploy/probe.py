@@ -126,10 +126,12 @@ class LatencyProbe:
         return path
 
     def _export(self, checkpoint: Path, precision: Precision, bundle: Path) -> Path:
-        """The bundle the device profile deploys (int8 calibrated on 32 samples; not verified: only timed)."""
+        """The bundle the device profile deploys, its frontend placement included (int8 calibrated on
+        32 samples; not verified: only timed)."""
         from edgemm.export import export
 
-        export(checkpoint, target=self.budget.device.target, precision=precision, out=bundle,
+        device = self.budget.device
+        export(checkpoint, target=device.target, precision=precision, out=bundle, frontend=device.frontend,
                calib_data=self.data, calib_samples=32, verify_output=False, log=lambda s: None)
         return bundle
 

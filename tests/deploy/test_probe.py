@@ -3,6 +3,7 @@
 from edgemm.compress.budget import LatencyBudget
 from edgemm.deploy.probe import LatencyProbe, precisions
 from edgemm.devices import load_profile, parse_profile
+from edgemm.vocab import Precision
 
 
 def test_precisions_timed_per_profile():
@@ -61,3 +62,16 @@ def test_models_are_exported_and_compared_in_one_fresh_process(trained):
     assert c["rounds"] == 2 and c["runs"] == 20 and c["stage"] == "inference"  # the budget's runs over the rounds
     assert [r["bundle"].rsplit("/", 1)[-1] for r in c["rows"]] == ["probe-0.edgemm", "probe-1.edgemm"]
     assert c["rows"][0]["ratio"] == 1.0 and len(c["rows"][1]["ratio_rounds"]) == 2
+
+
+def test_the_probe_exports_as_the_profile_deploys_frontend_included(monkeypatch, tmp_path):
+    import edgemm.export
+
+    calls = []
+    monkeypatch.setattr(edgemm.export, "export", lambda ckpt, **kw: calls.append(kw))
+    for frontend in ("runtime", "graph"):
+        device = parse_profile({"name": "b", "description": "x", "target": "tflite", "precision": "int8",
+                                "backend": "tflite", "frontend": frontend}, "<python>")
+        LatencyProbe(LatencyBudget(5, device))._export(tmp_path / "m.pt", Precision.INT8, tmp_path / "b.edgemm")
+    assert [(c["target"], c["precision"], c["frontend"]) for c in calls] == [
+        ("tflite", Precision.INT8, "runtime"), ("tflite", Precision.INT8, "graph")]
