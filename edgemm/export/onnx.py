@@ -192,7 +192,7 @@ def quantize_qdq(pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], exclu
 
 class RankOneWeightNotice(logging.Filter):
     """Drops onnxruntime's "Axis 1 is out-of-range for weight ... with rank 1" warning: the
-    quantizer gives it for every BatchNorm/LayerNorm scale and bias (one line each, 60 on the
+    quantizer gives it for every BatchNorm/LayerNorm scale and bias (one line each, 6 on the
     teacher) and then quantizes that weight per tensor, as intended."""
 
     def filter(self, record: logging.LogRecord) -> bool:
