@@ -243,8 +243,7 @@ class _Job:
 
             self._scratch = Path(tempfile.mkdtemp(prefix="edgemm-export-"))
             model = self.src.model.eval()
-            self._float_onnx = to_onnx(model, self._scratch / "float.onnx", model.example_inputs(2),
-                                       target=self.spec.target.value)
+            self._float_onnx = to_onnx(model, self._scratch / "float.onnx", model.example_inputs(2))
         return self._float_onnx
 
     def close(self) -> None:
