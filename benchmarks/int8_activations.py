@@ -6,7 +6,8 @@ onnxruntime's ``quantize_static`` as ``edgemm export`` does (QDQ, per-channel in
 with int8 and once with uint8 activations, and times fp32 / int8-activations / uint8-activations at
 batch 1 in ``--rounds`` interleaved rounds (ratios paired within a round). Then one profiled run
 per model (``SessionOptions.enable_profiling``) gives the time per operator type and the number
-of nodes: where the Quantize/Dequantize pairs onnxruntime could not fuse away end up.
+of nodes (``OrtBackend.layer_times``): where the Quantize/Dequantize pairs onnxruntime could not
+fuse away end up.
 
     python benchmarks/int8_activations.py teacher=~/.cache/edgemm/teachers/av_teacher-302016402785/best.pt \\
         student=runs/bench-compress/model.pt --json benchmarks/results/int8_activations_xeon.json
@@ -56,37 +57,29 @@ def quantized_variants(checkpoint: Path, work: Path, calib_samples: int) -> dict
     return paths
 
 
-def session(path: Path, threads: int, profile_prefix: str | None = None):
-    import onnxruntime as ort
+def backend(path: Path, threads: int, profile: bool = False):
+    """edgemm's onnxruntime backend on the CPU (what a bundle runs on)."""
+    from edgemm.runtime.backends.onnxruntime import OrtBackend
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    if profile_prefix:
-        opts.enable_profiling, opts.profile_file_prefix = True, profile_prefix
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return OrtBackend(path, threads=threads, profile=profile)
 
 
-def random_feeds(sess) -> dict[str, np.ndarray]:
+def random_feeds(b) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-            for i in sess.get_inputs()}
+            for i in b.session.get_inputs()}
 
 
-def per_op(path: Path, threads: int, work: Path, calls: int = 100) -> dict[str, dict]:
-    """Operator type -> summed median kernel µs and node count, from onnxruntime's profiler."""
-    sess = session(path, threads, str(work / path.stem))
-    feeds = random_feeds(sess)
+def per_op(path: Path, threads: int, calls: int = 100) -> dict[str, dict]:
+    """Operator type -> summed mean kernel µs and node count (``OrtBackend.layer_times``)."""
+    b = backend(path, threads, profile=True)
+    feeds = random_feeds(b)
     for _ in range(calls):
-        sess.run(None, feeds)
-    events = json.loads(Path(sess.end_profiling()).read_text())
-    times = collections.defaultdict(list)
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            times[(e["args"]["op_name"], e["name"])].append(e["dur"])
+        b.run(feeds)
     ops: dict[str, dict] = collections.defaultdict(lambda: {"us": 0.0, "nodes": 0})
-    for (op, _), d in times.items():
-        ops[op]["us"] += statistics.median(d)
-        ops[op]["nodes"] += 1
+    for t in b.layer_times():
+        ops[t.op]["us"] += t.mean_ms * 1e3
+        ops[t.op]["nodes"] += 1
     return dict(ops)
 
 
@@ -108,17 +101,17 @@ def main() -> None:
             work = Path(tmp) / label
             work.mkdir()
             variants[label] = quantized_variants(Path(path).expanduser(), work, args.calib_samples)
-        sessions = {(m, v): session(path, args.threads) for m, paths in variants.items() for v, path in paths.items()}
+        sessions = {(m, v): backend(path, args.threads) for m, paths in variants.items() for v, path in paths.items()}
         feeds = {key: random_feeds(s) for key, s in sessions.items()}
         medians = collections.defaultdict(list)
         for r in range(args.rounds):
             for key, s in sessions.items():
                 for _ in range(20):
-                    s.run(None, feeds[key])
+                    s.run(feeds[key])
                 times = []
                 for _ in range(args.runs):
                     t0 = time.perf_counter()
-                    s.run(None, feeds[key])
+                    s.run(feeds[key])
                     times.append(time.perf_counter() - t0)
                 medians[key].append(statistics.median(times) * 1e3)
             print(f"int8_activations: round {r + 1}/{args.rounds} done", file=sys.stderr)
@@ -127,7 +120,7 @@ def main() -> None:
             for v, path in paths.items():
                 ratios = [f / x for f, x in zip(medians[(m, "fp32")], medians[(m, v)])]
                 rows[v] = {"p50_ms": statistics.median(medians[(m, v)]), "x_vs_fp32": statistics.median(ratios),
-                           "rounds": [round(x, 3) for x in ratios], "ops": per_op(path, args.threads, Path(tmp) / m)}
+                           "rounds": [round(x, 3) for x in ratios], "ops": per_op(path, args.threads)}
 
     print(f"\n{results['cpu']}, batch 1, {args.threads} threads, median of {args.rounds} interleaved rounds of "
           f"{args.runs} calls; graph without the frontend (--frontend runtime)\n")

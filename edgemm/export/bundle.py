@@ -295,7 +295,7 @@ def _explain(job: _Job) -> Sensitivity:
     from edgemm.export.int8_debug import analyse
 
     job.log("export: measuring each layer's int8 error (the int8 debugger)")
-    sensitivity = analyse(job.src, job.calibration, float_onnx=job.float_onnx())
+    sensitivity = analyse(job.float_onnx(), job.calibration)
     for line in sensitivity.lines():
         job.log(line)
     return sensitivity

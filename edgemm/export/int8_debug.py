@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemm.export.source import ExportSource, Samples
+from edgemm.export.source import Samples
 from edgemm.vocab import BRANCH_MODULES, Branch
 
 MEASURED_WITH = "onnxruntime.quantization.qdq_loss_debug on a static int8 QDQ calibration of the float ONNX export"
@@ -176,18 +176,13 @@ def analyse_onnx(fp32: Path, calibration: Samples, work: Path, samples: int = 32
     return Sensitivity(_rows(qdq, *acts), len(feeds))
 
 
-def analyse(source: ExportSource, calibration: Samples, samples: int = 32, float_onnx: Path | None = None
-            ) -> Sensitivity:
-    """``analyse_onnx`` of the source's float model: ``float_onnx`` when given (the export job's, so the
-    model is exported once), else exported to a temporary directory."""
-    from edgemm.export.onnx import simplify, to_onnx
+def analyse(float_onnx: Path, calibration: Samples, samples: int = 32) -> Sensitivity:
+    """``analyse_onnx`` of a float ONNX export (an export job's, ``_Job.float_onnx``), on a
+    simplified copy in a temporary directory."""
+    from edgemm.export.onnx import simplify
 
     with tempfile.TemporaryDirectory(prefix="edgemm-int8-debug-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        if float_onnx is None:
-            model = source.model.eval()
-            to_onnx(model, fp32, model.example_inputs(2))
-        else:
-            shutil.copyfile(float_onnx, fp32)
+        shutil.copyfile(float_onnx, fp32)
         simplify(fp32)
         return analyse_onnx(fp32, calibration, Path(tmp), samples)

@@ -185,29 +185,27 @@ def quantize_qdq(pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], exclu
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    with _quiet(RankOneWeightNotice()):
+    with _without_rank_one_notices():
         quantize_static(str(pre), str(out), reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
 
 
-class RankOneWeightNotice(logging.Filter):
-    """Drops onnxruntime's "Axis 1 is out-of-range for weight ... with rank 1" warning: the
-    quantizer gives it for every BatchNorm/LayerNorm scale and bias (one line each, 6 on the
-    teacher) and then quantizes that weight per tensor, as intended."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not ("is out-of-range for weight" in record.getMessage() and "with rank 1" in record.getMessage())
+def _not_rank_one_notice(record: logging.LogRecord) -> bool:
+    msg = record.getMessage()
+    return not ("is out-of-range for weight" in msg and "with rank 1" in msg)
 
 
 @contextlib.contextmanager
-def _quiet(notice: logging.Filter):
-    """The root logger (where onnxruntime's quantizer logs) without ``notice``'s records."""
+def _without_rank_one_notices():
+    """onnxruntime's quantizer logs "Axis 1 is out-of-range for weight ... with rank 1" on the root
+    logger for every BatchNorm/LayerNorm scale and bias (6 lines on the teacher), then quantizes
+    that weight per tensor, as intended: drops exactly those records while it runs."""
     root = logging.getLogger()
-    root.addFilter(notice)
+    root.addFilter(_not_rank_one_notice)
     try:
         yield
     finally:
-        root.removeFilter(notice)
+        root.removeFilter(_not_rank_one_notice)
 
 
 def ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:

@@ -52,10 +52,13 @@ def test_branches_follow_the_model_layout():
     assert branch_of("model.trunk.0") is Branch.OTHER
 
 
-def test_debugger_ranks_the_broken_layer_first(broken, easy_manifest):
+def test_debugger_ranks_the_broken_layer_first(broken, easy_manifest, tmp_path):
+    from edgemm.export.onnx import to_onnx
+
     src = load_source(broken)
     calib = load_samples(easy_manifest, src.preprocess, src.labels, ("train",), 64)
-    report = analyse(src, calib, samples=16)
+    model = src.model.eval()
+    report = analyse(to_onnx(model, tmp_path / "fp32.onnx", model.example_inputs(2)), calib, samples=16)
     worst = report.layers[0]
     assert worst.module == BROKEN and worst.branch is Branch.IMAGE
     assert worst.output_sqnr_db < 3 and worst.lost_db > 20, worst
