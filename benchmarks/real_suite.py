@@ -188,10 +188,11 @@ def run_train(data: str, out: Path) -> dict:
     return {**s["test"], "seconds": seconds, "stopped": s["stopped"]}
 
 
-def run_compress(data: str, out: Path) -> dict:
-    seconds = edgemm("compress", "--data", data, "--out", str(out), log=out.with_suffix(".log"))
+def run_compress(data: str, out: Path, student: str = "") -> dict:
+    args = ("--student", student) if student else ()
+    seconds = edgemm("compress", "--data", data, "--out", str(out), *args, log=out.with_suffix(".log"))
     r = json.loads((out / "report.json").read_text())
-    keep = ("accuracy", "accuracy_image_only", "accuracy_audio_only", "n", "params", "epochs")
+    keep = ("accuracy", "accuracy_image_only", "accuracy_audio_only", "n", "params", "macs", "epochs")
     rows = {"teacher": {k: r["teacher"].get(k) for k in keep}}
     rows.update({row["name"]: {k: row.get(k) for k in keep} for row in r["stages"]})
     return {"rows": rows, "seconds": seconds}
@@ -207,6 +208,8 @@ def main() -> int:
     p.add_argument("--data-root", type=Path, default=Path.home() / ".cache" / "edgemm" / "realsets")
     p.add_argument("--runs", type=Path, default=Path("runs/real_suite"))
     p.add_argument("--skip", default="", help="comma list of: train, compress, cnn")
+    p.add_argument("--students", default="", help="comma list of students to compress, one run each "
+                   "(default: the recipe's); the teacher is trained once per set and cached")
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/real_suite.json"))
     a = p.parse_args()
     skip = set(filter(None, a.skip.split(",")))
@@ -228,7 +231,9 @@ def main() -> int:
         if "train" not in skip:
             res["train"] = run_train(data, run_dir / f"train-{int(time.time())}")
         if "compress" not in skip:
-            res["compress"] = run_compress(data, run_dir / f"compress-{int(time.time())}")
+            for student in a.students.split(","):
+                key = f"compress[{student}]" if student else "compress"
+                res[key] = run_compress(data, run_dir / f"compress-{student or 'recipe'}-{int(time.time())}", student)
         results["sets"][name] = res
         print(f"\n### {name}: {data} (train {sizes['train']} / val {sizes['val']} / test {sizes['test']})\n")
         print("| model | fused | image only | audio only |\n|---|---:|---:|---:|")
@@ -237,9 +242,9 @@ def main() -> int:
             print(fmt(f"small CNN from scratch ({res['small_cnn']['params'] / 1e6:.2f} M, 60 epochs)", res["small_cnn"]))
         if "train" in res:
             print(fmt("`edgemm train` (av_student, defaults)", res["train"]))
-        if "compress" in res:
-            for row, r in res["compress"]["rows"].items():
-                print(fmt(f"`edgemm compress`: {row}", r))
+        for key in (k for k in res if k.startswith("compress")):
+            for row, r in res[key]["rows"].items():
+                print(fmt(f"`edgemm {key}`: {row} ({r['macs'] / 1e6:.1f} M MACs)", r))
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=2))
     return 0

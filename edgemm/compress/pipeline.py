@@ -20,7 +20,7 @@ from torch import nn
 
 from edgemm.atomic import atomic_write_text
 from edgemm.compress.distill import fit
-from edgemm.compress.prune import Probe, count_macs_params
+from edgemm.compress.prune import Probe, count_macs_params, frontend_macs
 from edgemm.compress.quantize import save_int8
 from edgemm.compress.recipe import Recipe, Stage, StageType, TeacherOutputMode, load_recipe
 from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
@@ -49,7 +49,8 @@ def _row(name: str, model: nn.Module, splits, device, seconds: float, *, eval_mo
     result = metrics(logits, y, splits.labels)
     correct = correct_string(logits["fused"].argmax(1) == y)
     warnings = branch_warnings(result, "test")
-    return {"name": name, "params": params, "macs": macs, "fp32_bytes": float_bytes(model),
+    return {"name": name, "params": params, "macs": macs, "frontend_macs": frontend_macs(model),
+            "fp32_bytes": float_bytes(model),
             "accuracy": result.accuracy, "accuracy_image_only": result.accuracy_image_only,
             "accuracy_audio_only": result.accuracy_audio_only, "n": result.n, "seconds": seconds,
             "test_correct": correct, "warnings": warnings, **extra}

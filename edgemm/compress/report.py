@@ -17,6 +17,16 @@ def _mb(n: int | None) -> str:
     return "" if n is None else f"{n / 1e6:.2f} MB"
 
 
+def _without_frontend(teacher: dict[str, Any], final: dict[str, Any]) -> str:
+    """The MAC ratio of the layers alone: both compute the same log-mel frontend, which a
+    ``--frontend runtime`` bundle runs outside the model (empty for reports without the figure)."""
+    ft, ff = teacher.get("frontend_macs"), final.get("frontend_macs")
+    if not ft or ff is None or final["macs"] <= ff:
+        return ""
+    return (f" ({(teacher['macs'] - ft) / (final['macs'] - ff):.1f}x without the log-mel frontend, "
+            f"{ft / 1e6:.1f} M MACs in the teacher's graph, {ff / 1e6:.1f} M in the student's)")
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown table, one row per model state, plus ratios against the teacher."""
     t = report["teacher"]
@@ -36,7 +46,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Final ({final['name']}) vs teacher: {t['params'] / final['params']:.1f}x fewer parameters, "
-        f"{t['macs'] / final['macs']:.1f}x fewer MACs, fused accuracy {100 * (final['accuracy'] - t['accuracy']):+.1f} pts; "
+        f"{t['macs'] / final['macs']:.1f}x fewer MACs{_without_frontend(t, final)}, fused accuracy {100 * (final['accuracy'] - t['accuracy']):+.1f} pts; "
         f"with one modality absent it keeps {_keep(final, t, 'accuracy_image_only')} (image only) and "
         f"{_keep(final, t, 'accuracy_audio_only')} (audio only) of the teacher's accuracy.",
     ]

@@ -57,3 +57,14 @@ def test_report_lists_branch_warnings_by_model_state():
     quiet = markdown({"teacher": _row("teacher", "11"), "stages": rows[:1], "data": "d", "device": "cpu",
                       "total_seconds": 60})
     assert "Warnings" not in quiet
+
+
+def test_report_gives_the_mac_ratio_with_and_without_the_shared_frontend():
+    teacher, final = _row("teacher", "11"), _row("qat", "11")
+    teacher.update(macs=151_000_000, frontend_macs=5_000_000)
+    final.update(macs=10_000_000, frontend_macs=5_000_000)
+    md = markdown({"teacher": teacher, "stages": [final], "data": "d", "device": "cpu", "total_seconds": 60})
+    assert "15.1x fewer MACs (29.2x without the log-mel frontend, 5.0 M MACs in the teacher's graph, 5.0 M in the student's)" in md
+    del teacher["frontend_macs"]  # a report written before rows recorded it
+    md = markdown({"teacher": teacher, "stages": [final], "data": "d", "device": "cpu", "total_seconds": 60})
+    assert "15.1x fewer MACs, fused" in md

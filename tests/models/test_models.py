@@ -103,3 +103,27 @@ def test_the_160_px_student_is_the_student_at_camera_resolution():
     assert sum(p.numel() for p in wide.parameters()) == sum(p.numel() for p in base.parameters())
     with torch.no_grad():
         assert wide(*wide.example_inputs(2)).shape == (2, 10)
+
+
+def test_the_separable_student_keeps_the_student_shapes_at_under_half_its_macs():
+    from edgemm.compress.prune import count_macs_params, frontend_macs
+
+    ds, base = create_model("av_student_ds"), create_model("av_student")
+    (ds_macs, ds_params), (base_macs, base_params) = count_macs_params(ds), count_macs_params(base)
+    assert frontend_macs(ds) == frontend_macs(base) > 0
+    assert ds_macs - frontend_macs(ds) < 0.45 * (base_macs - frontend_macs(base))
+    assert ds_params < base_params / 2
+    convs = [m for m in ds.modules() if isinstance(m, torch.nn.Conv2d)]
+    depthwise = [m for m in convs if m.groups == m.in_channels > 1]
+    assert len(depthwise) == 6 and all(m.kernel_size == (3, 3) for m in depthwise)
+    # The stems stay full convolutions (a depthwise conv of 1 or 3 input channels learns nothing).
+    assert ds.image_encoder.features[0].groups == ds.audio_encoder.body[0].groups == 1
+    assert ds.preprocess == base.preprocess
+    with torch.no_grad():
+        assert ds(*ds.example_inputs(2)).shape == (2, 10)
+
+
+def test_plain_blocks_keep_their_state_dict_names_so_older_checkpoints_load():
+    keys = set(create_model("av_student").state_dict())
+    assert {"image_encoder.features.4.weight", "image_encoder.features.12.weight",
+            "audio_encoder.body.12.weight"} <= keys
