@@ -123,7 +123,7 @@ def test_fit_keeps_the_latest_epoch_validation_cannot_tell_from_the_best(splits,
     assert not all(torch.equal(kept[k], snapshots[3][k]) for k in kept if kept[k].is_floating_point())
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+@pytest.mark.parametrize("name", [*TEST_MODELS, "av_student_ds"])
 def test_prune_shrinks_keeps_working_and_reloads_identically(name, tmp_path):
     torch.manual_seed(0)
     model = create_model(name, num_classes=10)
@@ -137,6 +137,9 @@ def test_prune_shrinks_keeps_working_and_reloads_identically(name, tmp_path):
     after = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
     changed = [n for n in before if after[n] != before[n]]
     assert changed and all(after[n] % 8 == 0 for n in changed)  # rounded to multiples of 8
+    for m in model.modules():  # a depthwise conv keeps one filter per channel of what feeds it
+        if isinstance(m, torch.nn.Conv2d) and m.groups > 1:
+            assert m.groups == m.in_channels == m.out_channels and m.weight.shape[1] == 1
     model.eval()
     image, audio = _batch(model)
     on, off = torch.ones(6), torch.zeros(6)
