@@ -46,7 +46,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Final ({final['name']}) vs teacher: {t['params'] / final['params']:.1f}x fewer parameters, "
-        f"{t['macs'] / final['macs']:.1f}x fewer MACs{_without_frontend(t, final)}, fused accuracy {100 * (final['accuracy'] - t['accuracy']):+.1f} pts; "
+        f"{t['macs'] / final['macs']:.1f}x fewer MACs{_without_frontend(t, final)}, "
+        f"fused accuracy {100 * (final['accuracy'] - t['accuracy']):+.1f} pts; "
         f"with one modality absent it keeps {_keep(final, t, 'accuracy_image_only')} (image only) and "
         f"{_keep(final, t, 'accuracy_audio_only')} (audio only) of the teacher's accuracy.",
     ]

@@ -124,16 +124,19 @@ class PlainCNN(nn.Module):
     Args:
         channels: Output channels of the stem and of each block after it.
         separable: Depthwise-separable blocks after the (full) stem convolution (``conv_block``).
+        convs_per_block: Convolutions in each block after the stem.
     """
 
-    def __init__(self, *, channels: Sequence[int] = (32, 64, 128, 192), separable: bool = False) -> None:
+    def __init__(self, *, channels: Sequence[int] = (32, 64, 128, 192), separable: bool = False,
+                 convs_per_block: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
         for i, c in enumerate(channels):
-            layers += [*conv_block(c_in, c, stride=2 if i == 0 else 1, separable=separable and i > 0),
-                       nn.MaxPool2d(2)]
-            c_in = c
+            for _ in range(1 if i == 0 else convs_per_block):
+                layers += conv_block(c_in, c, stride=2 if i == 0 else 1, separable=separable and i > 0)
+                c_in = c
+            layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_dim = c_in
@@ -155,13 +158,14 @@ def cnn_large(*, channels: Sequence[int] = (64, 128, 256, 384), pretrained: str 
 
 
 @IMAGE_ENCODERS.register("dscnn_small")
-def dscnn_small(*, channels: Sequence[int] = (32, 64, 128, 256), pretrained: str | None = None) -> PlainCNN:
-    """``PlainCNN`` with depthwise-separable blocks (the compression recipe's student); ``pretrained`` as there."""
-    return _plain("dscnn_small", channels, pretrained, separable=True)
+def dscnn_small(*, channels: Sequence[int] = (32, 64, 128, 256), convs_per_block: int = 1,
+                pretrained: str | None = None) -> PlainCNN:
+    """``PlainCNN`` with depthwise-separable blocks; ``pretrained`` as for ``cnn_small``."""
+    return _plain("dscnn_small", channels, pretrained, separable=True, convs_per_block=convs_per_block)
 
 
-def _plain(name: str, channels: Sequence[int], pretrained: str | None, separable: bool = False) -> PlainCNN:
-    m = PlainCNN(channels=channels, separable=separable)
+def _plain(name: str, channels: Sequence[int], pretrained: str | None, **kw) -> PlainCNN:
+    m = PlainCNN(channels=channels, **kw)
     if pretrained:
         if not is_file_spec(pretrained):
             raise ValueError(f"{name} has no published weights named {pretrained!r}: give a local state-dict file, "

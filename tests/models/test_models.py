@@ -119,6 +119,8 @@ def test_the_separable_student_keeps_the_student_shapes_at_under_half_its_macs()
     # The stems stay full convolutions (a depthwise conv of 1 or 3 input channels learns nothing).
     assert ds.image_encoder.features[0].groups == ds.audio_encoder.body[0].groups == 1
     assert ds.preprocess == base.preprocess
+    deeper = create_model("av_student_ds", image_encoder_kw={"convs_per_block": 2})
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in deeper.image_encoder.modules()) == 6
     with torch.no_grad():
         assert ds(*ds.example_inputs(2)).shape == (2, 10)
 
