@@ -17,7 +17,9 @@ attribute: a ``PreprocessConfig`` or its dict) or in a YAML file beside the fact
 (``PATH.yaml``: ``preprocess:`` and ``audio_input:``); what is not declared is edgemm's default.
 
 ``ContractModel`` wraps the module so every edgemm stage sees the same four inputs (export, the
-runtime and verification included). Checkpoints store the reference and the keyword arguments (a
+runtime and verification included). A factory that returns an ``AVModel`` (a zoo model with other
+encoders or widths) gets it back unwrapped: it already takes the four inputs, and distillation
+keeps what it uses of it (per-branch embeddings and auxiliary heads). Checkpoints store the reference and the keyword arguments (a
 file reference as an absolute path), never code, and reload with ``weights_only=True``.
 """
 
@@ -38,6 +40,7 @@ from torch import nn
 from edgemm.config import check_keys, parse_enum
 from edgemm.data.preprocess import PreprocessConfig
 from edgemm.errors import EdgemmError
+from edgemm.models.av import AVModel
 from edgemm.models.frontend import LogMelFrontend, takes_logmel
 from edgemm.safeio import load_yaml, read_text
 from edgemm.vocab import Input
@@ -191,8 +194,9 @@ class ContractModel(nn.Module):
         return example_inputs(self.preprocess, batch, logmel=takes_logmel(self))
 
 
-def create_from_reference(ref: str, **kwargs: Any) -> ContractModel:
-    """Builds ``ref``'s model (called with ``kwargs``, ``num_classes`` among them) behind the contract.
+def create_from_reference(ref: str, **kwargs: Any) -> nn.Module:
+    """Builds ``ref``'s model (called with ``kwargs``, ``num_classes`` among them) behind the contract;
+    an ``AVModel`` is returned as it is.
 
     Raises:
         ModelReferenceError: The reference cannot be loaded.
@@ -202,6 +206,8 @@ def create_from_reference(ref: str, **kwargs: Any) -> ContractModel:
     module = factory(**kwargs)
     if not isinstance(module, nn.Module):
         raise ValueError(f"{ref}: the factory returned {type(module).__name__}, expected a torch.nn.Module")
+    if isinstance(module, AVModel):
+        return module
     side = read_sidecar(path)
     preprocess = _preprocess(getattr(module, "preprocess", None) or side.get("preprocess"), ref)
     audio_input = getattr(module, "audio_input", None) or side.get("audio_input") or AudioInput.WAVEFORM

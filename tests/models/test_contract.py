@@ -91,3 +91,24 @@ def test_checkpoint_of_a_user_model_reloads_with_weights_only(tmp_path):
     with torch.no_grad():
         assert torch.equal(back(*x), model(*x))
     assert ckpt["model"]["name"].endswith("av_models.py:resnet_waveform")
+
+
+def test_a_factory_returning_a_zoo_model_keeps_its_branches_for_distillation(tmp_path):
+    # A student assembled from zoo parts: wrapped, it would hide forward_features and its branches,
+    # and distillation would silently drop the embedding terms and the per-branch auxiliary heads.
+    (tmp_path / "zoo_parts.py").write_text(
+        "from edgemm.models import create_model\n"
+        "def wide(**kw):\n"
+        "    return create_model('test_gated', image_encoder_kw={'width': 0.5}, **kw)\n")
+    from edgemm.train.unimodal import has_branches
+    from edgemm.models.av import AVModel
+
+    torch.manual_seed(0)
+    model = create_model(f"{tmp_path / 'zoo_parts.py'}:wide", num_classes=3).eval()
+    assert isinstance(model, AVModel) and not isinstance(model, ContractModel)
+    assert hasattr(model, "forward_features") and has_branches(model)
+    assert model.edgemm_spec["name"] == f"{(tmp_path / 'zoo_parts.py').resolve()}:wide"
+    back, _ = load_model(atomic_torch_save(make_checkpoint(model, labels=list("abc")), tmp_path / "m.pt"))
+    x = model.example_inputs(2)
+    with torch.no_grad():
+        assert torch.equal(back(*x), model(*x))
