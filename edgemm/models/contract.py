@@ -19,8 +19,9 @@ attribute: a ``PreprocessConfig`` or its dict) or in a YAML file beside the fact
 ``ContractModel`` wraps the module so every edgemm stage sees the same four inputs (export, the
 runtime and verification included). A factory that returns an ``AVModel`` (a zoo model with other
 encoders or widths) gets it back unwrapped: it already takes the four inputs, and distillation
-keeps what it uses of it (per-branch embeddings and auxiliary heads). Checkpoints store the reference and the keyword arguments (a
-file reference as an absolute path), never code, and reload with ``weights_only=True``.
+keeps what it uses of it (per-branch embeddings and auxiliary heads). Checkpoints store the
+reference and the keyword arguments (a file reference as an absolute path), never code, and reload
+with ``weights_only=True``.
 """
 
 from __future__ import annotations

@@ -100,8 +100,8 @@ def test_a_factory_returning_a_zoo_model_keeps_its_branches_for_distillation(tmp
         "from edgemm.models import create_model\n"
         "def wide(**kw):\n"
         "    return create_model('test_gated', image_encoder_kw={'width': 0.5}, **kw)\n")
-    from edgemm.train.unimodal import has_branches
     from edgemm.models.av import AVModel
+    from edgemm.train.unimodal import has_branches
 
     torch.manual_seed(0)
     model = create_model(f"{tmp_path / 'zoo_parts.py'}:wide", num_classes=3).eval()
