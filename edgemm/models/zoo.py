@@ -79,6 +79,10 @@ def av_student_160(**kwargs) -> AVModel:
     )
 
 
+# The separable students: DS-CNN branches on both sides, av_student's gated fusion.
+_DS_STUDENT = dict(image_encoder="dscnn_small", audio_encoder="dscnn_small", fusion=FusionType.GATED, fusion_dim=128)
+
+
 @register_model
 def av_student_ds(**kwargs) -> AVModel:
     """``av_student`` with depthwise-separable convolutions after the stems (``dscnn_small``): 40 % of
@@ -88,10 +92,7 @@ def av_student_ds(**kwargs) -> AVModel:
     than ``av_teacher``, fused accuracy within 1-4 pts of ``av_student`` on the real sets but its
     image branch weaker alone (benchmarks/README.md "A student 25x below the teacher").
     """
-    return _build(
-        dict(image_encoder="dscnn_small", audio_encoder="dscnn_small", fusion=FusionType.GATED, fusion_dim=128),
-        kwargs,
-    )
+    return _build(_DS_STUDENT, kwargs)
 
 
 @register_model
@@ -100,11 +101,7 @@ def av_student_ds_wide(**kwargs) -> AVModel:
     ``av_teacher`` after the default recipe, and on the two real sets fused accuracy at or above
     ``av_student``'s with the image branch alone within one standard error of it (one run per set,
     benchmarks/README.md "A student 25x below the teacher")."""
-    return _build(
-        dict(image_encoder="dscnn_small", image_encoder_kw={"channels": (48, 96, 192, 320)},
-             audio_encoder="dscnn_small", fusion=FusionType.GATED, fusion_dim=128),
-        kwargs,
-    )
+    return _build(dict(_DS_STUDENT, image_encoder_kw={"channels": (48, 96, 192, 320)}), kwargs)
 
 
 @register_model
