@@ -18,7 +18,7 @@ Prints one table per set and writes JSON. No per-set tuning anywhere: every set 
 commands and the same baseline settings.
 
 Usage:
-    python benchmarks/real_suite.py [--sets digits,letters] [--skip train,compress] [--json out.json]
+    python benchmarks/real_suite.py [--sets digits,letters,digits_newvoices] [--skip train,compress] [--json out.json]
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks_common import cpu_name  # noqa: E402
 from realsets import build  # noqa: E402
+
+PER_CLASS = {"digits": 100, "letters": 40, "digits_newvoices": 150}  # realsets.py's defaults (letters: clips)
 
 
 # ---------------------------------------------------------------- data as arrays ----------------
@@ -215,7 +217,7 @@ def main() -> int:
     skip = set(filter(None, a.skip.split(",")))
     results = {"meta": {"cpu": cpu_name(), "threads": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}, "sets": {}}
     for name in a.sets.split(","):
-        data = str(build(name, a.data_root, 100 if name == "digits" else 40, 0))
+        data = str(build(name, a.data_root, PER_CLASS[name], 0))
         arr, labels, pre = arrays(data)
         sizes = {s: len(arr[s][2]) for s in arr}
         res: dict = {"data": data, "sizes": sizes}

@@ -8,6 +8,9 @@ unusable (lens covered or out of focus, the speaker silent), so fusion matters.
 - ``digits`` (manifest CSV): scikit-learn's 1797 handwritten-digit scans (8x8, upscaled as a
   low-resolution camera would) in random ink and paper colours on scikit-image photographs; the
   digit's name spoken by espeak-ng in many voices, speeds and pitches.
+- ``digits_newvoices`` (manifest CSV with a split column): the same construction, each sample's
+  split set by its espeak-ng speaker variant, so the test and validation voices never occur in
+  training.
 - ``letters`` (video folder of H.264 + AAC clips): capital letters A-J in ~100 Debian fonts on
   photographs, the camera drifting; the NATO word (alpha ... juliett) spoken by flite's voices,
   tempo and pitch changed by sox, with room reverb, in recorded household sounds.
@@ -52,6 +55,17 @@ class Sample:
     audio: np.ndarray  # float32 mono at SR
     label: str
     corrupt: str  # "", "image" or "audio"
+    split: str = ""  # "" (the loader's stratified split) or train / val / test
+
+
+# digits_newvoices: the espeak-ng speaker variants heard only in validation or only in test, never in
+# training (a deployed device meets new people); every accent appears with every variant.
+VAL_VARIANTS = ("m5", "f4")
+TEST_VARIANTS = ("m2", "f2", "croak")
+
+
+def voice_split(variant: str) -> str:
+    return "test" if variant in TEST_VARIANTS else "val" if variant in VAL_VARIANTS else "train"
 
 
 # ---------------------------------------------------------------- shared material ---------------
@@ -192,8 +206,9 @@ def trim(w: np.ndarray, thresh: float = 0.02) -> np.ndarray:
     return w[idx[0] : idx[-1] + 1] if len(idx) else w
 
 
-def espeak(word: str, rng: np.random.Generator, tmp: str) -> np.ndarray:
-    voice = f"{ESPEAK_VOICES[rng.integers(len(ESPEAK_VOICES))]}+{ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]}"
+def espeak(word: str, rng: np.random.Generator, tmp: str, variant: str | None = None) -> np.ndarray:
+    accent = ESPEAK_VOICES[rng.integers(len(ESPEAK_VOICES))]
+    voice = f"{accent}+{variant or ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]}"
     f = os.path.join(tmp, "s.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.uniform(120, 210))), "-p", str(int(rng.uniform(20, 80))),
                     "-a", "150", "-w", f, word], check=True, capture_output=True)
@@ -259,8 +274,12 @@ def corrupt_kind(rng: np.random.Generator, fraction: float) -> str:
     return "image" if u < fraction / 2 else "audio" if u < fraction else ""
 
 
-def digits_set(per_class: int, seed: int, corrupt: float = 0.2) -> list[Sample]:
-    """Handwritten digit scans + spoken digit names (espeak-ng)."""
+def digits_set(per_class: int, seed: int, corrupt: float = 0.2, by_voice: bool = False) -> list[Sample]:
+    """Handwritten digit scans + spoken digit names (espeak-ng).
+
+    ``by_voice``: each sample's split follows its speaker variant (``voice_split``), so the test
+    voices never occur in training.
+    """
     import cv2
     from sklearn.datasets import load_digits
 
@@ -282,9 +301,11 @@ def digits_set(per_class: int, seed: int, corrupt: float = 0.2) -> list[Sample]:
                     bg = background(photos, rng, CANVAS, CANVAS, paper=(0.5, 0.9))
                     scene = bg * (1 - m) + ink_for(bg, rng) * m
                     image = Camera.draw(rng).shoot(scene, rng)
-                speech = None if kind == "audio" else espeak(DIGIT_WORDS[c], rng, tmp)
+                variant = ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))] if by_voice else None
+                speech = None if kind == "audio" else espeak(DIGIT_WORDS[c], rng, tmp, variant)
                 off = 0 if speech is None else int(rng.uniform(0, max(1, SR - len(speech))))
-                out.append(Sample(image, microphone(speech, sounds, SR, off, rng), DIGIT_WORDS[c], kind))
+                out.append(Sample(image, microphone(speech, sounds, SR, off, rng), DIGIT_WORDS[c], kind,
+                                  voice_split(variant) if variant else ""))
     return out
 
 
@@ -337,7 +358,8 @@ def letters_clips(per_class: int, seed: int, corrupt: float = 0.2, seconds: floa
 
 # ---------------------------------------------------------------- writers -----------------------
 def write_manifest(samples: list[Sample], root: Path) -> Path:
-    """Writes JPEG images (a camera's compression) and 16-bit WAVs, and ``manifest.csv`` (no split column)."""
+    """Writes JPEG images (a camera's compression) and 16-bit WAVs, and ``manifest.csv`` (a split column
+    only when the samples carry one)."""
     import cv2
     import soundfile as sf
 
@@ -348,10 +370,11 @@ def write_manifest(samples: list[Sample], root: Path) -> Path:
         q = int(np.random.default_rng(k).uniform(50, 95))
         cv2.imwrite(str(root / f"{stem}.jpg"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
         sf.write(str(root / f"{stem}.wav"), s.audio, SR, subtype="PCM_16")
-        rows.append({"image": f"{stem}.jpg", "audio": f"{stem}.wav", "label": s.label, "corrupt": s.corrupt})
+        rows.append({"image": f"{stem}.jpg", "audio": f"{stem}.wav", "label": s.label, "corrupt": s.corrupt,
+                     **({"split": s.split} if s.split else {})})
     path = root / "manifest.csv"
     with path.open("w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=["image", "audio", "label", "corrupt"])
+        wr = csv.DictWriter(f, fieldnames=["image", "audio", "label", "corrupt"] + (["split"] if "split" in rows[0] else []))
         wr.writeheader()
         wr.writerows(rows)
     return path
@@ -369,8 +392,9 @@ def write_video_folder(clips, root: Path) -> Path:
     return root
 
 
-SETS = {"digits": "manifest", "letters": "video"}
-VERSION = {"digits": 2, "letters": 1}  # bump when a set's construction changes (v1 digits: smaller, busier)
+SETS = {"digits": "manifest", "letters": "video", "digits_newvoices": "manifest"}
+# Bump when a set's construction changes (v1 digits: smaller, busier).
+VERSION = {"digits": 2, "letters": 1, "digits_newvoices": 1}
 
 
 def build(name: str, out: Path, per_class: int, seed: int) -> Path:
@@ -380,8 +404,8 @@ def build(name: str, out: Path, per_class: int, seed: int) -> Path:
     data = root / "manifest.csv" if SETS[name] == "manifest" else root / "clips"
     if done.is_file():
         return data
-    if name == "digits":
-        write_manifest(digits_set(per_class, seed), root)
+    if name in ("digits", "digits_newvoices"):
+        write_manifest(digits_set(per_class, seed, by_voice=name == "digits_newvoices"), root)
     else:
         write_video_folder(letters_clips(per_class, seed), data)
     done.write_text(hashlib.sha1(name.encode()).hexdigest())
@@ -394,10 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="digits,letters")
     p.add_argument("--digits-per-class", type=int, default=100)
     p.add_argument("--letters-per-class", type=int, default=40, help="clips per class (3 samples each)")
+    p.add_argument("--newvoices-per-class", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     for name in a.sets.split(","):
-        per = a.digits_per_class if name == "digits" else a.letters_per_class
+        per = {"digits": a.digits_per_class, "letters": a.letters_per_class,
+               "digits_newvoices": a.newvoices_per_class}[name]
         print(name, build(name, a.out, per, a.seed))
     return 0
 

@@ -32,6 +32,7 @@ from edgemm.data.labels import count_labelled, labelled_only, with_label_fractio
 from edgemm.metrics import branch_warnings, metrics
 from edgemm.train import distributed
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
+from edgemm.train.config import schedule_steps
 from edgemm.train.evaluation import predict_logits
 from edgemm.train.precision import autocast_dtype
 
@@ -148,6 +149,31 @@ def _scratch(student: _Student, splits, config, device, seed: int, log) -> nn.Mo
     fit(model, None, dataclasses.replace(splits, train=labelled_only(splits.train)), config, seed=seed, device=device,
         log=log)
     return model
+
+
+def warm_start(student: nn.Module, teacher: nn.Module) -> bool:
+    """Starts ``student`` from ``teacher``'s weights when both are the same network (born-again).
+
+    Returns:
+        Whether the weights were copied: same registered model and the same parameter and buffer
+        names and shapes.
+    """
+    s_spec, t_spec = getattr(student, "edgemm_spec", None), getattr(teacher, "edgemm_spec", None)
+    if s_spec is None or t_spec is None or s_spec.get("name") != t_spec.get("name"):
+        return False
+    own, theirs = student.state_dict(), teacher.state_dict()
+    if own.keys() != theirs.keys() or any(own[k].shape != theirs[k].shape for k in own):
+        return False
+    student.load_state_dict({k: v.detach().clone() for k, v in theirs.items()})
+    return True
+
+
+def _teacher_as_scratch(teacher_row: dict[str, Any], recipe: Recipe, splits) -> dict[str, Any]:
+    """The scratch baseline when the teacher is the student itself trained here by ``edgemm train``:
+    the same row, at ``edgemm train``'s budget (no second training run)."""
+    config = recipe.teacher.train_config()
+    epochs = schedule_steps(config.epochs, _steps_per_epoch(splits, config.batch_size), config.min_steps)[1]
+    return {**teacher_row, "name": BASELINE, "seconds": 0.0, "same_as": "teacher", "epochs": epochs}
 
 
 def _log_row(row: dict[str, Any], log) -> None:
@@ -289,6 +315,10 @@ def compress(
     if not student.preprocess.same_inputs(teacher_model.preprocess):
         raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
                          f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
+    warm = given is None and teacher_ckpt.get("zero_shot") is None and warm_start(student, teacher_model)
+    if warm:
+        log(f"student {recipe.student} has the teacher's architecture: it starts from the teacher's weights "
+            "(born-again distillation)")
     splits = open_dataset(data, student.preprocess, labels=labels)
     splits.train = with_label_fraction(splits.train, labels_fraction, seed)
     transfer = {"labels_fraction": labels_fraction, "train_labelled": count_labelled(splits.train),
@@ -299,23 +329,27 @@ def compress(
     if ranks.main:
         stage_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    teacher_amp = autocast_dtype(recipe.teacher.precision, dev)
+    teacher_amp = autocast_dtype(recipe.teacher.training_precision, dev)
     log(f"teacher forward passes in {'float32' if teacher_amp is None else 'bfloat16 autocast'} "
-        f"(teacher.precision: {recipe.teacher.precision.value}); the student trains in float32")
+        f"(teacher.precision: {recipe.teacher.training_precision.value}); the student trains in float32")
     zero_shot = teacher_ckpt.get("zero_shot")
     mode = recipe.teacher.outputs.resolve(zero_shot is not None)
     cached, outputs_note = _teacher_outputs(mode, teacher_model, splits, data, student.preprocess, dev, teacher_amp, log)
     if latency is not None:
         latency.bind(labels=labels, data=str(data))
     ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log, teacher_amp=teacher_amp,
-                       teacher_outputs=cached, latency=latency)
+                       teacher_outputs=cached, latency=latency, warm_start=warm)
     common = {"data": splits.source, "recipe": recipe.to_dict()}
 
     teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
                        trained_now=teacher_seconds > 0 and zero_shot is None,
                        **({"zero_shot": zero_shot} if zero_shot else {}))
     rows, reusable = [], resume  # a stage is reused only if it and every stage before it ran as planned now
-    for i, step in enumerate(_plan(recipe, baseline)):
+    teacher_is_scratch = warm and teacher is None  # the student itself, trained here as edgemm train does
+    if baseline and teacher_is_scratch:
+        rows.append(_teacher_as_scratch(teacher_row, recipe, splits))
+        log(f"[{BASELINE}] the teacher is the student trained alone by edgemm train's recipe: it is the baseline")
+    for i, step in enumerate(_plan(recipe, baseline and not teacher_is_scratch)):
         path = stage_dir / f"{i:02d}_{step.name}.pt"
         planned = step.record(teacher_path, teacher_amp, built.identity, seed, labels_fraction, cached is not None,
                               latency)

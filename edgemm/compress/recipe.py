@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from edgemm.config import check_keys, check_types, parse_enum
 from edgemm.registry import Registry
 from edgemm.safeio import load_yaml, read_text
-from edgemm.train.config import schedule_steps
+from edgemm.train.config import TrainConfig, schedule_steps
 from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
 from edgemm.train.precision import Precision
 from edgemm.vocab import Int8Scheme
@@ -90,6 +90,8 @@ class DistillConfig:
             as in ``edgemm train``; without them a student's slower branch can stay at chance
             while the fused loss falls. 0, or a student without two encoders, disables them.
         weight_decay: AdamW weight decay (not applied to norms and biases).
+        warm_lr: Peak learning rate instead of ``lr`` when the student starts from the teacher's
+            weights (the same network: born-again distillation).
     """
 
     epochs: int = 15
@@ -105,6 +107,7 @@ class DistillConfig:
     label_smoothing: float = 0.1
     unimodal_loss: float = 1.0
     weight_decay: float = 0.05
+    warm_lr: float = 5e-4
 
     def __post_init__(self) -> None:
         check_types(self, "distill")
@@ -114,7 +117,8 @@ class DistillConfig:
         if self.mixup < 0:
             raise ValueError(f"distill.mixup must be >= 0 (0 turns it off), got {self.mixup!r}")
         _steps("distill", min_steps=self.min_steps)
-        _positive("distill", epochs=self.epochs, lr=self.lr, temperature=self.temperature, batch_size=self.batch_size)
+        _positive("distill", epochs=self.epochs, lr=self.lr, warm_lr=self.warm_lr, temperature=self.temperature,
+                  batch_size=self.batch_size)
         if not 0 <= self.alpha <= 1 or self.feature_weight < 0 or not 0 <= self.modality_dropout <= 1:
             raise ValueError("distill: alpha and modality_dropout must be in [0, 1], feature_weight >= 0")
 
@@ -272,17 +276,25 @@ def register_stage(name: str, config: type, *, quantizes: bool = False):
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """How to get the teacher when none is given: train this registered model.
+    """How to get the teacher when none is given: train this registered model with ``edgemm train``.
+
+    The teacher is trained by ``edgemm.train.train`` with ``edgemm train``'s own defaults
+    (``edgemm.train.TrainConfig``); the fields left unset (null) keep them, so
+    ``edgemm train --model M`` followed by ``edgemm compress --teacher runs/M/best.pt`` gives the
+    same teacher as ``edgemm compress`` alone.
 
     Attributes:
-        model: Registered model name.
-        epochs: Training epochs on a large set.
-        min_steps: At least this many optimiser steps (small sets get more epochs).
-        lr: Peak learning rate.
-        precision: Arithmetic of the teacher's training and of its forward passes while it teaches
-            (those are most of ``edgemm compress``'s compute): ``fp32``, ``bf16`` autocast, or
-            ``auto`` = bf16 where the device computes it natively (AVX512-BF16/AMX CPUs, recent
-            GPUs), else fp32. The student always trains in fp32.
+        model: Registered model name. The default is the default student itself: on small data a
+            larger network trained from scratch ends below it (benchmarks/README.md, "Compression
+            that costs nothing"), so the student teaches its own pruned and int8 successors
+            (born-again distillation, warm-started from the teacher's weights).
+        epochs: Training epochs on a large set (null: ``edgemm train``'s).
+        min_steps: At least this many optimiser steps (null: ``edgemm train``'s).
+        lr: Peak learning rate (null: ``edgemm train``'s).
+        precision: Arithmetic of the teacher's training and of its forward passes while it teaches:
+            ``fp32``, ``bf16`` autocast, or ``auto`` = bf16 where the device computes it natively
+            (AVX512-BF16/AMX CPUs, recent GPUs), else fp32 (null: ``edgemm train``'s, fp32). The
+            student always trains in fp32.
         pretrained: Where the teacher's image encoder starts: ``auto`` (torchvision's ImageNet
             weights when they are in torch hub's local cache, else random), ``none``, a
             torchvision weights name, a local state-dict file, or ``hf:<hub id or directory>``
@@ -298,11 +310,11 @@ class TeacherConfig:
             (``edgemm.compress.teacher_outputs``); ``auto`` caches for a zero-shot teacher only.
     """
 
-    model: str = "av_teacher"
-    epochs: int = 15
-    min_steps: int = 0
-    lr: float = 1e-3
-    precision: Precision = Precision.AUTO
+    model: str = "av_student"
+    epochs: int | None = None
+    min_steps: int | None = None
+    lr: float | None = None
+    precision: Precision | None = None
     pretrained: str = "auto"
     clip: str | None = None
     clap: str | None = None
@@ -312,14 +324,26 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         check_types(self, "teacher")
-        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
+        if self.precision is not None:
+            object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
         object.__setattr__(self, "outputs", parse_enum(TeacherOutputMode, self.outputs, "teacher.outputs"))
         if self.clip or self.clap:
             self.zero_shot()  # validates the prompts
         if not isinstance(self.pretrained, str) or not self.pretrained:
             raise ValueError(f"teacher.pretrained must be auto, none, a weights name or a file, got {self.pretrained!r}")
-        _steps("teacher", min_steps=self.min_steps)
+        if self.min_steps is not None:
+            _steps("teacher", min_steps=self.min_steps)
         _positive("teacher", epochs=self.epochs, lr=self.lr)
+
+    def train_config(self, **kw: Any) -> TrainConfig:
+        """``edgemm train``'s configuration with this teacher's set fields (and ``kw``) applied."""
+        own = {k: getattr(self, k) for k in ("epochs", "min_steps", "lr") if getattr(self, k) is not None}
+        return TrainConfig(**own, precision=self.training_precision.value, **kw)
+
+    @property
+    def training_precision(self) -> Precision:
+        """The arithmetic the teacher trains and teaches in: the set one, else ``edgemm train``'s."""
+        return self.precision if self.precision is not None else Precision(TrainConfig().precision)
 
     def zero_shot(self):
         """The ``ZeroShotConfig`` when ``clip`` or ``clap`` is set, else None."""

@@ -37,8 +37,9 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|" + "---:|" * len(COLUMNS),
     ]
     for r in [t] + report["stages"]:
+        name = r["name"] + (" (= teacher)" if r.get("same_as") == "teacher" else "")
         lines.append(
-            f"| {r['name']} | {r['params'] / 1e6:.3f} M | {r['macs'] / 1e6:.1f} M | {_mb(r['fp32_bytes'])} | "
+            f"| {name} | {r['params'] / 1e6:.3f} M | {r['macs'] / 1e6:.1f} M | {_mb(r['fp32_bytes'])} | "
             f"{_mb(r.get('int8_bytes'))} | {r['accuracy']:.3f} | {r['accuracy_image_only']:.3f} | "
             f"{r['accuracy_audio_only']:.3f} | {r['seconds']:.0f} s |"
         )
@@ -54,6 +55,7 @@ def markdown(report: dict[str, Any]) -> str:
     budget = _budget(report["stages"])
     if budget:
         lines.append(budget)
+    lines += [line for line in (teacher_vs_scratch(report), int8_vs_float(report["stages"])) if line]
     scratch = next((r for r in report["stages"] if r["name"] == BASELINE), None)
     if scratch:
         lines.append(f"Distillation vs the same student from scratch: {100 * (final['accuracy'] - scratch['accuracy']):+.1f} pts "
@@ -71,9 +73,55 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{', '.join(final['float_layers']) or 'none'}.")
     lines += _latency(report.get("latency_budget"))
     warnings = [f"{r['name']}: {w}" for r in [t] + report["stages"] for w in r.get("warnings", [])]
+    warnings += report_warnings(report)
     if warnings:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in warnings]
     return "\n".join(lines) + "\n"
+
+
+def _scratch(report: dict[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in report["stages"] if r["name"] == BASELINE), None)
+
+
+def teacher_vs_scratch(report: dict[str, Any]) -> str | None:
+    """The teacher's accuracy beside the same student trained alone (the scratch baseline)."""
+    t, scratch = report["teacher"], _scratch(report)
+    if scratch is None:
+        return None
+    if scratch.get("same_as") == "teacher":
+        return (f"Teacher: the student itself trained alone by edgemm train's recipe ({t['accuracy']:.3f} fused), "
+                "so it is also the scratch baseline; the later stages distil from it (born-again).")
+    return (f"Teacher {t['accuracy']:.3f} fused vs the same student trained alone {scratch['accuracy']:.3f} "
+            f"({100 * (t['accuracy'] - scratch['accuracy']):+.1f} pts).")
+
+
+def int8_vs_float(rows: list[dict[str, Any]], max_drop: float = 0.01) -> str | None:
+    """Whether the int8 model keeps the accuracy of the float student it was made from (the row before)."""
+    final = rows[-1]
+    floats = [r for r in rows[:-1] if r["name"] != BASELINE]
+    if final.get("int8_bytes") is None or not floats:
+        return None
+    before = floats[-1]
+    drop = before["accuracy"] - final["accuracy"]
+    verdict = "keeps" if drop <= max_drop else "LOSES"
+    return (f"int8 check: {final['name']} {final['accuracy']:.3f} vs the float student after {before['name']} "
+            f"{before['accuracy']:.3f} ({100 * (final['accuracy'] - before['accuracy']):+.1f} pts): it {verdict} the float accuracy "
+            f"(tolerance {100 * max_drop:g} pt).")
+
+
+def report_warnings(report: dict[str, Any], max_drop: float = 0.01) -> list[str]:
+    """Warnings about the run as a whole: a teacher weaker than the student alone, an int8 model
+    that lost accuracy."""
+    out = []
+    t, scratch = report["teacher"], _scratch(report)
+    if scratch is not None and scratch.get("same_as") != "teacher" and t["accuracy"] < scratch["accuracy"]:
+        out.append(f"distilling from a weaker teacher: the teacher ({t['accuracy']:.3f}) is below the same student "
+                   f"trained alone ({scratch['accuracy']:.3f}); train it longer, pass a better --teacher, or leave "
+                   "the default (the student teaches itself)")
+    line = int8_vs_float(report["stages"], max_drop)
+    if line and "LOSES" in line:
+        out.append(line)
+    return out
 
 
 def _latency(budget: dict[str, Any] | None) -> list[str]:
@@ -161,6 +209,8 @@ def _budget(rows: list[dict[str, Any]]) -> str | None:
     scratch = next((r for r in rows if r["name"] == BASELINE), None)
     if scratch is None:
         return line + "."
+    if scratch.get("same_as") == "teacher":
+        return line + f"; the scratch baseline is the teacher, {scratch['epochs']} epochs of edgemm train's schedule."
     line += f"; the scratch baseline {scratch['epochs']} (the distill stage's budget)."
     extra = total - scratch["epochs"]
     if extra > 0:

@@ -135,7 +135,7 @@ def load_teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: s
         model, ckpt = load_model(teacher, map_location=str(device))
         return model, ckpt, Path(teacher), 0.0
     from edgemm.data.synthetic import default_cache_dir
-    from edgemm.train import TrainConfig, train
+    from edgemm.train import train
 
     init = teacher_init_kwargs(recipe.teacher.model, recipe.teacher.pretrained)
     key = teacher_cache_key(recipe, data, init, labels_fraction)
@@ -143,12 +143,11 @@ def load_teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: s
     seconds = 0.0
     if not (run / "summary.json").is_file():
         start = f", image encoder from {recipe.teacher.pretrained}" if init else ""
-        log(f"training teacher {recipe.teacher.model} ({recipe.teacher.epochs} epochs{start}) into {run}")
+        config = recipe.teacher.train_config(device=str(device), labels_fraction=labels_fraction)
+        log(f"training teacher {recipe.teacher.model} as edgemm train does ({config.epochs} epochs, at least "
+            f"{config.min_steps} steps, lr {config.lr:g}, {config.precision}{start}) into {run}")
         t0 = time.perf_counter()
-        train(recipe.teacher.model, data, out=run, resume=True, progress=False, model_kwargs=init,
-              config=TrainConfig(epochs=recipe.teacher.epochs, min_steps=recipe.teacher.min_steps, lr=recipe.teacher.lr,
-                                 device=str(device), precision=recipe.teacher.precision.value,
-                                 labels_fraction=labels_fraction))
+        train(recipe.teacher.model, data, out=run, resume=True, progress=False, model_kwargs=init, config=config)
         seconds = time.perf_counter() - t0
     else:
         log(f"reusing cached teacher {run / 'best.pt'}")

@@ -189,3 +189,42 @@ def test_xnnpack_qat_program_lowers_into_executorch_as_it_is(teacher, small_mani
             assert m.quantization["method"] == "qat" and m.verification["reference"] == "pytorch-fake-quant", target
             assert not any("calibrated post-training" in n for n in m.source["notes"]), m.source["notes"]
     assert sizes[("executorch", "int8")] < 0.8 * sizes[("executorch", "fp32")]  # int8 weights inside the .pte
+
+
+BORN_AGAIN = """
+student: test_gated
+teacher: {model: test_gated, epochs: 1, min_steps: 3}
+stages:
+  - {type: distill, epochs: 1, batch_size: 8}
+  - {type: ptq, calibration_samples: 16}
+"""
+
+
+def test_teacher_is_trained_as_edgemm_train_trains_and_teaches_itself(small_manifest, tmp_path, capsys):
+    """compress alone trains the same teacher as `edgemm train` then `compress --teacher CKPT`; a student
+    with the teacher's architecture starts from its weights, and the teacher doubles as the baseline."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(BORN_AGAIN)
+    common = ["--data", str(small_manifest), "--device", "cpu"]
+    assert main(["compress", *common, "--recipe", str(recipe), "--out", str(tmp_path / "c"), "--json"]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert "starts from the teacher's weights (born-again distillation)" in out.err
+    assert "[distill] warm start from the teacher: peak lr 0.0005 (distill.warm_lr) instead of 0.005" in out.err
+    scratch = report["stages"][0]
+    assert [r["name"] for r in report["stages"]] == ["scratch", "distill", "ptq"]
+    assert scratch["same_as"] == "teacher" and scratch["test_correct"] == report["teacher"]["test_correct"]
+    assert "| scratch (= teacher) |" in (tmp_path / "c" / "report.md").read_text()
+
+    assert main(["train", "--model", "test_gated", *common, "--epochs", "1", "--min-steps", "3",
+                 "--out", str(tmp_path / "t")]) == 0
+    ours = torch.load(tmp_path / "t" / "best.pt", weights_only=True)["state_dict"]
+    cached = torch.load(report["teacher"]["path"], weights_only=True)["state_dict"]
+    assert ours.keys() == cached.keys() and all(torch.equal(ours[k], cached[k]) for k in ours)
+
+    capsys.readouterr()
+    assert main(["compress", *common, "--recipe", str(recipe), "--teacher", str(tmp_path / "t" / "best.pt"),
+                 "--out", str(tmp_path / "c2"), "--no-baseline", "--json"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert given["teacher"]["test_correct"] == report["teacher"]["test_correct"]
+    assert [r["test_correct"] for r in given["stages"]] == [r["test_correct"] for r in report["stages"][1:]]

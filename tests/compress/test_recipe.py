@@ -30,7 +30,7 @@ def test_default_recipe_ships_and_round_trips():
         ({"stages": [{"type": "distill", "epochs": 2.5}]}, r"distill.epochs: expected a whole number, got 2.5"),
         ({"stages": [{"type": "distill", "epochs": "three"}]}, r"distill.epochs: expected a whole number, got 'three'"),
         ({"stages": [{"type": "distill", "lr": float("inf")}]}, r"distill.lr: expected a finite number, got inf"),
-        ({"teacher": {"lr": float("nan")}, "stages": [{"type": "ptq"}]}, r"teacher.lr: expected a finite number, got nan"),
+        ({"teacher": {"lr": float("nan")}, "stages": [{"type": "ptq"}]}, r"teacher.lr: expected a finite number or null, got nan"),
         ({"teacher": {"clip": 3}, "stages": [{"type": "ptq"}]}, r"teacher.clip: expected a string or null, got 3"),
         ({"stage": []}, r"unknown key\(s\) \['stage'\]; valid keys are \['student', 'teacher', 'stages'\]"),
         ({"stages": [{"epochs": 3}]}, "each stage needs a 'type'"),
@@ -81,7 +81,7 @@ def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, mon
 
     import dataclasses
 
-    longer = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, epochs=recipe.teacher.epochs + 1))
+    longer = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, epochs=7))
     assert teacher_cache_key(longer, manifest) != teacher_cache_key(recipe, manifest)
 
     # The same registered name with another architecture (a new edgemm version) is another teacher.
@@ -125,3 +125,22 @@ def test_an_unknown_student_is_reported_before_the_teacher_trains(tmp_path, smal
         "edgemm compress: error: recipe student: unknown model 'av_studnet'; registered: " + proc.stderr.split(
             "registered: ")[1].strip()]
     assert "training teacher" not in proc.stderr and not (tmp_path / "o" / "stages").exists()
+
+
+def test_default_teacher_is_trained_as_edgemm_train_trains():
+    """The teacher compress trains when none is given uses edgemm train's defaults, field by field;
+    a recipe value replaces only that field."""
+    from edgemm.compress.recipe import load_recipe
+    from edgemm.train import TrainConfig
+
+    teacher = load_recipe().teacher
+    assert teacher.model == "av_student"  # the student teaches itself (born-again)
+    assert teacher.train_config() == TrainConfig()
+    assert teacher.train_config(device="cpu", labels_fraction=0.5) == TrainConfig(device="cpu", labels_fraction=0.5)
+    own = parse_recipe({"teacher": {"model": "av_teacher", "min_steps": 370, "lr": 0.001},
+                        "stages": [{"type": "distill"}]}).teacher
+    assert own.train_config() == TrainConfig(min_steps=370, lr=0.001)
+    with pytest.raises(ValueError, match=r"teacher.min_steps: expected a whole number or null, got 1.5"):
+        parse_recipe({"teacher": {"min_steps": 1.5}, "stages": [{"type": "distill"}]})
+    with pytest.raises(ValueError, match=r"distill.warm_lr must be positive, got 0"):
+        parse_recipe({"stages": [{"type": "distill", "warm_lr": 0}]})

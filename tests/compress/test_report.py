@@ -68,3 +68,42 @@ def test_report_gives_the_mac_ratio_with_and_without_the_shared_frontend():
     del teacher["frontend_macs"]  # a report written before rows recorded it
     md = markdown({"teacher": teacher, "stages": [final], "data": "d", "device": "cpu", "total_seconds": 60})
     assert "15.1x fewer MACs, fused" in md
+
+
+def _report(teacher, rows):
+    return {"teacher": teacher, "stages": rows, "vs_scratch": vs_scratch(rows), "data": "d", "device": "cpu",
+            "total_seconds": 60}
+
+
+def test_report_warns_when_distilling_from_a_teacher_weaker_than_the_student_alone():
+    rows = [_row("scratch", "1" * 8 + "00"), _row("distill", "1" * 7 + "000")]
+    md = markdown(_report(_row("teacher", "1" * 6 + "0000"), rows))
+    assert "Teacher 0.600 fused vs the same student trained alone 0.800 (-20.0 pts)." in md
+    assert ("- distilling from a weaker teacher: the teacher (0.600) is below the same student trained alone "
+            "(0.800)") in md
+    strong = markdown(_report(_row("teacher", "1" * 9 + "0"), rows))
+    assert "Teacher 0.900 fused vs the same student trained alone 0.800 (+10.0 pts)." in strong
+    assert "weaker teacher" not in strong and "Warnings" not in strong
+
+
+def test_report_names_a_born_again_teacher_as_the_baseline():
+    teacher = _row("teacher", "1" * 8 + "00")
+    scratch = {**teacher, "name": "scratch", "same_as": "teacher", "seconds": 0.0, "epochs": 30}
+    rows = [scratch, _row("distill", "1" * 8 + "00")]
+    rows[1]["epochs"] = 11
+    md = markdown(_report(teacher, rows))
+    assert "| scratch (= teacher) |" in md and "weaker teacher" not in md
+    assert "Teacher: the student itself trained alone by edgemm train's recipe (0.800 fused)" in md
+    assert "the scratch baseline is the teacher, 30 epochs of edgemm train's schedule." in md
+
+
+def test_report_checks_that_int8_keeps_the_float_students_accuracy():
+    prune, qat = _row("prune", "1" * 90 + "0" * 10), _row("qat", "1" * 90 + "0" * 10)
+    qat["int8_bytes"] = 10
+    md = markdown(_report(_row("teacher", "1" * 90 + "0" * 10), [prune, qat]))
+    assert "int8 check: qat 0.900 vs the float student after prune 0.900 (+0.0 pts): it keeps the float accuracy" in md
+    assert "Warnings" not in md
+    qat["test_correct"] = "1" * 88 + "0" * 12
+    qat["accuracy"] = 0.88
+    md = markdown(_report(_row("teacher", "1" * 90 + "0" * 10), [prune, qat]))
+    assert "- int8 check: qat 0.880 vs the float student after prune 0.900 (-2.0 pts): it LOSES" in md

@@ -68,10 +68,12 @@ def test_teacher_runs_in_bf16_while_the_student_stays_fp32(small_manifest):
     assert torch.isfinite(torch.tensor(result.history[0]["loss"]))
 
 
-def test_recipe_teacher_precision_defaults_to_auto_and_is_validated():
+def test_recipe_teacher_precision_defaults_to_edgemm_trains_and_is_validated():
     recipe = parse_recipe({"stages": [{"type": "distill"}]})
-    assert recipe.teacher.precision is Precision.AUTO
-    assert recipe.to_dict()["teacher"]["precision"] == "auto"
+    assert recipe.teacher.precision is None and recipe.to_dict()["teacher"]["precision"] is None
+    assert recipe.teacher.training_precision is Precision.FP32  # edgemm train's default
+    auto = parse_recipe({"teacher": {"precision": "auto"}, "stages": [{"type": "distill"}]}).teacher
+    assert auto.training_precision is Precision.AUTO and auto.train_config().precision == "auto"
     assert parse_recipe({"teacher": {"precision": "fp32"}, "stages": [{"type": "distill"}]}).teacher.precision \
         is Precision.FP32
     with pytest.raises(ValueError, match=r"teacher.precision: 'fp16' is not one of \['fp32', 'bf16', 'auto'\]"):
