@@ -18,6 +18,15 @@ def _isolated_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(autouse=True)
+def _own_trust():
+    """Each test starts with no model code trusted (what one command of the CLI starts with)."""
+    from edgemm import trust
+
+    with trust.session():
+        yield
+
+
 @pytest.fixture(scope="session")
 def small_manifest(tmp_path_factory) -> Path:
     """The generated default classes, 6 samples each, in the manifest format (with a split column)."""

@@ -18,6 +18,7 @@ import sys
 import threading
 import warnings
 
+from edgemm import trust
 from edgemm._stdio import stdout_to_stderr
 from edgemm.cli import deploy, train
 from edgemm.cli._common import print_json
@@ -60,11 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if not debug:  # one line, like errors: what happened, not the source line that warned
         warnings.formatwarning = lambda message, *_a, **_k: f"edgemm {args.command}: warning: {message}\n"
     try:
-        if as_json:
-            with stdout_to_stderr():
+        with trust.session(getattr(args, "trust_model_code", False)):
+            if as_json:
+                with stdout_to_stderr():
+                    code = args.func(args)
+            else:
                 code = args.func(args)
-        else:
-            code = args.func(args)
     except KNOWN_ERRORS as e:
         if debug:
             raise

@@ -87,3 +87,10 @@ def remote_of(a: argparse.Namespace):
     from edgemm.devices.remote import Remote
 
     return Remote.parse(a.remote, a.ssh_config, a.remote_edgemm) if a.remote else None
+
+
+def add_trust(p: argparse.ArgumentParser) -> None:
+    """``--trust-model-code``: allow the model code a checkpoint or recipe names (``edgemm.trust``)."""
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="run the model code (PATH.py:FUNCTION) that a checkpoint or recipe names even if you did not "
+                        "name it here; only for files from people you trust (or EDGEMM_TRUST_MODEL_CODE=1)")

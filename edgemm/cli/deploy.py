@@ -13,6 +13,7 @@ from edgemm.cli._common import (
     PROVIDER_HELP,
     add_device_profile,
     add_remote,
+    add_trust,
     emit_json,
     finite_float,
     next_steps,
@@ -32,8 +33,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default=None, choices=[t.value for t in Target],
                    help="(default: the --device-profile's)")
     p.add_argument("--precision", default=None, choices=[x.value for x in PrecisionChoice],
-                   help="fp32 (default), fp16, int8, or auto: the fastest that verifies, measured here on the "
-                        "bundle's backend (or the --device-profile's)")
+                   help="fp32, fp16, int8, or auto: the fastest that verifies, measured here on the bundle's backend "
+                        "(or the --device-profile's); default: the profile's, else int8 for a quantized `edgemm "
+                        "compress` run (it carries the int8 program compress trained), else fp32")
     add_device_profile(p, "default target and precision, and the backend, provider, threads and options `auto` "
                           "measures with; recorded in the manifest")
     p.add_argument("--calib-data", default=None, help="int8 calibration data (default: the training data)")
@@ -50,6 +52,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                         "layers int8 hurts most in float until it passes (the manifest lists them and why)")
     _add_frontend(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
+    add_trust(p)
     p.set_defaults(func=_cmd_export)
 
 
@@ -346,6 +349,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="accuracy-vs-latency plot (default: <out>/bench.png)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_remote(p)
+    add_trust(p)
     p.set_defaults(func=_cmd_bench)
 
 

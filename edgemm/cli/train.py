@@ -14,6 +14,7 @@ from edgemm.cli._common import (
     PROFILE_HELP,
     PROVIDER_HELP,
     add_remote,
+    add_trust,
     emit_json,
     finite_float,
     next_steps,
@@ -70,6 +71,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels-fraction", type=finite_float, default=d.labels_fraction, metavar="F",
                    help="train on this fraction of the training labels (per class, whole clips); unlabelled samples are skipped")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_trust(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -117,6 +119,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device-profile", default=None, metavar="PROFILE",
                    help=f"{PROFILE_HELP}: the backend, provider, threads and options a bundle runs with")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_trust(p)
     p.set_defaults(func=_cmd_eval)
 
 
@@ -171,6 +174,7 @@ def _add_compress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-recipe", action="store_true", help="print the recipe that would run and exit")
     p.add_argument("--json", action="store_true", help="print report.json")
     _add_budget(p)
+    add_trust(p)
     p.set_defaults(func=_cmd_compress)
 
 
@@ -255,8 +259,16 @@ def _cmd_compress(a: argparse.Namespace) -> int:
         print(f"edgemm compress: the final model misses the {lb['ms']:g} ms budget: {lb['final']['latency_ms']:.3f} ms "
               f"p90 {lb['stage']} on {lb['measured_on']} (the model and report are written: {a.out})", file=sys.stderr)
         return 1
-    precision = "int8" if report.get("int8_model") else "fp32"
-    next_steps(f"edgemm export {a.out} --target onnx --precision {precision}   # or: --device-profile NAME",
+    from edgemm.export.bundle import default_bundle_path
+    from edgemm.vocab import Precision, Target
+
+    quantized = bool(report.get("int8_model"))
+    what = "the int8 program trained here" if quantized else "the float model"
+    bundle = default_bundle_path(a.out / "model.pt", report["recipe"]["student"], Target.OPENVINO,
+                                 Precision.INT8 if quantized else Precision.FP32)
+    next_steps(f"edgemm export {a.out} --target openvino   # {what}; or: --device-profile NAME",
+               f"edgemm run {bundle} --camera 0 --mic default --show",
+               f"edgemm profile {bundle}",
                f"edgemm bench {a.out}   # every target x precision in one table")
     return 0
 

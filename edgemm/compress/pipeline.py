@@ -201,13 +201,26 @@ def _teacher_outputs(mode: TeacherOutputMode, teacher: nn.Module, splits, data, 
 
 
 def _check_names(recipe: Recipe, given: nn.Module | None, teacher) -> None:
-    """Every model the run will build resolves, before the teacher trains for minutes."""
+    """Every model the run will build resolves, before the teacher trains for minutes; model code a
+    recipe file names runs only if the caller named it too or opted in (``edgemm.trust``)."""
     from edgemm.models.registry import check_model_name
+    from edgemm.trust import check_stored_reference
 
     if given is None:
+        check_stored_reference(recipe.student, "recipe student")
         check_model_name(recipe.student, "recipe student")
     if teacher is None and recipe.teacher.zero_shot() is None:
+        check_stored_reference(recipe.teacher.model, "recipe teacher.model")
         check_model_name(recipe.teacher.model, "recipe teacher.model")
+
+
+def _trust_named(student, teacher) -> None:
+    """The caller named these model references (``--student`` / ``--teacher``): their code may run."""
+    from edgemm.trust import is_reference, trust_reference
+
+    for name in (student, teacher):
+        if isinstance(name, str) and is_reference(name) and not Path(name).exists():
+            trust_reference(name)
 
 
 def _quantization(recipe: Recipe, stage: str) -> dict[str, Any]:
@@ -296,6 +309,7 @@ def compress(
     if teacher_outputs is not None:
         recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, outputs=teacher_outputs))
     given = student if isinstance(student, nn.Module) else None
+    _trust_named(student, teacher)
     recipe, teacher = with_models(recipe, None if given is not None else student, teacher)
     if getattr(given, "edgemm_spec", None) is not None:
         recipe = dataclasses.replace(recipe, student=given.edgemm_spec["name"])

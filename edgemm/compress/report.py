@@ -103,7 +103,7 @@ def int8_vs_float(rows: list[dict[str, Any]], max_drop: float = 0.01) -> str | N
         return None
     before = floats[-1]
     drop = before["accuracy"] - final["accuracy"]
-    verdict = "keeps" if drop <= max_drop else "LOSES"
+    verdict = "keeps" if drop <= max_drop + 1e-9 else "LOSES"
     return (f"int8 check: {final['name']} {final['accuracy']:.3f} vs the float student after {before['name']} "
             f"{before['accuracy']:.3f} ({100 * (final['accuracy'] - before['accuracy']):+.1f} pts): it {verdict} the float accuracy "
             f"(tolerance {100 * max_drop:g} pt).")

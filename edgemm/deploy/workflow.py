@@ -25,8 +25,9 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
             or a model built by ``edgemm.models.create_model`` (saved first as a checkpoint beside
             the bundle, ``<out>.source.pt``, which the manifest names).
         target: A ``Target`` value (default: the profile's).
-        precision: A ``PrecisionChoice`` value (default: the profile's, else fp32). ``auto`` exports
-            every precision and keeps the fastest that verifies, measured on this machine.
+        precision: A ``PrecisionChoice`` value (default: ``default_precision``: the profile's, else
+            int8 for a quantized ``edgemm compress`` run, else fp32). ``auto`` exports every
+            precision and keeps the fastest that verifies, measured on this machine.
         device_profile: A ``DeviceProfile``, a shipped profile name or a YAML path; recorded in the
             manifest, and for ``auto`` its backend, provider, threads and options are measured with.
         out: Bundle directory.
@@ -54,7 +55,10 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
     if target is None:
         raise ValueError("--target is required (onnx, openvino or tflite) unless a --device-profile gives it")
     target = parse_enum(Target, target, "--target")
-    choice = parse_enum(PrecisionChoice, precision or (dev.precision if dev else PrecisionChoice.FP32), "--precision")
+    if precision is None:
+        precision, why = default_precision(checkpoint, dev)
+        log(f"precision: {precision.value} ({why})")
+    choice = parse_enum(PrecisionChoice, precision, "--precision")
     name = dev.name if dev else None
     if options.get("frontend") is None:  # not given: the profile's
         options["frontend"] = dev.frontend if dev else FrontendPlace.GRAPH
@@ -69,6 +73,26 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
         return export_auto(checkpoint, target=target, out=out, config=auto, log=log, device=name, **options)
     return export_bundle(checkpoint, target=target, precision=choice.concrete, out=out, device=name, log=log,
                          **options)
+
+
+def default_precision(checkpoint: str | Path | None, dev: DeviceProfile | None) -> tuple[PrecisionChoice, str]:
+    """The precision ``edgemm export`` uses when none is asked for, and why.
+
+    A device profile's precision first; else int8 when the checkpoint carries the int8 program
+    ``edgemm compress`` trained (its qat/ptq stage), so the quantized run is what gets exported;
+    else fp32.
+    """
+    if dev is not None:
+        return parse_enum(PrecisionChoice, dev.precision, "precision"), f"device profile {dev.name}"
+    from edgemm.export.source import resolve_checkpoint
+    from edgemm.train.checkpoint import load_checkpoint
+
+    path = resolve_checkpoint(checkpoint)
+    quant = load_checkpoint(path).get("quantization")
+    if isinstance(quant, dict) and quant.get("file"):
+        return PrecisionChoice.INT8, (f"{path} is quantized: it carries the int8 program edgemm compress trained, "
+                                      f"{quant['file']}; --precision fp32 exports the float model")
+    return PrecisionChoice.FP32, f"{path} is a float checkpoint; --precision int8 calibrates an int8 model"
 
 
 def _module_checkpoint(model, out: str | Path | None, labels: list[str] | None, data: str | Path | None,

@@ -44,6 +44,7 @@ from edgemm.errors import EdgemmError
 from edgemm.models.av import AVModel
 from edgemm.models.frontend import LogMelFrontend, takes_logmel
 from edgemm.safeio import load_yaml, read_text
+from edgemm.trust import canonical, is_reference  # noqa: F401  (re-exported: where callers look for them)
 from edgemm.vocab import Input
 
 _SIDECAR_KEYS = ("preprocess", "audio_input")
@@ -58,19 +59,6 @@ class AudioInput(str, enum.Enum):
 
 class ModelReferenceError(EdgemmError, ValueError):
     """A ``PATH.py:FUNCTION`` or ``module:FUNCTION`` reference that cannot be loaded (the message says why)."""
-
-
-def is_reference(name: str) -> bool:
-    """Whether ``name`` is a factory reference rather than a registered name."""
-    return isinstance(name, str) and ":" in name and not name.startswith(("hf:", "http:", "https:"))
-
-
-def canonical(ref: str) -> str:
-    """The reference as checkpoints store it: a file reference with an absolute path."""
-    target, _, function = ref.rpartition(":")
-    if target.endswith(".py"):
-        return f"{Path(target).expanduser().resolve()}:{function}"
-    return ref
 
 
 def model_slug(name: str) -> str:
@@ -118,6 +106,9 @@ def _load_file(path: Path):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as e:  # a model file must not end the command as if it had succeeded
+        del sys.modules[name]
+        raise ModelReferenceError(f"{path}: the model file called exit({e.code!r}) while being imported") from None
     except BaseException:
         del sys.modules[name]
         raise
@@ -204,7 +195,10 @@ def create_from_reference(ref: str, **kwargs: Any) -> nn.Module:
         ValueError: The model's declarations are invalid, or it does not return ``(B, num_classes)``.
     """
     factory, path = resolve_factory(ref)
-    module = factory(**kwargs)
+    try:
+        module = factory(**kwargs)
+    except SystemExit as e:
+        raise ModelReferenceError(f"{ref}: the factory called exit({e.code!r}) instead of returning a model") from None
     if not isinstance(module, nn.Module):
         raise ValueError(f"{ref}: the factory returned {type(module).__name__}, expected a torch.nn.Module")
     if isinstance(module, AVModel):

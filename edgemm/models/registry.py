@@ -36,9 +36,11 @@ def create_model(name: str, **kwargs) -> nn.Module:
         >>> model = create_model("test_gated", num_classes=4)
     """
     from edgemm.models.contract import canonical, create_from_reference, is_reference
+    from edgemm.trust import trust_reference
 
     if is_reference(name) and name not in MODELS:
         name = canonical(name)
+        trust_reference(name)  # named by the caller (a file's stored names go through load_model's check)
         model = create_from_reference(name, **kwargs)
     else:
         model = MODELS.get(name)(**kwargs)

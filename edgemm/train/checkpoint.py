@@ -100,13 +100,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, *, map_location: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuilds the model from a checkpoint and loads its weights.
 
+    A checkpoint whose model is a code reference (``PATH.py:FUNCTION``) loads only if the user named
+    that reference or opted in (``edgemm.trust``).
+
     Returns:
         The model in eval mode and the checkpoint dict.
     """
     from edgemm.models import create_model
+    from edgemm.trust import check_stored_reference
 
     ckpt = load_checkpoint(path)
     spec = ckpt["model"]
+    check_stored_reference(spec["name"], str(path))  # a file's model reference runs only if the user named it
     model = create_model(spec["name"], **spec["kwargs"])
     if "layers" in ckpt:  # structurally pruned models differ from the registered shapes
         apply_layer_shapes(model, ckpt["layers"], ckpt["state_dict"])

@@ -35,9 +35,14 @@ def test_compress_a_user_student_under_a_user_teacher_then_export_and_run(small_
     assert report["teacher"]["trained_now"] and "av_models_resnet_waveform-" in report["teacher"]["path"]
     assert report["recipe"]["student"] == f"{USER}:no_flags"
 
-    # The pruned student rebuilds from plain data: the reference, its kwargs and the layer shapes.
+    # The pruned student rebuilds from plain data: the reference, its kwargs and the layer shapes. The
+    # checkpoint names code: in Python, as on the command line, it loads once the user names it.
     from edgemm.train import load_model
+    from edgemm.trust import UntrustedModelCode, trust_reference
 
+    with pytest.raises(UntrustedModelCode, match="its model is code"):
+        load_model(out / "model.pt")
+    trust_reference(f"{USER}:no_flags")
     model, ckpt = load_model(out / "model.pt")
     assert ckpt["model"]["name"] == f"{USER}:no_flags" and ckpt["quantization"]["stage"] == "ptq"
     assert sum(p.numel() for p in model.parameters()) == ptq["params"] == pruned["params"]

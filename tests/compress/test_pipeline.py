@@ -95,6 +95,12 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
         else:
             assert m.quantization["method"] == "qat" and m.verification["reference"] == "pytorch-fake-quant"
 
+    # README's flow: `edgemm export RUN --target openvino` with no --precision exports what compress made
+    logs = []
+    m = export(out, target="openvino", verify_samples=48, calib_samples=32, log=logs.append)
+    assert m.verified and m.precision == "int8" and m.quantization["method"] == "qat"
+    assert any(line.startswith("precision: int8 (") and "is quantized" in line for line in logs), logs
+
     # a second run into the same directory must not silently overwrite it
     assert main(args[:-1]) == 1
     assert "pass --resume" in capsys.readouterr().err
