@@ -1,6 +1,7 @@
 """No code runs from a file a user merely opens: a checkpoint or recipe that names model code is
 refused unless the user named that code or passed --trust-model-code (edgemm.trust)."""
 
+import csv
 import json
 
 import pytest
@@ -12,9 +13,14 @@ from edgemm.train.checkpoint import atomic_torch_save, load_model, make_checkpoi
 from edgemm.trust import UntrustedModelCode, check_stored_reference, trust_reference
 
 
-def _forged(path, name, kwargs):
+def _labels(manifest):
+    with open(manifest) as f:
+        return sorted({row["label"] for row in csv.DictReader(f)})
+
+
+def _forged(path, name, kwargs, labels=tuple("0123456789")):
     """A checkpoint in edgemm's format (plain data: loads with weights_only) whose model names code."""
-    ckpt = make_checkpoint(create_model("test_gated", num_classes=10), labels=[str(i) for i in range(10)])
+    ckpt = make_checkpoint(create_model("test_gated", num_classes=len(labels)), labels=list(labels))
     ckpt["model"] = {"name": name, "kwargs": kwargs}
     ckpt.pop("layers", None)
     torch.save(ckpt, path)
@@ -47,7 +53,8 @@ def _model_file(tmp_path, marker):
 def test_a_checkpoint_naming_a_model_file_loads_only_when_the_user_opts_in(tmp_path, small_manifest, capsys):
     marker = tmp_path / "imported"
     src = _model_file(tmp_path, marker)
-    ckpt = _forged(tmp_path / "m.pt", f"{src}:tiny", {"num_classes": 10})
+    labels = _labels(small_manifest)
+    ckpt = _forged(tmp_path / "m.pt", f"{src}:tiny", {"num_classes": len(labels)}, labels)
     assert main(["eval", str(ckpt), "--data", str(small_manifest), "--json"]) == 1
     assert "its model is code" in capsys.readouterr().err and not marker.exists()
 

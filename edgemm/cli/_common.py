@@ -59,6 +59,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0 (``nan`` would make every comparison with it false)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 def finite_float(text: str) -> float:
     """An argparse type: a finite number (``inf`` and ``nan`` are usage errors)."""
     try:

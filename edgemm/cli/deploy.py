@@ -17,6 +17,7 @@ from edgemm.cli._common import (
     emit_json,
     finite_float,
     next_steps,
+    non_negative_float,
     positive_int,
     remote_of,
 )
@@ -47,7 +48,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explain", action="store_true",
                    help="int8: measure each layer's int8 error, print the worst by branch (image, audio, fusion, "
                         "head) and record them in the manifest (a failed int8 verification does this too)")
-    p.add_argument("--max-drop", type=float, default=None, metavar="PTS",
+    p.add_argument("--max-drop", type=non_negative_float, default=None, metavar="PTS",
                    help="int8: the accuracy drop allowed, in points (default 1); if verification fails, keep the "
                         "layers int8 hurts most in float until it passes (the manifest lists them and why)")
     _add_frontend(p)

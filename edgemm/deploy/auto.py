@@ -22,7 +22,7 @@ from edgemm.export import ExportError, VerificationFailed, export
 from edgemm.export.bundle import default_bundle_path
 from edgemm.export.source import load_source, resolve_checkpoint
 from edgemm.profile.latency import ProfileConfig, profile
-from edgemm.runtime.manifest import publish, read_manifest, write_manifest
+from edgemm.runtime.manifest import check_replaceable, publish, read_manifest, write_manifest
 from edgemm.vocab import Precision, Target, VerifyStatus
 
 INT8_ONLY_OPTIONS = ("explain", "max_drop")  # export options that apply to the int8 candidate only
@@ -77,7 +77,7 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
     """
     target = parse_enum(Target, target, "--target")
     ckpt = resolve_checkpoint(checkpoint)
-    bundle = Path(out) if out else default_bundle_path(ckpt, load_source(ckpt).name, target, "auto")
+    bundle = check_replaceable(Path(out) if out else default_bundle_path(ckpt, load_source(ckpt).name, target, "auto"))
     bundle.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(bundle.parent, f".auto-{bundle.name}-")  # what killed runs left
     work = Path(tempfile.mkdtemp(prefix=f".auto-{bundle.name}-{os.getpid()}-", dir=bundle.parent))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
 import shutil
 import tempfile
@@ -28,7 +29,15 @@ from edgemm.export.formats import FORMATS, FormatSpec, Precision, Target
 from edgemm.export.int8_debug import Sensitivity
 from edgemm.export.source import ExportContext, ExportSource, Samples, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
-from edgemm.runtime.manifest import SUFFIX, Manifest, TensorSpec, file_checksum, publish, write_manifest
+from edgemm.runtime.manifest import (
+    SUFFIX,
+    Manifest,
+    TensorSpec,
+    check_replaceable,
+    file_checksum,
+    publish,
+    write_manifest,
+)
 from edgemm.vocab import OUTPUT_NAME, FrontendPlace, VerifyStatus
 
 
@@ -162,6 +171,8 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     int8 = precision is Precision.INT8
     if (explain or max_drop is not None) and not int8:
         raise ValueError(f"--explain / --max-drop: apply to int8 exports, not {precision.value}")
+    if max_drop is not None and not (math.isfinite(max_drop) and max_drop >= 0):
+        raise ValueError(f"--max-drop must be a finite number of points >= 0, got {max_drop!r}")
     if max_drop is not None:
         tolerance = dataclasses.replace(tolerance, int8_accuracy_points=float(max_drop))
     src = load_source(checkpoint)
@@ -176,7 +187,7 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     calibration = load_samples(data, src.preprocess, src.labels, ("train",), calib_samples) if calibrate else None
     if calibration is not None and src.frontend is FrontendPlace.RUNTIME:
         calibration = calibration.as_logmel(src.preprocess.audio)
-    bundle = Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision)
+    bundle = check_replaceable(Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision))
     job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples, tolerance, log)
     try:
         return _run(job, explain, max_drop)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -126,9 +127,12 @@ def parse_floor(text: str) -> tuple[str, float]:
     if metric not in FLOOR_METRICS:
         raise ValueError(f"--fail-under: {text!r}: metric must be one of {list(FLOOR_METRICS)}")
     try:
-        return metric, float(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"--fail-under: {text!r}: expected METRIC=NUMBER such as accuracy=0.9") from None
+    if not math.isfinite(number):  # every comparison with nan is false: the gate could never fail
+        raise ValueError(f"--fail-under: {text!r}: the floor must be a finite number")
+    return metric, number
 
 
 def below_floors(report: BenchReport, floors: list[tuple[str, float]]) -> list[str]:

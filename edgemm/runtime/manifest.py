@@ -232,8 +232,25 @@ def write_manifest(manifest: Manifest, bundle: str | Path) -> Path:
     return atomic_write_text(Path(bundle) / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
 
 
+def check_replaceable(bundle: str | Path) -> Path:
+    """``bundle`` as an output path: free, or an existing bundle (which a new export may replace).
+
+    Raises:
+        FileExistsError: It is a file, or a directory that is not a bundle: edgemm never deletes
+            what it did not write.
+    """
+    bundle = Path(bundle)
+    if bundle.is_symlink() or (bundle.exists() and not (bundle.is_dir() and is_bundle(bundle))):
+        kind = "a directory that is not a bundle (no manifest.json)" if bundle.is_dir() else "a file"
+        raise FileExistsError(f"--out {bundle}: it is {kind}; edgemm replaces only a bundle it wrote, so choose "
+                              "another --out or remove it yourself")
+    return bundle
+
+
 def publish(staging: Path, bundle: Path) -> Path:
-    """Moves a finished staging directory to ``bundle``, replacing an older bundle only at the end."""
+    """Moves a finished staging directory to ``bundle``, replacing an older bundle only at the end
+    (and only a bundle: ``check_replaceable``)."""
+    check_replaceable(bundle)
     if bundle.exists():
         old = bundle.with_name(f".old-{bundle.name}-{os.getpid()}")
         os.replace(bundle, old)

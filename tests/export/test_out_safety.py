@@ -1,0 +1,65 @@
+"""`--out` never deletes what edgemm did not write; gates reject numbers that can never fail."""
+
+import pytest
+
+from edgemm.cli import main
+from edgemm.models import create_model
+from edgemm.runtime.manifest import check_replaceable, publish
+from edgemm.train.checkpoint import atomic_torch_save, make_checkpoint
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    model = create_model("test_gated", num_classes=3)
+    return atomic_torch_save(make_checkpoint(model, labels=["a", "b", "c"]), tmp_path / "m.pt")
+
+
+def test_export_refuses_an_out_directory_that_is_not_a_bundle(checkpoint, tmp_path, capsys):
+    user = tmp_path / "photos"
+    user.mkdir()
+    (user / "holiday.jpg").write_bytes(b"precious")
+    assert main(["export", str(checkpoint), "--target", "onnx", "--out", str(user), "--no-verify"]) == 1
+    err = capsys.readouterr().err
+    assert f"--out {user}: it is a directory that is not a bundle (no manifest.json)" in err
+    assert (user / "holiday.jpg").read_bytes() == b"precious" and sorted(p.name for p in user.iterdir()) == ["holiday.jpg"]
+
+
+def test_export_refuses_an_out_path_that_is_a_file(checkpoint, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(["export", str(checkpoint), "--target", "onnx", "--out", str(notes), "--no-verify"]) == 1
+    assert f"--out {notes}: it is a file" in capsys.readouterr().err
+    assert notes.read_text() == "mine" and not list(tmp_path.glob(".old-*"))
+
+
+def test_an_existing_bundle_is_replaced_and_nothing_else_is_touched(checkpoint, tmp_path):
+    out = tmp_path / "b.edgemm"
+    assert main(["export", str(checkpoint), "--target", "onnx", "--out", str(out), "--no-verify"]) == 0
+    first = (out / "manifest.json").read_text()
+    assert main(["export", str(checkpoint), "--target", "onnx", "--out", str(out), "--no-verify"]) == 0
+    assert (out / "manifest.json").read_text() != first  # a new bundle (new creation time) in the same place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.edgemm", "m.pt"]
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.raises(FileExistsError, match="not a bundle"):  # the last line of defence, whoever calls it
+        publish(staging, tmp_path)
+    assert check_replaceable(tmp_path / "free") == tmp_path / "free"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "m.pt", "--target", "onnx", "--precision", "int8", "--max-drop", "nan"], "expected a finite number"),
+    (["export", "m.pt", "--target", "onnx", "--precision", "int8", "--max-drop", "-1"], "expected a finite number >= 0"),
+])
+def test_gates_reject_numbers_that_can_never_fail(args, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bench_floor_must_be_finite():
+    from edgemm.profile.bench import parse_floor
+
+    assert parse_floor("accuracy=0.9") == ("accuracy", 0.9)
+    for bad in ("accuracy=nan", "accuracy=inf"):
+        with pytest.raises(ValueError, match="the floor must be a finite number"):
+            parse_floor(bad)
