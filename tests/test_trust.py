@@ -9,7 +9,7 @@ import torch
 
 from edgemm.cli import main
 from edgemm.models import create_model
-from edgemm.train.checkpoint import atomic_torch_save, load_model, make_checkpoint
+from edgemm.train.checkpoint import load_model, make_checkpoint
 from edgemm.trust import UntrustedModelCode, check_stored_reference, trust_reference
 
 

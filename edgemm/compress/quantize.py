@@ -16,9 +16,12 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from edgemm._noise import quiet_torchao_import
 from edgemm.atomic import atomic_path
 from edgemm.models.av import example_inputs
 from edgemm.vocab import FRONTEND_MODULE, Int8Scheme
+
+quiet_torchao_import()  # torchao, imported by the functions below, registers enums torch now warns about
 
 FLOAT_MODULES = (FRONTEND_MODULE,)
 

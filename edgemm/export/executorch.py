@@ -42,6 +42,9 @@ def lower(module: nn.Module, example: tuple[torch.Tensor, ...]) -> bytes:
 def ptq_int8(model: nn.Module, example: tuple[torch.Tensor, ...], calibration: Samples,
              keep_float: tuple[str, ...] = ()) -> nn.Module:
     """The PT2E int8 model of ``model``, calibrated one sample at a time on ``calibration``."""
+    from edgemm._noise import quiet_torchao_import
+
+    quiet_torchao_import()
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from edgemm.compress.quantize import xnnpack_quantizer

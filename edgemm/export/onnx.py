@@ -19,6 +19,7 @@ import onnx
 import torch
 from torch import nn
 
+from edgemm._noise import quiet_onnx_export
 from edgemm.export.errors import converting
 from edgemm.export.formats import FORMATS, Precision, Target
 from edgemm.export.source import Artifact, ExportContext
@@ -32,7 +33,7 @@ TENSORS = {n: n for n in (*INPUT_NAMES, OUTPUT_NAME)}
 def to_onnx(module: nn.Module, path: Path, example: tuple, *, target: str = "onnx") -> Path:
     """Exports with a dynamic batch (``example`` must have batch >= 2: batch-1 traces fix it)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with converting(target, module, example):
+    with converting(target, module, example), quiet_onnx_export():
         program = torch.onnx.export(module, example, dynamo=True, opset_version=OPSET, input_names=list(INPUT_NAMES),
                                     output_names=[OUTPUT_NAME], dynamic_shapes=tuple({0: batch} for _ in example),
                                     verbose=False)
