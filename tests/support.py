@@ -155,3 +155,8 @@ def play(freq: float, seconds: float, rate: int = 48000, amplitude: float = 0.5)
                              "--format=s16le"], stdin=subprocess.PIPE)
     threading.Thread(target=lambda: (proc.stdin.write(pcm), proc.stdin.close()), daemon=True).start()
     return proc
+
+
+def green_bar_pixels(rgb: np.ndarray) -> int:
+    """Pixels of the live overlay's top-label bar colour (80, 200, 80) in an RGB screenshot."""
+    return int((np.abs(rgb.astype(int) - (80, 200, 80)).sum(-1) < 40).sum())

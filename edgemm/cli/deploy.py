@@ -326,6 +326,29 @@ def _cmd_devices(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="what this machine can do: backends, OpenCV, cameras, mics, sensors",
+                       description="One line per backend and its providers or devices, the OpenCV build (windows, "
+                                   "GStreamer), cameras, microphones, thermal zones, power sensors and torch, with "
+                                   "the fix for what is missing. With --device-profile: exit 1 when any of that "
+                                   "profile's needs is missing.")
+    add_device_profile(p, "also check what this profile needs (its backend, provider or device, camera, microphone)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_doctor)
+
+
+def _cmd_doctor(a: argparse.Namespace) -> int:
+    from edgemm.devices import as_profile
+    from edgemm.devices.doctor import doctor, lines
+
+    report = doctor(as_profile(a.device_profile))
+    if a.json:
+        emit_json(a, report)
+    else:
+        print("\n".join(lines(report)))
+    return 0 if report["ok"] else 1
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="export, evaluate and profile every target × precision of a checkpoint",
                        description="One table: size, accuracy on the whole split, latency percentiles, speed-up "
@@ -407,3 +430,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_profile(sub)
     _add_bench(sub)
     _add_devices(sub)
+    _add_doctor(sub)

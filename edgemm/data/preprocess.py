@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from edgemm._cv2 import import_cv2
 from edgemm.config import check_keys, check_types, parse_enum
 
 
@@ -194,8 +195,7 @@ def preprocess_image(rgb: np.ndarray, cfg: ImageConfig) -> np.ndarray:
         >>> x.shape
         (3, 64, 64)
     """
-    import cv2
-
+    cv2 = import_cv2()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got shape {rgb.shape} dtype {rgb.dtype}")
     h, w = rgb.shape[:2]

@@ -154,6 +154,15 @@ def list_profiles() -> list[DeviceProfile]:
     return [load_profile(p) for p in sorted(builtin_dir().glob("*.yaml"))]
 
 
+# Profiles no longer shipped, and why: naming one is an error that says so, not "unknown device".
+RETIRED = {
+    "jetson-nano": "the Jetson Nano's last JetPack (4.6, L4T r32) ships Python 3.6 and NVIDIA builds onnxruntime-gpu "
+                   "for it only up to Python 3.8, while edgemm needs Python >= 3.10, so no install route exists; use "
+                   "jetson-orin-nano (JetPack 6), or a profile file of your own for a Nano-class board that runs "
+                   "Python >= 3.10 (docs/devices.md, 'Install on a device')",
+}
+
+
 def load_profile(name_or_path: str | Path) -> DeviceProfile:
     """A shipped profile by name (``raspberry-pi-5``) or a user's YAML file by path.
 
@@ -163,6 +172,8 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     path = Path(name_or_path)
     if not (path.suffix in {".yaml", ".yml"} or path.is_file()):
         path = builtin_dir() / f"{name_or_path}.yaml"
+        if not path.is_file() and str(name_or_path) in RETIRED:
+            raise DeviceProfileError(f"device profile {name_or_path!r} was retired: {RETIRED[str(name_or_path)]}")
         if not path.is_file():
             names = sorted(p.stem for p in builtin_dir().glob("*.yaml"))
             raise DeviceProfileError(f"unknown device {str(name_or_path)!r}; shipped profiles: {', '.join(names)} "

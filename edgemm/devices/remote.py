@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from edgemm import __version__
 from edgemm.errors import EdgemmError, UsageError
 
-INSTALL_HINT = "pip install 'edgemm[runtime]=={version}' plus the bundle's backend extra (onnxruntime, openvino or tflite)"
+INSTALL_HINT = "pip install 'edgemm[runtime,headless]=={version}' plus the bundle's backend extra (onnxruntime, openvino or tflite)"
 
 
 class RemoteError(EdgemmError, RuntimeError):

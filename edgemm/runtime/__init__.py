@@ -8,7 +8,7 @@
 Live input: ``run(session, Inputs(camera="0", mic="default"))`` or, piece by piece,
 ``open_source`` + ``Pipeline`` (see docs/runtime.md).
 
-Nothing here imports torch (a test checks it); ``pip install edgemm[runtime]`` is enough for ONNX,
+Nothing here imports torch (a test checks it); ``pip install edgemm[runtime,headless]`` (or ``gui``) is enough for ONNX,
 plus ``edgemm[openvino]`` or ``edgemm[tflite]`` for those bundles.
 """
 

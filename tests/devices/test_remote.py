@@ -149,7 +149,7 @@ def test_each_failure_is_one_line_naming_the_host(case, message, device, onnx_bu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ssh://device" in err[0] and message in err[0], err
     if case in ("no edgemm there", "other version"):
-        assert "pip install 'edgemm[runtime]" in err[0]
+        assert "pip install 'edgemm[runtime,headless]" in err[0]
 
 
 def test_bad_remote_urls_and_options_are_usage_errors(onnx_bundle, capsys):

@@ -9,7 +9,7 @@ from edgemm.cli import main
 from edgemm.devices import DeviceProfileError, list_profiles, load_profile
 from edgemm.runtime.backends import CAN_RUN, BackendName
 
-REQUIRED = {"jetson-orin-nano", "jetson-nano", "raspberry-pi-5", "x86-laptop-cpu", "intel-igpu", "intel-npu"}
+REQUIRED = {"jetson-orin-nano", "raspberry-pi-5", "x86-laptop-cpu", "intel-igpu", "intel-npu"}
 GOOD = {"name": "mine", "description": "my board", "target": "onnx", "precision": "int8", "backend": "onnxruntime",
         "threads": 2, "camera": "rtsp://127.0.0.1:8554/cam", "audio": {"device": 3, "sample_rate": 16000},
         "input_size": [640, 480], "latency_budget_ms": 40}
@@ -21,10 +21,14 @@ def test_shipped_profiles_cover_the_devices_and_are_consistent():
     for p in profiles.values():
         assert p.target in CAN_RUN[BackendName(p.backend)] and p.latency_budget_ms > 0 and p.description
     assert "nvarguscamerasrc" in profiles["jetson-orin-nano"].camera  # the CSI camera through GStreamer
-    for jetson in ("jetson-orin-nano", "jetson-nano"):  # TensorRT first, then CUDA, then the CPU (what the build has)
-        assert profiles[jetson].device == "TensorRT,CUDA,CPU"
+    assert profiles["jetson-orin-nano"].device == "TensorRT,CUDA,CPU"  # TensorRT, then CUDA, then the CPU
     assert profiles["raspberry-pi-5"].target == "tflite"
     assert profiles["intel-npu"].device == "NPU" and profiles["intel-igpu"].device == "GPU"
+
+
+def test_the_retired_jetson_nano_profile_says_why():
+    with pytest.raises(DeviceProfileError, match=r"'jetson-nano' was retired: .*Python 3.6.*jetson-orin-nano"):
+        load_profile("jetson-nano")
 
 
 def test_user_profile_loads(tmp_path):

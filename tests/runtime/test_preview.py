@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from support import green_bar_pixels
 
 from edgemm.runtime.sinks.preview import parse_address
 
@@ -31,11 +32,6 @@ def start_run(bundle, clip, **kw):
         session, Inputs(video=clip, realtime=True), quiet=True, log=logged.append, **kw)), daemon=True)
     th.start()
     return th, logged, out
-
-
-def green_bar_pixels(rgb: np.ndarray) -> int:
-    """Pixels of the overlay's top-label bar colour (80, 200, 80)."""
-    return int((np.abs(rgb.astype(int) - (80, 200, 80)).sum(-1) < 40).sum())
 
 
 def test_parse_address():

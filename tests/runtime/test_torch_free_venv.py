@@ -1,9 +1,13 @@
-"""The runtime installed on its own: a fresh venv with `pip install edgemm[runtime]` has no torch and
-still profiles a bundle and runs `edgemm run` on a video file."""
+"""The runtime installed on its own, as README installs it on a laptop: a fresh venv with
+`pip install "edgemm[runtime,gui,openvino,mic]"` has no torch, exactly one OpenCV (the GUI build),
+a clean `pip check`, profiles a bundle, runs `edgemm run` on a video file and opens the `--show`
+window (under Xvfb: a screenshot shows the overlay)."""
 
 import json
+import os
 import shutil
 import subprocess
+import time
 import venv
 from collections import Counter
 from pathlib import Path
@@ -18,12 +22,16 @@ def test_runtime_extra_installs_and_runs_in_a_venv_without_torch(onnx_bundle, ea
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{ROOT}[runtime]"],
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{ROOT}[runtime,gui,openvino,mic]"],
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
     probe = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
                            capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "True"  # the runtime extra did not pull torch in
+    check = subprocess.run([str(py), "-m", "pip", "check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    freeze = subprocess.run([str(py), "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout.lower()
+    assert "opencv-python==" in freeze and "opencv-python-headless" not in freeze  # one cv2/, with windows
     edgemm = env_dir / "bin" / "edgemm"
     run = subprocess.run([str(edgemm), "run", str(onnx_bundle), "--video", str(easy_clips["green_mid"]), "--json"],
                          capture_output=True, text=True, timeout=300)
@@ -50,3 +58,37 @@ def test_runtime_extra_installs_and_runs_in_a_venv_without_torch(onnx_bundle, ea
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
     assert "executorch" in run.stderr and "torch" in run.stderr and "C++ runtime" in run.stderr, run.stderr
+
+    _show_opens_a_window(edgemm, onnx_bundle, tmp_path)
+
+
+def _show_opens_a_window(edgemm, bundle, tmp_path):
+    """README's laptop demo, `edgemm run BUNDLE --video CLIP --show`, draws its overlay on the screen."""
+    import cv2
+    from support import green_bar_pixels, write_easy_clip
+
+    clip = write_easy_clip(tmp_path / "long.mp4", "green_mid", seconds=12.0)
+    display, shot = ":96", tmp_path / "screen.png"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x900x24"])
+    try:
+        def grab() -> bool:
+            return subprocess.run(["import", "-display", display, "-window", "root", str(shot)],
+                                  capture_output=True, timeout=30).returncode == 0
+
+        deadline = time.monotonic() + 10
+        while not grab():  # until the X server is up
+            assert time.monotonic() < deadline, "Xvfb did not come up in 10 s"
+            time.sleep(0.2)
+        run = subprocess.Popen([str(edgemm), "run", str(bundle), "--video", str(clip), "--realtime", "--show"],
+                               env={**os.environ, "DISPLAY": display}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+        seen = 0
+        while run.poll() is None and seen <= 500:  # the 12 s clip plays in real time
+            time.sleep(0.5)
+            seen = green_bar_pixels(cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB)) if grab() else 0
+        run.terminate()
+        err = run.communicate(timeout=60)[1]
+        assert seen > 500, f"no overlay on the screen: {err[-2000:]}"
+        assert "headless" not in err
+    finally:
+        xvfb.kill()

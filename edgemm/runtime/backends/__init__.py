@@ -3,7 +3,7 @@
 A backend opens a bundle's model file and maps ``{tensor name: array}`` to the model's outputs.
 Everything else (preprocessing, batching, labels) is the session's job and comes from the manifest.
 Backends are looked up by name and imported only when used, so a device needs only the runtime
-it runs (``pip install edgemm[runtime]`` plus ``[openvino]`` or ``[tflite]``).
+it runs (``pip install edgemm[runtime,headless]`` plus ``[openvino]`` or ``[tflite]``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from edgemm._cv2 import import_cv2
 from edgemm.errors import EdgemmError
 from edgemm.runtime.sinks import ThreadedSink
 from edgemm.runtime.sinks.overlay import FpsMeter, render
@@ -16,11 +17,10 @@ class DisplayError(EdgemmError, RuntimeError):
 
 def check_gui() -> None:
     """Raises ``DisplayError`` when this OpenCV cannot open windows (the headless wheel)."""
-    import cv2
-
+    cv2 = import_cv2()
     if re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
         raise DisplayError("--show needs an OpenCV with GUI support; this one is headless. "
-                           "pip uninstall -y opencv-python-headless && pip install opencv-python "
+                           "pip uninstall -y opencv-python-headless && pip install 'edgemm[gui]' "
                            "(or use --preview HOST:PORT for a web view)")
 
 
@@ -42,14 +42,12 @@ class DisplaySink(ThreadedSink):
         super().__init__()
 
     def handle(self, result) -> None:
-        import cv2
-
+        cv2 = import_cv2()
         cv2.imshow(self.title, render(result, self._fps.tick()))
         self.shown += 1
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27) and self.on_quit is not None:
             self.on_quit()
 
     def finish(self) -> None:
-        import cv2
-
+        cv2 = import_cv2()
         cv2.destroyAllWindows()

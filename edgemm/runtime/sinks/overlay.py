@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from edgemm._cv2 import import_cv2
+
 WIDTH = 640
 PANEL = 200  # height of the info panel under the frame
 
@@ -29,8 +31,7 @@ class FpsMeter:
 def render(result, fps: float = 0.0, top: int = 3, width: int = WIDTH) -> np.ndarray:
     """Draws ``result`` as a BGR uint8 image: the frame, the top labels as bars, an audio level
     meter, which modalities are live, fps and per-stage latency."""
-    import cv2
-
+    cv2 = import_cv2()
     if result.frame is not None:
         frame = result.frame
         h = int(round(frame.shape[0] * width / frame.shape[1]))

@@ -10,6 +10,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from edgemm._cv2 import import_cv2
 from edgemm.errors import UsageError
 from edgemm.runtime.sinks import ThreadedSink
 from edgemm.runtime.sinks.overlay import FpsMeter, render
@@ -119,8 +120,7 @@ class PreviewSink(ThreadedSink):
         return f"http://{self.address[0]}:{self.address[1]}/"
 
     def handle(self, result) -> None:
-        import cv2
-
+        cv2 = import_cv2()
         ok, buf = cv2.imencode(".jpg", render(result, self._fps.tick()), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if ok:
             with self._new:

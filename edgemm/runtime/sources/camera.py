@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edgemm._cv2 import import_cv2
 from edgemm.errors import EdgemmError
 from edgemm.runtime.sync import Frame
 
@@ -65,8 +66,7 @@ class CameraSource:
         self.frames = 0
 
     def _open(self):
-        import cv2
-
+        cv2 = import_cv2()
         if isinstance(self.src, str) and "!" in self.src:
             if not re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()):
                 raise CameraError("this OpenCV has no GStreamer support, so a pipeline string cannot be "
@@ -121,8 +121,7 @@ class CameraSource:
         return False
 
     def packets(self) -> Iterator[Frame]:
-        import cv2
-
+        cv2 = import_cv2()
         last_t = None
         while not self._stop.is_set():
             ok, bgr = self._cap.read() if self._cap is not None else (False, None)
