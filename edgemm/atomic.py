@@ -12,12 +12,20 @@ the previous version in place.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import re
 import shutil
+import socket
+import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+from edgemm.errors import EdgemmError
+
+LOCK = ".edgemm.lock"
 
 
 @contextlib.contextmanager
@@ -98,3 +106,69 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+class OutputLocked(EdgemmError, RuntimeError):
+    """Another live edgemm run writes to the same output directory."""
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        held = json.loads(path.read_text())
+        return held if isinstance(held, dict) and isinstance(held.get("pid"), int) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def output_lock(directory: str | Path, command: str, log: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Holds ``directory/.edgemm.lock`` (this process's PID, host and command) while a run writes there.
+
+    A second run on the same directory is an error naming the first; a lock whose process is gone
+    (killed) is taken over with a notice. A directory this call created is removed again if the run
+    left nothing in it.
+
+    Raises:
+        OutputLocked: A live process on this host holds the lock.
+    """
+    directory = Path(directory)
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    path, host = directory / LOCK, socket.gethostname()
+    log = log or (lambda s: print(s, file=sys.stderr))
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            held = _read_lock(path)
+            if held and (held.get("host") != host or _alive(held["pid"])):
+                raise OutputLocked(f"{directory} is in use by another edgemm run (PID {held['pid']} on "
+                                   f"{held.get('host')}: {held.get('command')}); wait for it to finish or choose "
+                                   f"another --out (a lock left by a crash: remove {path})") from None
+            log(f"{directory}: taking over the lock of an edgemm run that is gone (PID {held.get('pid')})")
+            path.unlink(missing_ok=True)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "host": host, "command": command}, f)
+    try:
+        yield path
+    finally:
+        if _read_lock(path).get("pid") == os.getpid():
+            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
+
+
+def locks_output(command: str):
+    """Decorates a function with an ``out=`` argument so it runs under ``output_lock(out)`` (on the
+    main process only: under torchrun, the ranks above 0 write nothing)."""
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, out, **kw):
+            if int(os.environ.get("RANK", "0")) != 0:
+                return fn(*args, out=out, **kw)
+            with output_lock(out, f"edgemm {command} (out={out})"):
+                return fn(*args, out=out, **kw)
+        return wrapper
+    return deco

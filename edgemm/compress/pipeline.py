@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from edgemm.atomic import atomic_write_text
+from edgemm.atomic import atomic_write_text, locks_output
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import Probe, count_macs_params, frontend_macs
 from edgemm.compress.quantize import save_int8
@@ -243,6 +243,7 @@ def _final_latency(probe: Probe, rows: list[dict[str, Any]], final: Path, log) -
     return result
 
 
+@locks_output("compress")
 def compress(
     *,
     out: str | Path,

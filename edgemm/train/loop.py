@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from edgemm.atomic import atomic_write_text
+from edgemm.atomic import atomic_write_text, locks_output
 from edgemm.data import open_dataset
 from edgemm.data.labels import labelled_only, with_label_fraction
 from edgemm.errors import EdgemmError
@@ -163,6 +163,7 @@ def _should_stop(cfg: TrainConfig, bad_epochs: int, step: int, total: int) -> bo
     return patience_up or bool(cfg.max_steps and step >= cfg.max_steps)
 
 
+@locks_output("train")
 def train(
     model: str = "av_student",
     data: str | Path = "default",
