@@ -186,3 +186,21 @@ def test_a_damaged_model_file_is_named_not_a_backend_traceback(onnx_bundle, tmp_
     (bundle / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(BundleError, match=r"onnxruntime cannot load model.onnx \(damaged or not a onnx model\?\)"):
         load(bundle)
+
+
+def test_thread_counts_are_bounded_by_the_machine(onnx_bundle):
+    """`--threads 100000` hung onnxruntime's session creation while memory grew: clamped, with a warning."""
+    import os
+    import warnings
+
+    from edgemm.runtime import load
+    from edgemm.runtime.backends import bounded_threads
+
+    assert bounded_threads(None) is None and bounded_threads(2, cpus=4) == 2
+    with pytest.warns(UserWarning, match=r"--threads 100000: this machine has 4 CPUs; using 4"):
+        assert bounded_threads(100000, cpus=4) == 4
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = load(onnx_bundle, threads=100000)
+    assert any(f"this machine has {os.cpu_count()} CPUs" in str(w.message) for w in caught)
+    assert session.predict(audio=np.zeros(16000, np.float32)).label in session.labels  # it runs

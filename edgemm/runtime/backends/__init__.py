@@ -75,7 +75,20 @@ def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: di
         raise BackendUnavailable(f"backend {backend.value!r} is not installed ({e}); "
                                  f"pip install 'edgemm[{extra}]'") from None
     return module.open(Path(model_path), hints=(runtime_hints or {}).get(backend.value, {}), device=device,
-                       threads=threads, profile=profile)
+                       threads=bounded_threads(threads), profile=profile)
+
+
+def bounded_threads(threads: int | None, cpus: int | None = None) -> int | None:
+    """``threads``, at most the machine's CPU count (with a warning when clamped): onnxruntime does
+    not bound it, and 100000 threads hang session creation while memory grows."""
+    import os
+    import warnings
+
+    cpus = cpus or os.cpu_count() or 1
+    if threads is not None and threads > cpus:
+        warnings.warn(f"--threads {threads}: this machine has {cpus} CPUs; using {cpus}", stacklevel=2)
+        return cpus
+    return threads
 
 
 def available_backends() -> list[str]:
