@@ -172,3 +172,21 @@ def locks_output(command: str):
                 return fn(*args, out=out, **kw)
         return wrapper
     return deco
+
+
+def scratch_dir(kind: str) -> Path:
+    """A new temporary directory ``edgemm-<kind>-<pid>-…`` in the system's temp directory; first removes
+    those that processes now gone (killed, SIGKILL) left behind. The caller removes its own."""
+    base = Path(tempfile.gettempdir())
+    remove_leftovers(base, f"edgemm-{kind}-")
+    return Path(tempfile.mkdtemp(prefix=f"edgemm-{kind}-{os.getpid()}-"))
+
+
+@contextlib.contextmanager
+def scratch(kind: str) -> Iterator[Path]:
+    """``scratch_dir(kind)``, removed when the block ends."""
+    path = scratch_dir(kind)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

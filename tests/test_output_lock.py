@@ -54,3 +54,24 @@ def test_two_compress_runs_on_one_out_the_later_fails(tmp_path, small_manifest):
     assert first.returncode == 0, err[-2000:]
     assert second.returncode == 1 and "is in use by another edgemm run" in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / LOCK).exists()
+
+
+def test_temp_folders_of_killed_runs_are_removed_at_the_next_start(tmp_path, monkeypatch):
+    """SIGKILL leaves `edgemm-export-*` / `edgemm-budget-*` in the temp directory: the next run removes
+    those whose process is gone, never a live one's."""
+    import tempfile
+
+    from edgemm.atomic import scratch, scratch_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    litter = tmp_path / f"edgemm-export-{int(dead.stdout)}-x1y2"
+    live = tmp_path / f"edgemm-export-{os.getpid()}-a1b2"
+    for d in (litter, live):
+        (d / "float.onnx").parent.mkdir()
+        (d / "float.onnx").write_bytes(b"x")
+    fresh = scratch_dir("export")
+    assert not litter.exists() and live.exists() and fresh.name.startswith(f"edgemm-export-{os.getpid()}-")
+    with scratch("budget") as tmp:
+        assert tmp.is_dir() and tmp.parent == tmp_path
+    assert not tmp.exists()

@@ -338,8 +338,8 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_doctor(a: argparse.Namespace) -> int:
+    from edgemm.deploy.doctor import doctor, lines
     from edgemm.devices import as_profile
-    from edgemm.devices.doctor import doctor, lines
 
     report = doctor(as_profile(a.device_profile))
     if a.json:

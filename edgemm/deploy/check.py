@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import re
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from edgemm.atomic import scratch
 
 
 @dataclass
@@ -103,7 +104,7 @@ def check(model: str, *, num_classes: int = 10, log: Callable[[str], None] = lam
         built["model"] = net
 
     steps: list[tuple[str, Callable[[], None]]] = [("build + forward", build)]
-    with tempfile.TemporaryDirectory(prefix="edgemm-check-") as tmp:
+    with scratch("check") as tmp:
         work = Path(tmp)
         steps += [("torch.export", lambda: _export(built["model"])),
                   ("prune (DepGraph)", lambda: _prune(built["model"])),

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from edgemm.atomic import scratch
 from edgemm.compress.budget import LatencyBudget
 from edgemm.devices import DeviceProfile, builtin_dir
 from edgemm.errors import EdgemmError
@@ -87,14 +87,14 @@ class LatencyProbe:
 
     def measure(self, model: nn.Module) -> dict[str, Any]:
         """The p90 (and p50) of the budget's stage for ``model`` as deployed, fastest precision first."""
-        with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
+        with scratch("budget") as tmp:
             return self.measure_checkpoint(self._save(model, Path(tmp) / "model.pt"))
 
     def measure_checkpoint(self, checkpoint: Path) -> dict[str, Any]:
         """As ``measure``, for a checkpoint file (the final model, with its int8 program)."""
         best: dict[str, Any] | None = None
         for precision in precisions(self.budget.device):
-            with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
+            with scratch("budget") as tmp:
                 bundle = self._export(checkpoint, precision, Path(tmp) / f"probe-{precision.value}.edgemm")
                 report = self._profile([bundle], self._args(shipped_only=self._remote is not None))
             stats = report["stages"][self.budget.stage.value]
@@ -112,7 +112,7 @@ class LatencyProbe:
         measurements' drift hides. Returns the comparison (``Comparison.to_dict``).
         """
         precision = Precision(precision) if precision else precisions(self.budget.device)[0]
-        with tempfile.TemporaryDirectory(prefix="edgemm-budget-") as tmp:
+        with scratch("budget") as tmp:
             bundles = [self._export(self._save(model, Path(tmp) / f"model-{i}.pt"), precision,
                                     Path(tmp) / f"probe-{i}.edgemm") for i, model in enumerate(models)]
             args = self._args(shipped_only=self._remote is not None, runs=max(20, self.budget.runs // rounds))

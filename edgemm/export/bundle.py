@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgemm import __version__
-from edgemm.atomic import remove_leftovers
+from edgemm.atomic import remove_leftovers, scratch_dir
 from edgemm.config import parse_enum
 from edgemm.errors import EdgemmError
 from edgemm.export.errors import ExportError
@@ -252,7 +252,7 @@ class _Job:
         if self._float_onnx is None:
             from edgemm.export.onnx import to_onnx
 
-            self._scratch = Path(tempfile.mkdtemp(prefix="edgemm-export-"))
+            self._scratch = scratch_dir("export")
             model = self.src.model.eval()
             self._float_onnx = to_onnx(model, self._scratch / "float.onnx", model.example_inputs(2))
         return self._float_onnx

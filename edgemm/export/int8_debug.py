@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgemm.atomic import scratch
 from edgemm.export.source import Samples
 from edgemm.vocab import BRANCH_MODULES, Branch
 
@@ -181,7 +181,7 @@ def analyse(float_onnx: Path, calibration: Samples, samples: int = 32) -> Sensit
     simplified copy in a temporary directory."""
     from edgemm.export.onnx import simplify
 
-    with tempfile.TemporaryDirectory(prefix="edgemm-int8-debug-") as tmp:
+    with scratch("int8-debug") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         shutil.copyfile(float_onnx, fp32)
         simplify(fp32)

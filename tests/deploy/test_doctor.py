@@ -6,8 +6,8 @@ import types
 import pytest
 
 from edgemm.cli import main
+from edgemm.deploy.doctor import Machine, doctor, lines
 from edgemm.devices import load_profile
-from edgemm.devices.doctor import Machine, doctor, lines
 
 
 def _write(root, rel, text):
