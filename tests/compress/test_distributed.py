@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ddp]
 
 RECIPE = """
 student: test_gated
-teacher: {model: test_attention, epochs: 1, outputs: cached}
+teacher: {model: test_attention, epochs: 1, min_steps: 0, outputs: cached}
 stages:
   - {type: distill, epochs: 2, batch_size: 8}
   - {type: prune, ratio: 0.5, steps: 1, finetune_epochs: 1}
