@@ -183,7 +183,6 @@ def fit(
         else teacher_outputs.features is not None
     use_features = (teacher is not None and config.feature_weight > 0 and hasattr(student, "forward_features")
                     and teacher_has_features)
-    torch.manual_seed(seed)  # the projections and heads start alike whatever ran before in this process
     projections = FeatureProjections(student, _teacher_widths(teacher, teacher_outputs)).to(device) \
         if use_features else None
     heads = UnimodalHeads(student, len(splits.labels)).to(device) \

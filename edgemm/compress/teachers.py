@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from edgemm.compress.recipe import NOT_TRAINING_KEYS, Recipe
@@ -147,7 +148,10 @@ def load_teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: s
         log(f"training teacher {recipe.teacher.model} as edgemm train does ({config.epochs} epochs, at least "
             f"{config.min_steps} steps, lr {config.lr:g}, {config.precision}{start}) into {run}")
         t0 = time.perf_counter()
-        train(recipe.teacher.model, data, out=run, resume=True, progress=False, model_kwargs=init, config=config)
+        # The random state is put back afterwards: the stages then run the same whether the teacher
+        # was trained in this process or loaded (`edgemm train` then `compress --teacher CKPT`).
+        with torch.random.fork_rng(devices=[]):
+            train(recipe.teacher.model, data, out=run, resume=True, progress=False, model_kwargs=init, config=config)
         seconds = time.perf_counter() - t0
     else:
         log(f"reusing cached teacher {run / 'best.pt'}")
