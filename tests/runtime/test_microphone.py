@@ -10,9 +10,22 @@ import pytest
 from support import play, start_pulseaudio, stop_pulseaudio
 
 from edgemm.runtime.sources import open_source
-from edgemm.runtime.sources.microphone import MicrophoneError, resolve_device
+from edgemm.runtime.sources.microphone import MicrophoneError, input_devices, resolve_device
 
 pytestmark = pytest.mark.mic
+
+
+def test_a_microphone_that_appears_after_portaudio_started_is_found():
+    # PortAudio lists devices once; CI once ran `edgemm doctor` in-process before this module
+    # started its sound server, and every test here then saw "input devices: none".
+    subprocess.run(["pulseaudio", "--kill"], capture_output=True)
+    time.sleep(0.3)
+    assert not [d for d in input_devices() if "pulse" in d["name"]]
+    keepalive = start_pulseaudio()
+    try:
+        assert isinstance(resolve_device("pulse"), int)
+    finally:
+        stop_pulseaudio(keepalive)
 
 
 @pytest.fixture(scope="module")

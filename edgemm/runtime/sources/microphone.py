@@ -37,9 +37,18 @@ def _sounddevice():
     return sd
 
 
-def input_devices() -> list[dict[str, Any]]:
-    """PortAudio's devices that can record, each with its ``index``."""
+def input_devices(refresh: bool = False) -> list[dict[str, Any]]:
+    """PortAudio's devices that can record, each with its ``index``.
+
+    Args:
+        refresh: Re-initialise PortAudio first. It lists devices once, when it starts: a microphone
+            plugged in (or a sound server started) after that stays invisible until it is restarted.
+            Only safe while this process has no open stream.
+    """
     sd = _sounddevice()
+    if refresh:
+        sd._terminate()  # sounddevice's documented way to re-scan (python-sounddevice#125)
+        sd._initialize()
     return [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
 
 
@@ -52,16 +61,21 @@ def resolve_device(device: int | str | None) -> int | None:
     if device is None or device == "default":
         return None
     devices = input_devices()
+    if not _matching(devices, device):
+        devices = input_devices(refresh=True)
+    matches = _matching(devices, device)
+    if matches:
+        return matches[0]["index"]
     listing = "; ".join(f"{d['index']}: {d['name']}" for d in devices) or "none"
     if isinstance(device, int) or str(device).isdigit():
-        index = int(device)
-        if any(d["index"] == index for d in devices):
-            return index
-        raise MicrophoneError(f"microphone {index} is not an input device; input devices: {listing}")
-    matches = [d for d in devices if str(device).lower() in d["name"].lower()]
-    if not matches:
-        raise MicrophoneError(f"no input device matches {device!r}; input devices: {listing}")
-    return matches[0]["index"]
+        raise MicrophoneError(f"microphone {device} is not an input device; input devices: {listing}")
+    raise MicrophoneError(f"no input device matches {device!r}; input devices: {listing}")
+
+
+def _matching(devices: list[dict[str, Any]], device: int | str) -> list[dict[str, Any]]:
+    if isinstance(device, int) or str(device).isdigit():
+        return [d for d in devices if d["index"] == int(device)]
+    return [d for d in devices if str(device).lower() in d["name"].lower()]
 
 
 class MicrophoneSource:
