@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from edgemm._av import import_av
 from edgemm.atomic import atomic_path
 from edgemm.data.errors import DataError
 from edgemm.data.media import check_audio
@@ -64,7 +65,7 @@ def decode_clip(path: Path, sample_rate: int) -> DecodedClip:
         DataError: If the file cannot be opened or decoded, has no video or no audio track, or
             its audio is empty or silent.
     """
-    import av
+    av = import_av()
 
     try:
         container = av.open(str(path))
@@ -205,7 +206,7 @@ def write_clip(
     The file is written beside its destination and renamed into place when complete.
     """
 
-    import av
+    av = import_av()
 
     path = Path(path)
     h, w = frames[0].shape[:2]

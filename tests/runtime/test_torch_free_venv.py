@@ -63,9 +63,6 @@ def test_runtime_extra_installs_and_runs_in_a_venv_without_torch(onnx_bundle, ea
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="found this session: `edgemm run … --show` from the command line hangs in "
-                   "cv2.imshow on the display thread under Xvfb (opencv-python 5.0.0.93 and 5.1.0.95) and its sink "
-                   "times out after 30 s, while the in-process --show test passes; issue 31 keeps it open")
 def test_show_from_the_command_line_opens_a_window(onnx_bundle, tmp_path):
     _show_opens_a_window(Path(sys.executable).parent / "edgemm", onnx_bundle, tmp_path)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemm._av import import_av
 from edgemm.atomic import require_parent
 from edgemm.errors import EdgemmError
 from edgemm.runtime.sinks import ThreadedSink
@@ -36,7 +37,7 @@ class RecorderSink(ThreadedSink):
     name = "recorder"
 
     def __init__(self, path: str | Path, sample_rate: int, audio: bool = True, lossless: bool = False) -> None:
-        import av
+        av = import_av()
 
         self.path = Path(path)
         if self.path.suffix.lower() not in {".mp4", ".mkv", ".mov"}:

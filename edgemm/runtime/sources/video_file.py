@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edgemm._av import import_av
 from edgemm.data.video import rgb_frames
 from edgemm.errors import EdgemmError
 from edgemm.runtime.sync import AudioChunk, Frame
@@ -31,7 +32,7 @@ class VideoFileError(EdgemmError, ValueError):
 
 
 def _open(path: Path, want: str):
-    import av
+    av = import_av()
 
     if not path.is_file():
         raise VideoFileError(f"{path}: no such file")
@@ -72,7 +73,7 @@ class VideoFileSource:
         self._stop = threading.Event()
 
     def __enter__(self) -> "VideoFileSource":
-        import av
+        av = import_av()
 
         self._av = av
         if self.want_video:
