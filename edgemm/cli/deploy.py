@@ -77,7 +77,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
                           calib_samples=a.calib_samples, verify_samples=a.verify_samples, explain=a.explain,
                           max_drop=a.max_drop, frontend=a.frontend, log=log)
     except VerificationFailed as e:
-        print(f"edgemm export: {e}\n(the bundle is kept at {e.bundle}, marked failed in its manifest)", file=sys.stderr)
+        print(f"edgemm export: {e}\n(the failed bundle is kept at {e.bundle}, marked failed in its manifest)",
+              file=sys.stderr)
         return 3
     if a.json:
         emit_json(a, manifest.to_dict())

@@ -93,7 +93,7 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
                 export(ckpt, target=target, precision=precision, out=path, log=log, **kw)
                 status = VerifyStatus.PASSED.value
             except VerificationFailed as e:
-                status = f"failed verification: {e.message}"
+                status, path = f"failed verification: {e.message}", e.bundle
             except ExportError as e:
                 rows.append({"precision": precision.value, "status": f"export failed: {e}"})
                 continue

@@ -36,13 +36,16 @@ from edgemm.runtime.manifest import (
     check_replaceable,
     file_checksum,
     publish,
+    read_manifest,
     write_manifest,
 )
 from edgemm.vocab import OUTPUT_NAME, FrontendPlace, VerifyStatus
 
 
 class VerificationFailed(EdgemmError, RuntimeError):
-    """The exported model disagrees with PyTorch beyond tolerance (the bundle is kept, marked failed)."""
+    """The exported model disagrees with PyTorch beyond tolerance. The failed bundle is kept, marked
+    failed, at ``bundle``: the requested path, or ``NAME.failed.edgemm`` beside it when that already
+    held a bundle that had not failed (which is left as it was)."""
 
     exit_code = 3
 
@@ -208,10 +211,10 @@ def _run(job: _Job, explain: bool, max_drop: float | None) -> Manifest:
             manifest = _fall_back(job, sensitivity, manifest)
         else:  # the failed bundle's manifest gets the report (its checksums cover the model files only)
             manifest.quantization["sensitivity"] = sensitivity.to_dict()
-            write_manifest(manifest, bundle)
+            write_manifest(manifest, manifest.location)
     v = manifest.verification
     if v.get("status") == VerifyStatus.FAILED:
-        raise VerificationFailed(bundle, v["message"] + (_hint(job, sensitivity, max_drop is not None)
+        raise VerificationFailed(manifest.location, v["message"] + (_hint(job, sensitivity, max_drop is not None)
                                                          if sensitivity else ""))
     if job.verify_output:
         log(f"export: {bundle} verified on {v['samples']} samples: top-1 agreement {v['top1_agreement']:.4f}, "
@@ -226,6 +229,16 @@ def _run(job: _Job, explain: bool, max_drop: float | None) -> Manifest:
 
 def _failed(manifest: Manifest) -> bool:
     return manifest.verification.get("status") == VerifyStatus.FAILED
+
+
+def _worth_keeping(bundle: Path) -> bool:
+    """Whether ``bundle`` exists and is not itself a bundle that failed verification."""
+    if not bundle.exists():
+        return False
+    try:
+        return not _failed(read_manifest(bundle))
+    except Exception:  # unreadable: not ours to judge, so keep it
+        return True
 
 
 @dataclass
@@ -245,6 +258,17 @@ class _Job:
     log: Callable[[str], None]
     _scratch: Path | None = None
     _float_onnx: Path | None = None
+    _failed_copy: Path | None = None
+
+    def _destination(self, manifest: Manifest) -> Path:
+        """Where a verified bundle goes: ``bundle``. A failed one goes there too unless that holds a
+        bundle that did not fail, which stays as it was: the failed one goes beside it."""
+        if not (_failed(manifest) and _worth_keeping(self.bundle)):
+            return self.bundle
+        self._failed_copy = self.bundle.with_name(f"{self.bundle.stem}.failed{self.bundle.suffix}")
+        self.log(f"export: {self.bundle} is left as it was; the bundle that failed verification goes to "
+                 f"{self._failed_copy}")
+        return self._failed_copy
 
     def float_onnx(self) -> Path:
         """The source's float model exported to ONNX, once per job: the int8 debugger and every
@@ -294,8 +318,10 @@ class _Job:
                 manifest.verification = _verify(staging, spec, src, artifact, self.data, self.precision,
                                                  self.verify_samples, self.tolerance)
                 write_manifest(manifest, staging)
-            publish(staging, bundle)
-            manifest.location = bundle
+            manifest.location = publish(staging, self._destination(manifest))
+            if manifest.location == bundle and self._failed_copy is not None:  # a fallback verified
+                shutil.rmtree(self._failed_copy, ignore_errors=True)
+                self._failed_copy = None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

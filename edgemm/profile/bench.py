@@ -203,8 +203,8 @@ def export_or_reuse(source, target: str, precision: str, out: Path, *, reuse: bo
             return bundle, m.verification
     try:
         m = export(source.checkpoint, target=target, precision=precision, out=bundle, frontend=frontend, log=log)
-    except VerificationFailed:
-        m = read_manifest(bundle)
+    except VerificationFailed as e:
+        bundle, m = e.bundle, read_manifest(e.bundle)
     return bundle, m.verification
 
 

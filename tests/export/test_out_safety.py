@@ -63,3 +63,27 @@ def test_bench_floor_must_be_finite():
     for bad in ("accuracy=nan", "accuracy=inf"):
         with pytest.raises(ValueError, match="the floor must be a finite number"):
             parse_floor(bad)
+
+
+def test_a_failed_re_export_leaves_the_good_bundle_in_place(trained, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import edgemm.export.bundle as bundle_mod
+    from edgemm.runtime.manifest import read_manifest
+
+    out, run = tmp_path / "m.edgemm", trained("test_concat")
+    argv = ["export", str(run), "--target", "onnx", "--out", str(out), "--verify-samples", "8"]
+    assert main(argv) == 0
+    good = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = bundle_mod.torch_runner
+    monkeypatch.setattr(bundle_mod, "torch_runner",  # a reference the export disagrees with: verification fails
+                        lambda model: (lambda *a: real(model)(*a) + np.eye(1, 4, 0, dtype=np.float32) * 0.01))
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    failed = tmp_path / "m.failed.edgemm"
+    assert f"the failed bundle is kept at {failed}" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == good and read_manifest(out).verified
+    assert read_manifest(failed).verification["status"] == "failed"
+    assert main(argv) == 3  # a failed bundle replaces only a failed one
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.edgemm", "m.failed.edgemm"]
