@@ -101,12 +101,13 @@ def mix(logits: torch.Tensor, features: dict[str, torch.Tensor] | None, partner_
 
 @torch.no_grad()
 def compute(teacher: nn.Module, dataset, *, device: torch.device, amp: torch.dtype | None = None,
-            batch_size: int = 64) -> TeacherOutputs:
+            batch_size: int = 64, shard: bool = True) -> TeacherOutputs:
     """Runs ``teacher`` over ``dataset`` (in order, no augmentation) under every presence pattern.
 
-    Under a process group each rank computes its share and every rank returns the whole.
+    Under a process group each rank computes its share and every rank returns the whole (unless
+    ``shard`` is False: then each rank computes all of it, alone).
     """
-    rank, world = distributed.current()
+    rank, world = distributed.current() if shard else (0, 1)
     n = len(dataset)
     mine = Subset(dataset, range(rank, n, world))
     use_features = hasattr(teacher, "forward_features")
@@ -127,11 +128,11 @@ def compute(teacher: nn.Module, dataset, *, device: torch.device, amp: torch.dty
                 else:
                     out = teacher(image, audio, mi, ma)
             logits[p].append(out.float().cpu())
-    stacked = torch.stack([distributed.gather_shards(torch.cat(x), n) for x in logits])
+    gather = distributed.gather_shards if world > 1 else (lambda x, n: x)
+    stacked = torch.stack([gather(torch.cat(x), n) for x in logits])
     features = None
     if use_features:
-        features = {k: torch.stack([distributed.gather_shards(torch.cat(f[k]), n) for f in feats]).half()
-                    for k in feats[0]}
+        features = {k: torch.stack([gather(torch.cat(f[k]), n) for f in feats]).half() for k in feats[0]}
     return TeacherOutputs(stacked, features)
 
 
@@ -156,11 +157,17 @@ def cached(teacher: nn.Module, dataset, *, key: str, cache_dir: Path, device: to
     """The teacher's outputs on ``dataset``, read from ``cache_dir/<key>.pt`` or computed and written there."""
     path = Path(cache_dir) / f"{key}.pt"
     if path.is_file():
-        outputs = TeacherOutputs.from_state(torch.load(path, map_location="cpu", weights_only=True))
-        if len(outputs) == len(dataset):
+        try:
+            outputs = TeacherOutputs.from_state(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as e:  # a cut-short or foreign file: it is only a cache
+            damage = f"cannot be read ({type(e).__name__}: {str(e)[:120]})"
+        else:
+            first = compute(teacher, Subset(dataset, [0]), device=device, amp=amp, shard=False)
+            damage = check(outputs, len(dataset), first)
+        if damage is None:
             log(f"teacher outputs: reusing {path}")
             return outputs
-        log(f"teacher outputs: {path} holds {len(outputs)} samples, the training split {len(dataset)}: recomputing")
+        log(f"teacher outputs: {path} {damage}: recomputing")
     rank, world = distributed.current()
     log(f"teacher outputs: computing on {len(dataset)} training samples x {len(PATTERNS)} presence patterns"
         + (f" across {world} ranks" if world > 1 else "") + f" into {path}")
@@ -170,3 +177,30 @@ def cached(teacher: nn.Module, dataset, *, key: str, cache_dir: Path, device: to
         atomic_torch_save(outputs.state(), path)
     distributed.barrier()
     return outputs
+
+
+def check(outputs: TeacherOutputs, n: int, first: TeacherOutputs) -> str | None:
+    """What is wrong with stored ``outputs`` for ``n`` samples, or None.
+
+    Args:
+        outputs: What a cache file held.
+        n: The training split's length.
+        first: The teacher's outputs on the split's first sample, computed now: the stored ones must
+            have its classes and embedding widths and, for that sample, its values.
+    """
+    expected = {"logits": (first.logits, torch.float32),
+                **{f"{k} embeddings": (v, torch.float16) for k, v in (first.features or {}).items()}}
+    stored = {"logits": outputs.logits, **{f"{k} embeddings": v for k, v in (outputs.features or {}).items()}}
+    if set(stored) != set(expected):
+        return f"holds {sorted(stored)}, the teacher gives {sorted(expected)}"
+    for name, (fresh, dtype) in expected.items():
+        x = stored[name]
+        shape = (len(PATTERNS), n, fresh.shape[-1])
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape or x.dtype != dtype:
+            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+            return f"holds {name} of {got}, expected {shape} {dtype}"
+        if not torch.isfinite(x).all():
+            return f"holds non-finite {name}"
+        if not torch.allclose(x[:, :1].float(), fresh.float(), rtol=0.05, atol=0.05):
+            return f"holds {name} for the first sample that are not the teacher's"
+    return None

@@ -72,6 +72,43 @@ def test_the_cache_is_reused_and_keyed_by_the_teachers_weights(setup, tmp_path):
     assert cache.cache_key(teacher, "other data", len(splits.train), teacher.preprocess.to_dict(), None) != key
 
 
+def _damaged(state, how):
+    if how == "truncated":
+        return None
+    state = dict(state)
+    if how == "zeros":
+        state = {k: torch.zeros_like(v) for k, v in state.items()}
+    elif how == "nan":
+        state["logits"] = state["logits"].clone()
+        state["logits"][1, 3, 0] = float("nan")
+    elif how == "narrow":  # wrong embedding width, right sample count
+        state["features.fused"] = state["features.fused"][..., :-1]
+    elif how == "missing":
+        del state["features.image"]
+    return state
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeros", "nan", "narrow", "missing"])
+def test_a_damaged_cache_is_recomputed_with_a_notice(setup, tmp_path, how):
+    teacher, splits = setup
+    logs, cpu = [], torch.device("cpu")
+    good = cache.cached(teacher, splits.train, key="k", cache_dir=tmp_path, device=cpu, amp=None, log=logs.append)
+    path = tmp_path / "k.pt"
+    damaged = _damaged(good.state(), how)
+    if damaged is None:
+        path.write_bytes(path.read_bytes()[:300])
+    else:
+        torch.save(damaged, path)
+    again = cache.cached(teacher, splits.train, key="k", cache_dir=tmp_path, device=cpu, amp=None, log=logs.append)
+    notice = {"truncated": "cannot be read", "zeros": "for the first sample that are not the teacher's",
+              "nan": "holds non-finite logits", "narrow": "holds fused embeddings of",
+              "missing": "holds ['audio embeddings', 'fused embeddings', 'logits'], the teacher gives"}[how]
+    assert notice in logs[-2] and logs[-2].endswith(": recomputing"), logs
+    torch.testing.assert_close(again.logits, good.logits)
+    cache.cached(teacher, splits.train, key="k", cache_dir=tmp_path, device=cpu, amp=None, log=logs.append)
+    assert "reusing" in logs[-1]  # the recomputed file is whole again
+
+
 class _Counting(torch.nn.Module):
     """A teacher that counts its forward passes (an AVModel's forward_features included)."""
 
