@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 DEVICE_HELP = "torch device: auto (CUDA when available, else CPU), cpu or cuda[:N]"
 PROFILE_HELP = "device profile: a shipped name (see `edgemm devices`) or a YAML file"
@@ -102,3 +104,23 @@ def add_trust(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-model-code", action="store_true",
                    help="run the model code (PATH.py:FUNCTION) that a checkpoint or recipe names even if you did not "
                         "name it here; only for files from people you trust (or EDGEMM_TRUST_MODEL_CODE=1)")
+
+
+PROGRESS_SECONDS = 5.0  # a long check says how far it got at most this often
+
+
+def progress_line(what: str, unit: str) -> Callable[[int, int], None]:
+    """``report(done, total)`` that prints ``WHAT: done/total UNIT (p%), s`` to stderr every
+    ``PROGRESS_SECONDS`` and once at the end when it printed anything (short jobs stay quiet)."""
+    start = last = time.monotonic()
+    printed = False
+
+    def report(done: int, total: int) -> None:
+        nonlocal last, printed
+        now = time.monotonic()
+        if now - last >= PROGRESS_SECONDS or (printed and done == total):
+            print(f"{what}: {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%), {now - start:.0f} s",
+                  file=sys.stderr, flush=True)
+            last, printed = now, True
+
+    return report

@@ -19,6 +19,7 @@ from edgemm.cli._common import (
     finite_float,
     next_steps,
     positive_int,
+    progress_line,
 )
 
 
@@ -309,7 +310,8 @@ def _cmd_data_make(a: argparse.Namespace) -> int:
 def _cmd_data_check(a: argparse.Namespace) -> int:
     from edgemm.data import PreprocessConfig, open_dataset
 
-    splits = open_dataset(a.path, PreprocessConfig(), format=a.data_format, skip_bad=True)
+    splits = open_dataset(a.path, PreprocessConfig(), format=a.data_format, skip_bad=True,
+                          progress=progress_line("data check", "rows"))
     counts = {s: len(splits.get(s)) for s in ("train", "val", "test")}
     print(f"{splits.source}: {len(splits.labels)} labels, samples {counts}, {len(splits.skipped)} bad")
     for e in splits.skipped:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from edgemm.data.errors import DataError
 from edgemm.data.preprocess import AudioAlign, AudioConfig, ImageConfig, PreprocessConfig
@@ -76,6 +76,7 @@ def open_dataset(
     samples_per_clip: int = 3,
     splits: Sequence[Split | str] = (Split.TRAIN, Split.VAL, Split.TEST),
     labels: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DataSplits:
     """Opens a data source and returns its train/val/test splits.
 
@@ -88,6 +89,7 @@ def open_dataset(
         splits: Which splits to load (others come back empty); video folders decode only these.
         labels: Use this label list and order (a checkpoint's) instead of the train split's; an
             entry with a label outside it is an error naming its row or file.
+        progress: A manifest's rows: called with (rows checked, rows) as each is checked.
 
     Raises:
         DataError: Naming the file and row of the first bad entry (unless ``skip_bad``).
@@ -111,7 +113,7 @@ def open_dataset(
     if fmt is DataFormat.MANIFEST:
         if path.is_dir():
             path = path / "manifest.csv"
-        m = read_manifest(path, skip_bad=skip_bad, labels=labels)
+        m = read_manifest(path, skip_bad=skip_bad, labels=labels, progress=progress)
         parts = {
             s: ManifestDataset(m.split(s) if s in wanted else [], m.labels, preprocess) for s in Split
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -49,7 +49,8 @@ class Manifest:
 
 
 def read_manifest(
-    path: str | Path, *, skip_bad: bool = False, check_media: bool = True, labels: Sequence[str] | None = None
+    path: str | Path, *, skip_bad: bool = False, check_media: bool = True, labels: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Manifest:
     """Reads and validates a manifest CSV.
 
@@ -58,6 +59,7 @@ def read_manifest(
         skip_bad: Skip unusable rows (they are listed in ``Manifest.skipped``) instead of raising.
         check_media: Decode every image and audio file to prove it is usable.
         labels: The label list to use (e.g. a trained model's); by default the train split's.
+        progress: Called with (rows checked, rows) after each row.
 
     Returns:
         The validated manifest. Rows without a ``split`` column get a deterministic stratified one.
@@ -89,19 +91,21 @@ def read_manifest(
 
     skipped: list[DataError] = []
     parsed: list[tuple[int, Path, Path, str, Split | None]] = []
-    for row_no, row in rows:
+    for done, (row_no, row) in enumerate(rows, 1):
         try:
             parsed.append(_parse_row(path, root, row_no, row, has_split, check_media))
         except DataError as e:
             if not skip_bad:
                 raise
             skipped.append(e)
+        if progress is not None:
+            progress(done, len(rows))
 
     if has_split:
         splits = [p[4] for p in parsed]
     else:  # unlabelled rows are transfer data: always train
         labelled = [p for p in parsed if p[3]]
-        assigned = iter(stratified_split([str(p[1].relative_to(root)) for p in labelled], [p[3] for p in labelled]))
+        assigned = iter(stratified_split([_split_key(p[1], root) for p in labelled], [p[3] for p in labelled]))
         splits = [next(assigned) if p[3] else Split.TRAIN for p in parsed]
     records = [Record(img, aud, label, sp, row) for (row, img, aud, label, _), sp in zip(parsed, splits)]
 
@@ -125,6 +129,15 @@ def read_manifest(
             continue
         kept.append(r)
     return Manifest(path=path, records=kept, labels=labels, skipped=skipped)
+
+
+def _split_key(image: Path, root: Path) -> str:
+    """The image path a row's split is drawn from: relative to the CSV's folder when inside it
+    (a moved data set keeps its splits), else as written (a shared folder elsewhere)."""
+    try:
+        return str(image.relative_to(root))
+    except ValueError:
+        return str(image)
 
 
 def _parse_row(

@@ -114,3 +114,27 @@ def test_data_check_command_reports_bad_rows(media_dir, capsys):
     assert main(["data", "check", str(csv_path)]) == 1
     out = capsys.readouterr().out
     assert "1 bad" in out and "row 5" in out and "nope.png" in out
+
+
+def test_data_check_says_how_far_it_got(media_dir, capsys, monkeypatch):
+    from edgemm.cli import _common, main
+
+    monkeypatch.setattr(_common, "PROGRESS_SECONDS", 0.0)  # a million rows take minutes; here, every row
+    csv_path = write_manifest(media_dir / "m.csv", GOOD * 4)
+    assert main(["data", "check", str(csv_path)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("data check: 1/12 rows (8%), ") and err[-1].startswith("data check: 12/12 rows (100%), ")
+    monkeypatch.setattr(_common, "PROGRESS_SECONDS", 60.0)
+    assert main(["data", "check", str(csv_path)]) == 0
+    assert capsys.readouterr().err == ""  # a short check stays quiet
+
+
+def test_rows_may_name_files_outside_the_manifests_folder(media_dir, tmp_path_factory):
+    """A data set that points into a shared folder is legitimate: relative (../) and absolute paths."""
+    elsewhere = tmp_path_factory.mktemp("sets") / "mine"
+    rows = [[f"../../{media_dir.name}/img{i % 3}.png" if i % 2 else str(media_dir / f"img{i % 3}.png"),
+             str(media_dir / f"snd{i % 3}.wav"), "ab"[i % 2]] for i in range(12)]
+    csv_path = write_manifest(elsewhere / "m.csv", rows, header=("image", "audio", "label"))
+    data = open_dataset(csv_path, PreprocessConfig())  # no split column: drawn from the paths
+    assert len(data.train) + len(data.val) + len(data.test) == 12 and data.labels == ["a", "b"]
+    assert data.train[0]["image"].shape == (3, 64, 64)
