@@ -33,6 +33,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path`` with the same suffix (writers that pick a format by
     suffix still work); on success it is synced and renamed to ``path``, on error removed."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
     remove_leftovers(path.parent, f".{path.name}.")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".part{path.suffix}",
                                     dir=path.parent)

@@ -84,7 +84,10 @@ def load_yaml(text: str, source: str) -> Any:
     """
     if len(text) > MAX_BYTES:
         raise ValueError(f"{source}: {len(text)} characters is too large (at most {MAX_BYTES})")
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # its reader refuses control characters (NUL) already
+    except yaml.YAMLError as e:
+        raise ValueError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -96,7 +99,7 @@ def load_yaml(text: str, source: str) -> Any:
     except _Limit as e:
         raise ValueError(f"{source}: refused: {e}") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"{source}: not valid YAML ({e})") from None
+        raise ValueError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None
     finally:
         loader.dispose()
 

@@ -33,6 +33,8 @@ def test_run_without_input_is_a_usage_error(onnx_bundle, capsys):
     (["run", "b.edgemm", "--threads", "-3"], "argument --threads: expected a whole number >= 1, got '-3'"),
     (["bench", "b.edgemm", "--runs", "0"], "argument --runs: expected a whole number >= 1, got '0'"),
     (["run", "b.edgemm", "--threshold", "nan"], "argument --threshold: expected a finite number, got 'nan'"),
+    (["profile", "b.edgemm", "--remote", "ssh://h", "--remote-timeout", "-5"],
+     "argument --remote-timeout: expected a finite number > 0, got '-5'"),
 ])
 def test_bad_numbers_are_usage_errors_before_anything_runs(args, message):
     proc = _edgemm(*args)
@@ -111,3 +113,22 @@ def test_data_make_video_without_out_uses_the_cache(capsys):
     assert main(["data", "make", "--video", "--clips-per-class", "1", "--samples-per-class", "3"]) == 0
     folder = capsys.readouterr().out.strip().splitlines()[-1]
     assert folder.startswith(os.environ["EDGEMM_CACHE"]) and os.path.isdir(folder)
+
+
+def test_what_issue_34_found_is_one_line_naming_the_input(onnx_bundle, tmp_path, capsys):
+    """Each of these was a raw traceback or named the wrong thing."""
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"stages:\n  - type: distill\x00\n")
+    cases = [
+        (["run", str(onnx_bundle), "--video", str(tmp_path)], f"{tmp_path}: a directory; expected a video file"),
+        (["profile", str(onnx_bundle), "--out", str(tmp_path / "no" / "p.json")],
+         f"--out: cannot write {tmp_path / 'no' / 'p.json'}: directory {tmp_path / 'no'} does not exist"),
+        (["compress", "--print-recipe", "--recipe", str(tmp_path)], "expected a recipe file, found a directory"),
+        (["compress", "--print-recipe", "--recipe", str(nul)],
+         f"{nul}: not valid YAML (unacceptable character #x0000: special characters are not allowed in"),
+        (["eval", "default", "--device", "cuda:7"], "--device cuda:7: this machine has"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)

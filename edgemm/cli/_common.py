@@ -69,6 +69,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (a timeout or interval)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def finite_float(text: str) -> float:
     """An argparse type: a finite number (``inf`` and ``nan`` are usage errors)."""
     try:
@@ -88,7 +96,7 @@ def add_remote(p: argparse.ArgumentParser) -> None:
                    help="SSH configuration to use instead of ~/.ssh/config (keys, known hosts, aliases)")
     r.add_argument("--remote-edgemm", default="edgemm", metavar="PATH",
                    help="the edgemm command on the device (default: edgemm on its PATH)")
-    r.add_argument("--remote-timeout", type=finite_float, default=600.0, metavar="S",
+    r.add_argument("--remote-timeout", type=positive_float, default=600.0, metavar="S",
                    help="seconds allowed for each remote step (copy, run)")
 
 

@@ -225,6 +225,10 @@ def _cmd_profile(a: argparse.Namespace) -> int:
     from edgemm.devices import as_profile
     from edgemm.profile import ProfileConfig, profile
 
+    if a.out:
+        from edgemm.atomic import require_parent
+
+        require_parent(a.out, "--out")  # before the measurement, not after it
     if len(a.bundle) > 1:
         return _cmd_compare(a)
     a.bundle = a.bundle[0]

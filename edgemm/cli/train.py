@@ -233,10 +233,11 @@ def _budget(a: argparse.Namespace):
 
 def _cmd_compress(a: argparse.Namespace) -> int:
     from edgemm.compress.recipe import default_recipe_text, load_recipe
+    from edgemm.safeio import read_text
 
     if a.print_recipe:
-        print(default_recipe_text() if a.recipe is None else a.recipe.read_text(), end="")
-        load_recipe(a.recipe)  # a user recipe is validated too
+        load_recipe(a.recipe)  # a user recipe is validated first
+        print(default_recipe_text() if a.recipe is None else read_text(a.recipe, "recipe"), end="")
         return 0
     from edgemm.compress import compress
 

@@ -20,7 +20,7 @@ from edgemm.atomic import atomic_write_text
 from edgemm.config import parse_enum
 from edgemm.errors import EdgemmError
 from edgemm.safeio import load_json, read_text
-from edgemm.vocab import FrontendPlace, VerifyStatus
+from edgemm.vocab import FrontendPlace, Precision, Target, VerifyStatus
 
 SCHEMA = "edgemm-bundle"
 SCHEMA_VERSION = 1
@@ -100,14 +100,14 @@ class Manifest:
         missing = [k for k in required if k not in data]
         if missing:
             raise BundleError(path, f"manifest lacks required field(s) {missing}")
+        wrong = _wrong_field(data)
+        if wrong:
+            raise BundleError(path, wrong)
         known = set(cls.__dataclass_fields__) - {"location"}
         kw = {k: v for k, v in data.items() if k in known}
-        try:
-            kw["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
-            kw["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
-        except TypeError as e:
-            raise BundleError(path, f"bad input/output entry: {e}") from None
-        if not isinstance(data["files"], Mapping) or "model" not in data["files"]:
+        kw["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
+        kw["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
+        if "model" not in data["files"]:
             raise BundleError(path, 'manifest "files" has no "model" entry')
         if not isinstance(data["labels"], list) or not all(isinstance(x, str) for x in data["labels"]):
             raise BundleError(path, '"labels" must be a list of strings')
@@ -147,6 +147,51 @@ class Manifest:
     @property
     def verified(self) -> bool:
         return self.verification.get("status") == VerifyStatus.PASSED
+
+
+_TEXT, _MAP, _MAP_OR_NONE = (str,), (Mapping,), (Mapping, type(None))
+_FIELDS = {"name": _TEXT, "target": _TEXT, "precision": _TEXT, "files": _MAP, "preprocess": _MAP,
+           "inputs": (list,), "outputs": (list,), "quantization": _MAP_OR_NONE, "runtime": _MAP, "source": _MAP,
+           "verification": _MAP, "selection": _MAP_OR_NONE, "checksums": _MAP, "created": _TEXT,
+           "edgemm_version": _TEXT}
+_DTYPES = frozenset({"float32", "float16", "bfloat16", "int8", "uint8", "int16", "int32", "int64", "bool"})
+
+
+def _wrong_field(data: Mapping[str, Any]) -> str | None:
+    """The first manifest field of the wrong type or value, described; None when all are right."""
+    for key, types in _FIELDS.items():
+        if key in data and not isinstance(data[key], types):
+            kind = "a text" if types is _TEXT else "an object" if Mapping in types else "a list"
+            return f"manifest field {key!r} must be {kind}, not {type(data[key]).__name__}"
+    if data["target"] not in {t.value for t in Target}:
+        return f"manifest field 'target' is {data['target']!r}; expected one of {[t.value for t in Target]}"
+    if data["precision"] not in {p.value for p in Precision}:
+        return f"manifest field 'precision' is {data['precision']!r}; expected one of {[p.value for p in Precision]}"
+    batch = data.get("batch", "dynamic")
+    if not (isinstance(batch, str) or (type(batch) is int and batch > 0)):
+        return f"manifest field 'batch' is {batch!r}; expected a positive integer or \"dynamic\""
+    for role, entry in data.get("checksums", {}).items():
+        if not isinstance(entry, Mapping):
+            return f"manifest field 'checksums.{role}' must be an object with bytes and sha256"
+    for side in ("inputs", "outputs"):
+        for i, t in enumerate(data[side]):
+            where = f"{side}[{i}]"
+            if not isinstance(t, Mapping):
+                return f"manifest field {where!r} must be an object"
+            unknown = set(t) - set(TensorSpec.__dataclass_fields__)
+            missing = {"name", "tensor", "modality", "shape"} - set(t)
+            if unknown or missing:
+                return f"manifest field {where!r}: " + (f"unknown key(s) {sorted(unknown)}" if unknown
+                                                        else f"lacks {sorted(missing)}")
+            shape = t["shape"]
+            if not isinstance(shape, list) or not all(isinstance(d, str) or (type(d) is int and d > 0)
+                                                      for d in shape):
+                return f"manifest field '{where}.shape' is {shape!r}; expected a list of positive sizes or names"
+            if t.get("dtype", "float32") not in _DTYPES:
+                return f"manifest field '{where}.dtype' is {t.get('dtype')!r}; expected one of {sorted(_DTYPES)}"
+            if not isinstance(t.get("preprocessing", {}), Mapping):
+                return f"manifest field '{where}.preprocessing' must be an object"
+    return None
 
 
 def is_bundle(path: str | Path) -> bool:

@@ -84,6 +84,12 @@ def torch_device(name: str) -> "torch.device":
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise ValueError(f"--device: {name!r} is not a torch device; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA device(s) usable by this torch "
+                             f"(CUDA build: {torch.version.cuda or 'none'}); use --device cpu or auto")
+    return device

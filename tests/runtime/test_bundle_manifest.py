@@ -49,7 +49,7 @@ def test_round_trip_through_json(tmp_path):
     (lambda d: d.pop("labels"), r"lacks required field\(s\) \['labels'\]"),
     (lambda d: d.update(schema="something-else"), "not an edgemm bundle manifest"),
     (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), "schema_version 2 is not supported"),
-    (lambda d: d["inputs"][0].update(colour="rgb"), "bad input/output entry"),
+    (lambda d: d["inputs"][0].update(colour="rgb"), r"'inputs\[0\]': unknown key\(s\) \['colour'\]"),
     (lambda d: d.update(files={"weights": "model.onnx"}), 'no "model" entry'),
     (lambda d: d.update(files={"model": "missing.onnx"}), "files.model = 'missing.onnx' does not exist"),
     # issue 18: what a hand-edited or hostile manifest gets
@@ -62,6 +62,17 @@ def test_round_trip_through_json(tmp_path):
      r"preprocess: audio.sample_rate: expected a whole number, got '16000'"),
     (lambda d: d["preprocess"]["image"].update(mean=[float("nan"), 0.5, 0.5]), "preprocess: image.mean: expected a list"),
     (lambda d: d["preprocess"]["image"].update(size=1000000), r"image.size must be a whole number in \[16, 2048\]"),
+    # issue 34: fields of the wrong type were raw tracebacks
+    (lambda d: d.update(checksums=["x"]), "field 'checksums' must be an object, not list"),
+    (lambda d: d.update(checksums={"model": 5}), "field 'checksums.model' must be an object with bytes and sha256"),
+    (lambda d: d.update(verification="passed"), "field 'verification' must be an object, not str"),
+    (lambda d: d.update(runtime=3), "field 'runtime' must be an object, not int"),
+    (lambda d: d.update(target="onnx2"), r"field 'target' is 'onnx2'; expected one of \['onnx'"),
+    (lambda d: d.update(precision="int3"), r"field 'precision' is 'int3'; expected one of \['fp32'"),
+    (lambda d: d.update(outputs="logits"), "field 'outputs' must be a list, not str"),
+    (lambda d: d["inputs"][0].update(dtype="float99"), r"field 'inputs\[0\].dtype' is 'float99'"),
+    (lambda d: d["inputs"][0].update(shape="1x3"), r"field 'inputs\[0\].shape' is '1x3'"),
+    (lambda d: d.update(batch=-1), "field 'batch' is -1; expected a positive integer"),
 ])
 def test_bad_manifest_names_the_field(tmp_path, edit, message):
     d = _bundle(tmp_path)

@@ -35,7 +35,8 @@ def _open(path: Path, want: str):
     av = import_av()
 
     if not path.is_file():
-        raise VideoFileError(f"{path}: no such file")
+        what = "a directory" if path.is_dir() else "no such file"
+        raise VideoFileError(f"{path}: {what}; expected a video file (.mp4, .mkv, .mov, .webm, ...)")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:
