@@ -110,6 +110,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
+class OutputError(EdgemmError, OSError):
+    """An output directory that cannot be created there (the message names the flag and path)."""
+
+
 class OutputLocked(EdgemmError, RuntimeError):
     """Another live edgemm run writes to the same output directory."""
 
@@ -135,7 +139,10 @@ def output_lock(directory: str | Path, command: str, log: Callable[[str], None] 
     """
     directory = Path(directory)
     created = not directory.exists()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a folder is expected, a read-only place
+        raise OutputError(f"--out {directory}: cannot create the directory ({e.strerror})") from None
     path, host = directory / LOCK, socket.gethostname()
     log = log or (lambda s: print(s, file=sys.stderr))
     while True:

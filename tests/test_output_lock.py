@@ -75,3 +75,13 @@ def test_temp_folders_of_killed_runs_are_removed_at_the_next_start(tmp_path, mon
     with scratch("budget") as tmp:
         assert tmp.is_dir() and tmp.parent == tmp_path
     assert not tmp.exists()
+
+
+def test_an_out_below_a_file_is_one_line(tmp_path):
+    from edgemm.atomic import OutputError, output_lock
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"--out .*notes.txt/run: cannot create the directory \(Not a directory\)"):
+        with output_lock(tmp_path / "notes.txt" / "run", "edgemm train"):
+            pass
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -92,3 +92,25 @@ def test_a_model_file_that_exits_on_import_is_an_error_naming_it(tmp_path, small
     err = capsys.readouterr().err
     assert f"{src}: the model file called exit(0) while being imported" in err
     assert main(["check", f"{src}:make"]) != 0
+
+
+@pytest.mark.parametrize("source, message", [
+    ("def make(:\n", "{src}: importing the model file failed: SyntaxError: invalid syntax (bad.py, line 1)"),
+    ("import torch\n\nraise KeyError('no weights here')\n",
+     "{src}: importing the model file failed: KeyError: 'no weights here' (bad.py, line 3)"),
+    ("def make(num_classes, **kw):\n    raise RuntimeError('boom')\n",
+     "{src}:make: the factory raised RuntimeError: boom (bad.py, line 2)"),
+])
+def test_a_model_file_that_fails_is_one_line_naming_it_in_train_and_compress(tmp_path, small_manifest, capsys,
+                                                                             source, message):
+    src = tmp_path / "bad.py"
+    src.write_text(source)
+    expected = message.format(src=src)
+    commands = [["train", "--model", f"{src}:make"]]
+    if "factory" not in message:  # compress resolves its models before training a teacher (a factory runs after)
+        commands.append(["compress", "--student", f"{src}:make", "--no-baseline"])
+    for argv in commands:
+        assert main([*argv, "--data", str(small_manifest), "--out", str(tmp_path / argv[0])]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(f"edgemm {argv[0]}: error: ") and err[-1].endswith(expected), err
+        assert not any("Traceback" in line for line in err)

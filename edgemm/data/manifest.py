@@ -85,7 +85,10 @@ def read_manifest(
             )
         reader.fieldnames = header
         has_split = "split" in header
-        rows: list[tuple[int, dict[str, Any]]] = [(i + 2, r) for i, r in enumerate(reader)]
+        try:
+            rows: list[tuple[int, dict[str, Any]]] = [(i + 2, r) for i, r in enumerate(reader)]
+        except csv.Error as e:  # e.g. a field over the csv module's 131,072 characters
+            raise DataError(path, f"not a readable CSV ({e})", row=reader.line_num + 1) from None
     if not rows:
         raise DataError(path, "manifest has a header but no rows")
 

@@ -21,7 +21,7 @@ def read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
-        raise DataError(path, "image file does not exist")
+        raise DataError(path, "is a directory, expected an image file" if path.is_dir() else "image file does not exist")
     try:
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
@@ -41,7 +41,7 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     if not path.is_file():
-        raise DataError(path, "audio file does not exist")
+        raise DataError(path, "is a directory, expected an audio file" if path.is_dir() else "audio file does not exist")
     try:
         wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:

@@ -32,6 +32,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -109,10 +110,24 @@ def _load_file(path: Path):
     except SystemExit as e:  # a model file must not end the command as if it had succeeded
         del sys.modules[name]
         raise ModelReferenceError(f"{path}: the model file called exit({e.code!r}) while being imported") from None
+    except Exception as e:  # its own error, named as such (--debug shows the traceback)
+        del sys.modules[name]
+        raise ModelReferenceError(f"{path}: importing the model file failed: {_where(e, path)}") from e
     except BaseException:
         del sys.modules[name]
         raise
     return module
+
+
+def _where(e: BaseException, path: Path | None) -> str:
+    """``Type: message (FILE, line N)``, at the deepest frame in the user's file when there is one."""
+    line = getattr(e, "lineno", None) if isinstance(e, SyntaxError) else None
+    if line is None and path is not None:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path]
+        line = frames[-1].lineno if frames else None
+    at = f" ({path.name}, line {line})" if path is not None and line else ""
+    message = e.msg if isinstance(e, SyntaxError) else str(e)
+    return f"{type(e).__name__}: {message}{at}"
 
 
 def read_sidecar(path: Path | None) -> dict[str, Any]:
@@ -199,6 +214,8 @@ def create_from_reference(ref: str, **kwargs: Any) -> nn.Module:
         module = factory(**kwargs)
     except SystemExit as e:
         raise ModelReferenceError(f"{ref}: the factory called exit({e.code!r}) instead of returning a model") from None
+    except Exception as e:
+        raise ModelReferenceError(f"{ref}: the factory raised {_where(e, path)}") from e
     if not isinstance(module, nn.Module):
         raise ValueError(f"{ref}: the factory returned {type(module).__name__}, expected a torch.nn.Module")
     if isinstance(module, AVModel):

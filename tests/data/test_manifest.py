@@ -138,3 +138,15 @@ def test_rows_may_name_files_outside_the_manifests_folder(media_dir, tmp_path_fa
     data = open_dataset(csv_path, PreprocessConfig())  # no split column: drawn from the paths
     assert len(data.train) + len(data.val) + len(data.test) == 12 and data.labels == ["a", "b"]
     assert data.train[0]["image"].shape == (3, 64, 64)
+
+
+def test_an_overlong_field_and_a_directory_as_image_are_named(media_dir):
+    from edgemm.data import DataError
+
+    (media_dir / "adir").mkdir()
+    csv_path = write_manifest(media_dir / "m.csv", GOOD + [["adir", "snd0.wav", "a", "train"]])
+    with pytest.raises(DataError, match=r"row 5: .*adir: is a directory, expected an image file"):
+        open_dataset(csv_path, PreprocessConfig())
+    csv_path = write_manifest(media_dir / "long.csv", GOOD + [["x" * 200_000, "snd0.wav", "a", "train"]])
+    with pytest.raises(DataError, match=r"long.csv, row 5: not a readable CSV \(field larger than field limit"):
+        open_dataset(csv_path, PreprocessConfig())
