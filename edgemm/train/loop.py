@@ -140,11 +140,11 @@ def train_epoch(
         sched.step()
         if after_step is not None:
             after_step()
+        first = step == 0
         step += 1
         value = loss.item()
         if not math.isfinite(value):
-            raise TrainingDiverged(f"the loss became {value} at step {step}: training diverged "
-                                   "(lower the learning rate); nothing from this epoch was saved")
+            raise TrainingDiverged(_diverged(value, step, bool(torch.isfinite(logits).all()), first))
         seen += len(y)
         known = y != UNLABELLED  # accuracy over the samples that have a label
         labelled += int(known.sum())
@@ -155,6 +155,16 @@ def train_epoch(
         if max_steps and step >= max_steps:
             return EpochStats(loss_sum / seen, correct / max(labelled, 1), step, True)
     return EpochStats(loss_sum / max(seen, 1), correct / max(labelled, 1), step, False)
+
+
+def _diverged(loss: float, step: int, finite_logits: bool, first: bool) -> str:
+    """Why the loss became ``loss``: the weights this run started from, or training itself."""
+    if first and not finite_logits:
+        return (f"the model's outputs were already non-finite at step 1, before this run changed any weight "
+                f"(loss {loss}): check the model's forward and initial weights; a lower learning rate will not "
+                "help; nothing from this epoch was saved")
+    return f"the loss became {loss} at step {step}: training diverged (lower the learning rate); nothing from " \
+           "this epoch was saved"
 
 
 def _should_stop(cfg: TrainConfig, bad_epochs: int, step: int, total: int) -> bool:

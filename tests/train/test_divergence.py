@@ -65,3 +65,18 @@ def test_a_model_with_non_finite_weights_is_never_saved_or_exported(tmp_path):
     with pytest.raises(ExportError, match=rf"broken.pt: 1 weight tensors hold NaN or infinity \(first '{name}'\)"):
         export(tmp_path / "broken.pt", target="onnx", out=tmp_path / "b.edgemm", log=lambda s: None)
     assert not (tmp_path / "b.edgemm").exists()
+
+
+def test_a_model_whose_outputs_are_nan_from_the_start_is_not_told_to_lower_the_learning_rate(small_manifest,
+                                                                                              tmp_path):
+    user = tmp_path / "nan_model.py"
+    user.write_text("import torch\n\n\nclass M(torch.nn.Module):\n"
+                    "    def __init__(self, n):\n        super().__init__()\n        self.fc = torch.nn.Linear(1, n)\n\n"
+                    "    def forward(self, image, audio):\n"
+                    "        return self.fc(image.mean((1, 2, 3))[:, None]) * float('nan')\n\n\n"
+                    "def make(num_classes, **kw):\n    return M(num_classes)\n")
+    cfg = TrainConfig(epochs=1, min_steps=0, batch_size=16, threads=1)
+    with pytest.raises(TrainingDiverged, match=r"the model's outputs were already non-finite at step 1, before this "
+                                               r"run changed any weight .*a lower learning rate will not help") as e:
+        train(f"{user}:make", small_manifest, out=tmp_path / "run", config=cfg, progress=False)
+    assert "lower the learning rate)" not in str(e.value)
