@@ -144,7 +144,7 @@ class PruneConfig:
         round_to: Keep channel counts multiples of this (SIMD-friendly).
         lr: Peak fine-tuning learning rate. After pruning 40 % of the channels in one shot, 6
             epochs at 5e-3 recovered 1.7 pts more held-out accuracy than at 3e-3, and 3e-3 2.9 pts
-            more than 1e-3 (benchmarks/README.md, "Prune settings").
+            more than 1e-3 (benchmarks/HISTORY.md, "Prune settings").
     """
 
     ratio: float = 0.5

@@ -182,7 +182,7 @@ def quantize_qdq(pre: Path, out: Path, feeds: list[dict[str, np.ndarray]], exclu
     the same values (verified identical logits), but onnxruntime's x86 kernels take u8 x s8 and fuse
     far fewer QDQ groups with int8 activations (float ops between Dequantize/Quantize pairs): the
     exported teacher ran int8 at 0.68x of fp32 with int8 activations and 1.45x with uint8
-    (benchmarks/README.md, "uint8 activations"). It is also what ``edgemm compress``'s x86 QAT program uses.
+    (benchmarks/HISTORY.md, "uint8 activations"). It is also what ``edgemm compress``'s x86 QAT program uses.
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 

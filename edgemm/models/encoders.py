@@ -119,7 +119,7 @@ class PlainCNN(nn.Module):
 
     Plain convolutions and max-pooling learn from a few hundred images without pretraining, where
     MobileNetV3's depthwise, squeeze-excite blocks barely move in the same number of steps
-    (measured on a real small set, benchmarks/README.md "Real small data").
+    (measured on a real small set, benchmarks/HISTORY.md "Real small data").
 
     Args:
         channels: Output channels of the stem and of each block after it.

@@ -204,7 +204,7 @@ class ImageStandardize(nn.Module):
     Removes what exposure, contrast and white level add to an image, so a branch trained from
     scratch on a few hundred images learns shapes instead of lighting (measured on a real small
     set: image-only accuracy after 500 steps of a plain CNN went from 0.18 to 0.82,
-    benchmarks/README.md "Real small data"). The variance has a floor so that a flat frame (a
+    benchmarks/HISTORY.md "Real small data"). The variance has a floor so that a flat frame (a
     covered camera) is not blown up into noise.
     """
 

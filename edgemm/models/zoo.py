@@ -59,7 +59,7 @@ def av_student(**kwargs) -> AVModel:
 
     The image branch is a VGG-style CNN because the student usually trains from scratch on the
     user's data: on a real set of 800 samples MobileNetV3-small's image branch stayed at chance for
-    a whole run where this one reached 0.5 (benchmarks/README.md "Real small data"). With ImageNet
+    a whole run where this one reached 0.5 (benchmarks/HISTORY.md "Real small data"). With ImageNet
     weights at hand, ``av_student_mnv3`` is the same student on MobileNetV3-small.
     """
     return _build(
@@ -90,7 +90,7 @@ def av_student_ds(**kwargs) -> AVModel:
 
     The student for a MAC budget: after the default recipe's pruning it computes 26x fewer layer MACs
     than ``av_teacher``, fused accuracy within 1-4 pts of ``av_student`` on the real sets but its
-    image branch weaker alone (benchmarks/README.md "A student 25x below the teacher").
+    image branch weaker alone (benchmarks/HISTORY.md "A student 25x below the teacher").
     """
     return _build(_DS_STUDENT, kwargs)
 
@@ -100,7 +100,7 @@ def av_student_ds_wide(**kwargs) -> AVModel:
     """``av_student_ds`` with a 1.5x wider image branch (48-320 channels): 22.5x fewer layer MACs than
     ``av_teacher`` after the default recipe, and on the two real sets fused accuracy at or above
     ``av_student``'s with the image branch alone within one standard error of it (one run per set,
-    benchmarks/README.md "A student 25x below the teacher")."""
+    benchmarks/HISTORY.md "A student 25x below the teacher")."""
     return _build(dict(_DS_STUDENT, image_encoder_kw={"channels": (48, 96, 192, 320)}), kwargs)
 
 

@@ -3,7 +3,7 @@
 bfloat16 keeps float32's exponent range, so autocast needs no loss scaling. It pays off only where
 the matrix units take bf16 directly (CUDA GPUs from Ampere on; CPUs with AVX512-BF16 or AMX, e.g.
 Sapphire Rapids, Zen 4): there a ResNet-18-sized teacher trains ~1.7x faster on 2 CPU cores
-(measured in benchmarks/README.md). Elsewhere bf16 is emulated and slower, hence ``auto``.
+(measured in benchmarks/HISTORY.md). Elsewhere bf16 is emulated and slower, hence ``auto``.
 
 Example:
     >>> dtype = autocast_dtype("auto", torch.device("cpu"))  # torch.bfloat16 or None

@@ -3,7 +3,7 @@
 Trained only through the fused output, a fusion model learns first from whichever modality
 lowers the loss fastest and the other branch can stay at chance for the whole run ("modality
 competition", Huang et al. 2022; measured on a real small set: the image branch of ``av_student``
-answered one class for all of its training, benchmarks/README.md). A linear classifier on each
+answered one class for all of its training, benchmarks/HISTORY.md). A linear classifier on each
 encoder's output, with its own cross-entropy, gives each branch a gradient of its own. The heads
 live beside the model (like distillation's projections): they are not part of it, its checkpoint,
 or its export.
