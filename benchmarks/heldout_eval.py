@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from benchmarks_common import heldout_set, intact_mask  # benchmarks/ is the script's directory
 
-from edgemm.compress.quantize import load_int8
 from edgemm.compress.report import correct_string, mcnemar
 from edgemm.metrics import metrics
+from edgemm.models.int8 import load_int8
 from edgemm.train import load_model
 from edgemm.train.evaluation import predict_logits
 

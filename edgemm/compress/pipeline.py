@@ -21,7 +21,6 @@ from torch import nn
 from edgemm.atomic import atomic_write_text, locks_output
 from edgemm.compress.distill import fit
 from edgemm.compress.prune import Probe, count_macs_params, frontend_macs
-from edgemm.compress.quantize import save_int8
 from edgemm.compress.recipe import Recipe, Stage, StageType, TeacherOutputMode, load_recipe
 from edgemm.compress.report import BASELINE, correct_string, vs_scratch, write_report
 from edgemm.compress.stages import StageContext
@@ -30,6 +29,7 @@ from edgemm.compress.teachers import data_identity, load_teacher, with_models
 from edgemm.data import open_dataset
 from edgemm.data.labels import count_labelled, labelled_only, with_label_fraction
 from edgemm.metrics import branch_warnings, metrics
+from edgemm.models.int8 import save_int8
 from edgemm.train import distributed
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from edgemm.train.config import schedule_steps

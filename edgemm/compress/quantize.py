@@ -11,145 +11,13 @@ graph. The log-mel frontend is left in float (its STFT is slow and lossy in int8
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Iterable
 
 import torch
 from torch import nn
 
-from edgemm._noise import quiet_torchao_import
-from edgemm.atomic import atomic_path
-from edgemm.models.av import example_inputs
-from edgemm.vocab import FRONTEND_MODULE, Int8Scheme
-
-quiet_torchao_import()  # torchao, imported by the functions below, registers enums torch now warns about
-
-FLOAT_MODULES = (FRONTEND_MODULE,)
-
-
-class PT2EModel(nn.Module):
-    """Wraps a PT2E graph module so ``train()``/``eval()`` switch its dropout and BatchNorm ops.
-
-    Exported graphs ignore ``module.train()``; torchao's ``move_exported_model_to_train/eval``
-    rewrite the ops instead. With this wrapper the usual training and evaluation loops just work.
-    """
-
-    def __init__(self, graph: nn.Module, preprocess) -> None:
-        super().__init__()
-        self.graph = graph
-        self.preprocess = preprocess
-        self._mode: bool | None = None
-
-    def train(self, mode: bool = True) -> "PT2EModel":
-        from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
-
-        if mode != self._mode:
-            (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.graph)
-            # Those rewrite the ops but leave the module's flag, which exporters read (and warn on).
-            self.graph.training = mode
-            self._mode = mode
-        self.training = mode
-        return self
-
-    def forward(self, image, audio, image_present=None, audio_present=None):
-        b = image.shape[0]
-        if image_present is None:
-            image_present = torch.ones(b, device=image.device)
-        if audio_present is None:
-            audio_present = torch.ones(b, device=image.device)
-        return self.graph(image, audio, image_present, audio_present)
-
-    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
-        return example_inputs(self.preprocess, batch)
-
-
-def _x86_quantizer(is_qat: bool):
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer,
-        get_default_x86_inductor_quantization_config,
-    )
-
-    q = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=is_qat))
-    for name in FLOAT_MODULES:
-        q.set_module_name_qconfig(name, None)
-    return q
-
-
-def xnnpack_quantizer(is_qat: bool = False, keep_float: tuple[str, ...] = ()):
-    """ExecuTorch's ``XNNPACKQuantizer`` (per-channel int8 weights, int8 activations) for every op
-    but the frontend's and ``keep_float``'s (module paths, kept float as
-    ``edgemm.export.onnx.float_nodes`` keeps them): it cannot be told to skip a module
-    (``set_module_name(name, None)`` is refused, and naming the modules to quantize instead left the
-    image encoder float), so its annotations on those nodes are removed after it has annotated."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-
-    class KeepFloat(XNNPACKQuantizer):
-        def annotate(self, model):
-            model = super().annotate(model)
-            for node in _float_nodes(model.graph, FLOAT_MODULES, around=False) + _float_nodes(model.graph, keep_float):
-                node.meta.pop("quantization_annotation", None)
-            return model
-
-    return KeepFloat().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
-
-
-_LAYER_OPS = {torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.linear.default,
-              torch.ops.aten.matmul.default, torch.ops.aten.addmm.default, torch.ops.aten.mm.default}
-
-
-def _within(node, modules: tuple[str, ...]) -> bool:
-    """Whether an FX node comes from one of ``modules`` (module paths) or a module inside one."""
-    stack = node.meta.get("nn_module_stack") or {}
-    return any(path == m or path.startswith(m + ".") for path, _ in stack.values() for m in modules)
-
-
-def float_region(seeds: Iterable, inputs: Callable, outputs: Callable, is_layer: Callable) -> list:
-    """The ops that keep layers in float, on any graph: the ``seeds`` (the layers' own ops), every op
-    between them and the layers before them, every op on to the layers they feed, and those layers.
-
-    A quantized layer quantizes its inputs, so a layer whose output int8 cannot hold (one outlier
-    channel sets a range that rounds the others to zero) stays broken until the layers it feeds take
-    float input too; a layer kept float takes float input for the same reason.
-
-    Args:
-        seeds: The ops of the layers to keep float (hashable handles: FX nodes, indices).
-        inputs: ``inputs(op)``: the ops feeding ``op`` (None for graph inputs and constants).
-        outputs: ``outputs(op)``: the ops ``op`` feeds.
-        is_layer: Whether an op is a layer (convolution, linear, matrix product).
-    """
-    seeds = list(dict.fromkeys(seeds))
-    keep, seen = list(seeds), set(seeds)
-    for step, take_layer in ((inputs, False), (outputs, True)):
-        stack = [n for s in seeds for n in step(s)]
-        while stack:
-            n = stack.pop()
-            if n is None or n in seen:
-                continue
-            seen.add(n)
-            if is_layer(n):
-                if take_layer:
-                    keep.append(n)
-                continue
-            keep.append(n)
-            stack += step(n)
-    return keep
-
-
-def _float_nodes(graph, modules: tuple[str, ...], *, around: bool = True) -> list:
-    """The FX nodes of ``modules`` and, with ``around``, the ``float_region`` around their layers."""
-    if not modules:
-        return []
-    nodes = [n for n in graph.nodes if _within(n, modules)]
-    if not around:
-        return nodes
-    return float_region(nodes, lambda n: [a for a in n.all_input_nodes if a.op == "call_function"],
-                        lambda n: [u for u in n.users if u.op == "call_function"], lambda n: n.target in _LAYER_OPS)
-
-
-def _quantizer(is_qat: bool, scheme: Int8Scheme):
-    return xnnpack_quantizer(is_qat) if scheme is Int8Scheme.XNNPACK else _x86_quantizer(is_qat)
+from edgemm.models.int8 import PT2EModel, quantizer
+from edgemm.vocab import Int8Scheme
 
 
 def export_for_quantization(model: nn.Module) -> nn.Module:
@@ -165,7 +33,7 @@ def prepare_qat(model: nn.Module, scheme: Int8Scheme = Int8Scheme.X86) -> PT2EMo
     """Inserts trainable fake quantization; train the result, then ``convert``."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-    graph = prepare_qat_pt2e(export_for_quantization(model), _quantizer(True, scheme))
+    graph = prepare_qat_pt2e(export_for_quantization(model), quantizer(True, scheme))
     return PT2EModel(graph, model.preprocess).train()
 
 
@@ -173,7 +41,7 @@ def prepare_ptq(model: nn.Module, scheme: Int8Scheme = Int8Scheme.X86) -> PT2EMo
     """Inserts observers for post-training calibration; feed it data in eval mode, then ``convert``."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-    graph = prepare_pt2e(export_for_quantization(model), _quantizer(False, scheme))
+    graph = prepare_pt2e(export_for_quantization(model), quantizer(False, scheme))
     return PT2EModel(graph, model.preprocess).eval()
 
 
@@ -223,30 +91,6 @@ def quantized_layers(converted: PT2EModel) -> dict[str, bool]:
                 is_int8 = _attr(gm, src.target).dtype == torch.int8
         result[name] = is_int8
     return result
-
-
-def save_int8(model: PT2EModel, path) -> None:
-    """Saves a converted int8 model as a ``torch.export`` program (``.pt2``), written atomically."""
-    ex = model.example_inputs(4)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    ep = torch.export.export(model.graph, ex, dynamic_shapes=tuple({0: batch} for _ in ex))
-    with atomic_path(path) as tmp:  # keeps the .pt2 suffix torch.export.save wants
-        torch.export.save(ep, str(tmp))
-
-
-def load_int8(path, preprocess) -> PT2EModel:
-    """Loads a ``model_int8.pt2`` written by ``edgemm compress``.
-
-    The quantize/dequantize ops it uses (``quantized_decomposed``) are registered by torchao's
-    PT2E module, so it is imported first; ``torch.export.load`` alone fails on them.
-
-    Args:
-        path: The ``.pt2`` file.
-        preprocess: The model's ``PreprocessConfig`` (from ``model.pt``), for example inputs.
-    """
-    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401  (registers quantized_decomposed ops)
-
-    return PT2EModel(torch.export.load(str(path)).module(), preprocess).eval()
 
 
 def _attr(gm: nn.Module, target: str):

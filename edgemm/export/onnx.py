@@ -156,8 +156,8 @@ def layer_module(node: onnx.NodeProto, weight: str | None = None) -> str:
 
 def float_nodes(model: onnx.ModelProto, modules: tuple[str, ...]) -> list[str]:
     """The nodes that keep ``modules`` in float: each compute node of those modules and the
-    ``edgemm.compress.quantize.float_region`` around it."""
-    from edgemm.compress.quantize import float_region
+    ``edgemm.models.int8.float_region`` around it."""
+    from edgemm.models.int8 import float_region
 
     nodes = list(model.graph.node)
     inits = {i.name for i in model.graph.initializer}

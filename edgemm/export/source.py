@@ -126,7 +126,7 @@ def load_source(path: str | Path | None) -> ExportSource:
         int8_path = ckpt_path.parent / quant["file"]
         if not int8_path.is_file():
             raise FileNotFoundError(f"{ckpt_path} says its int8 model is {int8_path}, which does not exist")
-        from edgemm.compress.quantize import load_int8
+        from edgemm.models.int8 import load_int8
 
         int8 = load_int8(int8_path, model.preprocess)
     return ExportSource(ckpt_path, ckpt, model.eval(), int8, sha256(ckpt_path))

@@ -66,11 +66,11 @@ def module_regex(module: str) -> str:
 
 def float_scopes(fp32: Path, modules: tuple[str, ...]) -> list[str]:
     """Regexes for the ops that keep ``modules`` float in ``fp32``: the modules' own ops and the
-    ``edgemm.compress.quantize.float_region`` around them; an op is named by its scope,
+    ``edgemm.models.int8.float_region`` around them; an op is named by its scope,
     ai-edge-quantizer's ``get_op_scope``."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
 
-    from edgemm.compress.quantize import float_region
+    from edgemm.models.int8 import float_region
 
     model = tfl.read_model(str(fp32))
     graph = model.subgraphs[0]

@@ -66,7 +66,7 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     model, _ = load_model(out / "model.pt")
     assert sum(p.numel() for p in model.parameters()) == qat_row["params"]
     # A fresh process: nothing imported beforehand registers the int8 ops for it.
-    code = (f"from edgemm.train import load_model; from edgemm.compress.quantize import load_int8\n"
+    code = (f"from edgemm.train import load_model; from edgemm.models.int8 import load_int8\n"
             f"m, _ = load_model({str(out / 'model.pt')!r})\n"
             f"q = load_int8({str(out / 'model_int8.pt2')!r}, m.preprocess)\n"
             f"print(tuple(q(*m.example_inputs(3)[:2]).shape))")

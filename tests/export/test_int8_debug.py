@@ -103,7 +103,7 @@ def test_explain_and_max_drop_are_int8_only(trained, tmp_path):
 
 
 def test_float_region_takes_the_input_path_the_output_path_and_the_next_layer():
-    from edgemm.compress.quantize import float_region
+    from edgemm.models.int8 import float_region
 
     # 0 (layer) -> 1 -> 2 (layer, kept float) -> 3 -> 4 (layer) -> 5; 1 also feeds 6
     ins = {0: [None], 1: [0], 2: [1], 3: [2], 4: [3], 5: [4], 6: [1]}
