@@ -118,12 +118,22 @@ def _verify(staging: Path, spec, src, artifact, data, precision: Precision, samp
                      labels=src.labels, tol=tolerance)}
 
 
-def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: Precision | str) -> Path:
-    """``<checkpoint dir>/<model>-<target>-<precision>.edgemm``; a factory reference's model part is
-    ``FILE_FUNCTION`` (a reference is a path: it must not place the bundle beside the model's file)."""
+def bundle_name(name: str, target: Target | str, precision: Precision | str,
+                frontend: FrontendPlace | str = FrontendPlace.GRAPH) -> str:
+    """``<model>-<target>-<precision>[-runtime-frontend].edgemm``, the one naming rule of bundles;
+    a factory reference's model part is ``FILE_FUNCTION`` (a reference is a path: used raw, it
+    would place the bundle beside the model's file)."""
     from edgemm.models.contract import model_slug
 
-    return checkpoint.parent / f"{model_slug(name)}-{target.value}-{getattr(precision, 'value', precision)}{SUFFIX}"
+    frontend = FrontendPlace(getattr(frontend, "value", frontend))
+    tail = "" if frontend is FrontendPlace.GRAPH else f"-{frontend.value}-frontend"
+    return (f"{model_slug(name)}-{getattr(target, 'value', target)}-{getattr(precision, 'value', precision)}"
+            f"{tail}{SUFFIX}")
+
+
+def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: Precision | str) -> Path:
+    """``<checkpoint dir>/`` + ``bundle_name``."""
+    return checkpoint.parent / bundle_name(name, target, precision)
 
 
 def export(checkpoint: str | Path | None = None, *, target: Target | str, precision: Precision | str = Precision.FP32,

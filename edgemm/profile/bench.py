@@ -191,11 +191,11 @@ def export_or_reuse(source, target: str, precision: str, out: Path, *, reuse: bo
     the one there exported from the same checkpoint (sha256) with the same frontend place; returns it
     and its verification. A bundle that failed verification is returned too; other export errors propagate."""
     from edgemm.export import VerificationFailed, export
+    from edgemm.export.bundle import bundle_name
     from edgemm.runtime.manifest import read_manifest
 
     frontend = FrontendPlace(frontend)
-    suffix = "" if frontend is FrontendPlace.GRAPH else f"-{frontend.value}-frontend"
-    bundle = out / f"{source.name}-{target}-{precision}{suffix}.edgemm"
+    bundle = out / bundle_name(source.name, target, precision, frontend)
     if reuse and bundle.is_dir():
         m = read_manifest(bundle)
         if m.source.get("sha256") == source.sha256 and m.frontend is frontend:

@@ -93,3 +93,28 @@ def test_table_says_why_a_lower_precision_was_not_worth_it():
     assert "| onnx | int8 | 1.00 |" in table and "| 0.77× |" in table and "| 1.50× |" in table
     why = [line for line in table.splitlines() if line.startswith("- ")]
     assert len(why) == 1 and why[0].startswith("- onnx int8 runs at 0.77× fp32's speed") and "auto" in why[0]
+
+
+def test_bench_names_a_factory_models_bundles_under_out(tmp_path, monkeypatch):
+    """A model built from the user's file: its bundles go under --out, named FILE_FUNCTION, not beside the file."""
+    import types
+
+    import edgemm.export as export_pkg
+    from edgemm.export.bundle import bundle_name
+    from edgemm.profile.bench import export_or_reuse
+    from edgemm.runtime.manifest import Manifest
+
+    user = tmp_path / "mine" / "net.py"
+    written = []
+
+    def fake_export(checkpoint, *, out, **kw):
+        written.append(out)
+        return Manifest(name="m", labels=["a"], target="onnx", precision="int8", files={"model": "m.onnx"},
+                        inputs=[], outputs=[], preprocess={}, verification={"status": "passed"})
+
+    monkeypatch.setattr(export_pkg, "export", fake_export)
+    source = types.SimpleNamespace(name=f"{user}:make", checkpoint=tmp_path / "run" / "best.pt", sha256="x")
+    bundle, verification = export_or_reuse(source, "onnx", "int8", tmp_path / "bench", log=lambda s: None)
+    assert bundle == written[0] == tmp_path / "bench" / "net_make-onnx-int8.edgemm"
+    assert verification["status"] == "passed"
+    assert bundle_name(f"{user}:make", "tflite", "fp32", "runtime") == "net_make-tflite-fp32-runtime-frontend.edgemm"
