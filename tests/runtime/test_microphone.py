@@ -31,12 +31,14 @@ def test_a_microphone_that_appears_after_portaudio_started_is_found():
 @pytest.fixture(scope="module")
 def virtual_mic():
     keepalive = start_pulseaudio()
-    time.sleep(0.3)
-    # The first capture after PulseAudio starts can stall while its null sink's clock settles (one
-    # module run in two here: a gap re-stamped a chunk); the tests are about a running source.
-    record("pulse", 0.5)
-    yield "pulse"
-    stop_pulseaudio(keepalive)
+    try:
+        time.sleep(0.3)
+        # The first capture after PulseAudio starts can stall while its null sink's clock settles (one
+        # module run in two here: a gap re-stamped a chunk); the tests are about a running source.
+        record("pulse", 0.5)
+        yield "pulse"
+    finally:  # also when the warm-up capture fails: no sound server left running
+        stop_pulseaudio(keepalive)
 
 
 def record(device, seconds, sample_rate=16000):
