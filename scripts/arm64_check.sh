@@ -40,9 +40,9 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   inside update-ca-certificates >/dev/null
 fi
 mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
-# Not /sys: onnxruntime crashed under qemu reading the host's CPU topology there; without it cpuinfo
-# prints "failed to parse the list of possible processors" and everything runs.
-trap 'umount "$ROOT/proc" 2>/dev/null || true' EXIT
+# Not /sys (but see OpenVINO below): onnxruntime crashed under qemu reading the host's CPU topology
+# there; without it cpuinfo prints "failed to parse the list of possible processors" and runs.
+trap 'rc=$?; umount -l "$ROOT/sys" 2>/dev/null; umount -l "$ROOT/proc" 2>/dev/null; exit $rc' EXIT
 echo "board: $(inside uname -m), $(inside python3 --version), Debian $(cat "$ROOT/etc/debian_version")"
 
 # edgemm from this checkout, as a wheel; the dependencies from PyPI's aarch64 wheels.
@@ -61,12 +61,17 @@ for BUNDLE in "$@"; do
   name=$(basename "$BUNDLE")
   cp -r "$BUNDLE" "$ROOT/opt/work/$name"
   echo "$name: x86-64, then arm64 (emulated)"
+  target=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['target'])" "$BUNDLE/manifest.json")
+  # OpenVINO's arm64 CPU plugin reads the CPU's ID registers under /sys (it crashes without it),
+  # onnxruntime crashes with the x86 host's /sys: mounted for OpenVINO bundles only.
+  if [ "$target" = openvino ] && ! mountpoint -q "$ROOT/sys"; then mount -t sysfs sysfs "$ROOT/sys"; fi
   python -m edgemm.cli run "$BUNDLE" --video "$CLIP" --json > "$ROOT/opt/work/$name.host.jsonl" 2>/dev/null \
     || echo "  edgemm run failed on x86-64 (exit $?)"
   inside edgemm run "/opt/work/$name" --video "$CLIP_IN" --json > "$ROOT/opt/work/$name.arm64.jsonl" \
     2>"$ROOT/opt/work/$name.arm64.log" || echo "  edgemm run failed on arm64 (exit $?): $(tail -1 "$ROOT/opt/work/$name.arm64.log")"
   inside edgemm profile "/opt/work/$name" --runs 20 --json > "$ROOT/opt/work/$name.arm64.profile.json" \
     2>/dev/null || rm -f "$ROOT/opt/work/$name.arm64.profile.json"
+  if mountpoint -q "$ROOT/sys"; then umount "$ROOT/sys"; fi
 done
 inside edgemm doctor --device-profile raspberry-pi-5 || true   # no camera or microphone in a chroot
 BOARD="Debian $(cat "$ROOT/etc/debian_version") arm64 under qemu, $(inside python3 --version), extras $EXTRAS"
