@@ -47,7 +47,10 @@ echo "board: $(inside uname -m), $(inside python3 --version), Debian $(cat "$ROO
 
 # edgemm from this checkout, as a wheel; the dependencies from PyPI's aarch64 wheels.
 rm -rf "$ROOT/opt/wheels" "$ROOT/opt/work" && mkdir -p "$ROOT/opt/wheels" "$ROOT/opt/work"
-python -m pip wheel --quiet --no-deps -w "$ROOT/opt/wheels" .
+SRC=$(mktemp -d)  # the tracked files as they are now: setuptools would leave build/ in this checkout
+git ls-files -z | tar --null -T - -c | tar -x -C "$SRC"
+python -m pip wheel --quiet --no-deps -w "$ROOT/opt/wheels" "$SRC"
+rm -rf "$SRC"
 WHEEL=$(basename "$ROOT"/opt/wheels/edgemm-*.whl)
 [ -x "$ROOT/opt/edgemm/bin/pip" ] || inside python3 -m venv /opt/edgemm
 inside pip install --quiet --only-binary=:all: --force-reinstall --no-deps "/opt/wheels/$WHEEL"
