@@ -32,9 +32,7 @@ LOCK = ".edgemm.lock"
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path`` with the same suffix (writers that pick a format by
     suffix still work); on success it is synced and renamed to ``path``, on error removed."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
+    path = require_parent(path)
     remove_leftovers(path.parent, f".{path.name}.")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".part{path.suffix}",
                                     dir=path.parent)
@@ -50,7 +48,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def require_parent(path: str | Path, what: str) -> Path:
+def require_parent(path: str | Path, what: str | None = None) -> Path:
     """``path``, whose directory must already exist (an output path with a typo must not create
     directories anywhere, as root at the file-system root).
 
@@ -59,7 +57,8 @@ def require_parent(path: str | Path, what: str) -> Path:
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{what}: cannot write {path}: directory {path.parent} does not exist")
+        raise FileNotFoundError(f"{what + ': ' if what else ''}cannot write {path}: directory {path.parent} "
+                                "does not exist")
     return path
 
 

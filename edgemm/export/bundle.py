@@ -31,6 +31,7 @@ from edgemm.export.source import ExportContext, ExportSource, Samples, load_samp
 from edgemm.export.verify import Tolerance, verify
 from edgemm.runtime.manifest import (
     SUFFIX,
+    BundleError,
     Manifest,
     TensorSpec,
     check_replaceable,
@@ -247,7 +248,7 @@ def _worth_keeping(bundle: Path) -> bool:
         return False
     try:
         return not _failed(read_manifest(bundle))
-    except Exception:  # unreadable: not ours to judge, so keep it
+    except (BundleError, OSError):  # unreadable: not ours to judge, so keep it
         return True
 
 
