@@ -129,15 +129,23 @@ def test_a_microphone_whose_source_stops_for_a_while_keeps_going(virtual_mic):
     device or a USB microphone is reset): no exception, and chunks arrive again after it resumes."""
     import threading
 
-    times = []
+    times, pactl = [], []
+
+    def suspend(flag: str) -> None:
+        # A null sink's monitor cannot be suspended on its own ("Invalid argument"); suspending the
+        # sink suspends the monitor the microphone records from.
+        done = subprocess.run(["pactl", "suspend-sink", "vsink", flag], capture_output=True, text=True, timeout=30)
+        pactl.append((flag, done.returncode, done.stderr.strip()))
+
     with open_source("microphone", virtual_mic, sample_rate=16000) as mic:
         def fault():
             time.sleep(0.6)
-            subprocess.run(["pactl", "suspend-source", "vsink.monitor", "1"], check=True, timeout=30)
+            suspend("1")
             time.sleep(1.0)
-            subprocess.run(["pactl", "suspend-source", "vsink.monitor", "0"], check=True, timeout=30)
+            suspend("0")
 
-        threading.Thread(target=fault, daemon=True).start()
+        faulting = threading.Thread(target=fault, daemon=True)
+        faulting.start()
         watchdog = threading.Timer(8.0, mic.stop)  # a stream that never delivers again fails, not hangs
         watchdog.start()
         start = time.monotonic()
@@ -146,4 +154,7 @@ def test_a_microphone_whose_source_stops_for_a_while_keeps_going(virtual_mic):
             if times[-1] > 3.5:
                 mic.stop()
         watchdog.cancel()
+        faulting.join(timeout=30)
+    assert [(flag, code) for flag, code, _ in pactl] == [("1", 0), ("0", 0)], f"the fault was not injected: {pactl}"
     assert any(t < 0.6 for t in times) and any(t > 2.0 for t in times)  # before the fault and after it
+    assert max(b - a for a, b in zip(times, times[1:])) > 0.7  # and the source really went quiet between
