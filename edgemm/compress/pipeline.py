@@ -287,7 +287,7 @@ def compress(
             the device profile's target and backend, here or over SSH; ``edgemm.compress.budget``);
             the final model is measured too.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (quantization stages run on CPU).
-        seed: Seed of every stage.
+        seed: Seed of every stage, and of a teacher trained here (cached per seed; 0 is `edgemm train`'s).
         log: Progress messages (default: stderr; under torchrun, rank 0's only).
 
     Returns:
@@ -322,7 +322,7 @@ def compress(
     torch.manual_seed(seed)
     t_start = time.perf_counter()
     teacher_model, teacher_ckpt, teacher_path, teacher_seconds = load_teacher(recipe, teacher, data, dev, log,
-                                                                          labels_fraction)
+                                                                          labels_fraction, seed)
     labels = teacher_ckpt["labels"]
 
     built = _Student.build(recipe, given, len(labels), seed)

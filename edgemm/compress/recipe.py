@@ -184,7 +184,6 @@ class QATConfig:
         epochs: Fine-tuning epochs with the distillation loss.
         min_steps: At least this many optimiser steps.
         lr: Learning rate.
-        freeze_bn_epoch: Epochs after which BatchNorm statistics are frozen (then folded).
         batch_size: Samples per step.
         quantizer: ``x86`` (the program runs as int8 on onnxruntime and OpenVINO) or ``xnnpack``
             (ExecuTorch lowers it directly, keeping the learned scales).
@@ -193,7 +192,6 @@ class QATConfig:
     epochs: int = 2
     min_steps: int = 0
     lr: float = 5e-4
-    freeze_bn_epoch: int = 1
     batch_size: int = 64
     quantizer: Int8Scheme = Int8Scheme.X86
 

@@ -22,7 +22,8 @@ from edgemm.models.pretrained import TORCHVISION_ARCH, available, image_start_kw
 from edgemm.train.checkpoint import load_model
 
 
-def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None, labels_fraction: float = 1.0) -> str:
+def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None, labels_fraction: float = 1.0,
+                      seed: int = 0) -> str:
     """Names a cached teacher by what it was trained on and how.
 
     The data's identity is the generator version and parameters for ``"default"``, the resolved
@@ -38,6 +39,8 @@ def teacher_cache_key(recipe: Recipe, data: str | Path, init: dict | None = None
            "architecture": architecture_fingerprint(recipe.teacher.model)}
     if labels_fraction != 1.0:  # (absent at 1.0, so caches made before the option stay valid)
         key["labels_fraction"] = labels_fraction
+    if seed:  # (absent at 0 likewise)
+        key["seed"] = seed
     blob = json.dumps(key, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -125,8 +128,11 @@ def _zero_shot_teacher(config, student: str, data: str | Path, device, log, labe
 
 
 def load_teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: str | Path, device, log,
-             labels_fraction: float = 1.0) -> tuple[nn.Module, dict, Path | str, float]:
-    """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused)."""
+                 labels_fraction: float = 1.0, seed: int = 0) -> tuple[nn.Module, dict, Path | str, float]:
+    """The teacher model, its checkpoint, its path, and the seconds spent training it now (0 if reused).
+
+    A teacher trained here takes ``seed`` as ``edgemm train --seed`` does (and is cached per seed).
+    """
     if isinstance(teacher, nn.Module):
         return _given_teacher(teacher, data, device)
     zero_shot = teacher if teacher is not None and not isinstance(teacher, (str, Path)) else recipe.teacher.zero_shot()
@@ -139,12 +145,12 @@ def load_teacher(recipe: Recipe, teacher: str | Path | nn.Module | None, data: s
     from edgemm.train import train
 
     init = teacher_init_kwargs(recipe.teacher.model, recipe.teacher.pretrained)
-    key = teacher_cache_key(recipe, data, init, labels_fraction)
+    key = teacher_cache_key(recipe, data, init, labels_fraction, seed)
     run = default_cache_dir() / "teachers" / f"{model_slug(recipe.teacher.model)}-{key}"
     seconds = 0.0
     if not (run / "summary.json").is_file():
         start = f", image encoder from {recipe.teacher.pretrained}" if init else ""
-        config = recipe.teacher.train_config(device=str(device), labels_fraction=labels_fraction)
+        config = recipe.teacher.train_config(device=str(device), labels_fraction=labels_fraction, seed=seed)
         log(f"training teacher {recipe.teacher.model} as edgemm train does ({config.epochs} epochs, at least "
             f"{config.min_steps} steps, lr {config.lr:g}, {config.precision}{start}) into {run}")
         t0 = time.perf_counter()

@@ -83,6 +83,9 @@ def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, mon
 
     longer = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, epochs=7))
     assert teacher_cache_key(longer, manifest) != teacher_cache_key(recipe, manifest)
+    # `compress --seed N` trains (and caches) its own teacher; seed 0 keeps the keys made before seeds counted.
+    assert teacher_cache_key(recipe, manifest, seed=0) == teacher_cache_key(recipe, manifest)
+    assert teacher_cache_key(recipe, manifest, seed=1) != teacher_cache_key(recipe, manifest)
 
     # The same registered name with another architecture (a new edgemm version) is another teacher.
     import edgemm.compress.teachers as teachers
@@ -144,3 +147,23 @@ def test_default_teacher_is_trained_as_edgemm_train_trains():
         parse_recipe({"teacher": {"min_steps": 1.5}, "stages": [{"type": "distill"}]})
     with pytest.raises(ValueError, match=r"distill.warm_lr must be positive, got 0"):
         parse_recipe({"stages": [{"type": "distill", "warm_lr": 0}]})
+
+
+def test_a_teacher_trained_by_compress_takes_its_seed(tmp_path, monkeypatch):
+    """`edgemm compress --seed 3` trains its teacher as `edgemm train --seed 3` would, in its own cache entry."""
+    import edgemm.train as train_module
+    from edgemm.compress.recipe import load_recipe
+    from edgemm.compress.teachers import load_teacher
+
+    monkeypatch.setenv("EDGEMM_CACHE", str(tmp_path))
+    seen = []
+
+    def train(model, data, *, out, config, **kw):
+        seen.append((config.seed, out.name))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(train_module, "train", train)
+    for seed in (0, 3):
+        with pytest.raises(RuntimeError, match="stop here"):
+            load_teacher(load_recipe(None), None, "default", "cpu", lambda s: None, seed=seed)
+    assert [s for s, _ in seen] == [0, 3] and seen[0][1] != seen[1][1]
