@@ -2,8 +2,9 @@
 
 DepGraph finds every layer coupled to a channel (through concat fusion, gating products,
 residual streams and attention heads), so removing a channel removes it everywhere at once and
-the model stays valid. Kept out of pruning: the classifier outputs (the label count is fixed), the
-audio branch's per-mel-band input norm (its width is the mel count), and the fixed-weight frontend.
+the model stays valid. What must stay whole (the classifier outputs, the audio branch's per-mel-band
+input norm, whole attention heads) is declared by the models themselves
+(``edgemm.models.pruning_hints``); the fixed-weight frontend has nothing to prune.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgemm.compress.recipe import Importance, PruneConfig
+from edgemm.models.pruning_hints import PruningHints, gather
 
 MAX_GROUP_RATIO = 0.9  # global pruning keeps at least a tenth of every group's channels
 
@@ -54,69 +56,66 @@ def importance_of(kind: Importance):
 
 
 def build_pruner(model: nn.Module, cfg: PruneConfig, importance: Callable | None = None):
-    """A torch-pruning ``MetaPruner`` that reaches ``cfg`` in ``cfg.steps`` steps: for an ``AVModel``
-    with its branches and fusion block known, for any other model from its graph alone.
+    """A torch-pruning ``MetaPruner`` that reaches ``cfg`` in ``cfg.steps`` steps.
 
-    ``importance`` replaces ``cfg.importance`` (latency-aware pruning weights it by measured time).
-    Global pruning never removes more than ``MAX_GROUP_RATIO`` of one group's channels.
+    What must stay whole comes from the model: every module's ``pruning_hints()``
+    (``edgemm.models.pruning_hints``). A model that declares none keeps every linear layer as wide as
+    the class count (its classifier) and lets DepGraph find the rest. Per-branch ratios need an
+    ``AVModel``'s branches. ``importance`` replaces ``cfg.importance`` (latency-aware pruning weights
+    it by measured time). Global pruning never removes more than ``MAX_GROUP_RATIO`` of one group's
+    channels.
+    """
+    import torch_pruning as tp
+
+    hints = gather(model)
+    if not hints:
+        hints = PruningHints(keep=_classifiers(model))
+    with warnings.catch_warnings():
+        # Free parameters a model does not declare (learned gains, missing-modality embeddings) are
+        # pruned along their last dimension, which is what torch-pruning does with them anyway.
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        return tp.pruner.MetaPruner(
+            model,
+            model.example_inputs(2),
+            importance=importance or importance_of(cfg.importance),
+            global_pruning=cfg.global_pruning,
+            pruning_ratio=cfg.ratio,
+            pruning_ratio_dict=_branch_ratios(model, cfg) or None,
+            iterative_steps=cfg.steps,
+            ignored_layers=hints.keep,
+            round_to=cfg.round_to,
+            max_pruning_ratio=MAX_GROUP_RATIO if cfg.global_pruning else 1.0,
+            unwrapped_parameters=hints.unwrapped or None,
+            num_heads=hints.num_heads,
+        )
+
+
+def _branch_ratios(model: nn.Module, cfg: PruneConfig) -> dict[nn.Module, float]:
+    """``cfg``'s image / audio / fusion ratios keyed by the branch they prune.
+
+    Raises:
+        ValueError: If one is set and the model has no such branches.
     """
     from edgemm.models.av import AVModel
 
+    wanted = (cfg.image_ratio, cfg.audio_ratio, cfg.fusion_ratio)
     if not isinstance(model, AVModel):
-        return _generic_pruner(model, cfg, importance)
-    import torch_pruning as tp
-
-    fusion = model.fusion
-    ignored: list[nn.Module] = [model.audio_encoder.bn0]
-    ignored += [fusion.head_image, fusion.head_audio] if fusion.produces_logits else [model.head]
-    unwrapped = [(model.missing_image, 0), (model.missing_audio, 0)]
-    num_heads: dict[nn.Module, int] = {}
-    if hasattr(fusion, "cls"):  # attention: the residual stream runs through these tokens
-        unwrapped += [(fusion.cls, 2), (fusion.type_embed, 2)]
-        for blk in fusion.blocks:
-            num_heads.update({blk.q: blk.heads, blk.k: blk.heads, blk.v: blk.heads})
-    ratios = {m: r for m, r in ((model.image_encoder, cfg.image_ratio), (model.audio_encoder, cfg.audio_ratio),
-                                (model.fusion, cfg.fusion_ratio)) if r is not None}
-    pruner = tp.pruner.MetaPruner(
-        model,
-        model.example_inputs(2),
-        importance=importance or importance_of(cfg.importance),
-        global_pruning=cfg.global_pruning,
-        pruning_ratio=cfg.ratio,
-        pruning_ratio_dict=ratios or None,
-        iterative_steps=cfg.steps,
-        ignored_layers=ignored,
-        round_to=cfg.round_to,
-        max_pruning_ratio=MAX_GROUP_RATIO if cfg.global_pruning else 1.0,
-        unwrapped_parameters=unwrapped,
-        num_heads=num_heads,
-    )
-    return pruner
+        if any(r is not None for r in wanted):
+            raise ValueError("prune: image_ratio / audio_ratio / fusion_ratio need an AVModel's branches; "
+                             f"{type(getattr(model, 'model', model)).__name__} gets the global ratio only")
+        return {}
+    branches = (model.image_encoder, model.audio_encoder, model.fusion)
+    return {m: r for m, r in zip(branches, wanted) if r is not None}
 
 
-def _generic_pruner(model: nn.Module, cfg: PruneConfig, importance: Callable | None = None):
-    """A pruner for a model edgemm knows only by its contract: DepGraph finds the coupled channels;
-    the classifier (every linear layer with the class count as its width) keeps its outputs, and
-    per-branch ratios do not apply (there are no known branches)."""
-    import torch_pruning as tp
-
-    if any(r is not None for r in (cfg.image_ratio, cfg.audio_ratio, cfg.fusion_ratio)):
-        raise ValueError("prune: image_ratio / audio_ratio / fusion_ratio need an AVModel's branches; "
-                         f"{type(getattr(model, 'model', model)).__name__} gets the global ratio only")
+def _classifiers(model: nn.Module) -> list[nn.Module]:
+    """Every linear layer whose width is the model's class count."""
     was = model.training
     model.eval()
     with torch.no_grad():
         classes = model(*model.example_inputs(2)).shape[1]
     model.train(was)
-    ignored = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == classes]
-    with warnings.catch_warnings():
-        # Free parameters (learned gains, missing-modality embeddings) are pruned along their last
-        # dimension, which is what torch-pruning does with them anyway; its warning says only that.
-        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-        return tp.pruner.MetaPruner(model, model.example_inputs(2), importance=importance or importance_of(cfg.importance),
-                                    global_pruning=cfg.global_pruning, pruning_ratio=cfg.ratio,
-                                    max_pruning_ratio=MAX_GROUP_RATIO if cfg.global_pruning else 1.0,
-                                    iterative_steps=cfg.steps, ignored_layers=ignored, round_to=cfg.round_to)
+    return [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == classes]
 
 
 def taylor_gradients(model: nn.Module, batches, device: torch.device, n_batches: int = 4) -> None:

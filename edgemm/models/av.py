@@ -11,6 +11,7 @@ from edgemm.data.preprocess import PreprocessConfig
 from edgemm.models.encoders import create_audio_encoder, create_image_encoder
 from edgemm.models.frontend import ImageStandardize, LogMelFrontend, SpecAugment, takes_logmel
 from edgemm.models.fusion import FusionType, create_fusion
+from edgemm.models.pruning_hints import PruningHints
 
 
 def example_inputs(preprocess: PreprocessConfig, batch: int = 2, *, logmel: bool = False) -> tuple[torch.Tensor, ...]:
@@ -81,6 +82,12 @@ class AVModel(nn.Module):
             self.head: nn.Module = nn.Identity()
         else:
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.fusion.out_dim, num_classes))
+
+    def pruning_hints(self) -> PruningHints:
+        """The head keeps its classes; the missing-modality embeddings follow their encoder's width.
+        (The encoders and the fusion block declare their own.)"""
+        return PruningHints(keep=[] if self.fusion.produces_logits else [self.head],
+                            unwrapped=[(self.missing_image, 0), (self.missing_audio, 0)])
 
     def forward_features(
         self,

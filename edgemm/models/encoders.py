@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from edgemm.models.panns import VARIANTS, PannsCNN
+from edgemm.models.pruning_hints import PruningHints
 from edgemm.models.pretrained import TORCHVISION_ARCH, is_file_spec, load_state_file, resolve_hub_model, resolve_weights
 from edgemm.registry import Registry
 
@@ -234,6 +235,10 @@ class AudioCNN(nn.Module):
         self.body = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_dim = c_in
+
+    def pruning_hints(self) -> PruningHints:
+        """``bn0`` normalises mel bands, not channels: its width is the frontend's."""
+        return PruningHints(keep=[self.bn0])
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         # (B, 1, mels, frames): normalise each mel band with its own running statistics.

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from edgemm.models.pruning_hints import PruningHints
 from edgemm.registry import Registry
 
 
@@ -106,6 +107,10 @@ class _AttentionBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
         self.drop = nn.Dropout(dropout)
 
+    def pruning_hints(self) -> PruningHints:
+        """Queries, keys and values lose whole heads."""
+        return PruningHints(num_heads={self.q: self.heads, self.k: self.heads, self.v: self.heads})
+
     def forward(self, x: torch.Tensor, key_live: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         h = self.norm1(x)
@@ -150,6 +155,10 @@ class AttentionFusion(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.out_dim = dim
 
+    def pruning_hints(self) -> PruningHints:
+        """The residual stream runs through the CLS token and the type embeddings."""
+        return PruningHints(unwrapped=[(self.cls, 2), (self.type_embed, 2)])
+
     def forward(self, zi, za, mi, ma):
         b = zi.shape[0]
         tokens = torch.cat([self.cls.expand(b, -1, -1), self.proj_image(zi)[:, None], self.proj_audio(za)[:, None]], 1)
@@ -172,6 +181,10 @@ class LateFusion(nn.Module):
         self.head_image = nn.Sequential(nn.Dropout(dropout), nn.Linear(image_dim, num_classes))
         self.head_audio = nn.Sequential(nn.Dropout(dropout), nn.Linear(audio_dim, num_classes))
         self.out_dim = num_classes
+
+    def pruning_hints(self) -> PruningHints:
+        """Both classifiers keep their classes."""
+        return PruningHints(keep=[self.head_image, self.head_audio])
 
     def forward(self, zi, za, mi, ma):
         return (mi * self.head_image(zi) + ma * self.head_audio(za)) / (mi + ma + 1e-6)

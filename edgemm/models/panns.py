@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgemm.models.pretrained import load_state_file, resolve_weights_file
+from edgemm.models.pruning_hints import PruningHints
 
 DB_PER_NEPER = 10.0 / math.log(10.0)  # PANNs' log-mel is 10·log10(power); edgemm's frontend gives ln(power)
 PANNS_MELS = 64
@@ -77,6 +78,10 @@ class PannsCNN(nn.Module):
                 raise ValueError(f"{variant}: published PANNs weights expect {PANNS_MELS} mel bands, the model's "
                                  f"preprocessing has audio.n_mels={n_mels}")
             load_panns(self, resolve_weights_file(pretrained))
+
+    def pruning_hints(self) -> PruningHints:
+        """``bn0`` normalises mel bands, not channels: its width is the frontend's."""
+        return PruningHints(keep=[self.bn0])
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         # edgemm: (B, 1, mels, frames), ln(power). PANNs: (B, 1, frames, mels), dB; bn0 per mel band.
