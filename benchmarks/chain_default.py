@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks_common import cpu_name  # noqa: E402
 
-from edgemm.profile.bench import BenchConfig, bench, plot, to_markdown  # noqa: E402
+from edgemm.deploy.bench import BenchConfig, bench, plot, to_markdown  # noqa: E402
 from edgemm.profile.stats import LatencyStats  # noqa: E402
 
 

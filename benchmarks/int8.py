@@ -43,8 +43,8 @@ def _quiet(_msg: str) -> None:
 
 def bundles_for(label: str, src, targets, precisions, out: Path, frontend: str = "graph") -> list[dict]:
     """One bundle per supported target x precision (``edgemm bench``'s export-or-reuse); failures are rows."""
+    from edgemm.deploy.bench import export_or_reuse
     from edgemm.export.formats import offers
-    from edgemm.profile.bench import export_or_reuse
     from edgemm.runtime import read_manifest
 
     rows = []

@@ -1,9 +1,9 @@
 """edgemm's vocabulary: the names every layer agrees on, spelled once (torch-free).
 
-Export targets and precisions, the runtime backends and which targets each runs, the model's input
-and output tensor names, the module kept in float at every precision, and the statuses a
-verification or a bench row can end in. Training, export, the runtime, device profiles and the
-benchmarks import these instead of repeating the strings.
+Export targets and precisions, the training arithmetic, the runtime backends and which targets each
+runs, the model's input and output tensor names, the module kept in float at every precision, and
+the statuses a verification or a bench row can end in. Training, export, the runtime, device
+profiles and the benchmarks import these instead of repeating the strings.
 """
 
 from __future__ import annotations
@@ -40,6 +40,15 @@ class PrecisionChoice(str, enum.Enum):
     def concrete(self) -> Precision | None:
         """The ``Precision`` asked for, or None for ``auto``."""
         return None if self is PrecisionChoice.AUTO else Precision(self.value)
+
+
+class Arithmetic(str, enum.Enum):
+    """How a model's forward passes compute while training (``edgemm train --precision``); not an
+    exported model's ``Precision``."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    AUTO = "auto"  # bf16 where it is native (edgemm.train.precision.native_bf16), else fp32
 
 
 class BackendName(str, enum.Enum):

@@ -221,9 +221,9 @@ def _remote_args(a: argparse.Namespace) -> list[str]:
 
 
 def _cmd_profile(a: argparse.Namespace) -> int:
-    from edgemm.deploy import session_options
+    from edgemm.deploy import profile_config
     from edgemm.devices import as_profile
-    from edgemm.profile import ProfileConfig, profile
+    from edgemm.profile import profile
 
     if a.out:
         from edgemm.atomic import require_parent
@@ -243,19 +243,15 @@ def _cmd_profile(a: argparse.Namespace) -> int:
                                                         timeout=a.remote_timeout))
         return _show_profile(a, report)
     dev = as_profile(a.device_profile)
-    size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
-    kw = session_options(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads)
-    config = ProfileConfig(runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers, frame_size=size,
-                           backend=kw["backend"], device=kw["device"], threads=kw["threads"],
-                           options=kw["options"] or {})
+    config = profile_config(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads,
+                            frame_size=_frame_size(a.frame_size) if a.frame_size else None,
+                            runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers)
     return _show_profile(a, profile(a.bundle, config, device_profile=dev))
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
     """``edgemm profile A B …``: the bundles timed against each other (``edgemm.profile.compare``)."""
-    from edgemm.deploy import session_options
-    from edgemm.devices import as_profile
-    from edgemm.profile import ProfileConfig
+    from edgemm.deploy import profile_config
     from edgemm.profile.compare import CompareConfig, Comparison, compare, to_markdown
 
     if a.plot:
@@ -266,11 +262,9 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         args = [*_remote_args(a), "--rounds", str(a.rounds), "--stage", a.stage]
         report = Comparison.from_dict(compare_remote(remote_of(a), a.bundle, args, timeout=a.remote_timeout))
     else:
-        dev = as_profile(a.device_profile)
-        size = _frame_size(a.frame_size) if a.frame_size else (dev.input_size if dev else (640, 480))
-        kw = session_options(a.bundle[0], dev, backend=a.backend, provider=a.provider, threads=a.threads)
-        config = ProfileConfig(runs=a.runs, warmup=a.warmup, layers=0, frame_size=size, backend=kw["backend"],
-                               device=kw["device"], threads=kw["threads"], options=kw["options"] or {})
+        config = profile_config(a.bundle[0], a.device_profile, backend=a.backend, provider=a.provider,
+                                threads=a.threads, frame_size=_frame_size(a.frame_size) if a.frame_size else None,
+                                runs=a.runs, warmup=a.warmup, layers=0)
         report = compare(a.bundle, CompareConfig(rounds=a.rounds, stage=a.stage, profile=config))
     return _emit(a, report, to_markdown)
 
@@ -383,8 +377,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
+    from edgemm.deploy.bench import BenchConfig, below_floors, bench, parse_floor, plot, to_markdown
     from edgemm.devices import as_profile
-    from edgemm.profile.bench import BenchConfig, below_floors, bench, parse_floor, plot, to_markdown
 
     floors = [parse_floor(f) for f in a.fail_under]
 

@@ -26,7 +26,7 @@ from edgemm.cli._common import (
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from edgemm.train.config import TrainConfig
     from edgemm.train.policies import AugmentPolicy
-    from edgemm.train.precision import Precision as TrainPrecision
+    from edgemm.vocab import Arithmetic
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train an audio-visual fusion model", description="Train a registered model.")
@@ -65,7 +65,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader workers")
     p.add_argument("--device", default=d.device, help=DEVICE_HELP)
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--precision", default=d.precision, choices=[x.value for x in TrainPrecision],
+    p.add_argument("--precision", default=d.precision, choices=[x.value for x in Arithmetic],
                    help="fp32, bf16 autocast, or auto: bf16 where the device computes it natively "
                         "(AVX512-BF16/AMX CPUs, recent GPUs)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad data entries (counted) instead of failing")

@@ -19,8 +19,7 @@ from edgemm.registry import Registry
 from edgemm.safeio import load_yaml, read_text
 from edgemm.train.config import TrainConfig, schedule_steps
 from edgemm.train.policies import DEFAULT_POLICY, AugmentPolicy
-from edgemm.train.precision import Precision
-from edgemm.vocab import Int8Scheme
+from edgemm.vocab import Arithmetic, Int8Scheme
 
 
 class StageType(str, enum.Enum):
@@ -312,7 +311,7 @@ class TeacherConfig:
     epochs: int | None = None
     min_steps: int | None = None
     lr: float | None = None
-    precision: Precision | None = None
+    precision: Arithmetic | None = None
     pretrained: str = "auto"
     clip: str | None = None
     clap: str | None = None
@@ -323,7 +322,7 @@ class TeacherConfig:
     def __post_init__(self) -> None:
         check_types(self, "teacher")
         if self.precision is not None:
-            object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "teacher.precision"))
+            object.__setattr__(self, "precision", parse_enum(Arithmetic, self.precision, "teacher.precision"))
         object.__setattr__(self, "outputs", parse_enum(TeacherOutputMode, self.outputs, "teacher.outputs"))
         if self.clip or self.clap:
             self.zero_shot()  # validates the prompts
@@ -339,9 +338,9 @@ class TeacherConfig:
         return TrainConfig(**own, precision=self.training_precision.value, **kw)
 
     @property
-    def training_precision(self) -> Precision:
+    def training_precision(self) -> Arithmetic:
         """The arithmetic the teacher trains and teaches in: the set one, else ``edgemm train``'s."""
-        return self.precision if self.precision is not None else Precision(TrainConfig().precision)
+        return self.precision if self.precision is not None else Arithmetic(TrainConfig().precision)
 
     def zero_shot(self):
         """The ``ZeroShotConfig`` when ``clip`` or ``clap`` is set, else None."""

@@ -21,6 +21,7 @@ _EXPORTS = {
     "Evaluation": "edgemm.deploy.workflow",
     "open_session": "edgemm.deploy.workflow",
     "session_options": "edgemm.deploy.workflow",
+    "profile_config": "edgemm.deploy.workflow",
     "AutoConfig": "edgemm.deploy.auto",
     "export_auto": "edgemm.deploy.auto",
 }

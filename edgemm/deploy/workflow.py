@@ -134,6 +134,20 @@ def session_options(bundle: str | Path, device_profile: ProfileArg = None, *, ba
     return dev.session_kwargs(read_manifest(bundle).target, backend, provider, threads)
 
 
+def profile_config(bundle: str | Path, device_profile: ProfileArg = None, *, backend: str | None = None,
+                   provider: str | None = None, threads: int | None = None,
+                   frame_size: tuple[int, int] | None = None, **fields: Any):
+    """``edgemm profile``'s configuration of ``bundle``: ``session_options`` and the device profile's
+    camera frame size (else 640x480), with ``fields`` (runs, warmup, layers …) as given."""
+    from edgemm.profile import ProfileConfig
+
+    dev = as_profile(device_profile)
+    kw = session_options(bundle, dev, backend=backend, provider=provider, threads=threads)
+    size = frame_size or (dev.input_size if dev else ProfileConfig.frame_size)
+    return ProfileConfig(frame_size=size, backend=kw["backend"], device=kw["device"], threads=kw["threads"],
+                         options=kw["options"] or {}, **fields)
+
+
 def open_session(bundle: str | Path, device_profile: ProfileArg = None, *, backend: str | None = None,
                  provider: str | None = None, threads: int | None = None):
     """A loaded bundle (``edgemm.runtime.Session``) run as the device profile says (torch-free)."""

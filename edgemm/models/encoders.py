@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from edgemm.models.panns import VARIANTS, PannsCNN
-from edgemm.models.pruning_hints import PruningHints
 from edgemm.models.pretrained import TORCHVISION_ARCH, is_file_spec, load_state_file, resolve_hub_model, resolve_weights
+from edgemm.models.pruning_hints import PruningHints
 from edgemm.registry import Registry
 
 # Factories called with keyword arguments; they return a module with an ``out_dim`` attribute.

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from edgemm.config import check_keys, check_types, parse_enum
 from edgemm.train.policies import DEFAULT_POLICY, parse_policy
-from edgemm.train.precision import Precision
+from edgemm.vocab import Arithmetic
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_types(self, "TrainConfig")
         object.__setattr__(self, "augment", parse_policy(self.augment).value)
-        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "TrainConfig.precision").value)
+        object.__setattr__(self, "precision", parse_enum(Arithmetic, self.precision, "TrainConfig.precision").value)
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,

@@ -14,19 +14,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from enum import Enum
 from typing import TYPE_CHECKING
+
+from edgemm.vocab import Arithmetic
 
 if TYPE_CHECKING:  # the enum is read by the torch-free CLI; torch is imported where it is used
     import torch
-
-
-class Precision(str, Enum):
-    """How a model's forward passes compute while training."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-    AUTO = "auto"  # bf16 where it is native (see native_bf16), else fp32
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -46,17 +39,17 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def autocast_dtype(precision: Precision | str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(precision: Arithmetic | str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype ``precision`` means on ``device``; None means plain float32.
 
     Raises:
         ValueError: If ``precision`` is not one of fp32, bf16, auto.
     """
     try:
-        p = Precision(precision)
+        p = Arithmetic(precision)
     except ValueError:
-        raise ValueError(f"precision: expected one of {[m.value for m in Precision]}, got {precision!r}") from None
-    if p is Precision.BF16 or (p is Precision.AUTO and native_bf16(device)):
+        raise ValueError(f"precision: expected one of {[m.value for m in Arithmetic]}, got {precision!r}") from None
+    if p is Arithmetic.BF16 or (p is Arithmetic.AUTO and native_bf16(device)):
         import torch
 
         return torch.bfloat16

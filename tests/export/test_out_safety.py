@@ -57,7 +57,7 @@ def test_gates_reject_numbers_that_can_never_fail(args, message, capsys):
 
 
 def test_bench_floor_must_be_finite():
-    from edgemm.profile.bench import parse_floor
+    from edgemm.deploy.bench import parse_floor
 
     assert parse_floor("accuracy=0.9") == ("accuracy", 0.9)
     for bad in ("accuracy=nan", "accuracy=inf"):

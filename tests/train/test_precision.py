@@ -6,7 +6,8 @@ from edgemm.compress.recipe import DistillConfig, parse_recipe
 from edgemm.data import open_dataset
 from edgemm.models import create_model
 from edgemm.train import TrainConfig, evaluate, load_model, train
-from edgemm.train.precision import Precision, autocast_dtype, native_bf16
+from edgemm.train.precision import autocast_dtype, native_bf16
+from edgemm.vocab import Arithmetic
 
 CPU = torch.device("cpu")
 
@@ -20,7 +21,7 @@ def _record_dtypes(model: torch.nn.Module, seen: list) -> list:
 
 def test_precision_resolves_per_device_and_rejects_unknown_values():
     assert autocast_dtype("fp32", CPU) is None
-    assert autocast_dtype(Precision.BF16, CPU) is torch.bfloat16
+    assert autocast_dtype(Arithmetic.BF16, CPU) is torch.bfloat16
     assert autocast_dtype("auto", CPU) is (torch.bfloat16 if native_bf16(CPU) else None)
     assert native_bf16(CPU) == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     with pytest.raises(ValueError, match=r"expected one of \['fp32', 'bf16', 'auto'\], got 'fp8'"):
@@ -71,10 +72,10 @@ def test_teacher_runs_in_bf16_while_the_student_stays_fp32(small_manifest):
 def test_recipe_teacher_precision_defaults_to_edgemm_trains_and_is_validated():
     recipe = parse_recipe({"stages": [{"type": "distill"}]})
     assert recipe.teacher.precision is None and recipe.to_dict()["teacher"]["precision"] is None
-    assert recipe.teacher.training_precision is Precision.FP32  # edgemm train's default
+    assert recipe.teacher.training_precision is Arithmetic.FP32  # edgemm train's default
     auto = parse_recipe({"teacher": {"precision": "auto"}, "stages": [{"type": "distill"}]}).teacher
-    assert auto.training_precision is Precision.AUTO and auto.train_config().precision == "auto"
+    assert auto.training_precision is Arithmetic.AUTO and auto.train_config().precision == "auto"
     assert parse_recipe({"teacher": {"precision": "fp32"}, "stages": [{"type": "distill"}]}).teacher.precision \
-        is Precision.FP32
+        is Arithmetic.FP32
     with pytest.raises(ValueError, match=r"teacher.precision: 'fp16' is not one of \['fp32', 'bf16', 'auto'\]"):
         parse_recipe({"teacher": {"precision": "fp16"}, "stages": [{"type": "distill"}]})

@@ -21,7 +21,8 @@ import numpy as np
 
 from edgemm.atomic import atomic_write_text
 from edgemm.config import parse_enum
-from edgemm.profile.latency import ProfileConfig, profile
+from edgemm.deploy.workflow import profile_config, session_options
+from edgemm.profile.latency import profile
 from edgemm.profile.stats import LatencyStats, machine
 from edgemm.vocab import BenchStatus, FrontendPlace, Precision, Target, VerifyStatus
 
@@ -251,14 +252,11 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                 log(f"bench: {target} {precision}: export failed: {e}")
                 continue
             dev = config.device_profile
-            kw = (dev.session_kwargs(target, threads=config.threads) if dev else
-                  {"backend": None, "device": None, "threads": config.threads, "options": None})
-            session = load(bundle, **kw)
+            session = load(bundle, **session_options(bundle, dev, threads=config.threads))
             r = evaluate_session(session, dataset, source.labels)
             p = (_remote_profile(bundle, config) if config.remote else
-                 profile(bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=kw["backend"],
-                                               device=kw["device"], threads=kw["threads"], options=kw["options"] or {}),
-                         device_profile=dev))
+                 profile(bundle, profile_config(bundle, dev, threads=config.threads, runs=config.runs, warmup=10,
+                                                layers=0), device_profile=dev))
             m, parity = session.manifest, _parity(verification)
             verified = verification.get("status") == VerifyStatus.PASSED
             size = sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6

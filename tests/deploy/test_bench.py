@@ -6,8 +6,8 @@ import json
 import pytest
 
 from edgemm.cli import main
+from edgemm.deploy.bench import BenchConfig, parse_floor
 from edgemm.export.formats import FORMATS, Target
-from edgemm.profile.bench import BenchConfig, parse_floor
 
 
 @pytest.mark.slow
@@ -79,7 +79,7 @@ def test_bench_config_names_bad_choices():
 
 
 def test_table_says_why_a_lower_precision_was_not_worth_it():
-    from edgemm.profile.bench import BenchReport, BenchRow, to_markdown
+    from edgemm.deploy.bench import BenchReport, BenchRow, to_markdown
     from edgemm.vocab import BenchStatus
 
     def row(target, precision, p50):
@@ -100,8 +100,8 @@ def test_bench_names_a_factory_models_bundles_under_out(tmp_path, monkeypatch):
     import types
 
     import edgemm.export as export_pkg
+    from edgemm.deploy.bench import export_or_reuse
     from edgemm.export.bundle import bundle_name
-    from edgemm.profile.bench import export_or_reuse
     from edgemm.runtime.manifest import Manifest
 
     user = tmp_path / "mine" / "net.py"
