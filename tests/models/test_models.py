@@ -129,3 +129,21 @@ def test_plain_blocks_keep_their_state_dict_names_so_older_checkpoints_load():
     keys = set(create_model("av_student").state_dict())
     assert {"image_encoder.features.4.weight", "image_encoder.features.12.weight",
             "audio_encoder.body.12.weight"} <= keys
+
+
+def test_attention_masking_is_an_exact_softmax_that_an_absent_key_cannot_turn_into_nan():
+    """Real-data training grew attention logits to a spread of 450: an absent key 300 above the
+    live ones made every live weight underflow and the row 0/0 (the av_teacher's loss went NaN)."""
+    from edgemm.models.fusion import masked_softmax
+
+    torch.manual_seed(0)
+    scores = torch.randn(4, 2, 3, 3) * 5
+    live = torch.tensor([[1., 1., 1.], [1., 0., 1.], [1., 1., 0.], [1., 0., 0.]])[:, None, None, :]
+    reference = torch.softmax(scores.masked_fill(live == 0, float("-inf")), dim=-1)
+    assert torch.allclose(masked_softmax(scores, live), reference, atol=1e-6)
+
+    far = torch.tensor([[0.0, 300.0, -5.0]], requires_grad=True)
+    weights = masked_softmax(far, torch.tensor([[1.0, 0.0, 1.0]]))
+    assert torch.allclose(weights, torch.softmax(torch.tensor([[0.0, -5.0]]), -1)[:, [0, 0, 1]] * torch.tensor([[1, 0, 1]]))
+    weights[0, 0].backward()
+    assert torch.isfinite(far.grad).all() and far.grad[0, 1] == 0  # the absent key gets no gradient
