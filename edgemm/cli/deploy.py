@@ -314,7 +314,7 @@ def _cmd_devices(a: argparse.Namespace) -> int:
             return 0
         width = max(len(p.name) for p in profiles)
         for p in profiles:
-            print(f"{p.name:<{width}}  {p.target:<8} {p.precision:<5} {p.backend + '/' + p.device:<21} "
+            print(f"{p.name:<{width}}  {p.target:<8} {p.precision:<5} {p.backend + '/' + p.provider:<21} "
                   f"budget {p.latency_budget_ms:g} ms")
         return 0
     d = load_profile(a.name).to_dict()

@@ -35,7 +35,7 @@ class AutoConfig:
     Attributes:
         candidates: Precisions to try.
         backend: Backend to measure on (default: the target's own).
-        provider: Backend device / execution provider to measure on.
+        provider: Execution provider (onnxruntime) or device (OpenVINO) to measure on.
         threads: Threads to measure with.
         options: Backend options (e.g. from a device profile).
         runs: Timed predictions per candidate.
@@ -102,7 +102,7 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
                    "accuracy": m.verification.get("accuracy"), "top1_agreement": m.verification.get("top1_agreement")}
             if status == VerifyStatus.PASSED:
                 r = profile(path, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=config.backend,
-                                                device=config.provider, threads=config.threads,
+                                                provider=config.provider, threads=config.threads,
                                                 options=dict(config.options)))
                 row.update(inference_p50_ms=r.stages["inference"].p50_ms, inference_p90_ms=r.stages["inference"].p90_ms,
                            backend=r.backend, device=r.device, threads=r.threads)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from edgemm.devices import DeviceProfile
 from edgemm.vocab import BackendName
 
-# onnxruntime's provider for each name a profile's ``device`` chain uses
+# onnxruntime's provider for each name a profile's ``provider`` chain uses
 ORT_PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
                  "openvino": "OpenVINOExecutionProvider", "cpu": "CPUExecutionProvider"}
 POWER_SENSORS = ("ina3221", "ina219", "ina226", "ina260")  # hwmon drivers of board power monitors
@@ -201,8 +201,8 @@ def machine_checks(m: Machine) -> list[Check]:
 
 def _accelerator(profile: DeviceProfile, m: Machine) -> Check | None:
     """The profile's preferred provider (onnxruntime) or device (OpenVINO), if this backend has it."""
-    first = profile.device.split(",")[0].strip()
-    where = f"profile {profile.name}: device"
+    first = profile.provider.split(",")[0].strip()
+    where = f"profile {profile.name}: provider"
     if profile.backend == BackendName.ONNXRUNTIME.value and m.find_module("onnxruntime"):
         provider = ORT_PROVIDERS.get(first.lower(), first)
         have = m.import_module("onnxruntime").get_available_providers()

@@ -175,4 +175,4 @@ class LatencyProbe:
             return args + ["--device-profile", d.name]
         if not shipped_only and Path(d.source).is_file():
             return args + ["--device-profile", str(Path(d.source).resolve())]
-        return args + ["--backend", d.backend, "--provider", d.device] + (["--threads", str(d.threads)] if d.threads else [])
+        return args + ["--backend", d.backend, "--provider", d.provider] + (["--threads", str(d.threads)] if d.threads else [])

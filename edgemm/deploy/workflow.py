@@ -67,7 +67,7 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
 
         if auto is None:
             kw = dev.session_kwargs(target.value) if dev else {}
-            auto = AutoConfig(backend=kw.get("backend"), provider=kw.get("device"), threads=kw.get("threads"),
+            auto = AutoConfig(backend=kw.get("backend"), provider=kw.get("provider"), threads=kw.get("threads"),
                               options=kw.get("options") or {})
         options.pop("verify_output", None)  # auto chooses among verified bundles only
         return export_auto(checkpoint, target=target, out=out, config=auto, log=log, device=name, **options)
@@ -128,7 +128,7 @@ def session_options(bundle: str | Path, device_profile: ProfileArg = None, *, ba
     backend runs the bundle's target."""
     dev = as_profile(device_profile)
     if dev is None:
-        return {"backend": backend, "device": provider, "threads": threads, "options": None}
+        return {"backend": backend, "provider": provider, "threads": threads, "options": None}
     from edgemm.runtime.manifest import read_manifest
 
     return dev.session_kwargs(read_manifest(bundle).target, backend, provider, threads)
@@ -144,7 +144,7 @@ def profile_config(bundle: str | Path, device_profile: ProfileArg = None, *, bac
     dev = as_profile(device_profile)
     kw = session_options(bundle, dev, backend=backend, provider=provider, threads=threads)
     size = frame_size or (dev.input_size if dev else ProfileConfig.frame_size)
-    return ProfileConfig(frame_size=size, backend=kw["backend"], device=kw["device"], threads=kw["threads"],
+    return ProfileConfig(frame_size=size, backend=kw["backend"], provider=kw["provider"], threads=kw["threads"],
                          options=kw["options"] or {}, **fields)
 
 
@@ -184,7 +184,7 @@ def evaluate(path: str | Path, *, data: str | Path | None = None, split: str = "
         device: Torch device for a checkpoint (``auto``, ``cpu``, ``cuda[:N]``).
         device_profile: For a bundle: the profile its backend, provider, threads and options come from.
         backend: For a bundle: the runtime backend (default: the bundle's own).
-        provider: For a bundle: the backend's device or execution provider.
+        provider: For a bundle: the execution provider (onnxruntime) or device (OpenVINO).
         threads: For a bundle: runtime threads.
     """
     from edgemm.data import open_dataset

@@ -1,7 +1,7 @@
 """Device profiles: what runs best on a device and how to feed it, one YAML file per device.
 
 A profile names the bundle to build (target, precision, where the audio frontend runs), how to
-run it (backend, device or execution provider, backend options, threads), where the camera and
+run it (backend, ``provider``: the execution provider or OpenVINO device, backend options, threads), where the camera and
 microphone are, the camera's frame size, and the latency budget a live demo must meet. ``--device-profile NAME|PATH`` on
 ``export``, ``run``, ``profile``, ``bench`` and ``eval`` applies one (through ``edgemm.deploy``);
 options given on the command line still win.
@@ -48,7 +48,7 @@ class DeviceProfile:
     target: str
     precision: str
     backend: str
-    device: str = "CPU"
+    provider: str = "CPU"
     backend_options: dict[str, Any] = field(default_factory=dict)
     frontend: str = FrontendPlace.GRAPH.value
     threads: int | None = None
@@ -69,7 +69,7 @@ class DeviceProfile:
         if self.target not in CAN_RUN[BackendName(self.backend)]:
             raise _fail(where, f"backend {self.backend!r} cannot run {self.target!r} bundles "
                                f"(it runs {sorted(CAN_RUN[BackendName(self.backend)])})")
-        for key, typ in (("name", str), ("description", str), ("device", str), ("backend_options", dict)):
+        for key, typ in (("name", str), ("description", str), ("provider", str), ("backend_options", dict)):
             if not isinstance(getattr(self, key), typ):
                 raise _fail(where, f"{key}: expected {typ.__name__}, got {getattr(self, key)!r}")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
@@ -92,14 +92,14 @@ class DeviceProfile:
         d["input_size"] = list(self.input_size)
         return d
 
-    def session_kwargs(self, target: str, backend: str | None = None, device: str | None = None,
+    def session_kwargs(self, target: str, backend: str | None = None, provider: str | None = None,
                        threads: int | None = None) -> dict[str, Any]:
         """``Session`` arguments for a bundle of ``target``: explicit arguments win; the profile's
-        backend, device and options apply where its backend runs that target (a profile made for
+        backend, provider and options apply where its backend runs that target (a profile made for
         OpenVINO still lends its threads to a TFLite bundle)."""
-        kw: dict[str, Any] = {"backend": backend, "device": device, "threads": threads or self.threads, "options": None}
+        kw: dict[str, Any] = {"backend": backend, "provider": provider, "threads": threads or self.threads, "options": None}
         if target in CAN_RUN[BackendName(self.backend)] and backend in (None, self.backend):
-            kw.update(backend=self.backend, device=device or self.device, options=dict(self.backend_options))
+            kw.update(backend=self.backend, provider=provider or self.provider, options=dict(self.backend_options))
         return kw
 
 
@@ -119,6 +119,10 @@ def parse_profile(data: Any, where: str) -> DeviceProfile:
     """
     if not isinstance(data, dict):
         raise _fail(where, f"a device profile is a mapping of fields, got {type(data).__name__}")
+    if "device" in data:  # ``device`` is what profiles called ``provider`` before 0.1.0 settled the word
+        if "provider" in data:
+            raise _fail(where, "give provider only (device is its older name)")
+        data = {("provider" if k == "device" else k): v for k, v in data.items()}
     fields = {f.name for f in dataclasses.fields(DeviceProfile)} - {"source"}
     unknown = sorted(set(data) - fields)
     if unknown:

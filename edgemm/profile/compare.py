@@ -101,7 +101,7 @@ def compare(bundles: Sequence[str | Path], config: CompareConfig | None = None) 
     if len(bundles) < 2:
         raise ValueError("profile: comparing needs two or more bundles")
     p = config.profile
-    sessions = [Session(b, backend=p.backend, device=p.device, threads=p.threads, options=p.options) for b in bundles]
+    sessions = [Session(b, backend=p.backend, provider=p.provider, threads=p.threads, options=p.options) for b in bundles]
     inputs = [synthetic_inputs(s, p.frame_size, p.seed) for s in sessions]
     for session, (frame, audio) in zip(sessions, inputs):
         for _ in range(p.warmup):

@@ -35,7 +35,7 @@ class ProfileConfig:
         min_time: Keep running until this many seconds have passed as well.
         warmup: Untimed predictions first (allocations, JIT, caches).
         backend: Backend name (default: the bundle's own).
-        device: Backend device / execution provider.
+        provider: Execution provider (onnxruntime) or device (OpenVINO).
         threads: Intra-op threads (None: the backend's default).
         frame_size: (width, height) of the synthetic camera frame fed to preprocessing.
         layers: How many of the slowest layers to report (0: skip the per-layer pass).
@@ -51,7 +51,7 @@ class ProfileConfig:
     min_time: float = 0.0
     warmup: int = 20
     backend: str | None = None
-    device: str | None = None
+    provider: str | None = None
     threads: int | None = None
     frame_size: tuple[int, int] = (640, 480)
     layers: int = 10
@@ -154,7 +154,7 @@ class LiveAudio:
 
 def _layer_pass(bundle: Path, config: ProfileConfig, frame: np.ndarray, audio: np.ndarray
                 ) -> tuple[list, str, dict[str, int]]:
-    session = Session(bundle, backend=config.backend, device=config.device, threads=config.threads, profile=True,
+    session = Session(bundle, backend=config.backend, provider=config.provider, threads=config.threads, profile=True,
                       options=config.options)
     try:
         for _ in range(config.layer_runs):
@@ -182,7 +182,7 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
     config = config or ProfileConfig()
     bundle = Path(bundle)
     t0 = time.perf_counter_ns()
-    session = Session(bundle, backend=config.backend, device=config.device, threads=config.threads,
+    session = Session(bundle, backend=config.backend, provider=config.provider, threads=config.threads,
                       options=config.options)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     frame, audio = synthetic_inputs(session, config.frame_size, config.seed)

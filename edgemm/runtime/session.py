@@ -48,14 +48,14 @@ class Session:
     Args:
         bundle: The bundle directory.
         backend: A ``BackendName`` value (default: the one for the bundle's target).
-        device: Backend device / execution provider (see ``open_backend``).
+        provider: Execution provider / OpenVINO device (see ``open_backend``).
         threads: Intra-op threads.
         profile: Turn on the backend's per-op profiler (see ``Backend.layer_times``).
         options: Backend options on top of the manifest's (OpenVINO properties, onnxruntime
             execution-provider options), e.g. from a device profile.
     """
 
-    def __init__(self, bundle: str | Path, backend: str | None = None, device: str | None = None,
+    def __init__(self, bundle: str | Path, backend: str | None = None, provider: str | None = None,
                  threads: int | None = None, profile: bool = False, options: dict | None = None) -> None:
         self.path = Path(bundle)
         self.manifest: Manifest = read_manifest(self.path)
@@ -69,7 +69,7 @@ class Session:
         hints = {**m.runtime, name.value: {**m.runtime.get(name.value, {}), **(options or {})}}
         try:
             self.backend: Backend = open_backend(name, self.path / m.files["model"], runtime_hints=hints,
-                                                 device=device, threads=threads, profile=profile)
+                                                 provider=provider, threads=threads, profile=profile)
         except (BackendUnavailable, ValueError):
             raise
         except Exception as e:  # each runtime raises its own types for a file it cannot read
@@ -245,7 +245,7 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def load(bundle: str | Path, backend: str | None = None, device: str | None = None,
+def load(bundle: str | Path, backend: str | None = None, provider: str | None = None,
          threads: int | None = None, options: dict | None = None) -> Session:
     """Opens a bundle for inference (see ``Session``)."""
-    return Session(bundle, backend=backend, device=device, threads=threads, options=options)
+    return Session(bundle, backend=backend, provider=provider, threads=threads, options=options)

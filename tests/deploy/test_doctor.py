@@ -62,12 +62,12 @@ def test_a_jetson_with_pypis_wheels_is_told_what_shadows_nvidias(jetson):
     m = _machine(jetson, {"onnxruntime": ort, "cv2": _cv2(gstreamer=False), "sounddevice": _sounddevice([])})
     report = doctor(load_profile("jetson-orin-nano"), m)
     assert not report["ok"]
-    assert report["missing"] == ["profile jetson-orin-nano: device", "profile jetson-orin-nano: camera",
+    assert report["missing"] == ["profile jetson-orin-nano: provider", "profile jetson-orin-nano: camera",
                                  "profile jetson-orin-nano: microphone"]
     text = "\n".join(lines(report))
-    assert "❌ profile jetson-orin-nano: device: TensorrtExecutionProvider missing — fix: " in text
+    assert "❌ profile jetson-orin-nano: provider: TensorrtExecutionProvider missing — fix: " in text
     assert "NVIDIA's onnxruntime-gpu" in text and "PyPI's wheels lack GStreamer" in text
-    assert text.endswith("profile jetson-orin-nano: missing: device, camera, microphone")
+    assert text.endswith("profile jetson-orin-nano: missing: provider, camera, microphone")
 
 
 def test_a_raspberry_pi_without_litert_or_camera(tmp_path):
@@ -97,5 +97,5 @@ def test_doctor_on_this_machine(capsys):
     # this machine has no TensorRT, no GStreamer OpenCV: the Jetson profile's needs are missing, by name
     assert main(["doctor", "--device-profile", "jetson-orin-nano"]) == 1
     out = capsys.readouterr().out
-    assert "❌ profile jetson-orin-nano: device: TensorrtExecutionProvider missing" in out
+    assert "❌ profile jetson-orin-nano: provider: TensorrtExecutionProvider missing" in out
     assert "❌ profile jetson-orin-nano: camera" in out

@@ -21,9 +21,9 @@ def test_shipped_profiles_cover_the_devices_and_are_consistent():
     for p in profiles.values():
         assert p.target in CAN_RUN[BackendName(p.backend)] and p.latency_budget_ms > 0 and p.description
     assert "nvarguscamerasrc" in profiles["jetson-orin-nano"].camera  # the CSI camera through GStreamer
-    assert profiles["jetson-orin-nano"].device == "TensorRT,CUDA,CPU"  # TensorRT, then CUDA, then the CPU
+    assert profiles["jetson-orin-nano"].provider == "TensorRT,CUDA,CPU"  # TensorRT, then CUDA, then the CPU
     assert profiles["raspberry-pi-5"].target == "tflite"
-    assert profiles["intel-npu"].device == "NPU" and profiles["intel-igpu"].device == "GPU"
+    assert profiles["intel-npu"].provider == "NPU" and profiles["intel-igpu"].provider == "GPU"
 
 
 def test_the_retired_jetson_nano_profile_says_why():
@@ -36,7 +36,14 @@ def test_user_profile_loads(tmp_path):
     path.write_text(yaml.safe_dump(GOOD))
     p = load_profile(path)
     assert (p.name, p.threads, p.input_size, p.audio.device, p.audio.sample_rate) == ("mine", 2, (640, 480), 3, 16000)
-    assert p.device == "CPU" and p.source == str(path)
+    assert p.provider == "CPU" and p.source == str(path)
+    older = tmp_path / "older.yaml"  # `device` is what profiles called `provider` before
+    older.write_text(yaml.safe_dump({**GOOD, "device": "GPU"}))
+    assert load_profile(older).provider == "GPU"
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump({**GOOD, "device": "GPU", "provider": "CPU"}))
+    with pytest.raises(DeviceProfileError, match="give provider only"):
+        load_profile(both)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -21,7 +21,7 @@ def test_run_with_a_device_profile_reads_its_camera_and_microphone(onnx_bundle, 
         profile = tmp_path / "board.yaml"
         profile.write_text(yaml.safe_dump({
             "name": "board", "description": "loopback camera + virtual microphone", "target": "onnx",
-            "precision": "fp32", "backend": "openvino", "device": "CPU", "threads": 1,
+            "precision": "fp32", "backend": "openvino", "provider": "CPU", "threads": 1,
             "backend_options": {"PERFORMANCE_HINT": "LATENCY"},
             "camera": f"http://127.0.0.1:{port}/cam.mjpg", "audio": {"device": "pulse", "sample_rate": 44100}}))
         player = play(1000.0, 8.0, amplitude=0.4)

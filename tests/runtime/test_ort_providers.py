@@ -23,7 +23,7 @@ def test_a_jetson_build_gets_tensorrt_then_cuda_then_cpu_with_their_options(tmp_
     model = tmp_path / "model.onnx"
     model.write_bytes(b"not really a model, but content to name the cache by")
     jetson = load_profile("jetson-orin-nano")
-    providers, note = choose_providers(jetson.device, JETSON_BUILD, {**jetson.backend_options, "device_id": 0}, model)
+    providers, note = choose_providers(jetson.provider, JETSON_BUILD, {**jetson.backend_options, "device_id": 0}, model)
     assert note is None
     assert [p for p, _ in providers] == JETSON_BUILD
     trt, cuda, cpu = (o for _, o in providers)
@@ -61,7 +61,7 @@ def test_the_jetson_profile_falls_back_to_the_cpu_here_with_a_warning(onnx_bundl
     assert session.backend.device == CPU
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cpu = Session(onnx_bundle, backend="onnxruntime", device="cpu")
+        cpu = Session(onnx_bundle, backend="onnxruntime", provider="cpu")
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
     audio = (0.1 * rng.standard_normal(cpu.preprocess.audio.clip_samples)).astype(np.float32)

@@ -50,14 +50,14 @@ class LayerProfileUnavailable(EdgemmError, RuntimeError):
 
 
 def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: dict[str, Any] | None = None,
-                 device: str | None = None, threads: int | None = None, profile: bool = False) -> Backend:
+                 provider: str | None = None, threads: int | None = None, profile: bool = False) -> Backend:
     """Opens ``model_path`` with the backend called ``name``.
 
     Args:
         name: A ``BackendName`` value.
         model_path: The model file inside the bundle.
         runtime_hints: The manifest's ``runtime`` section (per-backend settings found at export).
-        device: Backend-specific device: an onnxruntime execution provider (``CPU``, ``CUDA``,
+        provider: Where the backend runs the model: an onnxruntime execution provider (``CPU``, ``CUDA``,
             ``TensorRT``, ``OpenVINO``) or a chain of them (``TensorRT,CUDA,CPU``), an OpenVINO
             device (``CPU``, ``GPU``, ``NPU``, ``AUTO``);
             ignored by TFLite (XNNPACK on the CPU).
@@ -74,7 +74,7 @@ def open_backend(name: BackendName | str, model_path: Path, *, runtime_hints: di
                  "executorch": "executorch"}[backend.value]
         raise BackendUnavailable(f"backend {backend.value!r} is not installed ({e}); "
                                  f"pip install 'edgemm[{extra}]'") from None
-    return module.open(Path(model_path), hints=(runtime_hints or {}).get(backend.value, {}), device=device,
+    return module.open(Path(model_path), hints=(runtime_hints or {}).get(backend.value, {}), provider=provider,
                        threads=bounded_threads(threads), profile=profile)
 
 

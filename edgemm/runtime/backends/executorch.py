@@ -32,9 +32,9 @@ def _position(name: str) -> int:
 class ExecuTorchBackend:
     name = NAME
 
-    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None) -> None:
-        if device and device.upper() != "CPU":
-            raise ValueError(f"the ExecuTorch backend runs on the CPU (XNNPACK); device {device!r} is not supported")
+    def __init__(self, path: Path, *, provider: str | None = None, threads: int | None = None) -> None:
+        if provider and provider.upper() != "CPU":
+            raise ValueError(f"the ExecuTorch backend runs on the CPU (XNNPACK); provider {provider!r} is not supported")
         self.device = "CPU (ExecuTorch, XNNPACK)"
         if threads:  # the runtime's one thread pool (XNNPACK's): process-wide, the last session opened sets it
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
@@ -53,6 +53,6 @@ class ExecuTorchBackend:
             "(executorch.devtools) and inspect it with the Inspector for op times")
 
 
-def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None,
+def open(path: Path, *, hints: dict[str, Any], provider: str | None, threads: int | None,
          profile: bool = False) -> ExecuTorchBackend:
-    return ExecuTorchBackend(path, device=device, threads=threads)
+    return ExecuTorchBackend(path, provider=provider, threads=threads)

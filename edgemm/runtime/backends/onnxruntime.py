@@ -47,12 +47,12 @@ def engine_cache_dir(model: Path) -> Path:
     return root / "edgemm" / "tensorrt" / digest
 
 
-def choose_providers(device: str, available: list[str], options: dict[str, Any], model: Path | None = None
+def choose_providers(provider: str, available: list[str], options: dict[str, Any], model: Path | None = None
                      ) -> tuple[list[tuple[str, dict[str, str]]], str | None]:
     """The execution providers a session asks for, and a note when some were not available.
 
     Args:
-        device: One provider (``cuda``: it must be in this build) or a chain in order of preference
+        provider: One provider (``cuda``: it must be in this build) or a chain in order of preference
             (``TensorRT,CUDA,CPU``: those missing from this build are skipped, with a note; a Jetson
             profile asks for this, so the same profile runs on a build without TensorRT).
         available: ``onnxruntime.get_available_providers()``.
@@ -64,7 +64,7 @@ def choose_providers(device: str, available: list[str], options: dict[str, Any],
     Raises:
         ValueError: A single provider, or every provider of a chain, missing from this build.
     """
-    chain = [provider_name(d) for d in device.split(",") if d.strip()] or [CPU]
+    chain = [provider_name(d) for d in provider.split(",") if d.strip()] or [CPU]
     usable = [p for p in chain if p in available]
     if not usable:
         raise ValueError(f"onnxruntime execution provider{'s' if len(chain) > 1 else ''} {', '.join(chain)} "
@@ -94,12 +94,12 @@ def choose_providers(device: str, available: list[str], options: dict[str, Any],
 class OrtBackend:
     name = NAME
 
-    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
+    def __init__(self, path: Path, *, provider: str | None = None, threads: int | None = None,
                  hints: dict[str, Any] | None = None, profile: bool = False) -> None:
         hints = hints or {}
         config = {k: str(v) for k, v in hints.items() if k.startswith("session.")}
         # Other options (from a device profile) go to the providers, e.g. trt_fp16_enable for TensorRT.
-        providers, note = choose_providers(device or "cpu", ort.get_available_providers(),
+        providers, note = choose_providers(provider or "cpu", ort.get_available_providers(),
                                            {k: v for k, v in hints.items() if not k.startswith("session.")}, path)
         if note:
             warnings.warn(note, stacklevel=3)
@@ -140,6 +140,6 @@ class OrtBackend:
                       key=lambda t: -t.mean_ms)
 
 
-def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None,
+def open(path: Path, *, hints: dict[str, Any], provider: str | None, threads: int | None,
          profile: bool = False) -> OrtBackend:
-    return OrtBackend(path, device=device, threads=threads, hints=hints, profile=profile)
+    return OrtBackend(path, provider=provider, threads=threads, hints=hints, profile=profile)

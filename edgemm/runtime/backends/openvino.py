@@ -40,10 +40,10 @@ def static_batch(model: ov.Model, batch: int = 1) -> ov.Model:
 class OpenVINOBackend:
     name = NAME
 
-    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
+    def __init__(self, path: Path, *, provider: str | None = None, threads: int | None = None,
                  hints: dict[str, Any] | None = None, profile: bool = False) -> None:
         core = ov.Core()
-        self.device = (device or "CPU").upper()
+        self.device = (provider or "CPU").upper()  # OpenVINO calls its providers devices
         available = core.available_devices
         if self.device not in {"AUTO", "MULTI", "HETERO"} and self.device.split(".")[0] not in {d.split(".")[0] for d in available}:
             raise ValueError(f"OpenVINO device {self.device!r} is not available here; available: {', '.join(available)}, AUTO")
@@ -87,6 +87,6 @@ class OpenVINOBackend:
                       key=lambda t: -t.mean_ms)
 
 
-def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None,
+def open(path: Path, *, hints: dict[str, Any], provider: str | None, threads: int | None,
          profile: bool = False) -> OpenVINOBackend:
-    return OpenVINOBackend(path, device=device, threads=threads, hints=hints, profile=profile)
+    return OpenVINOBackend(path, provider=provider, threads=threads, hints=hints, profile=profile)

@@ -31,10 +31,10 @@ SIGNATURE = "serving_default"
 class TFLiteBackend:
     name = NAME
 
-    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None,
+    def __init__(self, path: Path, *, provider: str | None = None, threads: int | None = None,
                  hints: dict[str, Any] | None = None, profile: bool = False) -> None:
-        if device and device.upper() != "CPU":
-            raise ValueError(f"the TFLite backend runs on the CPU (XNNPACK); device {device!r} is not supported")
+        if provider and provider.upper() != "CPU":
+            raise ValueError(f"the TFLite backend runs on the CPU (XNNPACK); provider {provider!r} is not supported")
         self.device = f"CPU ({INTERPRETER}, XNNPACK)"
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
         signatures = self.interpreter.get_signature_list()
@@ -50,6 +50,6 @@ class TFLiteBackend:
             "benchmark_model tool with --enable_op_profiling=true on the bundle's model.tflite")
 
 
-def open(path: Path, *, hints: dict[str, Any], device: str | None, threads: int | None,
+def open(path: Path, *, hints: dict[str, Any], provider: str | None, threads: int | None,
          profile: bool = False) -> TFLiteBackend:
-    return TFLiteBackend(path, device=device, threads=threads, hints=hints)
+    return TFLiteBackend(path, provider=provider, threads=threads, hints=hints)
