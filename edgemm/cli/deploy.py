@@ -179,6 +179,8 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-time", type=finite_float, default=0.0, help="also keep running for this many seconds")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--layers", type=int, default=10, help="slowest layers to list (0: skip the per-layer pass)")
+    p.add_argument("--no-energy", action="store_true",
+                   help="skip the energy measurement (with a readable power sensor: 1 s idle, then >= 5 s of runs)")
     p.add_argument("--backend", default=None, help="onnxruntime | openvino | tflite (default: the bundle's own)")
     p.add_argument("--provider", default=None, help=PROVIDER_HELP)
     p.add_argument("--threads", type=positive_int, default=None)
@@ -209,6 +211,8 @@ def _remote_args(a: argparse.Namespace) -> list[str]:
                         ("--frame-size", a.frame_size)):
         if value is not None:
             out += [flag, str(value)]
+    if getattr(a, "no_energy", False):  # measured on the device, by the device's sensors
+        out.append("--no-energy")
     if a.device_profile is not None:
         from edgemm.devices import list_profiles
 
@@ -245,7 +249,8 @@ def _cmd_profile(a: argparse.Namespace) -> int:
     dev = as_profile(a.device_profile)
     config = profile_config(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads,
                             frame_size=_frame_size(a.frame_size) if a.frame_size else None,
-                            runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers)
+                            runs=a.runs, min_time=a.min_time, warmup=a.warmup, layers=a.layers,
+                            energy=not a.no_energy)
     return _show_profile(a, profile(a.bundle, config, device_profile=dev))
 
 

@@ -9,6 +9,7 @@ never leaks into the stage timings.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgemm.profile.energy import Sampler, Unavailable, energy_line, find_meter, summarize
 from edgemm.profile.stats import LatencyStats, machine, peak_rss_mb
 from edgemm.profile.thermal import read_thermal
 from edgemm.profile.thermal import summary as thermal_summary
@@ -42,6 +44,10 @@ class ProfileConfig:
         layer_runs: Predictions in the per-layer pass.
         seed: Seed of the synthetic inputs.
         options: Backend options (OpenVINO properties, execution-provider options).
+        energy: Measure joules per inference where a power sensor is readable
+            (``edgemm.profile.energy``): the idle power first, then the timed runs.
+        idle_seconds: How long the idle power is measured.
+        energy_seconds: With a sensor, the timed runs last at least this long (enough readings).
         fps: Rate of the simulated live run: each prediction's audio window is ``1 / fps`` s after
             the previous one's, as in ``edgemm run`` (a runtime frontend computes only the STFT
             frames a window adds; a graph frontend computes them all either way).
@@ -59,6 +65,9 @@ class ProfileConfig:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     fps: float = 30.0
+    energy: bool = True
+    idle_seconds: float = 1.0
+    energy_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= 1000:
@@ -95,6 +104,7 @@ class ProfileReport:
     remote: dict[str, Any] | None = None  # measured over SSH: where, with which edgemm (``--remote``)
     providers: dict[str, int] = field(default_factory=dict)  # nodes per execution provider that ran them (onnxruntime)
     thermal: dict[str, Any] | None = None  # before / after the timed runs, where exposed (``edgemm.profile.thermal``)
+    energy: dict[str, Any] | None = None  # joules per inference, or why not (``edgemm.profile.energy``)
     end_to_end_ms: list[float] = field(default_factory=list, repr=False)  # raw, for the histogram
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,17 +201,28 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
         window, at = live.next()
         session.predict_batch([frame], [window], audio_starts=[at])
     timings: dict[str, list[int]] = {s: [] for s in STAGES}
+    spans: list[tuple[int, int]] = []
+    meter = find_meter() if config.energy else Unavailable("not measured (--no-energy)")
+    sampler = None if isinstance(meter, Unavailable) else Sampler(meter)
+    min_time = max(config.min_time, config.energy_seconds) if sampler else config.min_time
     heat = read_thermal()
-    start = time.perf_counter()
-    while len(timings["end_to_end"]) < config.runs or time.perf_counter() - start < config.min_time:
-        window, at = live.next()
-        a = time.perf_counter_ns()
-        pred = session.predict_batch([frame], [window], audio_starts=[at])[0]
-        b = time.perf_counter_ns()
-        for stage, ms in pred.stages.items():
-            timings[stage].append(int(ms * 1e6))
-        timings["end_to_end"].append(b - a)
-    elapsed = time.perf_counter() - start
+    with sampler or contextlib.nullcontext():
+        idle = (time.perf_counter_ns(), 0)
+        if sampler:
+            time.sleep(config.idle_seconds)
+        idle = (idle[0], time.perf_counter_ns())
+        start = time.perf_counter()
+        while len(timings["end_to_end"]) < config.runs or time.perf_counter() - start < min_time:
+            window, at = live.next()
+            a = time.perf_counter_ns()
+            pred = session.predict_batch([frame], [window], audio_starts=[at])[0]
+            b = time.perf_counter_ns()
+            for stage, ms in pred.stages.items():
+                timings[stage].append(int(ms * 1e6))
+            timings["end_to_end"].append(b - a)
+            spans.append((a, b))
+        elapsed = time.perf_counter() - start
+    energy = summarize(sampler, idle, spans) if sampler else meter.to_dict()
     after = read_thermal()
     stages = {s: LatencyStats.from_ns(v) for s, v in timings.items()}
     layers, note, providers = (_layer_pass(bundle, config, frame, audio) if config.layers
@@ -213,7 +234,7 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
         peak_rss_mb=peak_rss_mb(), model_bytes=sum(f.stat().st_size for f in _model_files(bundle, m.files)),
         throughput_per_s=len(timings["end_to_end"]) / elapsed, runs=len(timings["end_to_end"]),
         frame_size=tuple(config.frame_size), machine=machine(), layers=layers, layers_note=note, providers=providers,
-        thermal={"before": heat, "after": after} if heat or after else None,
+        thermal={"before": heat, "after": after} if heat or after else None, energy=energy,
         device_profile=device_profile.name if device_profile else None,
         latency_budget_ms=device_profile.latency_budget_ms if device_profile else None,
         within_budget=stages["end_to_end"].p90_ms <= device_profile.latency_budget_ms if device_profile else None,
@@ -246,6 +267,8 @@ def to_markdown(report: ProfileReport) -> str:
     heat = thermal_summary((r.thermal or {}).get("before"), (r.thermal or {}).get("after"))
     if heat:
         lines += ["", f"Device: {heat}"]
+    if r.energy:
+        lines += ["", f"Energy: {energy_line(r.energy)}"]
     if r.providers:
         lines += ["", "Nodes run by: " + ", ".join(f"{p} {n}" for p, n in r.providers.items())]
     if r.layers:
