@@ -98,6 +98,7 @@ class BenchRow:
     parity: str = ""
     backend: str = ""
     within_budget: bool | None = None  # with a device profile: p90 end to end within its budget
+    energy: dict[str, Any] | None = None  # joules per inference, or why not (``edgemm.profile.energy``)
     seconds: float = 0.0
 
 
@@ -269,7 +270,7 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                 speedup=None if config.remote else base / p.stages["inference"].p50_ms,
                 parity=parity, backend=f"{p.backend} ({p.device}, threads {p.threads})"
                 + (f" on {config.remote.url}" if config.remote else ""),
-                within_budget=p.within_budget, seconds=time.perf_counter() - t0))
+                within_budget=p.within_budget, energy=p.energy, seconds=time.perf_counter() - t0))
             atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(out / "bench.json", json.dumps(report.to_dict(), indent=2))
     _append_history(out / "bench.jsonl", report)
@@ -345,7 +346,19 @@ def to_markdown(report: BenchReport) -> str:
                      "(streamed, as live at 30 fps) inside e2e; speed-up sets that graph against PyTorch's whole "
                      "model, frontend included: compare e2e")
     lines += [f"- {line}" for line in not_faster(report)]
+    lines += [f"- {line}" for line in _energy_lines(report)]
     return "\n".join(lines)
+
+
+def _energy_lines(report: BenchReport) -> list[str]:
+    """Each format's energy per inference where it was measured, else the one reason it was not."""
+    from edgemm.profile.energy import energy_line
+
+    rows = [r for r in report.rows if r.energy]
+    measured = [r for r in rows if r.energy.get("status") == "measured"]
+    if measured:
+        return [f"energy, {r.target} {r.precision}: {energy_line(r.energy)}" for r in measured]
+    return [f"energy: {energy_line(rows[0].energy)}"] if rows else []
 
 
 def _ratio(x: float | None) -> str:

@@ -37,6 +37,8 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
     # The device profile (OpenVINO on CPU) runs the ONNX and OpenVINO bundles; --threads 1 wins over its 4.
     assert all(rows[(t, p)]["backend"] == "openvino (CPU, threads 1)" for t in ("onnx", "openvino") for p in ("fp32", "int8"))
     assert all(isinstance(rows[(t, "fp32")]["within_budget"], bool) for t in ("onnx", "openvino"))
+    # No power sensor on this machine: each format says so (tests/profile/test_energy.py measures on recorded trees).
+    assert rows[("onnx", "int8")]["energy"]["status"] == "unavailable" and "RAPL" in rows[("onnx", "int8")]["energy"]["reason"]
     for p in ("fp32", "int8"):
         r = rows[("tflite", p)]
         assert r["status"] == "export-failed" and "edgemm[export-tflite]" in r["reason"] and r["accuracy"] is None
@@ -50,6 +52,7 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
     assert main([*args[:3], "onnx", "--precisions", "int8", "--runs", "5", "--out", str(out), "--frontend", "runtime"]) == 0
     table = capsys.readouterr()
     assert "| ✅ | onnx | int8 |" in table.out and "reusing" in table.err
+    assert "- energy: unavailable: no Jetson INA3221 input rail" in table.out
     assert (bundle / "manifest.json").stat().st_mtime == mtime
     # --fail-under for CI: a floor no format reaches fails the command and names each format.
     assert main([*args[:3], "onnx", "--precisions", "fp32,int8", "--runs", "5", "--out", str(out),
