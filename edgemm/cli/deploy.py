@@ -111,6 +111,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--save", type=Path, default=None, help="write the annotated stream + audio (H.264/AAC) to a file")
     out.add_argument("--preview", default=None, metavar="HOST:PORT",
                      help="serve a live web preview (host defaults to 127.0.0.1)")
+    out.add_argument("--metrics", default=None, metavar="HOST:PORT",
+                     help="serve the run's live counters and latency at /metrics in the Prometheus text format "
+                          "(host defaults to 127.0.0.1)")
     out.add_argument("--summary-json", type=Path, default=None, help="also write the run summary as JSON")
     r = p.add_argument_group("inference")
     r.add_argument("--smooth", type=int, default=d.smooth, metavar="K", help="smooth over K results (1 = off)")
@@ -156,7 +159,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
                        batch=a.batch)
     kw = session_options(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads)
     session = load(a.bundle, **{**kw, "threads": kw["threads"] or live_threads()})
-    summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview, quiet=a.quiet)
+    summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview,
+                  metrics=a.metrics, quiet=a.quiet)
     if a.summary_json is not None:
         from edgemm.atomic import atomic_write_text, require_parent
 

@@ -208,6 +208,9 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self.origin = time.perf_counter() if any(s.live for s in sources) else 0.0
         self._prob_sum, self._prob_count = np.zeros(len(session.labels)), 0
+        self._latencies = LatencyHistogram()  # constant memory however long the run
+        self._stage_times: dict[str, LatencyHistogram] = {}
+        self._start = time.perf_counter()
 
     def stop(self) -> None:
         self._stop.set()
@@ -281,9 +284,9 @@ class Pipeline:
             samples.append(more)
         return samples
 
-    def _deliver(self, results: list[Result], latencies: LatencyHistogram,
-                 stage_times: dict[str, LatencyHistogram]) -> bool:
+    def _deliver(self, results: list[Result]) -> bool:
         """Hands results to the sinks and counts them; returns whether the run should end."""
+        latencies, stage_times = self._latencies, self._stage_times
         for result in results:
             latencies.add(result.latency_ms)
             for k, v in result.stages.items():
@@ -298,14 +301,13 @@ class Pipeline:
         """Runs to the end; Ctrl-C stops cleanly. Re-raises a source's error after shutting down."""
         threads = [threading.Thread(target=self._produce, args=(s,), daemon=True, name=f"source-{i}")
                    for i, s in enumerate(self.sources)]
-        latencies = LatencyHistogram()  # constant memory however long the run
-        stage_times: dict[str, LatencyHistogram] = {}
+        latencies = self._latencies
         p = self.session.preprocess  # warm-up: lazy imports and backend first-run costs happen now
         self.session.predict(image=np.zeros((p.image.size, p.image.size, 3), np.uint8),
                              audio=np.zeros(p.audio.clip_samples, np.float32))
         if self.batch > 1:  # files: one call per batch only where this backend is faster that way
             self.session.choose_batching(self.batch)
-        start = time.perf_counter()
+        start = self._start = time.perf_counter()
         for th in threads:
             th.start()
         try:
@@ -319,7 +321,7 @@ class Pipeline:
                     continue
                 if self.config.max_results is not None:
                     samples = samples[:self.config.max_results - latencies.n]
-                if self._deliver(self._infer(samples), latencies, stage_times):
+                if self._deliver(self._infer(samples)):
                     break
         except KeyboardInterrupt:
             pass
@@ -333,12 +335,19 @@ class Pipeline:
                 sink.close()
         if self._errors:
             raise self._errors[0]
-        return Summary(frames=self.sync.frames_in, results=latencies.n, drops=self.sync.drops,
+        return self.snapshot(final=True)
+
+    def snapshot(self, final: bool = False) -> Summary:
+        """What the run has done so far (safe to call from another thread while it runs: the live
+        telemetry of ``--metrics``); ``final`` adds the whole-file answer."""
+        stage_times = dict(self._stage_times)
+        return Summary(frames=self.sync.frames_in, results=self._latencies.n, drops=self.sync.drops,
                        audio_overflows=sum(getattr(s, "overflows", 0) for s in self.sources),
-                       audio_gaps=self.sync.ring.gaps, seconds=time.perf_counter() - start,
-                       latency_ms=latencies.percentiles(),
+                       audio_gaps=self.sync.ring.gaps, seconds=time.perf_counter() - self._start,
+                       latency_ms=self._latencies.percentiles(),
                        stages_ms={k: v.percentiles()["p50"] for k, v in stage_times.items()},
                        backend=f"{self.session.backend.name} ({self.session.backend.device})",
                        reconnects=sum(getattr(s, "reconnects", 0) for s in self.sources),
                        audio_resyncs=self.sync.ring.resyncs,
-                       clip=None if self.live else clip_answer(self.session.labels, self._prob_sum, self._prob_count))
+                       clip=None if self.live or not final else
+                       clip_answer(self.session.labels, self._prob_sum, self._prob_count))

@@ -101,8 +101,8 @@ def stop_on_signals(stop, log):
 
 
 def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as_json: bool = False,
-        show: bool = False, save: Path | None = None, preview: str | None = None, quiet: bool = False,
-        log=lambda s: print(s, file=sys.stderr, flush=True)) -> Summary:
+        show: bool = False, save: Path | None = None, preview: str | None = None, metrics: str | None = None,
+        quiet: bool = False, log=lambda s: print(s, file=sys.stderr, flush=True)) -> Summary:
     """Runs ``session`` on live or recorded media until it ends, ``config``'s limits, or Ctrl-C.
 
     Args:
@@ -114,6 +114,7 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
         show: An OpenCV window.
         save: Write the annotated stream with its audio to this video file.
         preview: ``HOST:PORT`` for the web preview (host defaults to 127.0.0.1).
+        metrics: ``HOST:PORT`` for the live Prometheus metrics (``edgemm.runtime.telemetry``).
         quiet: No per-result output.
         log: Where status lines go (stderr).
 
@@ -144,6 +145,13 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
                 sink = PreviewSink(*parse_address(preview))
                 pipeline.sinks.append(sink)
                 log(f"preview: {sink.url}")
+            if metrics is not None:
+                from edgemm.runtime.sinks.preview import parse_address
+                from edgemm.runtime.telemetry import MetricsServer
+
+                server = MetricsServer(pipeline.snapshot, *parse_address(metrics, flag="--metrics"))
+                stack.callback(server.close)
+                log(f"metrics: {server.url}")
         except BaseException:
             for sink in pipeline.sinks:
                 sink.close()

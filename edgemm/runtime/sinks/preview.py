@@ -31,7 +31,7 @@ poll();
 </script></body></html>"""
 
 
-def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+def parse_address(text: str, default_host: str = "127.0.0.1", flag: str = "--preview") -> tuple[str, int]:
     """``"8080"``, ``":8080"`` or ``"HOST:PORT"`` → (host, port).
 
     Raises:
@@ -41,9 +41,9 @@ def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]
     try:
         number = int(port)
     except ValueError:
-        raise ValueError(f"--preview: expected HOST:PORT or PORT, got {text!r}") from None
+        raise ValueError(f"{flag}: expected HOST:PORT or PORT, got {text!r}") from None
     if not 0 <= number <= 65535:
-        raise ValueError(f"--preview: port must be 0-65535, got {number}")
+        raise ValueError(f"{flag}: port must be 0-65535, got {number}")
     return host or default_host, number
 
 

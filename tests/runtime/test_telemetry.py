@@ -1,0 +1,61 @@
+"""edgemm run --metrics: the run's counters, scraped while it runs, in the Prometheus text format."""
+
+import threading
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from support import write_easy_clip
+
+    return write_easy_clip(tmp_path_factory.mktemp("telemetry") / "green.mp4", "green_mid", seconds=8.0)
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_are_served_on_loopback_while_the_run_goes_and_their_counters_move(onnx_bundle, clip):
+    from edgemm.runtime import load
+    from edgemm.runtime.run import Inputs, run
+
+    logged, out = [], {}
+    session = load(onnx_bundle)
+    th = threading.Thread(target=lambda: out.setdefault("summary", run(
+        session, Inputs(video=clip, realtime=True), quiet=True, metrics="0", log=logged.append)), daemon=True)
+    th.start()
+    deadline = time.monotonic() + 20
+    while not any(line.startswith("metrics: ") for line in logged) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    url = next(line for line in logged if line.startswith("metrics: ")).split("metrics: ")[1]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")  # loopback unless told otherwise
+    time.sleep(2.0)
+    first = scrape(url)
+    time.sleep(2.0)
+    second = scrape(url)
+    th.join(timeout=30)
+    frames, results = ("edgemm_frames_total", ()), ("edgemm_results_total", ())
+    assert 0 < first[frames] < second[frames] and 0 < first[results] < second[results]  # live counters
+    assert second[("edgemm_latency_ms", (("quantile", "0.5"),))] > 0
+    assert second[("edgemm_latency_ms", (("quantile", "0.99"),))] >= second[("edgemm_latency_ms", (("quantile", "0.5"),))]
+    assert ("edgemm_stage_p50_ms", (("stage", "inference"),)) in second
+    assert second[("edgemm_frames_dropped_total", ())] >= 0 and ("edgemm_camera_reconnects_total", ()) in second
+    assert any(name == "edgemm_backend_info" and dict(labels)["backend"].startswith("onnxruntime")
+               for name, labels in second)
+    summary = out["summary"]
+    assert summary.frames >= second[frames] and summary.results >= second[results]
+    with pytest.raises(OSError):  # the server is gone with the run
+        urllib.request.urlopen(url, timeout=2)
+
+
+def test_metrics_address_errors_name_the_flag():
+    from edgemm.runtime.sinks.preview import parse_address
+
+    with pytest.raises(ValueError, match="--metrics: expected HOST:PORT or PORT"):
+        parse_address("localhost:prom", flag="--metrics")
