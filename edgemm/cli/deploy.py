@@ -22,6 +22,7 @@ from edgemm.cli._common import (
     remote_of,
 )
 from edgemm.errors import UsageError
+from edgemm.runtime.events import EventConfig
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -111,6 +112,15 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--save", type=Path, default=None, help="write the annotated stream + audio (H.264/AAC) to a file")
     out.add_argument("--preview", default=None, metavar="HOST:PORT",
                      help="serve a live web preview (host defaults to 127.0.0.1)")
+    out.add_argument("--events", action="store_true",
+                     help="print each class's onset/offset events as they end (JSON lines with --json): a score "
+                          "reaching --event-on starts one, falling below --event-off ends it")
+    out.add_argument("--event-on", type=float, default=EventConfig.on, metavar="P", help="(default: %(default)s)")
+    out.add_argument("--event-off", type=float, default=EventConfig.off, metavar="P", help="(default: %(default)s)")
+    out.add_argument("--event-min", type=float, default=EventConfig.min_duration, metavar="S",
+                     help="shorter events are dropped (default: %(default)s s)")
+    out.add_argument("--event-gap", type=float, default=EventConfig.merge_gap, metavar="S",
+                     help="events of one class closer than this merge (default: %(default)s s)")
     out.add_argument("--metrics", default=None, metavar="HOST:PORT",
                      help="serve the run's live counters and latency at /metrics in the Prometheus text format "
                           "(host defaults to 127.0.0.1)")
@@ -160,7 +170,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     kw = session_options(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads)
     session = load(a.bundle, **{**kw, "threads": kw["threads"] or live_threads()})
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview,
-                  metrics=a.metrics, quiet=a.quiet)
+                  metrics=a.metrics, quiet=a.quiet,
+                  events=EventConfig(a.event_on, a.event_off, a.event_min, a.event_gap) if a.events else None)
     if a.summary_json is not None:
         from edgemm.atomic import atomic_write_text, require_parent
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgemm.errors import UsageError
+from edgemm.runtime.events import EventConfig
 from edgemm.runtime.pipeline import Pipeline, RunConfig, Summary
 from edgemm.runtime.session import Session
 from edgemm.runtime.sources import SourceKind, open_source
@@ -102,7 +103,8 @@ def stop_on_signals(stop, log):
 
 def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as_json: bool = False,
         show: bool = False, save: Path | None = None, preview: str | None = None, metrics: str | None = None,
-        quiet: bool = False, log=lambda s: print(s, file=sys.stderr, flush=True)) -> Summary:
+        events: EventConfig | None = None, quiet: bool = False,
+        log=lambda s: print(s, file=sys.stderr, flush=True)) -> Summary:
     """Runs ``session`` on live or recorded media until it ends, ``config``'s limits, or Ctrl-C.
 
     Args:
@@ -115,6 +117,8 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
         save: Write the annotated stream with its audio to this video file.
         preview: ``HOST:PORT`` for the web preview (host defaults to 127.0.0.1).
         metrics: ``HOST:PORT`` for the live Prometheus metrics (``edgemm.runtime.telemetry``).
+        events: Print each class's onset/offset events as they become final (``edgemm.runtime.events``);
+            printed even when ``quiet``.
         quiet: No per-result output.
         log: Where status lines go (stderr).
 
@@ -129,6 +133,10 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
         sinks = [] if quiet else [ConsoleSink(as_json=as_json)]
         pipeline = Pipeline(session, sources, config, sinks)
         try:
+            if events is not None:
+                from edgemm.runtime.sinks.events import EventSink
+
+                pipeline.sinks.append(EventSink(session.labels, events, as_json=as_json))
             if show:
                 from edgemm.runtime.sinks.display import DisplaySink
 

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from edgemm.profile.energy import Sampler, Unavailable, energy_line, find_meter, summarize
-from edgemm.profile.energy import ina2xx, ina3221, pi5, rapl
+from edgemm.profile.energy import Sampler, Unavailable, energy_line, find_meter, ina3221, pi5, rapl, summarize
 
 # What a Raspberry Pi 5 prints for `vcgencmd pmic_read_adc` (a subset of its rails, as laid out by the firmware).
 PMIC = """\
