@@ -18,6 +18,7 @@ from edgemm.cli._common import (
     finite_float,
     next_steps,
     non_negative_float,
+    positive_float,
     positive_int,
     remote_of,
 )
@@ -121,6 +122,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                      help="shorter events are dropped (default: %(default)s s)")
     out.add_argument("--event-gap", type=float, default=EventConfig.merge_gap, metavar="S",
                      help="events of one class closer than this merge (default: %(default)s s)")
+    out.add_argument("--telemetry-every", type=positive_float, default=None, metavar="S",
+                     help='print the run\'s counters and latency as a {"telemetry": ...} JSON line every S seconds')
     out.add_argument("--metrics", default=None, metavar="HOST:PORT",
                      help="serve the run's live counters and latency at /metrics in the Prometheus text format "
                           "(host defaults to 127.0.0.1)")
@@ -170,7 +173,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     kw = session_options(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads)
     session = load(a.bundle, **{**kw, "threads": kw["threads"] or live_threads()})
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview,
-                  metrics=a.metrics, quiet=a.quiet,
+                  metrics=a.metrics, telemetry_every=a.telemetry_every, quiet=a.quiet,
                   events=EventConfig(a.event_on, a.event_off, a.event_min, a.event_gap) if a.events else None)
     if a.summary_json is not None:
         from edgemm.atomic import atomic_write_text, require_parent

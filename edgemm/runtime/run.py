@@ -103,7 +103,7 @@ def stop_on_signals(stop, log):
 
 def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as_json: bool = False,
         show: bool = False, save: Path | None = None, preview: str | None = None, metrics: str | None = None,
-        events: EventConfig | None = None, quiet: bool = False,
+        events: EventConfig | None = None, telemetry_every: float | None = None, quiet: bool = False,
         log=lambda s: print(s, file=sys.stderr, flush=True)) -> Summary:
     """Runs ``session`` on live or recorded media until it ends, ``config``'s limits, or Ctrl-C.
 
@@ -117,6 +117,7 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
         save: Write the annotated stream with its audio to this video file.
         preview: ``HOST:PORT`` for the web preview (host defaults to 127.0.0.1).
         metrics: ``HOST:PORT`` for the live Prometheus metrics (``edgemm.runtime.telemetry``).
+        telemetry_every: Print the run's counters as a ``{"telemetry": ...}`` JSON line this often (s).
         events: Print each class's onset/offset events as they become final (``edgemm.runtime.events``);
             printed even when ``quiet``.
         quiet: No per-result output.
@@ -160,6 +161,10 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
                 server = MetricsServer(pipeline.snapshot, *parse_address(metrics, flag="--metrics"))
                 stack.callback(server.close)
                 log(f"metrics: {server.url}")
+            if telemetry_every is not None:
+                from edgemm.runtime.telemetry import TelemetryPrinter
+
+                stack.callback(TelemetryPrinter(pipeline.snapshot, telemetry_every).close)
         except BaseException:
             for sink in pipeline.sinks:
                 sink.close()

@@ -4,12 +4,16 @@ Prometheus text format (``prometheus_client``), so an operator can watch a devic
 Each scrape of ``http://HOST:PORT/metrics`` reads ``Pipeline.snapshot()``: frames received and
 dropped, results, audio overflows, gaps and clock resyncs, camera reconnects, the end-to-end latency
 percentiles since the start (camera frame or microphone window to result) and each stage's median.
-Binds 127.0.0.1 unless told otherwise.
+Binds 127.0.0.1 unless told otherwise. ``TelemetryPrinter`` prints the same snapshot as a JSON
+line every few seconds (``--telemetry-every S``), for logs that are not scraped.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import json
+import sys
+import threading
+from typing import Callable, TextIO
 
 from edgemm.errors import UsageError
 from edgemm.runtime.pipeline import Summary
@@ -77,4 +81,24 @@ class MetricsServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class TelemetryPrinter:
+    """Prints ``{"telemetry": snapshot}`` as one JSON line every ``seconds`` until ``close()``."""
+
+    def __init__(self, snapshot: Callable[[], Summary], seconds: float, stream: TextIO | None = None) -> None:
+        if not seconds > 0:
+            raise UsageError(f"--telemetry-every: expected a positive number of seconds, got {seconds}")
+        self.snapshot, self.seconds, self.stream = snapshot, seconds, stream or sys.stdout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="edgemm-telemetry", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.seconds):
+            print(json.dumps({"telemetry": self.snapshot().to_json()}), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        self._stop.set()
         self._thread.join(timeout=5)

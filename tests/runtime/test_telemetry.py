@@ -59,3 +59,20 @@ def test_metrics_address_errors_name_the_flag():
 
     with pytest.raises(ValueError, match="--metrics: expected HOST:PORT or PORT"):
         parse_address("localhost:prom", flag="--metrics")
+
+
+def test_telemetry_every_prints_the_counters_as_json_lines_while_the_run_goes(onnx_bundle, clip, capsys):
+    import json
+
+    from edgemm.cli import main
+
+    assert main(["run", str(onnx_bundle), "--video", str(clip), "--realtime", "--json", "--duration", "3.6",
+                 "--telemetry-every", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ticks = [line["telemetry"] for line in lines if "telemetry" in line]
+    assert len(ticks) >= 3 and any("label" in line for line in lines)
+    assert ticks[0]["frames"] < ticks[-1]["frames"] and ticks[0]["results"] < ticks[-1]["results"]
+    assert {"drops", "audio_overflows", "latency_ms", "reconnects"} <= set(ticks[-1])
+    with pytest.raises(SystemExit) as bad:
+        main(["run", str(onnx_bundle), "--video", str(clip), "--telemetry-every", "0"])
+    assert bad.value.code == 2 and "--telemetry-every: expected a finite number > 0" in capsys.readouterr().err
