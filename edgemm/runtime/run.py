@@ -151,7 +151,7 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
             if preview is not None:
                 from edgemm.runtime.sinks.preview import PreviewSink, parse_address
 
-                sink = PreviewSink(*parse_address(preview))
+                sink = PreviewSink(*parse_address(preview), telemetry=pipeline.snapshot)
                 pipeline.sinks.append(sink)
                 log(f"preview: {sink.url}")
             if metrics is not None:

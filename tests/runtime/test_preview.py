@@ -66,6 +66,8 @@ def test_preview_page_renders_the_annotated_stream_in_headless_chromium(onnx_bun
     time.sleep(1.0)
     scores = json.loads(urllib.request.urlopen(url + "scores", timeout=10).read())
     assert {"t", "label", "scores", "latency_ms"} <= set(scores) and scores["label"] == "green_mid"
+    telemetry = json.loads(urllib.request.urlopen(url + "telemetry", timeout=10).read())  # the run's counters so far
+    assert telemetry["frames"] > 0 and telemetry["results"] > 0 and telemetry["latency_ms"]["p50"] > 0
     with urllib.request.urlopen(url + "stream.mjpg", timeout=10) as stream:
         assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
         head = stream.read(4096)

@@ -1,4 +1,5 @@
-"""A web preview for headless devices: ``/`` (page), ``/stream.mjpg`` (annotated MJPEG), ``/scores`` (JSON).
+"""A web preview for headless devices: ``/`` (page), ``/stream.mjpg`` (annotated MJPEG), ``/scores`` and
+``/telemetry`` (JSON: the latest result; the run's counters and latency so far).
 
 Binds 127.0.0.1 unless told otherwise; reach it over SSH with ``ssh -L 8080:127.0.0.1:8080 device``.
 """
@@ -9,6 +10,7 @@ import errno
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
 
 from edgemm._cv2 import import_cv2
 from edgemm.errors import UsageError
@@ -20,14 +22,19 @@ PAGE = b"""<!doctype html>
 <style>body{background:#111;color:#ddd;font-family:sans-serif;margin:12px}
 #scores div{margin:2px 0}</style></head>
 <body><h3>edgemm live preview</h3><img id="video" src="/stream.mjpg" alt="live stream">
-<div id="scores"></div>
+<div id="scores"></div><div id="telemetry" style="margin-top:8px;color:#999"></div>
 <script>
 async function poll(){try{const r=await fetch('/scores');const s=await r.json();
 const rows=Object.entries(s.scores||{}).sort((a,b)=>b[1]-a[1]).slice(0,5)
  .map(([k,v])=>`<div>${k}: ${(v*100).toFixed(1)} %</div>`).join('');
 document.getElementById('scores').innerHTML=`<b>${s.label??'-'}</b> t=${(s.t??0).toFixed(2)} s `+
  `latency ${(s.latency_ms??0).toFixed(1)} ms`+rows;}catch(e){} setTimeout(poll,250);}
-poll();
+async function telemetry(){try{const r=await fetch('/telemetry');const m=await r.json();
+document.getElementById('telemetry').textContent=`${m.frames} frames, ${m.drops} dropped, ${m.results} results `+
+ `(${(m.results_per_second??0).toFixed(1)}/s), latency p50 ${m.latency_ms.p50} p99 ${m.latency_ms.p99} ms, `+
+ `${m.audio_overflows} audio overflows, ${m.audio_gaps} gaps, camera reopened ${m.reconnects}x`;}catch(e){}
+ setTimeout(telemetry,1000);}
+poll();telemetry();
 </script></body></html>"""
 
 
@@ -54,12 +61,16 @@ class PreviewSink(ThreadedSink):
         host: Interface to bind (default loopback only).
         port: TCP port (0 picks a free one; see ``address``).
         quality: JPEG quality.
+        telemetry: What ``/telemetry`` serves: a callable returning the run's ``Summary`` so far
+            (``Pipeline.snapshot``).
     """
 
     name = "preview"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80,
+                 telemetry: Callable[[], Any] | None = None) -> None:
         self.quality = quality
+        self.telemetry = telemetry
         self._jpeg: bytes | None = None
         self._scores: dict = {}
         self._new = threading.Condition()
@@ -75,6 +86,8 @@ class PreviewSink(ThreadedSink):
                     self._send(200, "text/html; charset=utf-8", PAGE)
                 elif self.path == "/scores":
                     self._send(200, "application/json", json.dumps(sink._scores).encode())
+                elif self.path == "/telemetry" and sink.telemetry is not None:
+                    self._send(200, "application/json", json.dumps(sink.telemetry().to_json()).encode())
                 elif self.path.startswith("/stream.mjpg"):
                     self.send_response(200)
                     self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
