@@ -207,10 +207,10 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
     min_time = max(config.min_time, config.energy_seconds) if sampler else config.min_time
     heat = read_thermal()
     with sampler or contextlib.nullcontext():
-        idle = (time.perf_counter_ns(), 0)
+        idle_start = time.perf_counter_ns()
         if sampler:
             time.sleep(config.idle_seconds)
-        idle = (idle[0], time.perf_counter_ns())
+        idle = (idle_start, time.perf_counter_ns())
         start = time.perf_counter()
         while len(timings["end_to_end"]) < config.runs or time.perf_counter() - start < min_time:
             window, at = live.next()

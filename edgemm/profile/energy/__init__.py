@@ -44,6 +44,28 @@ class Unavailable:
         return {"status": "unavailable", "reason": self.reason}
 
 
+class SysfsPower:
+    """Watts from one sysfs file holding an integer power (``scale`` units per watt: 1e3 for mW, 1e6 for µW)."""
+
+    counter = False
+    max_hz = 200.0
+
+    def __init__(self, path: Path, scale: float, method: str) -> None:
+        self.path, self.scale, self.method = path, scale, method
+
+    def read(self) -> float:
+        return int(self.path.read_text()) / self.scale
+
+
+def readable(meter: Meter) -> Meter | Unavailable:
+    """``meter`` if one reading succeeds, else why it cannot be read."""
+    try:
+        meter.read()
+    except (OSError, ValueError) as e:
+        return Unavailable(f"{meter.method}: unreadable ({e})")
+    return meter
+
+
 def power_root() -> Path:
     """Where the sensors are read: ``$EDGEMM_POWER_ROOT``, else ``/``."""
     return Path(os.environ.get("EDGEMM_POWER_ROOT") or "/")
@@ -74,6 +96,7 @@ class Sampler:
         self.joules: list[float] = []
         self.watts: list[float] = []  # per sample interval
         self.errors: list[str] = []
+        self._last_w: float | None = None  # a power meter's previous reading (trapezoid rule)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="edgemm-energy", daemon=True)
 

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgemm.profile.energy import Unavailable
+from edgemm.profile.energy import SysfsPower, Unavailable, readable
 
 DRIVERS = ("ina209", "ina219", "ina220", "ina226", "ina230", "ina231", "ina238", "ina260")
 
 
-class HwmonPower:
-    counter = False
-    max_hz = 200.0
-
-    def __init__(self, power: Path, name: str) -> None:
-        self.power = power
-        self.method = f"{name}:{power.parent.name}"
-
-    def read(self) -> float:
-        return int(self.power.read_text()) / 1e6
-
-
-def find(root: Path) -> HwmonPower | Unavailable:
+def find(root: Path) -> SysfsPower | Unavailable:
     """The first readable INA2xx hwmon node; else why not."""
     for hwmon in sorted((root / "sys/class/hwmon").glob("hwmon*")):
         try:
@@ -29,10 +17,5 @@ def find(root: Path) -> HwmonPower | Unavailable:
         except OSError:
             continue
         if name in DRIVERS:
-            meter = HwmonPower(hwmon / "power1_input", name)
-            try:
-                meter.read()
-            except (OSError, ValueError) as e:
-                return Unavailable(f"{meter.method}: unreadable ({e})")
-            return meter
+            return readable(SysfsPower(hwmon / "power1_input", 1e6, f"{name}:{hwmon.name}"))
     return Unavailable("no INA2xx board monitor under hwmon")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgemm.profile.energy import Unavailable
+from edgemm.profile.energy import SysfsPower, Unavailable, readable
 
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
 
@@ -29,20 +29,6 @@ class HwmonRail:
         return int(self.volts.read_text()) * int(self.amps.read_text()) / 1e6
 
 
-class IioRail:
-    """Watts of one rail of the JetPack 4 iio driver (``in_power{N}_input``, mW)."""
-
-    counter = False
-    max_hz = 200.0
-
-    def __init__(self, power: Path, label: str) -> None:
-        self.power = power
-        self.method = f"ina3221:{label}"
-
-    def read(self) -> float:
-        return int(self.power.read_text()) / 1e3
-
-
 def _text(path: Path) -> str | None:
     try:
         return path.read_text().strip()
@@ -50,7 +36,7 @@ def _text(path: Path) -> str | None:
         return None
 
 
-def find(root: Path) -> HwmonRail | IioRail | Unavailable:
+def find(root: Path) -> HwmonRail | SysfsPower | Unavailable:
     """The input rail of the first INA3221 that has one, readable; else why not."""
     for hwmon in sorted((root / "sys/class/hwmon").glob("hwmon*")):
         if _text(hwmon / "name") != "ina3221":
@@ -60,18 +46,11 @@ def find(root: Path) -> HwmonRail | IioRail | Unavailable:
             if label in INPUT_RAILS:
                 n = label_file.name[2:-len("_label")]
                 rail = HwmonRail(hwmon / f"in{n}_input", hwmon / f"curr{n}_input", label)
-                return _readable(rail)
+                return readable(rail)
     for device in sorted((root / "sys/bus/i2c/drivers/ina3221x").glob("*/iio:device*")):
         for name_file in sorted(device.glob("rail_name_*")):
             label = _text(name_file)
             if label in INPUT_RAILS:
-                return _readable(IioRail(device / f"in_power{name_file.name.rsplit('_', 1)[1]}_input", label))
+                power = device / f"in_power{name_file.name.rsplit('_', 1)[1]}_input"  # mW
+                return readable(SysfsPower(power, 1e3, f"ina3221:{label}"))
     return Unavailable("no Jetson INA3221 input rail (VDD_IN / POM_5V_IN)")
-
-
-def _readable(rail):
-    try:
-        rail.read()
-    except (OSError, ValueError) as e:
-        return Unavailable(f"{rail.method}: unreadable ({e})")
-    return rail

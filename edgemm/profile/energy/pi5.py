@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgemm.profile.energy import Unavailable
+from edgemm.profile.energy import Unavailable, readable
 
 LINE = re.compile(r"^\s*(\S+)_([AV])\s+(?:current|volt)\(\d+\)=\s*([-+0-9.eE]+)\s*(m?)([AV])\s*$")
 
@@ -65,9 +65,4 @@ def find(root: Path) -> PmicRails | Unavailable:
     command = shutil.which("vcgencmd")
     if command is None:
         return Unavailable("no vcgencmd (Raspberry Pi 5 PMIC)")
-    meter = PmicRails(command)
-    try:
-        meter.read()
-    except (OSError, ValueError) as e:
-        return Unavailable(f"vcgencmd pmic_read_adc: {e}")
-    return meter
+    return readable(PmicRails(command))
