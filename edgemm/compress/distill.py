@@ -36,6 +36,7 @@ from edgemm.train.precision import autocast
 from edgemm.train.unimodal import UnimodalHeads, has_branches
 
 FEATURES = ("image", "audio", "fused")
+MAX_VALIDATIONS = 50  # a stage validates after every epoch, or every few when it has more epochs than this
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -162,10 +163,11 @@ def fit(
             its outputs are cast back to float32 before they enter the loss.
         teacher_outputs: The teacher's outputs on ``splits.train`` computed beforehand
             (``edgemm.compress.teacher_outputs``): looked up instead of running ``teacher``.
-        log: Where to report each epoch (default: stderr).
+        log: Where to report each validation (default: stderr).
 
     Returns:
-        The per-epoch history and the epoch kept.
+        The history of every validated epoch (each, or every few past ``MAX_VALIDATIONS`` epochs)
+        and the epoch kept.
     """
     log = log or (lambda s: print(s, file=sys.stderr))
     device = torch.device(device)
@@ -246,6 +248,7 @@ def fit(
         groups += param_groups(heads, config.weight_decay)
     opt = torch.optim.AdamW(groups, lr=config.lr)
     steps, epochs = schedule_steps(config.epochs, max(1, len(loader)), config.min_steps)
+    validate_every = -(-epochs // MAX_VALIDATIONS)  # a few labels make 1-step epochs: 1500 validations
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
     pre = splits.train.preprocess
     augmenter = Augmenter(config.augment, pre.image, pre.audio.sample_rate)
@@ -263,6 +266,8 @@ def fit(
                 stats = train_epoch(net, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
                                     modality_dropout_p=config.modality_dropout, forward=forward)
                 distributed.broadcast_buffers(student)  # BatchNorm statistics saw each rank's own last batch
+                if (epoch + 1) % validate_every and epoch + 1 < epochs:
+                    continue
                 val = evaluate(student, splits.val, splits.labels, device=device)
                 result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
                                        "val_accuracy_image_only": val.accuracy_image_only,

@@ -89,11 +89,15 @@ class _Step:
         return json.loads(json.dumps(planned, default=str))
 
 
-def _plan(recipe: Recipe, baseline: bool) -> list[_Step]:
-    """The recipe's stages, preceded by the scratch baseline (the distill stage's budget, labels only)."""
+def _plan(recipe: Recipe, baseline: bool, warm: bool) -> list[_Step]:
+    """The recipe's stages, preceded by the scratch baseline (a cold distill stage's budget, labels only).
+
+    ``warm``: the student starts from the teacher's weights (``DistillConfig.starting``).
+    """
     distill = next((s.config for s in recipe.stages if s.type == StageType.DISTILL), None)
-    scratch = [_Step(BASELINE, None, distill)] if baseline and distill is not None else []
-    return scratch + [_Step(s.type, s, s.config) for s in recipe.stages]
+    scratch = [_Step(BASELINE, None, distill.starting(False))] if baseline and distill is not None else []
+    return scratch + [_Step(s.type, s, s.config.starting(warm) if s.type == StageType.DISTILL else s.config)
+                      for s in recipe.stages]
 
 
 def _reuse(path: Path, planned: dict[str, Any], device, log) -> tuple[nn.Module, dict] | None:
@@ -331,9 +335,15 @@ def compress(
         raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
                          f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
     warm = given is None and teacher_ckpt.get("zero_shot") is None and warm_start(student, teacher_model)
+    distill = next((s.config for s in recipe.stages if s.type == StageType.DISTILL), None)
     if warm:
         log(f"student {recipe.student} has the teacher's architecture: it starts from the teacher's weights "
-            "(born-again distillation)")
+            "(born-again distillation)" + ("" if distill is None else
+                                           f"; [distill] peak lr {distill.warm_lr:g} (distill.warm_lr) "
+                                           f"instead of {distill.lr:g}"))
+    elif distill is not None and distill.cold_min_steps > distill.min_steps:
+        log(f"student {recipe.student} starts from nothing: [distill] runs at least {distill.cold_min_steps} steps "
+            f"(distill.cold_min_steps) instead of {distill.min_steps}")
     splits = open_dataset(data, student.preprocess, labels=labels)
     splits.train = with_label_fraction(splits.train, labels_fraction, seed)
     transfer = {"labels_fraction": labels_fraction, "train_labelled": count_labelled(splits.train),
@@ -353,7 +363,7 @@ def compress(
     if latency is not None:
         latency.bind(labels=labels, data=str(data))
     ctx = StageContext(teacher=teacher_model, splits=splits, device=dev, seed=seed, log=log, teacher_amp=teacher_amp,
-                       teacher_outputs=cached, latency=latency, warm_start=warm)
+                       teacher_outputs=cached, latency=latency)
     common = {"data": splits.source, "recipe": recipe.to_dict()}
 
     teacher_row = _row("teacher", teacher_model, splits, dev, teacher_seconds, path=str(teacher_path),
@@ -364,7 +374,7 @@ def compress(
     if baseline and teacher_is_scratch:
         rows.append(_teacher_as_scratch(teacher_row, recipe, splits))
         log(f"[{BASELINE}] the teacher is the student trained alone by edgemm train's recipe: it is the baseline")
-    for i, step in enumerate(_plan(recipe, baseline and not teacher_is_scratch)):
+    for i, step in enumerate(_plan(recipe, baseline and not teacher_is_scratch, warm)):
         path = stage_dir / f"{i:02d}_{step.name}.pt"
         planned = step.record(teacher_path, teacher_amp, built.identity, seed, labels_fraction, cached is not None,
                               latency)

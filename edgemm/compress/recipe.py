@@ -91,6 +91,8 @@ class DistillConfig:
         weight_decay: AdamW weight decay (not applied to norms and biases).
         warm_lr: Peak learning rate instead of ``lr`` when the student starts from the teacher's
             weights (the same network: born-again distillation).
+        cold_min_steps: At least this many optimiser steps when it does not (a teacher of another
+            network): the student learns from nothing, as ``edgemm train``'s does (0: ``min_steps``).
     """
 
     epochs: int = 15
@@ -107,6 +109,7 @@ class DistillConfig:
     unimodal_loss: float = 1.0
     weight_decay: float = 0.05
     warm_lr: float = 5e-4
+    cold_min_steps: int = 0
 
     def __post_init__(self) -> None:
         check_types(self, "distill")
@@ -115,7 +118,7 @@ class DistillConfig:
             raise ValueError("distill: label_smoothing must be in [0, 1), unimodal_loss and weight_decay >= 0")
         if self.mixup < 0:
             raise ValueError(f"distill.mixup must be >= 0 (0 turns it off), got {self.mixup!r}")
-        _steps("distill", min_steps=self.min_steps)
+        _steps("distill", min_steps=self.min_steps, cold_min_steps=self.cold_min_steps)
         _positive("distill", epochs=self.epochs, lr=self.lr, warm_lr=self.warm_lr, temperature=self.temperature,
                   batch_size=self.batch_size)
         if not 0 <= self.alpha <= 1 or self.feature_weight < 0 or not 0 <= self.modality_dropout <= 1:
@@ -124,6 +127,12 @@ class DistillConfig:
     def training_epochs(self, steps_per_epoch: int) -> int:
         """Passes over the training set this stage gives the student (``steps_per_epoch``: of the data)."""
         return _epochs(self.epochs, steps_per_epoch, self.min_steps)
+
+    def starting(self, warm: bool) -> DistillConfig:
+        """The settings for a student that starts from the teacher's weights (``warm``) or from nothing."""
+        if warm:  # a restart at the full peak would undo part of what the teacher learned
+            return dataclasses.replace(self, lr=self.warm_lr)
+        return dataclasses.replace(self, min_steps=max(self.min_steps, self.cold_min_steps))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ model carrying the same learned weights) and any extra report fields.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -45,7 +44,6 @@ class StageContext:
     teacher_amp: torch.dtype | None = None  # autocast dtype of the teacher's forward passes
     teacher_outputs: TeacherOutputs | None = None  # the teacher's outputs computed beforehand (teacher.outputs: cached)
     latency: Probe | None = None  # prune to the latency budget it measures (``--latency-budget``)
-    warm_start: bool = False  # the student started from the teacher's weights (same network)
 
 
 @dataclass
@@ -63,9 +61,7 @@ def _fit(model: nn.Module, ctx: StageContext, config: DistillConfig, **kw: Any):
 
 
 def run_distill(student: nn.Module, ctx: StageContext, cfg: DistillConfig) -> StageOutput:
-    if ctx.warm_start:  # a restart at the full peak would undo part of what the teacher learned
-        ctx.log(f"[distill] warm start from the teacher: peak lr {cfg.warm_lr:g} (distill.warm_lr) instead of {cfg.lr:g}")
-        cfg = dataclasses.replace(cfg, lr=cfg.warm_lr)
+    """Distils ``cfg`` as the plan resolved it for the student's start (``DistillConfig.starting``)."""
     result = _fit(student, ctx, cfg)
     return StageOutput(student, extra={"best_epoch": result.best_epoch, "history": result.history})
 

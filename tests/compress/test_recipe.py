@@ -105,7 +105,23 @@ def test_stage_budgets_follow_the_step_floors_on_small_sets():
     assert (distill.training_epochs(12), prune.training_epochs(12), qat.training_epochs(12)) == (34, 19, 6)
 
 
-@pytest.mark.parametrize("key, value", [("min_steps", -1), ("min_steps", 2.5), ("min_steps", "400")])
+def test_a_student_that_starts_from_nothing_distils_as_long_as_edgemm_train_trains():
+    """Warm (the teacher's own network): the recipe's floor at warm_lr. Cold: edgemm train's floor."""
+    from edgemm.compress.recipe import load_recipe
+    from edgemm.train import TrainConfig
+
+    distill = load_recipe().stages[0].config
+    warm, cold = distill.starting(True), distill.starting(False)
+    assert (warm.lr, warm.min_steps) == (distill.warm_lr, 400)
+    assert (cold.lr, cold.min_steps) == (distill.lr, TrainConfig().min_steps) == (0.005, 1500)
+    assert cold.training_epochs(15) == 100  # ~1000 samples: 15 steps an epoch
+    assert distill.starting(False).starting(False) == cold
+    low = parse_recipe({"stages": [{"type": "distill", "min_steps": 500, "cold_min_steps": 100}]}).stages[0].config
+    assert low.starting(False).min_steps == 500  # a floor, never a cap
+
+
+@pytest.mark.parametrize("key, value", [("min_steps", -1), ("min_steps", 2.5), ("min_steps", "400"),
+                                        ("cold_min_steps", -3)])
 def test_step_floors_must_be_whole_numbers(key, value):
     from edgemm.compress.recipe import parse_recipe
 

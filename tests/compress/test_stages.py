@@ -96,6 +96,19 @@ def test_mixup_shows_the_teacher_the_same_mixed_batch_as_the_student(splits, mon
         assert torch.equal(ti, si) and torch.equal(ta, sa)
 
 
+def test_a_stage_of_many_tiny_epochs_validates_every_few(splits, monkeypatch):
+    """A few labels make 1-step epochs; validating after each would cost more than training."""
+    monkeypatch.setattr(distill_module, "MAX_VALIDATIONS", 4)
+    torch.manual_seed(0)
+    student = create_model("test_gated", num_classes=10)
+    evaluated = []
+    real = distill_module.evaluate
+    monkeypatch.setattr(distill_module, "evaluate", lambda *a, **k: evaluated.append(1) or real(*a, **k))
+    result = fit(student, None, splits, DistillConfig(epochs=10, batch_size=8), log=lambda s: None)
+    assert [h["epoch"] for h in result.history] == [2, 5, 8, 9]  # every 3rd epoch (10 / 4, rounded up), and the last
+    assert len(evaluated) == 4 and result.best_epoch in (2, 5, 8, 9)
+
+
 def test_within_noise_is_one_binomial_standard_error():
     assert within_noise(0.950, 0.957, 300)  # 2 samples apart; one standard error is ~3.5 samples
     assert not within_noise(0.930, 0.957, 300)
