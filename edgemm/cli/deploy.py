@@ -152,21 +152,15 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(a: argparse.Namespace) -> int:
     import json
 
-    from edgemm.deploy import session_options
+    from edgemm.deploy import live_inputs, session_options
     from edgemm.devices import as_profile
     from edgemm.runtime import load
     from edgemm.runtime.pipeline import RunConfig
-    from edgemm.runtime.run import Inputs, live_threads, run
+    from edgemm.runtime.run import live_threads, run
 
     dev = as_profile(a.device_profile)
-    camera, mic, mic_rate = a.camera, a.mic, None
-    if dev is not None and camera is None and mic is None and a.video is None:
-        camera = str(dev.camera)
-        mic = None if dev.audio.device is None else str(dev.audio.device)
-    if dev is not None and mic is not None:
-        mic_rate = dev.audio.sample_rate
-    inputs = Inputs(camera=camera, mic=mic, video=a.video, audio_file=a.audio_file, realtime=a.realtime,
-                    no_audio=a.no_audio, mic_rate=mic_rate)
+    inputs = live_inputs(dev, camera=a.camera, mic=a.mic, video=a.video, audio_file=a.audio_file,
+                         realtime=a.realtime, no_audio=a.no_audio)
     config = RunConfig(smooth=a.smooth, smooth_mode=a.smooth_mode, threshold=a.threshold, hop=a.hop,
                        liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration,
                        batch=a.batch)

@@ -22,6 +22,7 @@ _EXPORTS = {
     "open_session": "edgemm.deploy.workflow",
     "session_options": "edgemm.deploy.workflow",
     "profile_config": "edgemm.deploy.workflow",
+    "live_inputs": "edgemm.deploy.workflow",
     "AutoConfig": "edgemm.deploy.auto",
     "export_auto": "edgemm.deploy.auto",
 }

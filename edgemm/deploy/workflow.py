@@ -148,6 +148,21 @@ def profile_config(bundle: str | Path, device_profile: ProfileArg = None, *, bac
                          options=kw["options"] or {}, **fields)
 
 
+def live_inputs(device_profile: ProfileArg = None, *, camera: str | None = None, mic: str | None = None,
+                video: str | Path | None = None, audio_file: str | Path | None = None, realtime: bool = False,
+                no_audio: bool = False):
+    """``edgemm run``'s media (``edgemm.runtime.run.Inputs``): the ones given, or the device profile's
+    camera and microphone when none is; any microphone opens at the profile's sample rate."""
+    from edgemm.runtime.run import Inputs
+
+    dev = as_profile(device_profile)
+    if dev is not None and camera is None and mic is None and video is None:
+        camera, mic = str(dev.camera), None if dev.audio.device is None else str(dev.audio.device)
+    return Inputs(camera=camera, mic=mic, video=None if video is None else Path(video),
+                  audio_file=None if audio_file is None else Path(audio_file), realtime=realtime, no_audio=no_audio,
+                  mic_rate=dev.audio.sample_rate if dev is not None and mic is not None else None)
+
+
 def open_session(bundle: str | Path, device_profile: ProfileArg = None, *, backend: str | None = None,
                  provider: str | None = None, threads: int | None = None):
     """A loaded bundle (``edgemm.runtime.Session``) run as the device profile says (torch-free)."""

@@ -1,6 +1,10 @@
-"""Device profiles are applied in one place: ``deploy.session_options`` and ``deploy.profile_config``."""
+"""Device profiles are applied in one place: ``deploy.session_options``, ``deploy.profile_config``
+and ``deploy.live_inputs``."""
 
-from edgemm.deploy import profile_config, session_options
+import pytest
+
+from edgemm.deploy import live_inputs, profile_config, session_options
+from edgemm.errors import UsageError
 
 
 def test_profile_config_takes_the_device_profiles_settings_and_explicit_ones_win(onnx_bundle):
@@ -13,3 +17,17 @@ def test_profile_config_takes_the_device_profiles_settings_and_explicit_ones_win
     assert (mine.frame_size, mine.threads) == ((320, 240), 1)
     bare = profile_config(onnx_bundle)
     assert (bare.frame_size, bare.threads, bare.backend, bare.options) == ((640, 480), None, None, {})
+
+
+def test_live_inputs_open_the_profiles_camera_and_microphone_only_when_no_input_is_given(tmp_path):
+    pi = live_inputs("raspberry-pi-5")
+    assert (pi.camera, pi.mic, pi.mic_rate, pi.video) == ("0", "default", 48000, None)  # the profile's YAML
+    clip = live_inputs("raspberry-pi-5", video=tmp_path / "a.mp4")
+    assert (clip.camera, clip.mic, clip.mic_rate) == (None, None, None)  # a file: no device is opened
+    mine = live_inputs("raspberry-pi-5", camera="2")
+    assert (mine.camera, mine.mic) == ("2", None)
+    usb = live_inputs("raspberry-pi-5", mic="USB")
+    assert (usb.camera, usb.mic, usb.mic_rate) == (None, "USB", 48000)  # the profile's rate for the given mic
+    assert live_inputs(mic="USB").mic_rate is None  # no profile: the microphone's own rate
+    with pytest.raises(UsageError, match="nothing to read"):
+        live_inputs()
