@@ -43,6 +43,7 @@ def _quiet(_msg: str) -> None:
 
 def bundles_for(label: str, src, targets, precisions, out: Path, frontend: str = "graph") -> list[dict]:
     """One bundle per supported target x precision (``edgemm bench``'s export-or-reuse); failures are rows."""
+    from edgemm.deploy.attempt import Attempt
     from edgemm.deploy.bench import export_or_reuse
     from edgemm.export.formats import offers
     from edgemm.runtime import read_manifest
@@ -54,12 +55,16 @@ def bundles_for(label: str, src, targets, precisions, out: Path, frontend: str =
                 continue
             row = {"model": label, "target": target, "precision": precision}
             try:
-                bundle, v = export_or_reuse(src, target, precision, out, frontend=frontend, log=_quiet)
+                tried = export_or_reuse(src, target, precision, out, frontend=frontend, log=_quiet)
+            except Exception as e:  # noqa: BLE001 - an export failure is a row
+                tried = Attempt(None, error=f"{type(e).__name__}: {e}")
+            if tried.bundle is None:
+                row.update(status="export-failed", reason=tried.error[:200])
+            else:
+                bundle, v = tried.bundle, tried.verification
                 files = read_manifest(bundle).files
                 row.update(bundle=str(bundle), status=v.get("status"), top1_agreement=v.get("top1_agreement"),
                            size_mb=sum((bundle / f).stat().st_size for f in files.values()) / 1e6)
-            except Exception as e:  # noqa: BLE001 - an export failure is a row
-                row.update(status="export-failed", reason=f"{type(e).__name__}: {str(e)[:200]}")
             rows.append(row)
             print(f"int8: {label} {target} {precision}: {row['status']}", file=sys.stderr)
             if precision == "int8" and row.get("status") == "failed":

@@ -18,12 +18,13 @@ from typing import Any, Callable, Mapping
 
 from edgemm.atomic import remove_leftovers
 from edgemm.config import parse_enum
-from edgemm.export import ExportError, VerificationFailed, export
+from edgemm.deploy.attempt import try_export
+from edgemm.export import ExportError
 from edgemm.export.bundle import default_bundle_path
 from edgemm.export.source import load_source, resolve_checkpoint
 from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.runtime.manifest import check_replaceable, publish, read_manifest, write_manifest
-from edgemm.vocab import Precision, Target, VerifyStatus
+from edgemm.vocab import Precision, Target
 
 INT8_ONLY_OPTIONS = ("explain", "max_drop")  # export options that apply to the int8 candidate only
 
@@ -86,28 +87,23 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
         from edgemm.export.formats import offers
 
         for precision in (p for p in config.candidates if offers(target, p)):
-            path = work / f"{precision.value}{bundle.suffix}"
-            try:
-                kw = export_kw if precision is Precision.INT8 else {k: v for k, v in export_kw.items()
-                                                                    if k not in INT8_ONLY_OPTIONS}
-                export(ckpt, target=target, precision=precision, out=path, log=log, **kw)
-                status = VerifyStatus.PASSED.value
-            except VerificationFailed as e:
-                status, path = f"failed verification: {e.message}", e.bundle
-            except ExportError as e:
-                rows.append({"precision": precision.value, "status": f"export failed: {e}"})
+            kw = export_kw if precision is Precision.INT8 else {k: v for k, v in export_kw.items()
+                                                                if k not in INT8_ONLY_OPTIONS}
+            tried = try_export(ckpt, target=target, precision=precision, out=work / f"{precision.value}{bundle.suffix}",
+                               log=log, **kw)
+            row = {"precision": precision.value, "status": tried.status}
+            if tried.bundle is None:
+                rows.append(row)
                 continue
-            m = read_manifest(path)
-            row = {"precision": precision.value, "status": status,
-                   "accuracy": m.verification.get("accuracy"), "top1_agreement": m.verification.get("top1_agreement")}
-            if status == VerifyStatus.PASSED:
-                r = profile(path, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=config.backend,
+            row.update(accuracy=tried.verification.get("accuracy"), top1_agreement=tried.verification.get("top1_agreement"))
+            if tried.verified:
+                r = profile(tried.bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=config.backend,
                                                 provider=config.provider, threads=config.threads,
                                                 options=dict(config.options)))
                 row.update(inference_p50_ms=r.stages["inference"].p50_ms, inference_p90_ms=r.stages["inference"].p90_ms,
                            backend=r.backend, device=r.device, threads=r.threads)
             rows.append(row)
-            log(f"export auto: {precision.value}: {status}"
+            log(f"export auto: {precision.value}: {tried.status}"
                 + (f", inference p50 {row['inference_p50_ms']:.3f} ms" if "inference_p50_ms" in row else ""))
         passed = [r for r in rows if "inference_p50_ms" in r]
         if not passed:

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgemm.atomic import atomic_write_text
 from edgemm.config import parse_enum
+from edgemm.deploy.attempt import Attempt, try_export
 from edgemm.deploy.workflow import profile_config, session_options
 from edgemm.profile.latency import profile
 from edgemm.profile.stats import LatencyStats, machine
@@ -187,12 +188,9 @@ def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> Be
 
 
 def export_or_reuse(source, target: str, precision: str, out: Path, *, reuse: bool = True,
-                    frontend: FrontendPlace = FrontendPlace.GRAPH, log: Callable[[str], None] = print
-                    ) -> tuple[Path, dict]:
+                    frontend: FrontendPlace = FrontendPlace.GRAPH, log: Callable[[str], None] = print) -> Attempt:
     """Exports one bundle to ``out/<model>-<target>-<precision>[-runtime-frontend].edgemm``, or reuses
-    the one there exported from the same checkpoint (sha256) with the same frontend place; returns it
-    and its verification. A bundle that failed verification is returned too; other export errors propagate."""
-    from edgemm.export import VerificationFailed, export
+    the one there exported from the same checkpoint (sha256) with the same frontend place."""
     from edgemm.export.bundle import bundle_name
     from edgemm.runtime.manifest import read_manifest
 
@@ -202,12 +200,8 @@ def export_or_reuse(source, target: str, precision: str, out: Path, *, reuse: bo
         m = read_manifest(bundle)
         if m.source.get("sha256") == source.sha256 and m.frontend is frontend:
             log(f"bench: reusing {bundle}")
-            return bundle, m.verification
-    try:
-        m = export(source.checkpoint, target=target, precision=precision, out=bundle, frontend=frontend, log=log)
-    except VerificationFailed as e:
-        bundle, m = e.bundle, read_manifest(e.bundle)
-    return bundle, m.verification
+            return Attempt(bundle, m.verification)
+    return try_export(source.checkpoint, target=target, precision=precision, out=bundle, frontend=frontend, log=log)
 
 
 def _parity(v: dict) -> str:
@@ -245,21 +239,23 @@ def bench(checkpoint: str | Path | None, config: BenchConfig | None = None,
                 continue  # e.g. ExecuTorch has no fp16 program: no row rather than a failure
             t0 = time.perf_counter()
             try:
-                bundle, verification = export_or_reuse(source, target, precision, out, reuse=config.reuse,
-                                                           frontend=config.frontend, log=log)
+                tried = export_or_reuse(source, target, precision, out, reuse=config.reuse, frontend=config.frontend,
+                                        log=log)
             except Exception as e:  # noqa: BLE001 - any export failure is a row, not a crash
-                report.rows.append(BenchRow(target, precision, BenchStatus.EXPORT_FAILED, reason=f"{type(e).__name__}: {e}",
+                tried = Attempt(None, error=f"{type(e).__name__}: {e}")
+            if tried.bundle is None:
+                report.rows.append(BenchRow(target, precision, BenchStatus.EXPORT_FAILED, reason=tried.error,
                                             seconds=time.perf_counter() - t0))
-                log(f"bench: {target} {precision}: export failed: {e}")
+                log(f"bench: {target} {precision}: {tried.status}")
                 continue
+            bundle, verification = tried.bundle, tried.verification
             dev = config.device_profile
             session = load(bundle, **session_options(bundle, dev, threads=config.threads))
             r = evaluate_session(session, dataset, source.labels)
             p = (_remote_profile(bundle, config) if config.remote else
                  profile(bundle, profile_config(bundle, dev, threads=config.threads, runs=config.runs, warmup=10,
                                                 layers=0), device_profile=dev))
-            m, parity = session.manifest, _parity(verification)
-            verified = verification.get("status") == VerifyStatus.PASSED
+            m, parity, verified = session.manifest, _parity(verification), tried.verified
             size = sum((bundle / f).stat().st_size for f in m.files.values()) / 1e6
             report.rows.append(BenchRow(
                 target, precision, BenchStatus.OK if verified else BenchStatus.VERIFICATION_FAILED,

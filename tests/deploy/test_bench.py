@@ -117,7 +117,7 @@ def test_bench_names_a_factory_models_bundles_under_out(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export_pkg, "export", fake_export)
     source = types.SimpleNamespace(name=f"{user}:make", checkpoint=tmp_path / "run" / "best.pt", sha256="x")
-    bundle, verification = export_or_reuse(source, "onnx", "int8", tmp_path / "bench", log=lambda s: None)
-    assert bundle == written[0] == tmp_path / "bench" / "net_make-onnx-int8.edgemm"
-    assert verification["status"] == "passed"
+    tried = export_or_reuse(source, "onnx", "int8", tmp_path / "bench", log=lambda s: None)
+    assert tried.bundle == written[0] == tmp_path / "bench" / "net_make-onnx-int8.edgemm"
+    assert tried.verified and tried.status == "passed"
     assert bundle_name(f"{user}:make", "tflite", "fp32", "runtime") == "net_make-tflite-fp32-runtime-frontend.edgemm"
