@@ -384,7 +384,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     add_device_profile(p, "its threads everywhere, its backend, provider and options for the formats it runs")
     p.add_argument("--fail-under", action="append", default=[], metavar="METRIC=VALUE",
                    help="exit 4 when a format's METRIC (accuracy, accuracy_image_only, accuracy_audio_only, "
-                        "speedup) is below VALUE, or when a format failed to export or verify; repeatable")
+                        "speedup, inferences_per_joule) is below VALUE, or not measured, or when a format failed "
+                        "to export or verify; repeatable")
     p.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
                    help="accuracy-vs-latency plot (default: <out>/bench.png)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

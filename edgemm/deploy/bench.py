@@ -102,6 +102,13 @@ class BenchRow:
     energy: dict[str, Any] | None = None  # joules per inference, or why not (``edgemm.profile.energy``)
     seconds: float = 0.0
 
+    @property
+    def inferences_per_joule(self) -> float | None:
+        """1 / net joules per inference where energy was measured (higher is better, as for the other floors)."""
+        energy = self.energy or {}
+        joules = energy.get("joules_per_inference") if energy.get("status") == "measured" else None
+        return 1.0 / joules if joules is not None and joules > 0 else None
+
 
 @dataclass
 class BenchReport:
@@ -121,7 +128,7 @@ class BenchReport:
                 "frontend": self.frontend, "rows": rows}
 
 
-FLOOR_METRICS = ("accuracy", "accuracy_image_only", "accuracy_audio_only", "speedup")
+FLOOR_METRICS = ("accuracy", "accuracy_image_only", "accuracy_audio_only", "speedup", "inferences_per_joule")
 
 
 def parse_floor(text: str) -> tuple[str, float]:
@@ -149,11 +156,22 @@ def below_floors(report: BenchReport, floors: list[tuple[str, float]]) -> list[s
             continue
         for metric, value in floors:
             got = getattr(r, metric)
-            if got is None:  # speed-up of a bundle timed on a remote device (PyTorch ran here)
-                out.append(f"{r.target} {r.precision}: {metric} not measured (timed on {r.backend.split(' on ')[-1]})")
+            if got is None:  # a bundle timed on a remote device (PyTorch ran here), or no power sensor
+                why = (_no_energy(r.energy) if metric == "inferences_per_joule"
+                       else f"timed on {r.backend.split(' on ')[-1]}")
+                out.append(f"{r.target} {r.precision}: {metric} not measured ({why})")
             elif got < value:
                 out.append(f"{r.target} {r.precision}: {metric} {got:.4f} < {value:g}")
     return out
+
+
+def _no_energy(energy: dict[str, Any] | None) -> str:
+    """Why a row has no inferences per joule."""
+    if not energy:
+        return "energy not measured (--no-energy)"
+    if energy.get("status") == "measured":
+        return f"net energy {energy.get('joules_per_inference', 0):.3g} J: not above idle"
+    return f"energy unavailable: {energy.get('reason', '')}"
 
 
 def _torch_row(source, dataset, labels, frame, audio, config: BenchConfig) -> BenchRow:

@@ -74,6 +74,24 @@ def test_fail_under_parses_and_names_bad_floors():
         parse_floor("accuracy=high")
 
 
+def test_fail_under_inferences_per_joule_gates_on_measured_energy():
+    from edgemm.deploy.bench import BenchReport, BenchRow, below_floors
+    from edgemm.vocab import BenchStatus
+
+    def row(precision, energy):
+        return BenchRow("onnx", precision, BenchStatus.OK, accuracy=0.9, speedup=1.0, energy=energy)
+
+    measured = {"status": "measured", "joules_per_inference": 0.004}
+    report = BenchReport("ckpt", "data", "test", [
+        row("torch", None), row("fp32", measured), row("int8", {**measured, "joules_per_inference": 0.002}),
+        row("fp16", {"status": "unavailable", "reason": "no Jetson INA3221 input rail"}), row("bf16", None)])
+    assert report.rows[1].inferences_per_joule == pytest.approx(250.0)
+    assert below_floors(report, [parse_floor("inferences_per_joule=300")]) == [
+        "onnx fp32: inferences_per_joule 250.0000 < 300",  # int8, at 500 per joule, passes
+        "onnx fp16: inferences_per_joule not measured (energy unavailable: no Jetson INA3221 input rail)",
+        "onnx bf16: inferences_per_joule not measured (energy not measured (--no-energy))"]
+
+
 def test_bench_config_names_bad_choices():
     with pytest.raises(ValueError, match=r"--targets: \['coreml'\] given; choose from"):
         BenchConfig(targets=("onnx", "coreml"))
