@@ -23,7 +23,7 @@ from edgemm._cv2 import import_cv2
 from edgemm.runtime.session import Session
 from edgemm.runtime.smoothing import Smoother, SmoothMode
 from edgemm.runtime.sync import Frame, Sync
-from edgemm.runtime.timing import LatencyHistogram
+from edgemm.runtime.timing import LatencyHistogram, SkewStats
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,8 @@ class Result:
     raw_label: str | None
     frame: np.ndarray | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
+    audio_latency_ms: float | None = None  # from the capture of the audio window's last sample
+    av_skew_ms: float | None = None  # newest audio minus the frame's time when paired (audio ahead: > 0)
 
     def to_json(self) -> dict[str, Any]:
         return {"t": round(self.t, 4), "label": self.label, "score": round(self.score, 5),
@@ -93,7 +95,12 @@ class Result:
                 "stages_ms": {k: round(v, 3) for k, v in self.stages.items()},
                 "image_present": self.image_present, "audio_present": self.audio_present,
                 "audio_dbfs": None if self.audio_dbfs is None else round(self.audio_dbfs, 1),
-                "raw_label": self.raw_label}
+                "raw_label": self.raw_label, "audio_latency_ms": _round(self.audio_latency_ms),
+                "av_skew_ms": _round(self.av_skew_ms)}
+
+
+def _round(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 3)
 
 
 @dataclass
@@ -112,6 +119,9 @@ class Summary:
     reconnects: int = 0  # times a live camera was reopened after it stopped delivering frames
     audio_resyncs: int = 0  # times the audio's time axis followed the microphone's clock drift
     clip: dict[str, Any] | None = None  # files: one answer for the whole file (``clip_answer``)
+    audio_latency_ms: dict[str, float] | None = None  # audio window captured -> result (p50/p90/p99/max)
+    av_skew_ms: dict[str, float] | None = None  # audio vs frame time when paired (``SkewStats``)
+    audio_drift_ppm: float | None = None  # the audio source's clock vs this machine's (``AudioRing.drift_ppm``)
 
     @property
     def results_per_second(self) -> float:
@@ -122,7 +132,9 @@ class Summary:
                 "audio_overflows": self.audio_overflows, "audio_gaps": self.audio_gaps,
                 "seconds": round(self.seconds, 3), "results_per_second": round(self.results_per_second, 2),
                 "latency_ms": self.latency_ms, "stages_ms": self.stages_ms, "backend": self.backend,
-                "reconnects": self.reconnects, "audio_resyncs": self.audio_resyncs, "clip": self.clip}
+                "reconnects": self.reconnects, "audio_resyncs": self.audio_resyncs, "clip": self.clip,
+                "audio_latency_ms": self.audio_latency_ms, "av_skew_ms": self.av_skew_ms,
+                "audio_drift_ppm": None if self.audio_drift_ppm is None else round(self.audio_drift_ppm, 1)}
 
     def line(self) -> str:
         lat = self.latency_ms
@@ -209,6 +221,7 @@ class Pipeline:
         self.origin = time.perf_counter() if any(s.live for s in sources) else 0.0
         self._prob_sum, self._prob_count = np.zeros(len(session.labels)), 0
         self._latencies = LatencyHistogram()  # constant memory however long the run
+        self._audio_latencies, self._skews = LatencyHistogram(), SkewStats()
         self._stage_times: dict[str, LatencyHistogram] = {}
         self._start = time.perf_counter()
 
@@ -262,12 +275,15 @@ class Pipeline:
                 self._prob_sum += probs
                 self._prob_count += 1
                 label, score, smoothed = self.smoother.update(probs)
+            now = time.perf_counter_ns()
             results.append(Result(t=sample.t - self.origin, label=label, score=score,
                                   scores={c: float(v) for c, v in zip(labels, smoothed)},
-                                  latency_ms=(time.perf_counter_ns() - sample.captured_ns) / 1e6,
+                                  latency_ms=(now - sample.captured_ns) / 1e6,
                                   stages={"wait": waited, **stages}, image_present=image_live,
                                   audio_present=audio_live, audio_dbfs=dbfs, raw_label=raw, frame=sample.image,
-                                  audio=sample.audio))
+                                  audio=sample.audio, av_skew_ms=sample.av_skew_ms,
+                                  audio_latency_ms=None if sample.audio_captured_ns is None else
+                                  (now - sample.audio_captured_ns) / 1e6))
         return results
 
     def _take(self) -> list:
@@ -289,6 +305,10 @@ class Pipeline:
         latencies, stage_times = self._latencies, self._stage_times
         for result in results:
             latencies.add(result.latency_ms)
+            if result.audio_latency_ms is not None:
+                self._audio_latencies.add(result.audio_latency_ms)
+            if result.av_skew_ms is not None:
+                self._skews.add(result.av_skew_ms)
             for k, v in result.stages.items():
                 stage_times.setdefault(k, LatencyHistogram()).add(v)
             for sink in self.sinks:
@@ -349,5 +369,7 @@ class Pipeline:
                        backend=f"{self.session.backend.name} ({self.session.backend.device})",
                        reconnects=sum(getattr(s, "reconnects", 0) for s in self.sources),
                        audio_resyncs=self.sync.ring.resyncs,
+                       audio_latency_ms=self._audio_latencies.summary(), av_skew_ms=self._skews.summary(),
+                       audio_drift_ppm=self.sync.ring.drift_ppm() if self.live else None,
                        clip=None if self.live or not final else
                        clip_answer(self.session.labels, self._prob_sum, self._prob_count))

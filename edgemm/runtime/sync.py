@@ -63,6 +63,8 @@ class Sample:
     audio: np.ndarray | None
     captured_ns: int
     audio_start: int | None = None  # stream index of the window's first sample
+    audio_captured_ns: int | None = None  # capture time of the chunk holding the window's last sample
+    av_skew_ms: float | None = None  # newest audio's time minus the frame's when they were paired
 
 
 class AudioRing:
@@ -83,6 +85,10 @@ class AudioRing:
         self.end = 0  # absolute index one past the newest sample
         self.gaps = 0  # times silence was inserted for missing audio
         self.resyncs = 0  # times the time axis was moved to follow the source's clock
+        # (stream index one past a chunk's last sample, its capture time), newest last
+        self._stamps: collections.deque[tuple[int, int]] = collections.deque(maxlen=1024)
+        self._first: tuple[int, int] | None = None  # (samples counted, capture ns) after the first chunk
+        self._counted = 0  # samples the source delivered (inserted silence excluded)
 
     def write(self, chunk: AudioChunk) -> None:
         """Appends a chunk.
@@ -110,6 +116,33 @@ class AudioRing:
                     self._put(np.zeros(at - self.end, np.float32))
                     self.gaps += 1
             self._put(x)
+            self._counted += len(x)
+            self._stamps.append((self.end, chunk.captured_ns))
+            if self._first is None:
+                self._first = (self._counted, chunk.captured_ns)
+
+    def captured_ns(self, index: int) -> int | None:
+        """When the chunk holding stream sample ``index - 1`` was captured (None: not buffered)."""
+        found = None
+        with self._lock:
+            for end, ns in reversed(self._stamps):  # a window ends near the newest chunk: a few steps
+                if end < index:
+                    break
+                found = ns  # this chunk ends at or after the sample; an older one may hold it
+        return found
+
+    def drift_ppm(self, min_seconds: float = 10.0) -> float | None:
+        """How fast the source's sample clock runs against this machine's, in parts per million
+        (samples delivered / sample rate vs capture times, from the first chunk to the newest);
+        None until ``min_seconds`` have passed (capture jitter dominates a shorter span)."""
+        with self._lock:
+            if self._first is None:
+                return None
+            wall = (self._stamps[-1][1] - self._first[1]) / 1e9
+            if wall < min_seconds:
+                return None
+            audio = (self._counted - self._first[0]) / self.sample_rate
+            return (audio - wall) / wall * 1e6
 
     def _put(self, x: np.ndarray) -> None:
         n = len(self._buf)
@@ -259,8 +292,15 @@ class Sync:
                         break
                     if not self._wait(audio_deadline):
                         break
-        audio, start = self.ring.read(frame.t, self.window, self.align) if self.audio else (None, None)
-        return Sample(frame.t, frame.image, None if start is None else audio, frame.captured_ns, start)
+        if not self.audio:
+            return Sample(frame.t, frame.image, None, frame.captured_ns)
+        end = self.ring.end_time
+        audio, start = self.ring.read(frame.t, self.window, self.align)
+        if start is None:
+            return Sample(frame.t, frame.image, None, frame.captured_ns)
+        return Sample(frame.t, frame.image, audio, frame.captured_ns, start,
+                      audio_captured_ns=self.ring.captured_ns(start + self.window),
+                      av_skew_ms=None if end is None else (end - frame.t) * 1e3)
 
     def _next_hop(self, deadline: float | None) -> Sample | None:
         with self._cond:
@@ -280,4 +320,6 @@ class Sync:
             t = self._next_hop_t
             self._next_hop_t += self.hop
         audio, start = self.ring.read(t, self.window, self.align)
-        return Sample(t, None, audio, time.perf_counter_ns(), start)
+        captured = None if start is None else self.ring.captured_ns(start + self.window)
+        # Audio alone: latency runs from the capture of the window's last sample.
+        return Sample(t, None, audio, captured or time.perf_counter_ns(), start, audio_captured_ns=captured)

@@ -3,7 +3,9 @@ Prometheus text format (``prometheus_client``), so an operator can watch a devic
 
 Each scrape of ``http://HOST:PORT/metrics`` reads ``Pipeline.snapshot()``: frames received and
 dropped, results, audio overflows, gaps and clock resyncs, camera reconnects, the end-to-end latency
-percentiles since the start (camera frame or microphone window to result) and each stage's median.
+percentiles since the start (camera frame or microphone window to result), the audio path's own
+(microphone window captured to result), the A/V skew at pairing, the microphone clock's drift and
+each stage's median.
 Binds 127.0.0.1 unless told otherwise. ``TelemetryPrinter`` prints the same snapshot as a JSON
 line every few seconds (``--telemetry-every S``), for logs that are not scraped.
 """
@@ -44,6 +46,21 @@ class _Collector:
         for key, q in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
             latency.add_metric([q], s.latency_ms[key])
         yield latency
+        if s.audio_latency_ms is not None:
+            audio = GaugeMetricFamily("edgemm_audio_latency_ms", "Latency from the capture of an audio window's "
+                                      "last sample to its result, by quantile (and max)", labels=["quantile"])
+            for key, q in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"), ("max", "1")):
+                audio.add_metric([q], s.audio_latency_ms[key])
+            yield audio
+        if s.av_skew_ms is not None:
+            skew = GaugeMetricFamily("edgemm_av_skew_ms", "Newest audio minus the frame's time when paired (audio "
+                                     "ahead: > 0): mean, and quantiles and max of its size", labels=["stat"])
+            for key, value in s.av_skew_ms.items():
+                skew.add_metric([key], value)
+            yield skew
+        if s.audio_drift_ppm is not None:
+            yield GaugeMetricFamily("edgemm_audio_clock_drift_ppm", "The audio source's sample clock against this "
+                                    "machine's, parts per million (> 0: it runs fast)", value=s.audio_drift_ppm)
         stages = GaugeMetricFamily("edgemm_stage_p50_ms", "Median time of each stage of a result", labels=["stage"])
         for stage, ms in s.stages_ms.items():
             stages.add_metric([stage], ms)

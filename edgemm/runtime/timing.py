@@ -53,11 +53,13 @@ class LatencyHistogram:
         self._per_decade = bins_per_decade
         self._counts = np.zeros(int(np.ceil((np.log10(high_ms) - self._log_low) * bins_per_decade)) + 1, np.int64)
         self.n = 0
+        self.max = 0.0  # exact
 
     def add(self, ms: float) -> None:
         i = int((np.log10(max(ms, 1e-12)) - self._log_low) * self._per_decade)
         self._counts[min(max(i, 0), len(self._counts) - 1)] += 1
         self.n += 1
+        self.max = max(self.max, ms)
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0-100) in ms: the geometric middle of the bin holding it."""
@@ -69,3 +71,25 @@ class LatencyHistogram:
     def percentiles(self, digits: int = 3) -> dict[str, float]:
         """``{"p50": .., "p90": .., "p99": ..}`` in ms, as ``LatencyStats.percentiles`` gives."""
         return {f"p{q}": round(self.percentile(q), digits) for q in (50, 90, 99)}
+
+    def summary(self, digits: int = 3) -> dict[str, float] | None:
+        """``percentiles`` and the maximum; None before the first timing."""
+        return {**self.percentiles(digits), "max": round(self.max, digits)} if self.n else None
+
+
+class SkewStats:
+    """A signed offset over a run (audio ahead of video: positive) in constant memory: its mean,
+    and the percentiles and maximum of its size."""
+
+    def __init__(self) -> None:
+        self._size = LatencyHistogram()
+        self._sum = 0.0
+
+    def add(self, ms: float) -> None:
+        self._size.add(abs(ms))
+        self._sum += ms
+
+    def summary(self, digits: int = 3) -> dict[str, float] | None:
+        """``{"mean", "p50", "p90", "p99", "max"}`` (all but the mean: of the size); None when empty."""
+        size = self._size.summary(digits)
+        return None if size is None else {"mean": round(self._sum / self._size.n, digits), **size}

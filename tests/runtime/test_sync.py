@@ -90,10 +90,29 @@ def test_a_frame_waits_for_the_audio_that_ends_at_its_time():
     reader.start()
     reader.join(0.3)
     assert reader.is_alive()  # still waiting: the microphone is behind the camera
-    sync.put_audio(AudioChunk(np.full(SR // 2, 2.0, np.float32), SR))  # now up to 1.0 s
+    late = AudioChunk(np.full(SR // 2, 2.0, np.float32), SR)
+    sync.put_audio(late)  # now up to 1.0 s
     reader.join(5)
     window = got["s"].audio  # 0.75 .. 0.8 s
     assert len(window) == 400 and (window[:-int(0.3 * SR)] == 1.0).all() and (window[-int(0.3 * SR):] == 2.0).all()
+    # Telemetry: the audio reached 1.0 s when the 0.8 s frame was paired (200 ms ahead), and the
+    # window's last sample arrived in the late chunk: the audio path's latency runs from its capture.
+    assert got["s"].av_skew_ms == pytest.approx(200.0) and got["s"].audio_captured_ns == late.captured_ns
+
+
+def test_the_ring_tells_when_each_sample_was_captured_and_how_fast_the_source_clock_runs():
+    rate, block, ppm = 16000, 320, 150.0  # a sound card 150 ppm fast: 20 ms of samples in 19.997 ms
+    ring, ns = AudioRing(rate, seconds=2.0), 5_000_000_000
+    for _ in range(int(12 / 0.02)):  # 12 s
+        ring.write(AudioChunk(np.zeros(block, np.float32), rate, captured_ns=ns))
+        ns += round(block / rate / (1 + ppm * 1e-6) * 1e9)
+        if ring.end == 9 * rate:
+            assert ring.drift_ppm() is None  # under 10 s: capture jitter would dominate
+    assert ring.drift_ppm() == pytest.approx(ppm, rel=0.01)
+    last = ring._stamps[-1][1]
+    assert ring.captured_ns(ring.end) == last and ring.captured_ns(ring.end - block + 1) == last
+    assert ring.captured_ns(ring.end - block) == ring._stamps[-2][1]  # the chunk before the newest
+    assert ring.captured_ns(ring.end + 1) is None  # not captured yet
 
 
 def test_audio_only_samples_every_hop_and_live_skips_to_the_newest():

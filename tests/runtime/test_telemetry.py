@@ -45,11 +45,17 @@ def test_metrics_are_served_on_loopback_while_the_run_goes_and_their_counters_mo
     assert second[("edgemm_latency_ms", (("quantile", "0.5"),))] > 0
     assert second[("edgemm_latency_ms", (("quantile", "0.99"),))] >= second[("edgemm_latency_ms", (("quantile", "0.5"),))]
     assert ("edgemm_stage_p50_ms", (("stage", "inference"),)) in second
+    # The clip's audio path: its own latency, and how far audio and frames were apart when paired.
+    audio_p50, audio_max = (second[("edgemm_audio_latency_ms", (("quantile", q),))] for q in ("0.5", "1"))
+    assert 0 < audio_p50 <= audio_max
+    assert ("edgemm_av_skew_ms", (("stat", "mean"),)) in second and second[("edgemm_av_skew_ms", (("stat", "max"),))] >= 0
     assert second[("edgemm_frames_dropped_total", ())] >= 0 and ("edgemm_camera_reconnects_total", ()) in second
     assert any(name == "edgemm_backend_info" and dict(labels)["backend"].startswith("onnxruntime")
                for name, labels in second)
     summary = out["summary"]
     assert summary.frames >= second[frames] and summary.results >= second[results]
+    assert summary.audio_latency_ms["max"] >= summary.audio_latency_ms["p50"] > 0
+    assert summary.audio_drift_ppm is None  # an 8 s clip: under the 10 s a drift estimate needs
     with pytest.raises(OSError):  # the server is gone with the run
         urllib.request.urlopen(url, timeout=2)
 
