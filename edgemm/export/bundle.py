@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgemm import __version__
-from edgemm.atomic import remove_leftovers, scratch_dir
+from edgemm.atomic import atomic_write_text, remove_leftovers, scratch_dir
 from edgemm.config import parse_enum
 from edgemm.errors import EdgemmError
 from edgemm.export.errors import ExportError
@@ -117,6 +117,25 @@ def _verify(staging: Path, spec, src, artifact, data, precision: Precision, samp
     return {"backend": f"{spec.backend.value} ({session.backend.device})",
             **verify(session.run, torch_runner(reference), batch, precision, reference_name=artifact.reference,
                      labels=src.labels, tol=tolerance)}
+
+
+def compress_report(checkpoint: Path) -> dict | None:
+    """The ``edgemm compress`` report beside ``checkpoint`` (its run's ``model.pt``), else None."""
+    from edgemm.safeio import load_json, read_text
+
+    report = Path(checkpoint).parent / "report.json"
+    if Path(checkpoint).name != "model.pt" or not report.is_file():
+        return None
+    data = load_json(read_text(report, "compress report"), str(report))
+    return data if isinstance(data, dict) and "stages" in data else None
+
+
+def write_card(manifest: Manifest, staging: Path, report: dict | None) -> None:
+    """``MODEL_CARD.md`` in the bundle, and the manifest's ``card`` entry (``edgemm.runtime.card``)."""
+    from edgemm.runtime.card import CARD_FILE, card_markdown, lineage_from_report
+
+    manifest.card = {"file": CARD_FILE, **({"lineage": lineage_from_report(report)} if report else {})}
+    atomic_write_text(staging / CARD_FILE, card_markdown(manifest))
 
 
 def bundle_name(name: str, target: Target | str, precision: Precision | str,
@@ -328,7 +347,8 @@ class _Job:
             if self.verify_output:
                 manifest.verification = _verify(staging, spec, src, artifact, self.data, self.precision,
                                                  self.verify_samples, self.tolerance)
-                write_manifest(manifest, staging)
+            write_card(manifest, staging, compress_report(src.checkpoint))
+            write_manifest(manifest, staging)
             manifest.location = publish(staging, self._destination(manifest))
             if manifest.location == bundle and self._failed_copy is not None:  # a fallback verified
                 shutil.rmtree(self._failed_copy, ignore_errors=True)

@@ -87,6 +87,9 @@ def verify(exported: Run, reference: Run, samples: Samples, precision: Precision
                                 f"({drop:.2f} pts lower > {tol.int8_accuracy_points})"
                                 + (f"; output 'logits' top-1 differs first at sample {int(first[0])}" if first.size else ""))
     fused = conditions["fused"]
+    predicted = got["fused"].argmax(1)
+    per_class = {name: {"n": int((y == k).sum()), "accuracy": float((predicted[y == k] == k).mean())}
+                 for k, name in enumerate(labels) if (y == k).any()}
     return {
         "status": (VerifyStatus.FAILED if problems else VerifyStatus.PASSED).value,
         "message": "; ".join(problems) if problems else "within tolerance",
@@ -98,5 +101,6 @@ def verify(exported: Run, reference: Run, samples: Samples, precision: Precision
         "accuracy": fused["accuracy"],
         "reference_accuracy": fused["reference_accuracy"],
         "conditions": conditions,
+        "per_class": per_class,  # the exported model's fused accuracy on each class's samples
         "tolerance": asdict(tol),
     }

@@ -126,8 +126,10 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
     Returns:
         The run's summary (also logged).
     """
+    from edgemm.runtime.card import card_line
     from edgemm.runtime.sinks.console import ConsoleSink
 
+    log(f"model: {card_line(session.manifest)}")
     sample_rate = session.preprocess.audio.sample_rate
     with contextlib.ExitStack() as stack:
         sources = open_sources(inputs, sample_rate, stack)

@@ -56,6 +56,11 @@ def test_compress_a_user_student_under_a_user_teacher_then_export_and_run(small_
         assert m.verified, m.verification
         # beside the checkpoint, named FILE_FUNCTION (the reference is a path: not beside the model's file)
         assert m.location == out / f"av_models_no_flags-{target}-{precision}.edgemm"
+    # Its model card carries the compress report's stages (the lineage) beside the bundle's own figures.
+    assert [r["name"] for r in m.card["lineage"]["stages"]] == ["distill", "prune", "ptq"]
+    card = (m.location / "MODEL_CARD.md").read_text()
+    assert f"| ptq | {ptq['accuracy']:.3f} | {ptq['accuracy_image_only']:.3f} |" in card
+    assert f"| teacher {USER}:resnet_waveform | {report['teacher']['accuracy']:.3f} |" in card
     session = load(m.location)
     image, audio, _, _ = (t.numpy() for t in model.example_inputs(2))
     rng = np.random.default_rng(0)

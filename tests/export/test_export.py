@@ -142,7 +142,7 @@ def test_verification_failure_keeps_the_bundle_marked_failed_and_exits_3(trained
         export(trained("test_concat"), target="onnx", out=out, verify_samples=8, log=lambda s: None)
 
 
-def test_cli_export_then_eval_bundle_matches_checkpoint_eval(trained, tmp_path, monkeypatch, capsys):
+def test_cli_export_then_eval_bundle_matches_checkpoint_eval(trained, easy_clips, tmp_path, monkeypatch, capsys):
     """No checkpoint means the latest `edgemm compress` output; eval gives the same keys for a bundle."""
     import shutil
 
@@ -153,7 +153,7 @@ def test_cli_export_then_eval_bundle_matches_checkpoint_eval(trained, tmp_path, 
     assert "run `edgemm compress`" in capsys.readouterr().err
     (tmp_path / "runs/compress").mkdir(parents=True)
     shutil.copy(trained("test_weighted") / "best.pt", tmp_path / "runs/compress/model.pt")
-    assert main(["export", "--target", "onnx", "--json", "--verify-samples", "40"]) == 0
+    assert main(["export", "--target", "onnx", "--json", "--verify-samples", "80"]) == 0
     manifest = json.loads(capsys.readouterr().out)
     bundle = tmp_path / "runs/compress/test_weighted-onnx-fp32.edgemm"
     assert manifest["verification"]["status"] == "passed" and (bundle / "model.onnx").is_file()
@@ -165,6 +165,17 @@ def test_cli_export_then_eval_bundle_matches_checkpoint_eval(trained, tmp_path, 
     for key in ("accuracy", "accuracy_image_only", "accuracy_audio_only", "n"):
         assert from_bundle[key] == from_ckpt[key], key
     assert from_bundle["loss"] == pytest.approx(from_ckpt["loss"], abs=1e-4)
+    # The model card: verification ran on the whole test split here, so its figures are edgemm eval's.
+    card = (bundle / manifest["card"]["file"]).read_text()
+    assert manifest["verification"]["samples"] == from_bundle["n"]
+    v = manifest["verification"]["conditions"]
+    for cond, key in (("fused", "accuracy"), ("image_only", "accuracy_image_only"), ("audio_only", "accuracy_audio_only")):
+        assert v[cond]["accuracy"] == from_bundle[key]
+    assert (f"accuracy {from_bundle['accuracy']:.3f} on {from_bundle['n']} held-out samples (camera only "
+            f"{from_bundle['accuracy_image_only']:.3f}, microphone only {from_bundle['accuracy_audio_only']:.3f})") in card
+    assert sum(c["n"] for c in manifest["verification"]["per_class"].values()) == from_bundle["n"]
+    assert main(["run", str(bundle), "--video", str(easy_clips["green_mid"]), "--quiet"]) == 0
+    assert "model: test_weighted: 4 classes, onnx fp32; accuracy" in capsys.readouterr().err  # the card's line
 
 
 def test_converter_error_names_the_operator_and_layer():

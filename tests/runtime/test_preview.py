@@ -59,9 +59,9 @@ def test_preview_page_renders_the_annotated_stream_in_headless_chromium(onnx_bun
     chromium_screenshot("data:text/html,<p>warm-up</p>", tmp_path / "warm.png", tmp_path / "profile")
     th, logged, _ = start_run(onnx_bundle, long_clip, preview="127.0.0.1:0")
     deadline = time.monotonic() + 20
-    while not logged and time.monotonic() < deadline:
+    while not any(line.startswith("preview: ") for line in logged) and time.monotonic() < deadline:
         time.sleep(0.05)
-    url = logged[0].split("preview: ")[1]
+    url = next(line for line in logged if line.startswith("preview: ")).split("preview: ")[1]
     assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
     time.sleep(1.0)
     scores = json.loads(urllib.request.urlopen(url + "scores", timeout=10).read())
