@@ -82,3 +82,44 @@ def test_telemetry_every_prints_the_counters_as_json_lines_while_the_run_goes(on
     with pytest.raises(SystemExit) as bad:
         main(["run", str(onnx_bundle), "--video", str(clip), "--telemetry-every", "0"])
     assert bad.value.code == 2 and "--telemetry-every: expected a finite number > 0" in capsys.readouterr().err
+
+
+@pytest.mark.camera
+def test_a_camera_that_goes_away_and_comes_back_shows_up_as_a_reconnect_in_the_metrics(onnx_bundle):
+    """`edgemm run --camera URL --metrics`: the camera server is killed and restarted mid-run."""
+    import subprocess
+    import sys
+
+    from support import free_port, serve_camera
+
+    cam_port, metrics_port = free_port(), free_port()
+    camera = serve_camera(cam_port, seconds=60)
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    run = subprocess.Popen([sys.executable, "-m", "edgemm.cli", "run", str(onnx_bundle), "--camera",
+                            f"http://127.0.0.1:{cam_port}/cam.mjpg", "--quiet", "--duration", "25",
+                            "--metrics", f"127.0.0.1:{metrics_port}"], stderr=subprocess.PIPE, text=True)
+    reconnects, scraped, restarted = (0.0, 0.0), {}, None
+    try:
+        deadline = time.monotonic() + 20
+        while run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                scraped = scrape(url)
+            except OSError:  # not listening yet
+                continue
+            if restarted is None and scraped[("edgemm_frames_total", ())] >= 10:
+                camera.kill()  # the camera goes away ...
+                camera.wait()
+                time.sleep(1.0)
+                restarted = camera = serve_camera(cam_port, seconds=60)  # ... and comes back on its address
+                before = scraped[("edgemm_frames_total", ())]
+            if restarted is not None and scraped[("edgemm_camera_reconnects_total", ())] >= 1:
+                reconnects = (scraped[("edgemm_camera_reconnects_total", ())], scraped[("edgemm_frames_total", ())])
+                if reconnects[1] > before:  # frames flow again after the reconnect
+                    break
+    finally:
+        run.terminate()
+        err = run.communicate(timeout=60)[1]
+        camera.kill()
+    assert restarted is not None, f"the run never reached 10 frames: {err[-2000:]}"
+    assert reconnects[0] >= 1 and reconnects[1] > before, f"no reconnect seen in {scraped}: {err[-2000:]}"
