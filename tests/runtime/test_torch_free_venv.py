@@ -1,7 +1,7 @@
 """The runtime installed on its own, as README installs it on a laptop: a fresh venv with
 `pip install "edgemm[runtime,gui,openvino,mic]"` has no torch, exactly one OpenCV (the GUI build),
-a clean `pip check`, profiles a bundle and runs `edgemm run` on a video file; and `edgemm run --show`
-from the command line draws its overlay on an Xvfb screen."""
+a clean `pip check`, profiles a bundle, runs `edgemm run` on a video file and, with `--show`, draws
+its overlay on an Xvfb screen; so does the suite's own `edgemm run --show`."""
 
 import json
 import os
@@ -59,6 +59,8 @@ def test_runtime_extra_installs_and_runs_in_a_venv_without_torch(onnx_bundle, ea
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
     assert "executorch" in run.stderr and "torch" in run.stderr and "C++ runtime" in run.stderr, run.stderr
+    # README's laptop demo, from this venv: the window opens and shows the overlay.
+    _show_opens_a_window(edgemm, onnx_bundle, tmp_path)
 
 
 
