@@ -96,6 +96,11 @@ def test_the_pi5_pmic_rails_are_summed_as_volts_times_amps(tmp_path, monkeypatch
     assert pi5.rail_watts(PMIC) == pytest.approx(expected)
     milli = PMIC.replace("current(7)=0.72000000A", "current(7)=720.0mA").replace("volt(15)=0.72044000V", "volt(15)=720.44mV")
     assert pi5.rail_watts(milli) == pytest.approx(expected)
+    # Other firmware prints `voltage(N)`, or bare `NAME_A=…A` / `NAME_V=…V` lines: the same watts.
+    assert pi5.rail_watts(PMIC.replace(" volt(", " voltage(")) == pytest.approx(expected)
+    bare = "\n".join(f"{line.split()[0]}={line.split('=')[1]}" for line in PMIC.splitlines())
+    assert bare.splitlines()[2] == "VDD_CORE_A=0.72000000A"
+    assert pi5.rail_watts(bare) == pytest.approx(expected)
     with pytest.raises(ValueError, match="no rail with both"):
         pi5.rail_watts("EXT5V_V volt(24)=5.1V\n")
     tool = tmp_path / "bin" / "vcgencmd"  # the firmware tool, as it answers on the board

@@ -1,7 +1,8 @@
 """Raspberry Pi 5: the PMIC's rails from ``vcgencmd pmic_read_adc``, summed as volts x amps per rail.
 
 The firmware prints one line per reading, ``NAME_A current(N)=0.72000000A`` and
-``NAME_V volt(N)=0.72044000V``; a rail counts when both its current and its voltage are printed
+``NAME_V volt(N)=0.72044000V`` (other firmware: ``voltage(N)``, or the bare ``NAME_A=0.72A`` /
+``NAME_V=0.72V``; all are read); a rail counts when both its current and its voltage are printed
 (``EXT5V_V``, the input voltage, has no current and is left out). Units are read from the suffix
 (``A``/``mA``, ``V``/``mV``). The sum is what the SoC's rails draw: it leaves out the PMIC's own
 conversion losses and USB/HAT loads, so it is below wall power — reported as measured, with no
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from edgemm.profile.energy import Unavailable, readable
 
-LINE = re.compile(r"^\s*(\S+)_([AV])\s+(?:current|volt)\(\d+\)=\s*([-+0-9.eE]+)\s*(m?)([AV])\s*$")
+LINE = re.compile(r"^\s*([^\s=]+?)_([AV])(?:\s+(?:current|voltage|volt)\(\d+\))?\s*=\s*([-+0-9.eE]+)\s*(m?)([AV])\s*$")
 
 
 def rail_watts(text: str) -> float:
