@@ -202,7 +202,8 @@ def profile(bundle: str | Path, config: ProfileConfig | None = None, *, device_p
         session.predict_batch([frame], [window], audio_starts=[at])
     timings: dict[str, list[int]] = {s: [] for s in STAGES}
     spans: list[tuple[int, int]] = []
-    meter = find_meter() if config.energy else Unavailable("not measured (--no-energy)")
+    on_gpu = any(name in session.backend.device for name in ("CUDA", "Tensorrt", "TensorRT"))
+    meter = find_meter(gpu=on_gpu) if config.energy else Unavailable("not measured (--no-energy)")
     sampler = None if isinstance(meter, Unavailable) else Sampler(meter)
     min_time = max(config.min_time, config.energy_seconds) if sampler else config.min_time
     heat = read_thermal()

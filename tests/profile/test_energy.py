@@ -5,6 +5,7 @@ import json
 import os
 import stat
 import time
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,36 @@ def test_profile_reports_energy_on_a_jetson_tree_and_unavailable_here(onnx_bundl
     assert e["power_mode"] == {"cpu_governor": "schedutil", "nvpmodel": "pmode:0001 fmode:quiet"}
     assert main(args + ["--no-energy"]) == 0
     assert json.loads(capsys.readouterr().out)["energy"]["reason"] == "not measured (--no-energy)"
+
+
+def test_nvml_reads_the_gpus_energy_counter_and_says_why_it_cannot(monkeypatch):
+    """The real nvidia-ml-py on this GPU-less machine: NVML's library is missing, and the reason says so.
+    Then a driver stand-in that answers as NVML does (millijoules since the driver loaded)."""
+    import sys
+    import types
+
+    from edgemm.profile.energy import nvml
+
+    missing = nvml.find(Path("/"))
+    assert isinstance(missing, Unavailable) and missing.reason.startswith("NVML: ") and "Not Found" in missing.reason
+
+    class NVMLError(Exception):
+        pass
+
+    counter = iter([1_000_000, 1_000_000, 1_000_500, 1_001_500, 1_002_500, 1_003_000])  # mJ since the driver loaded
+    fake = types.SimpleNamespace(NVMLError=NVMLError, nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: 1,
+                                 nvmlDeviceGetHandleByIndex=lambda i: f"gpu{i}",
+                                 nvmlDeviceGetTotalEnergyConsumption=lambda handle: next(counter))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    meter = nvml.find(Path("/"))
+    assert (meter.method, meter.counter) == ("nvml:gpu0", True)
+    assert [meter.read() for _ in range(4)] == [1000.0, 1000.5, 1001.5, 1002.5]  # joules
+    assert find_meter(Path("/nonexistent"), gpu=True).method == "nvml:gpu0"  # a CUDA/TensorRT run: the GPU first
+    assert isinstance(nvml.find(Path("/"), index=1), Unavailable)  # one GPU only
+
+    def unsupported(handle):
+        raise NVMLError("Not Supported")
+
+    fake.nvmlDeviceGetTotalEnergyConsumption = unsupported  # a GPU older than Volta
+    old = nvml.find(Path("/"))
+    assert isinstance(old, Unavailable) and old.reason == "nvml:gpu0: unreadable (total energy: Not Supported)"

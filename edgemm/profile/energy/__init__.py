@@ -1,7 +1,8 @@
 """Energy per inference from the power sensors a device exposes (torch-free, sysfs and tools only).
 
 A meter is either a power sensor read as watts (a Jetson's INA3221 input rail, an INA2xx board
-monitor, a Raspberry Pi 5's PMIC) or an energy counter read as joules (Intel/AMD RAPL). Either way
+monitor, a Raspberry Pi 5's PMIC) or an energy counter read as joules (Intel/AMD RAPL, an NVIDIA
+GPU's NVML counter). Either way
 ``Sampler`` turns its readings into cumulative joules over time, so the energy of any window is
 the difference of two interpolated values. ``EnergyProbe`` measures the idle power first, then the
 timed runs, and reports joules per inference with the idle power subtracted (both stated), mean
@@ -71,14 +72,15 @@ def power_root() -> Path:
     return Path(os.environ.get("EDGEMM_POWER_ROOT") or "/")
 
 
-def find_meter(root: Path | None = None) -> Meter | Unavailable:
+def find_meter(root: Path | None = None, gpu: bool = False) -> Meter | Unavailable:
     """The most direct readable meter of this machine, in order: the Jetson input rail, a board
-    monitor, the Raspberry Pi 5 PMIC, RAPL. Reasons from every family are kept for the answer."""
-    from edgemm.profile.energy import ina2xx, ina3221, pi5, rapl
+    monitor, the Raspberry Pi 5 PMIC, RAPL, an NVIDIA GPU's NVML counter — NVML first when ``gpu``
+    (inference on a CUDA or TensorRT provider). Reasons from every family are kept for the answer."""
+    from edgemm.profile.energy import ina2xx, ina3221, nvml, pi5, rapl
 
     root = power_root() if root is None else root
     reasons = []
-    for family in (ina3221, ina2xx, pi5, rapl):
+    for family in ((nvml,) if gpu else ()) + (ina3221, ina2xx, pi5, rapl) + (() if gpu else (nvml,)):
         found = family.find(root)
         if not isinstance(found, Unavailable):
             return found
