@@ -77,6 +77,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def threshold_arg(text: str) -> float | str:
+    """An argparse type: ``auto`` or a finite number."""
+    return "auto" if text == "auto" else finite_float(text)
+
+
 def finite_float(text: str) -> float:
     """An argparse type: a finite number (``inf`` and ``nan`` are usage errors)."""
     try:

@@ -21,6 +21,7 @@ from edgemm.cli._common import (
     positive_float,
     positive_int,
     remote_of,
+    threshold_arg,
 )
 from edgemm.errors import UsageError
 from edgemm.runtime.events import EventConfig
@@ -131,7 +132,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("inference")
     r.add_argument("--smooth", type=int, default=d.smooth, metavar="K", help="smooth over K results (1 = off)")
     r.add_argument("--smooth-mode", default=d.smooth_mode.value, help="ema | majority")
-    r.add_argument("--threshold", type=finite_float, default=d.threshold, help="no label below this score")
+    r.add_argument("--threshold", type=threshold_arg, default=d.threshold,
+                   help="no label below this score; auto: the bundle's calibrated operating point")
     r.add_argument("--hop", type=finite_float, default=d.hop, help="seconds between results when only audio is live")
     r.add_argument("--no-liveness", action="store_true",
                    help="never treat a silent mic / covered camera as absent")
@@ -157,15 +159,17 @@ def _cmd_run(a: argparse.Namespace) -> int:
     from edgemm.runtime import load
     from edgemm.runtime.pipeline import RunConfig
     from edgemm.runtime.run import live_threads, run
+    from edgemm.runtime.smoothing import auto_threshold
 
     dev = as_profile(a.device_profile)
     inputs = live_inputs(dev, camera=a.camera, mic=a.mic, video=a.video, audio_file=a.audio_file,
                          realtime=a.realtime, no_audio=a.no_audio)
-    config = RunConfig(smooth=a.smooth, smooth_mode=a.smooth_mode, threshold=a.threshold, hop=a.hop,
-                       liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration,
-                       batch=a.batch)
     kw = session_options(a.bundle, dev, backend=a.backend, provider=a.provider, threads=a.threads)
     session = load(a.bundle, **{**kw, "threads": kw["threads"] or live_threads()})
+    threshold = auto_threshold(session.manifest.calibration, a.bundle) if a.threshold == "auto" else a.threshold
+    config = RunConfig(smooth=a.smooth, smooth_mode=a.smooth_mode, threshold=threshold, hop=a.hop,
+                       liveness=not a.no_liveness, max_results=a.max_results, max_seconds=a.duration,
+                       batch=a.batch)
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview,
                   metrics=a.metrics, telemetry_every=a.telemetry_every, quiet=a.quiet,
                   events=EventConfig(a.event_on, a.event_off, a.event_min, a.event_gap) if a.events else None)

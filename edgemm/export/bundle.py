@@ -27,7 +27,7 @@ from edgemm.errors import EdgemmError
 from edgemm.export.errors import ExportError
 from edgemm.export.formats import FORMATS, FormatSpec, Precision, Target
 from edgemm.export.int8_debug import Sensitivity
-from edgemm.export.source import ExportContext, ExportSource, Samples, load_samples, load_source, torch_runner
+from edgemm.export.source import ExportContext, ExportSource, NoSamples, Samples, load_samples, load_source, torch_runner
 from edgemm.export.verify import Tolerance, verify
 from edgemm.runtime.manifest import (
     SUFFIX,
@@ -106,17 +106,24 @@ def _manifest(src, artifact, staging: Path, target: Target, precision: Precision
     )
 
 
-def _verify(staging: Path, spec, src, artifact, data, precision: Precision, samples: int,
-            tolerance: Tolerance) -> dict:
-    """Opens the staged bundle with the torch-free runtime and compares it with PyTorch."""
-    from edgemm.runtime.session import Session
-
+def _verify(session, spec, src, artifact, data, precision: Precision, samples: int, tolerance: Tolerance) -> dict:
+    """Compares the staged bundle, opened by the torch-free runtime (``session``), with PyTorch."""
     batch = load_samples(data, src.preprocess, src.labels, ("test", "val", "train"), samples)
-    session = Session(staging, backend=spec.backend)
     reference = src.int8 if artifact.reference == "pytorch-fake-quant" else src.reference
     return {"backend": f"{spec.backend.value} ({session.backend.device})",
             **verify(session.run, torch_runner(reference), batch, precision, reference_name=artifact.reference,
                      labels=src.labels, tol=tolerance)}
+
+
+def _calibrate(session, src, data, samples: int) -> dict | None:
+    """The bundle's ``calibration`` from the validation split (None when the data has none)."""
+    from edgemm.export.calibrate import calibrate
+
+    try:
+        val = load_samples(data, src.preprocess, src.labels, ("val",), samples)
+    except NoSamples:
+        return None
+    return calibrate(session.run, val)
 
 
 def compress_report(checkpoint: Path) -> dict | None:
@@ -345,8 +352,12 @@ class _Job:
                                  self.verify_output)
             write_manifest(manifest, staging)
             if self.verify_output:
-                manifest.verification = _verify(staging, spec, src, artifact, self.data, self.precision,
+                from edgemm.runtime.session import Session
+
+                session = Session(staging, backend=spec.backend)
+                manifest.verification = _verify(session, spec, src, artifact, self.data, self.precision,
                                                  self.verify_samples, self.tolerance)
+                manifest.calibration = _calibrate(session, src, self.data, self.verify_samples)
             write_card(manifest, staging, compress_report(src.checkpoint))
             write_manifest(manifest, staging)
             manifest.location = publish(staging, self._destination(manifest))

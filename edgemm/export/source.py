@@ -167,6 +167,10 @@ class Samples:
         return out
 
 
+class NoSamples(ValueError):
+    """The data has no sample in the splits asked for."""
+
+
 def load_samples(data: str | Path, preprocess: PreprocessConfig, labels: list[str], splits: tuple[str, ...],
                  n: int) -> Samples:
     """``n`` samples of ``splits``, evenly spaced through each split (topping up from the next split
@@ -190,7 +194,7 @@ def load_samples(data: str | Path, preprocess: PreprocessConfig, labels: list[st
         if len(items) >= n:
             break
     if not items:
-        raise ValueError(f"{data}: no samples in splits {splits} for calibration / verification")
+        raise NoSamples(f"{data}: no samples in splits {splits} for calibration / verification")
     return Samples(np.stack([it["image"] for it in items]).astype(np.float32),
                    np.stack([it["audio"] for it in items]).astype(np.float32),
                    np.array([int(it["label"]) for it in items]), f"{data} {' + '.join(used)}")

@@ -62,9 +62,13 @@ def limits(manifest: Manifest) -> list[str]:
     if weak and fused is not None and weak[0][1]["accuracy"] < fused:
         out.append("Weakest classes on the held-out samples: " + ", ".join(
             f"{name} {c['accuracy']:.2f} (n = {c['n']})" for name, c in weak) + ".")
+    cal = manifest.calibration
     out.append(f"It answers one of its {len(manifest.labels)} classes for anything it sees and hears: there is no "
-               "'none of these' class; use `edgemm run --threshold P` to leave low scores unlabelled.")
-    out.append("Scores are softmax outputs, not calibrated probabilities.")
+               "'none of these' class; `edgemm run --threshold P` leaves low scores unlabelled"
+               + (f" (`--threshold auto`: {cal['threshold']:.2f}, below)." if cal else "."))
+    out.append("Scores are softmax outputs, not calibrated probabilities." if not cal else
+               f"Scores are calibrated on {cal['samples']} validation samples only (temperature {cal['temperature']:.3g}); "
+               "on other data they may be over- or under-confident again.")
     if "samples" in v:
         out.append(f"Checked on {v['samples']} samples of {v.get('data', 'its data')}: accuracy on other people, rooms, "
                    "cameras and microphones is not known until measured (`edgemm eval BUNDLE --data YOURS`).")
@@ -115,6 +119,13 @@ def card_markdown(manifest: Manifest) -> str:
             lines += [f"| {name} | {c['n']} | {_pct(c['accuracy'])} |" for name, c in v["per_class"].items()]
     else:
         lines.append(f"Not verified (status: {v.get('status', 'not run')}).")
+    cal = manifest.calibration
+    if cal:
+        lines += ["", "## Calibration", "", f"{cal['method']} on {cal['samples']} validation samples ({cal['data']}): "
+                  f"temperature **{cal['temperature']:.3g}**; expected calibration error {cal['ece_before']:.3f} → "
+                  f"{cal['ece_after']:.3f}, negative log-likelihood {cal['nll_before']:.3f} → {cal['nll_after']:.3f}. "
+                  f"`edgemm run --threshold auto` leaves answers below **{cal['threshold']:.2f}** unlabelled "
+                  f"({cal['threshold_rule']})."]
     if manifest.quantization:
         q = manifest.quantization
         lines += ["", "## Quantization", "", f"- {q.get('method', 'int8')}: {q.get('tool', '')}".rstrip(": ")

@@ -78,6 +78,7 @@ class Manifest:
     verification: dict[str, Any] = field(default_factory=dict)
     selection: dict[str, Any] | None = None  # --precision auto: the candidates measured and the choice
     card: dict[str, Any] | None = None  # the model card: its file and the compress lineage (``edgemm.runtime.card``)
+    calibration: dict[str, Any] | None = None  # softmax temperature and threshold fitted on validation data
     checksums: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> {"bytes", "sha256"} of files
     created: str = ""
     edgemm_version: str = ""
@@ -154,7 +155,8 @@ _TEXT, _MAP, _MAP_OR_NONE = (str,), (Mapping,), (Mapping, type(None))
 _FIELDS = {"name": _TEXT, "target": _TEXT, "precision": _TEXT, "files": _MAP, "preprocess": _MAP,
            "inputs": (list,), "outputs": (list,), "quantization": _MAP_OR_NONE, "runtime": _MAP, "source": _MAP,
            "verification": _MAP, "selection": _MAP_OR_NONE, "checksums": _MAP, "created": _TEXT,
-           "edgemm_version": _TEXT, "card": _MAP_OR_NONE}
+           "edgemm_version": _TEXT, "card": _MAP_OR_NONE,
+           "calibration": _MAP_OR_NONE}
 _DTYPES = frozenset({"float32", "float16", "bfloat16", "int8", "uint8", "int16", "int32", "int64", "bool"})
 
 

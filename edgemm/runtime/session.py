@@ -76,6 +76,8 @@ class Session:
             raise BundleError(self.path, f"{name.value} cannot load {m.files['model']} (damaged or not a "
                                          f"{m.target} model?): {_first_line(e)}") from None
         self.labels = list(m.labels)
+        # Scores are softmax(logits / T) with the temperature fitted at export (1: none fitted).
+        self.temperature = float((m.calibration or {}).get("temperature", 1.0))
         self.preprocess = PreprocessConfig.from_dict(m.preprocess)
         self._tensor = {t.name: t.tensor for t in m.inputs}
         missing = [n for n in INPUT_NAMES if n not in self._tensor]
@@ -225,7 +227,7 @@ class Session:
         t1 = time.perf_counter_ns()
         logits = self.run(x_img, x_aud, *flags)
         t2 = time.perf_counter_ns()
-        probs = softmax(logits.astype(np.float64))
+        probs = softmax(logits.astype(np.float64) / self.temperature)
         out = []
         for k in range(b):
             i = int(probs[k].argmax())

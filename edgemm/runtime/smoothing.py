@@ -8,6 +8,20 @@ import enum
 import numpy as np
 
 
+def auto_threshold(calibration: dict | None, bundle: object = "this bundle") -> float:
+    """``--threshold auto``: the operating point fitted at export (``edgemm.export.calibrate``).
+
+    Raises:
+        UsageError: If the bundle carries no calibration.
+    """
+    from edgemm.errors import UsageError
+
+    if not calibration or "threshold" not in calibration:
+        raise UsageError(f"--threshold auto: {bundle} has no calibration (exported without a validation split, or "
+                         "with --no-verify); give a number, or export it again")
+    return float(calibration["threshold"])
+
+
 class SmoothMode(str, enum.Enum):
     EMA = "ema"
     MAJORITY = "majority"

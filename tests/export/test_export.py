@@ -176,6 +176,25 @@ def test_cli_export_then_eval_bundle_matches_checkpoint_eval(trained, easy_clips
     assert sum(c["n"] for c in manifest["verification"]["per_class"].values()) == from_bundle["n"]
     assert main(["run", str(bundle), "--video", str(easy_clips["green_mid"]), "--quiet"]) == 0
     assert "model: test_weighted: 4 classes, onnx fp32; accuracy" in capsys.readouterr().err  # the card's line
+    # Calibration, on the validation split: the runtime's scores are softmax(logits / T).
+    cal = manifest["calibration"]
+    assert " val " in f" {cal['data']} " and cal["nll_after"] <= cal["nll_before"] and cal["temperature"] > 0
+    assert f"temperature **{cal['temperature']:.3g}**" in card
+    session = load(bundle)
+    rng = np.random.default_rng(0)
+    frame, wave = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), 0.1 * rng.standard_normal(16000).astype(np.float32)
+    pred = session.predict(image=frame, audio=wave)
+    session.temperature = 1.0  # the raw softmax, whose log is the logits up to a constant
+    z = np.log([session.predict(image=frame, audio=wave).scores[c] for c in session.labels]) / cal["temperature"]
+    np.testing.assert_allclose([pred.scores[c] for c in session.labels], np.exp(z - z.max()) / np.exp(z - z.max()).sum(),
+                               rtol=1e-6)
+    assert main(["run", str(bundle), "--video", str(easy_clips["green_mid"]), "--quiet", "--threshold", "auto"]) == 0
+    raw = json.loads((bundle / "manifest.json").read_text())
+    raw["calibration"] = None
+    (bundle / "manifest.json").write_text(json.dumps(raw))
+    assert main(["run", str(bundle), "--video", str(easy_clips["green_mid"]), "--threshold", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold auto: " in err and "has no calibration" in err
 
 
 def test_converter_error_names_the_operator_and_layer():

@@ -54,3 +54,15 @@ def test_the_card_shows_the_verification_per_class_and_the_compress_lineage():
     assert "| dog | 15 | 0.800 |" in md
     assert "| teacher av_teacher | 0.950 |" in md and "| distill | 0.930 | 0.500 | 0.900 | 497000 |" in md
     assert "Trained with 10% of the training labels." in md
+
+
+def test_a_calibrated_bundles_card_states_its_temperature_and_operating_point():
+    cal = {"method": "temperature scaling (NLL)", "temperature": 1.8, "samples": 60, "data": "pets.csv val 60 of 60",
+           "nll_before": 0.61, "nll_after": 0.42, "ece_before": 0.121, "ece_after": 0.034, "threshold": 0.47,
+           "threshold_rule": "most right decisions"}
+    m = _manifest(calibration=cal)
+    md = card_markdown(m)
+    assert ("temperature **1.8**; expected calibration error 0.121 → 0.034, negative log-likelihood 0.610 → 0.420"
+            in md) and "below **0.47** unlabelled" in md
+    assert "calibrated on 60 validation samples only (temperature 1.8)" in "\n".join(limits(m))
+    assert "not calibrated probabilities" in "\n".join(limits(_manifest()))
