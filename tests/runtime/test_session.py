@@ -19,12 +19,13 @@ def torch_model(trained):
     return load_model(trained("test_concat") / "best.pt")[0].eval()
 
 
-def _logits(model, image, audio, pi=1.0, pa=1.0):
+def _logits(model, image, audio, pi=1.0, pa=1.0, temperature=1.0):
+    """The PyTorch model's scores: softmax of its logits over the bundle's calibrated temperature."""
     import torch
 
     with torch.no_grad():
-        return model(torch.from_numpy(image)[None], torch.from_numpy(audio)[None], torch.tensor([pi]),
-                     torch.tensor([pa]))[0].double().softmax(-1).numpy()
+        return (model(torch.from_numpy(image)[None], torch.from_numpy(audio)[None], torch.tensor([pi]),
+                      torch.tensor([pa]))[0].double() / temperature).softmax(-1).numpy()
 
 
 def test_predict_on_raw_media_matches_the_training_pipeline(onnx_bundle, torch_model, tmp_path):
@@ -47,7 +48,8 @@ def test_predict_on_raw_media_matches_the_training_pipeline(onnx_bundle, torch_m
     csv = write_manifest(tmp_path / "m.csv", [["f.png", "a.wav", "blue_high", "train"]])
     session = load(onnx_bundle)
     item = open_dataset(csv, session.preprocess, labels=session.labels).train[0]
-    expected = _logits(torch_model, item["image"], item["audio"])
+    expected = _logits(torch_model, item["image"], item["audio"], temperature=session.temperature)
+    assert session.temperature == session.manifest.calibration["temperature"] != 1.0  # export calibrated it
 
     frame = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
     wave, file_sr = sf.read(tmp_path / "a.wav", dtype="float32")
@@ -65,14 +67,15 @@ def test_an_absent_modality_is_run_as_absent(onnx_bundle, torch_model):
     pred = session.predict(audio=wave)
     assert not pred.image_present and pred.audio_present
     s = session.preprocess.image.size
-    expected = _logits(torch_model, np.zeros((3, s, s), np.float32), wave, pi=0.0)
+    t = session.temperature
+    expected = _logits(torch_model, np.zeros((3, s, s), np.float32), wave, pi=0.0, temperature=t)
     np.testing.assert_allclose([pred.scores[k] for k in session.labels], expected, atol=1e-5)
     # The flag, not the zeros, is what says "absent": with the flag at 0 any image gives the same
     # answer, with it at 1 a real image changes the answer.
     image = (np.random.default_rng(0).normal(size=(3, s, s)) * 1.5).astype(np.float32)
-    np.testing.assert_allclose(_logits(torch_model, image, wave, pi=0.0), expected, atol=1e-6)
+    np.testing.assert_allclose(_logits(torch_model, image, wave, pi=0.0, temperature=t), expected, atol=1e-6)
     # (in log-probabilities: a confident model moves its probabilities by little in absolute terms)
-    assert np.abs(np.log(_logits(torch_model, image, wave, pi=1.0)) - np.log(expected)).max() > 1e-2
+    assert np.abs(np.log(_logits(torch_model, image, wave, pi=1.0, temperature=t)) - np.log(expected)).max() > 1e-2
     with pytest.raises(ValueError, match="needs an image, audio, or both"):
         session.predict()
 
