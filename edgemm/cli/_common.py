@@ -137,3 +137,22 @@ def progress_line(what: str, unit: str) -> Callable[[int, int], None]:
             last, printed = now, True
 
     return report
+
+
+def add_event_options(group) -> None:
+    """``--event-on/--event-off/--event-min/--event-gap``: how scores become events (``EventConfig``)."""
+    from edgemm.runtime.events import EventConfig
+
+    group.add_argument("--event-on", type=finite_float, default=EventConfig.on, metavar="P", help="(default: %(default)s)")
+    group.add_argument("--event-off", type=finite_float, default=EventConfig.off, metavar="P", help="(default: %(default)s)")
+    group.add_argument("--event-min", type=finite_float, default=EventConfig.min_duration, metavar="S",
+                       help="shorter events are dropped (default: %(default)s s)")
+    group.add_argument("--event-gap", type=finite_float, default=EventConfig.merge_gap, metavar="S",
+                       help="events of one class closer than this merge (default: %(default)s s)")
+
+
+def event_config(a: argparse.Namespace):
+    """The ``EventConfig`` of ``add_event_options``' flags."""
+    from edgemm.runtime.events import EventConfig
+
+    return EventConfig(a.event_on, a.event_off, a.event_min, a.event_gap)

@@ -12,9 +12,11 @@ from pathlib import Path
 from edgemm.cli._common import (
     PROVIDER_HELP,
     add_device_profile,
+    add_event_options,
     add_remote,
     add_trust,
     emit_json,
+    event_config,
     finite_float,
     next_steps,
     non_negative_float,
@@ -24,7 +26,6 @@ from edgemm.cli._common import (
     threshold_arg,
 )
 from edgemm.errors import UsageError
-from edgemm.runtime.events import EventConfig
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -117,12 +118,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--events", action="store_true",
                      help="print each class's onset/offset events as they end (JSON lines with --json): a score "
                           "reaching --event-on starts one, falling below --event-off ends it")
-    out.add_argument("--event-on", type=float, default=EventConfig.on, metavar="P", help="(default: %(default)s)")
-    out.add_argument("--event-off", type=float, default=EventConfig.off, metavar="P", help="(default: %(default)s)")
-    out.add_argument("--event-min", type=float, default=EventConfig.min_duration, metavar="S",
-                     help="shorter events are dropped (default: %(default)s s)")
-    out.add_argument("--event-gap", type=float, default=EventConfig.merge_gap, metavar="S",
-                     help="events of one class closer than this merge (default: %(default)s s)")
+    add_event_options(out)
     out.add_argument("--telemetry-every", type=positive_float, default=None, metavar="S",
                      help='print the run\'s counters and latency as a {"telemetry": ...} JSON line every S seconds')
     out.add_argument("--metrics", default=None, metavar="HOST:PORT",
@@ -172,7 +168,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                        batch=a.batch)
     summary = run(session, inputs, config, as_json=a.json, show=a.show, save=a.save, preview=a.preview,
                   metrics=a.metrics, telemetry_every=a.telemetry_every, quiet=a.quiet,
-                  events=EventConfig(a.event_on, a.event_off, a.event_min, a.event_gap) if a.events else None)
+                  events=event_config(a) if a.events else None)
     if a.summary_json is not None:
         from edgemm.atomic import atomic_write_text, require_parent
 

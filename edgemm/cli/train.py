@@ -13,9 +13,11 @@ from edgemm.cli._common import (
     DEVICE_HELP,
     PROFILE_HELP,
     PROVIDER_HELP,
+    add_event_options,
     add_remote,
     add_trust,
     emit_json,
+    event_config,
     finite_float,
     next_steps,
     positive_int,
@@ -120,12 +122,26 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device-profile", default=None, metavar="PROFILE",
                    help=f"{PROFILE_HELP}: the backend, provider, threads and options a bundle runs with")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    ev = p.add_argument_group("events (a bundle on a long recording)")
+    ev.add_argument("--events", type=Path, default=None, metavar="ANNOTATIONS",
+                    help="score the events the bundle finds in --video against this DCASE-style file (onset, offset, "
+                         "event_label columns): event- and segment-based F1, and frame-level accuracy")
+    ev.add_argument("--video", type=Path, default=None, help="the recording --events annotates")
+    ev.add_argument("--smooth", type=positive_int, default=1, metavar="K", help="as edgemm run --smooth")
+    add_event_options(ev)
     add_trust(p)
     p.set_defaults(func=_cmd_eval)
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
     from edgemm.deploy import evaluate
+
+    if (a.events is None) != (a.video is None):
+        from edgemm.errors import UsageError
+
+        raise UsageError("--events ANNOTATIONS and --video RECORDING go together")
+    if a.events is not None:
+        return _eval_events(a)
 
     ev = evaluate(a.checkpoint, data=a.data, split=a.split, data_format=a.data_format, skip_bad=a.skip_bad,
                   device=a.device, device_profile=a.device_profile, backend=a.backend, provider=a.provider,
@@ -145,6 +161,18 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         print(f"  clip-level fused {result.accuracy_clip:.3f} (n={result.n_clips} clips; mean of each clip's samples)")
     for label, acc in result.per_class.items():
         print(f"  {label:<24} {acc:.3f}")
+    return 0
+
+
+def _eval_events(a: argparse.Namespace) -> int:
+    from edgemm.deploy import evaluate_events
+
+    ev = evaluate_events(a.checkpoint, a.video, a.events, events=event_config(a), smooth=a.smooth,
+                         device_profile=a.device_profile, backend=a.backend, provider=a.provider, threads=a.threads)
+    if a.json:
+        emit_json(a, ev.to_dict())
+    else:
+        print("\n".join(ev.lines()))
     return 0
 
 

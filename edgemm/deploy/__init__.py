@@ -23,6 +23,8 @@ _EXPORTS = {
     "session_options": "edgemm.deploy.workflow",
     "profile_config": "edgemm.deploy.workflow",
     "live_inputs": "edgemm.deploy.workflow",
+    "evaluate_events": "edgemm.deploy.events",
+    "EventEvaluation": "edgemm.deploy.events",
     "AutoConfig": "edgemm.deploy.auto",
     "export_auto": "edgemm.deploy.auto",
 }
