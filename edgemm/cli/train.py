@@ -122,6 +122,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device-profile", default=None, metavar="PROFILE",
                    help=f"{PROFILE_HELP}: the backend, provider, threads and options a bundle runs with")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--card", action="store_true",
+                   help="a bundle: add this evaluation (dated, with its data) to its MODEL_CARD.md and manifest")
     ev = p.add_argument_group("events (a bundle on a long recording)")
     ev.add_argument("--events", type=Path, default=None, metavar="ANNOTATIONS",
                     help="score the events the bundle finds in --video against this DCASE-style file (onset, offset, "
@@ -135,11 +137,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval(a: argparse.Namespace) -> int:
     from edgemm.deploy import evaluate
+    from edgemm.errors import UsageError
+    from edgemm.runtime.manifest import is_bundle
 
     if (a.events is None) != (a.video is None):
-        from edgemm.errors import UsageError
-
         raise UsageError("--events ANNOTATIONS and --video RECORDING go together")
+    if a.card and not is_bundle(a.checkpoint):
+        raise UsageError(f"--card adds to a bundle's model card; {a.checkpoint} is not a bundle")
     if a.events is not None:
         return _eval_events(a)
 
@@ -147,6 +151,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
                   device=a.device, device_profile=a.device_profile, backend=a.backend, provider=a.provider,
                   threads=a.threads)
     result = ev.result
+    if a.card:
+        from edgemm.runtime.card import append_evaluation
+
+        card = append_evaluation(a.checkpoint, {"data": f"{ev.data} [{a.split}]", "n": result.n,
+                                                "accuracy": result.accuracy, "accuracy_image_only": result.accuracy_image_only,
+                                                "accuracy_audio_only": result.accuracy_audio_only})
+        print(f"added to {card}", file=sys.stderr)
     if a.plot:
         from edgemm.metrics import plot_confusion
 
@@ -169,6 +180,12 @@ def _eval_events(a: argparse.Namespace) -> int:
 
     ev = evaluate_events(a.checkpoint, a.video, a.events, events=event_config(a), smooth=a.smooth,
                          device_profile=a.device_profile, backend=a.backend, provider=a.provider, threads=a.threads)
+    if a.card:
+        from edgemm.runtime.card import append_evaluation
+
+        card = append_evaluation(a.checkpoint, {"data": f"{a.video} events", "n": len(ev.reference),
+                                                "event_f1": ev.event_based["f1"]})
+        print(f"added to {card}", file=sys.stderr)
     if a.json:
         emit_json(a, ev.to_dict())
     else:

@@ -10,6 +10,7 @@ Torch-free, like the rest of ``edgemm.runtime``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgemm.runtime.manifest import Manifest
@@ -135,7 +136,34 @@ def card_markdown(manifest: Manifest) -> str:
                   f"**{manifest.selection.get('chosen')}**", ""]
         lines += [f"- {c['precision']}: {c['status']}" + (f", inference p50 {c['inference_p50_ms']:.3f} ms on "
                   f"{c.get('backend', '?')}" if "inference_p50_ms" in c else "") for c in manifest.selection.get("candidates", [])]
+    evaluations = (manifest.card or {}).get("evaluations") or []
+    if evaluations:
+        lines += ["", "## Evaluated since export (`edgemm eval --card`)", "",
+                  "| when | data | n | accuracy | camera only | microphone only | events F1 |", "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {e.get('date', '')} | {e.get('data', '')} | {e.get('n', '—')} | {_pct(e.get('accuracy'))} | "
+                  f"{_pct(e.get('accuracy_image_only'))} | {_pct(e.get('accuracy_audio_only'))} | "
+                  f"{_pct(e.get('event_f1'))} |" for e in evaluations]
     lines += ["", "## Limits", ""] + [f"- {line}" for line in limits(manifest)]
     lines += ["", f"Written by edgemm {manifest.edgemm_version} on {manifest.created}. Latency and energy on a device: "
               "`edgemm profile BUNDLE --device-profile P`.", ""]
     return "\n".join(lines)
+
+
+def append_evaluation(bundle: str | Path, entry: dict[str, Any]) -> Path:
+    """Adds ``entry`` (an ``edgemm eval`` result: ``data``, ``n``, accuracies or ``event_f1``) to the
+    bundle's card, dated, and rewrites ``MODEL_CARD.md`` and the manifest; returns the card's path."""
+    import datetime
+
+    from edgemm.atomic import atomic_write_text
+    from edgemm.runtime.manifest import read_manifest, write_manifest
+
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    card = dict(manifest.card or {"file": CARD_FILE})
+    card["evaluations"] = [*card.get("evaluations", []),
+                           {"date": datetime.date.today().isoformat(), **entry}]
+    manifest.card = card
+    card["file"] = CARD_FILE  # never a path the manifest names: the card stays inside its bundle
+    path = atomic_write_text(bundle / CARD_FILE, card_markdown(manifest))
+    write_manifest(manifest, bundle)
+    return path

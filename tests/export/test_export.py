@@ -174,6 +174,9 @@ def test_cli_export_then_eval_bundle_matches_checkpoint_eval(trained, easy_clips
     assert (f"accuracy {from_bundle['accuracy']:.3f} on {from_bundle['n']} held-out samples (camera only "
             f"{from_bundle['accuracy_image_only']:.3f}, microphone only {from_bundle['accuracy_audio_only']:.3f})") in card
     assert sum(c["n"] for c in manifest["verification"]["per_class"].values()) == from_bundle["n"]
+    assert main(["eval", str(bundle), "--card"]) == 0  # this evaluation, added to the card
+    assert f"| {from_bundle['n']} | {from_bundle['accuracy']:.3f} |" in (bundle / "MODEL_CARD.md").read_text()
+    assert main(["eval", "runs/compress/model.pt", "--card"]) == 2  # a checkpoint has no card
     assert main(["run", str(bundle), "--video", str(easy_clips["green_mid"]), "--quiet"]) == 0
     assert "model: test_weighted: 4 classes, onnx fp32; accuracy" in capsys.readouterr().err  # the card's line
     # Calibration, on the validation split: the runtime's scores are softmax(logits / T).

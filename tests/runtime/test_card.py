@@ -1,5 +1,7 @@
 """The model card: every figure in MODEL_CARD.md and the one-line summary is the manifest's own."""
 
+import datetime
+
 from edgemm.runtime.card import card_line, card_markdown, limits, lineage_from_report
 from edgemm.runtime.manifest import Manifest
 
@@ -12,7 +14,7 @@ def _manifest(**kw) -> Manifest:
                                  "max_abs_logit_diff": 1e-7}}
     return Manifest(name="av_student", labels=["cat", "dog", "bird"], target="onnx", precision="int8",
                     files={"model": "model.onnx"}, inputs=[], outputs=[],
-                    preprocess={"image": {"size": 64}, "audio": {"sample_rate": 16000, "clip_samples": 16000}},
+                    preprocess={"image": {"size": 64}, "audio": {"sample_rate": 16000, "clip_seconds": 1.0}},
                     source={"model": {"name": "av_student", "kwargs": {"num_classes": 3}}, "data": "pets.csv",
                             "checkpoint": "runs/c/model.pt", "sha256": "ab" * 32},
                     verification={"status": "passed", "message": "within tolerance", "reference": "pytorch-fake-quant",
@@ -66,3 +68,23 @@ def test_a_calibrated_bundles_card_states_its_temperature_and_operating_point():
             in md) and "below **0.47** unlabelled" in md
     assert "calibrated on 60 validation samples only (temperature 1.8)" in "\n".join(limits(m))
     assert "not calibrated probabilities" in "\n".join(limits(_manifest()))
+
+
+def test_evaluations_are_added_to_the_card_inside_its_bundle(tmp_path):
+    from edgemm.runtime.card import append_evaluation
+    from edgemm.runtime.manifest import read_manifest, write_manifest
+
+    bundle = tmp_path / "m.edgemm"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes(b"")
+    write_manifest(_manifest(card={"file": "../outside.md"}), bundle)  # a manifest naming a path outside
+    card = append_evaluation(bundle, {"data": "office.csv [test]", "n": 80, "accuracy": 0.8125,
+                                      "accuracy_image_only": 0.5, "accuracy_audio_only": 0.7})
+    append_evaluation(bundle, {"data": "hall.mp4 events", "n": 6, "event_f1": 0.6667})
+    assert card == bundle / "MODEL_CARD.md" and not (tmp_path / "outside.md").exists()
+    text, today = card.read_text(), datetime.date.today().isoformat()
+    assert f"| {today} | office.csv [test] | 80 | 0.812 | 0.500 | 0.700 | — |" in text
+    assert f"| {today} | hall.mp4 events | 6 | — | — | — | 0.667 |" in text
+    saved = read_manifest(bundle).card
+    assert [e["data"] for e in saved["evaluations"]] == ["office.csv [test]", "hall.mp4 events"]
+    assert saved["file"] == "MODEL_CARD.md"
