@@ -99,6 +99,10 @@ class EventDecoder:
                 out += self._emit(track)
         return sorted(out, key=lambda e: e.start)
 
+    def active(self) -> tuple[str, ...]:
+        """The classes with an event in progress (not yet ended), in label order."""
+        return tuple(label for label, track in self._tracks.items() if track.active is not None)
+
     def finish(self, t: float) -> list[Event]:
         """Ends the stream at ``t``: every open or waiting event becomes final."""
         out = []

@@ -88,6 +88,7 @@ class Result:
     audio: np.ndarray | None = field(default=None, repr=False)
     audio_latency_ms: float | None = None  # from the capture of the audio window's last sample
     av_skew_ms: float | None = None  # newest audio minus the frame's time when paired (audio ahead: > 0)
+    events: tuple[str, ...] = ()  # with --events: the classes with an event in progress (``EventSink`` marks them)
 
     def to_json(self) -> dict[str, Any]:
         return {"t": round(self.t, 4), "label": self.label, "score": round(self.score, 5),
@@ -96,7 +97,7 @@ class Result:
                 "image_present": self.image_present, "audio_present": self.audio_present,
                 "audio_dbfs": None if self.audio_dbfs is None else round(self.audio_dbfs, 1),
                 "raw_label": self.raw_label, "audio_latency_ms": _round(self.audio_latency_ms),
-                "av_skew_ms": _round(self.av_skew_ms)}
+                "av_skew_ms": _round(self.av_skew_ms), "events": list(self.events)}
 
 
 def _round(ms: float | None) -> float | None:

@@ -139,7 +139,8 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
             if events is not None:
                 from edgemm.runtime.sinks.events import EventSink
 
-                pipeline.sinks.append(EventSink(session.labels, events, as_json=as_json))
+                # First: it marks each result's events in progress before the sinks that draw them.
+                pipeline.sinks.insert(0, EventSink(session.labels, events, as_json=as_json))
             if show:
                 from edgemm.runtime.sinks.display import DisplaySink
 

@@ -64,3 +64,27 @@ def test_run_events_finds_the_class_of_a_real_clip(onnx_bundle, easy_clips, caps
     top = max(events, key=lambda e: e["duration"])
     majority = max({r["label"] for r in results}, key=[r["label"] for r in results].count)
     assert top["event"] == majority and top["duration"] > 0.5 and top["peak"] >= 0.6
+
+
+def test_events_in_progress_are_marked_on_each_result_and_drawn_on_the_overlay():
+    import io
+
+    import numpy as np
+
+    from edgemm.runtime.pipeline import Result
+    from edgemm.runtime.sinks.events import EventSink
+    from edgemm.runtime.sinks.overlay import EVENT_BGR, render
+
+    sink = EventSink(["x", "y"], RULES, stream=io.StringIO())
+
+    def result(t, x):
+        return Result(t=t, label="x", score=x, scores={"x": x, "y": 0.5 - x / 2}, latency_ms=1.0, stages={},
+                      image_present=True, audio_present=True, audio_dbfs=-20.0, raw_label="x",
+                      frame=np.zeros((48, 64, 3), np.uint8))
+
+    quiet, loud = result(0.0, 0.3), result(0.1, 0.9)
+    sink.put(quiet)
+    sink.put(loud)
+    assert quiet.events == () and loud.events == ("x",) and loud.to_json()["events"] == ["x"]
+    badge = lambda img: int((np.abs(img.astype(int) - EVENT_BGR).sum(-1) < 30).sum())  # noqa: E731
+    assert badge(render(loud)) > 1000 and badge(render(quiet)) == 0  # the red EVENT badge, only while it lasts

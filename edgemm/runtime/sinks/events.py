@@ -27,8 +27,11 @@ class EventSink:
         self._last_t = 0.0
 
     def put(self, result) -> None:
+        """Decodes ``result`` and marks it with the events in progress (``Result.events``) for the
+        sinks after this one (the window, the recording and the preview draw them)."""
         self._last_t = result.t
         self._print(self.decoder.update(result.t, result.scores))
+        result.events = self.decoder.active()
 
     def close(self) -> None:
         self._print(self.decoder.finish(self._last_t))

@@ -11,6 +11,7 @@ from edgemm._cv2 import import_cv2
 
 WIDTH = 640
 PANEL = 200  # height of the info panel under the frame
+EVENT_BGR = (40, 40, 210)  # the badge of an event in progress: red
 
 
 class FpsMeter:
@@ -66,6 +67,10 @@ def render(result, fps: float = 0.0, top: int = 3, width: int = WIDTH) -> np.nda
     text = (f"{fps:4.1f} fps  e2e {result.latency_ms:.1f} ms  pre {st.get('preprocess', 0):.1f}  "
             f"inf {st.get('inference', 0):.1f}  wait {st.get('wait', 0):.1f}  t={result.t:.2f}s")
     cv2.putText(panel, text, (8, PANEL - 10), font, 0.48, (200, 200, 200), 1, cv2.LINE_AA)
+    for i, label in enumerate(getattr(result, "events", ())):  # events in progress (--events), top right
+        x, y = width - 210, 8 + i * 30
+        cv2.rectangle(view, (x, y), (width - 8, y + 24), EVENT_BGR, -1)
+        cv2.putText(view, f"EVENT {label[:14]}", (x + 6, y + 17), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     if result.label is not None:
         cv2.putText(view, f"{result.label} {result.score:.2f}", (10, 32), font, 0.9, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(view, f"{result.label} {result.score:.2f}", (10, 32), font, 0.9, (255, 255, 255), 2, cv2.LINE_AA)

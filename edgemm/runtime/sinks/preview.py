@@ -28,6 +28,7 @@ async function poll(){try{const r=await fetch('/scores');const s=await r.json();
 const rows=Object.entries(s.scores||{}).sort((a,b)=>b[1]-a[1]).slice(0,5)
  .map(([k,v])=>`<div>${k}: ${(v*100).toFixed(1)} %</div>`).join('');
 document.getElementById('scores').innerHTML=`<b>${s.label??'-'}</b> t=${(s.t??0).toFixed(2)} s `+
+ ((s.events||[]).length?`<span style="background:#d22;padding:0 4px">event: ${s.events.join(', ')}</span> `:'')+
  `latency ${(s.latency_ms??0).toFixed(1)} ms`+rows;}catch(e){} setTimeout(poll,250);}
 async function telemetry(){try{const r=await fetch('/telemetry');const m=await r.json();
 document.getElementById('telemetry').textContent=`${m.frames} frames, ${m.drops} dropped, ${m.results} results `+
