@@ -129,12 +129,12 @@ def run(session: Session, inputs: Inputs, config: RunConfig = RunConfig(), *, as
     from edgemm.runtime.card import card_line
     from edgemm.runtime.sinks.console import ConsoleSink
 
-    log(f"model: {card_line(session.manifest)}")
     sample_rate = session.preprocess.audio.sample_rate
     with contextlib.ExitStack() as stack:
         sources = open_sources(inputs, sample_rate, stack)
         sinks = [] if quiet else [ConsoleSink(as_json=as_json)]
         pipeline = Pipeline(session, sources, config, sinks)
+        log(f"model: {card_line(session.manifest)}")  # once the inputs opened: a bad one is a one-line error
         try:
             if events is not None:
                 from edgemm.runtime.sinks.events import EventSink

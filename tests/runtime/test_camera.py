@@ -32,12 +32,14 @@ def test_reads_frames_from_an_mjpeg_stream_with_increasing_timestamps(camera_url
         assert cam.live
         for f in cam.packets():
             frames.append(f)
-            if len(frames) == 20:
+            if len(frames) == 45:
                 cam.stop()
     assert all(f.image.shape == (240, 320, 3) and f.image.dtype == np.uint8 for f in frames)
     assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
-    span = frames[-1].t - frames[0].t
-    assert 19 / 30 * 0.7 < span < 19 / 30 * 3  # paced by the stream (-re at 30 fps), on the live clock
+    # Paced by the stream (-re at 30 fps), on the live clock. The first frames can come in a burst
+    # (what the server encoded before the reader was ready, once seen in CI): timed after them.
+    span = frames[-1].t - frames[25].t
+    assert 19 / 30 * 0.7 < span < 19 / 30 * 3, [round(f.t, 3) for f in frames]
     # testsrc2's frame is colourful; the RGB conversion keeps channels distinct.
     assert np.abs(frames[-1].image.astype(int)[..., 0] - frames[-1].image[..., 2]).mean() > 5
 
