@@ -21,28 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmarks_common import cpu_name  # noqa: E402
 
-from edgemm.export.calibrate import calibrate, ece, nll  # noqa: E402
+from edgemm.export.calibrate import calibrate, ece, fused_logits, nll  # noqa: E402
 from edgemm.export.source import load_samples  # noqa: E402
 from edgemm.runtime import load  # noqa: E402
-
-
-def _logits(session, samples, batch: int = 32) -> np.ndarray:
-    parts = []
-    for i in range(0, len(samples), batch):
-        ones = np.ones(len(samples.label[i:i + batch]), np.float32)
-        parts.append(session.run(samples.image[i:i + batch], samples.audio[i:i + batch], ones, ones).astype(np.float64))
-    return np.concatenate(parts)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+from edgemm.runtime.session import softmax  # noqa: E402
 
 
 def measure(bundle: Path) -> dict:
@@ -51,10 +37,10 @@ def measure(bundle: Path) -> dict:
     val = load_samples(data, session.preprocess, session.labels, ("val",), 100_000)
     test = load_samples(data, session.preprocess, session.labels, ("test",), 100_000)
     cal = calibrate(session.run, val)
-    t, z, y = cal["temperature"], _logits(session, test), test.label
+    t, z, y = cal["temperature"], fused_logits(session.run, test), test.label
     return {"bundle": str(bundle), "data": data, "n_val": len(val), "n_test": len(test), "temperature": t,
             "val": {k: cal[k] for k in ("ece_before", "ece_after", "nll_before", "nll_after")},
-            "test": {"ece_before": ece(_softmax(z), y), "ece_after": ece(_softmax(z / t), y),
+            "test": {"ece_before": ece(softmax(z), y), "ece_after": ece(softmax(z / t), y),
                      "nll_before": nll(z, y), "nll_after": nll(z, y, t),
                      "accuracy": float((z.argmax(1) == y).mean())},
             "threshold": cal["threshold"]}

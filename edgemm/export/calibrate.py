@@ -19,15 +19,20 @@ from typing import Any, Callable
 import numpy as np
 
 from edgemm.export.source import Samples
+from edgemm.runtime.session import softmax
 
 ECE_BINS = 15
 Run = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def fused_logits(run: Run, samples: Samples, batch: int = 32) -> np.ndarray:
+    """``run``'s float64 logits on ``samples`` with both modalities present, in batches."""
+    parts = []
+    for i in range(0, len(samples), batch):
+        img, aud = samples.image[i:i + batch], samples.audio[i:i + batch]
+        ones = np.ones(len(img), np.float32)
+        parts.append(np.asarray(run(img, aud, ones, ones), np.float64))
+    return np.concatenate(parts)
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
@@ -71,14 +76,9 @@ def best_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
 def calibrate(run: Run, samples: Samples, batch: int = 32) -> dict[str, Any]:
     """The manifest's ``calibration``: ``temperature``, ``threshold`` and the figures behind them,
     from the exported model's logits on ``samples`` (both modalities present)."""
-    parts = []
-    for i in range(0, len(samples), batch):
-        img, aud = samples.image[i:i + batch], samples.audio[i:i + batch]
-        ones = np.ones(len(img), np.float32)
-        parts.append(np.asarray(run(img, aud, ones, ones), np.float64))
-    logits, labels = np.concatenate(parts), samples.label
+    logits, labels = fused_logits(run, samples, batch), samples.label
     t = fit_temperature(logits, labels)
-    before, after = _softmax(logits), _softmax(logits / t)
+    before, after = softmax(logits), softmax(logits / t)
     return {"method": "temperature scaling (NLL)", "temperature": round(t, 4), "samples": len(labels),
             "data": samples.description, "nll_before": round(nll(logits, labels), 4),
             "nll_after": round(nll(logits, labels, t), 4), "ece_before": round(ece(before, labels), 4),
