@@ -33,4 +33,7 @@ python scripts/pip_check.py
 # Lint with the configuration in pyproject.toml.
 python -m ruff check edgemm tests benchmarks scripts
 
-python -m pytest -q "$@"
+# Two xdist workers (one compute thread each, tests/conftest.py): much of the suite waits on
+# subprocesses, conversions and real-time clips, so two at a time nearly halve its time on 2 cores.
+# `-n 0` in the arguments runs it in one process.
+python -m pytest -q -n 2 --dist loadgroup "$@"

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from support import CLASSES, make_easy_manifest, tone, write_png, write_wav
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``scripts/test.sh`` runs ``-n 2``) each worker computes on one thread, and so
+    do the processes it starts: two workers of two threads each on two cores oversubscribe them, and
+    OpenMP's spinning threads then slow both several times over."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = "1"
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that share one OS resource run on one xdist worker, one after another: the virtual
+    microphone is the user's single PulseAudio server, which each of them starts and kills."""
+    for item in items:
+        if item.get_closest_marker("mic"):
+            item.add_marker(pytest.mark.xdist_group("pulseaudio"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -75,17 +75,22 @@ def _show_opens_a_window(edgemm, bundle, tmp_path):
     from support import green_bar_pixels, write_easy_clip
 
     clip = write_easy_clip(tmp_path / "long.mp4", "green_mid", seconds=12.0)
-    display, shot = ":96", tmp_path / "screen.png"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x900x24"])
+    shot = tmp_path / "screen.png"
+    # -displayfd: Xvfb picks a free display (two test workers may each want one) and writes its
+    # number to the pipe once it accepts clients.
+    ready, done = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(done), "-screen", "0", "1024x900x24"], pass_fds=(done,))
+    os.close(done)
     try:
+        with os.fdopen(ready) as pipe:
+            number = pipe.readline().strip()
+        assert number.isdigit(), f"Xvfb did not start (exit {xvfb.poll()})"
+        display = f":{number}"
+
         def grab() -> bool:
             return subprocess.run(["import", "-display", display, "-window", "root", str(shot)],
                                   capture_output=True, timeout=30).returncode == 0
 
-        deadline = time.monotonic() + 10
-        while not grab():  # until the X server is up
-            assert time.monotonic() < deadline, "Xvfb did not come up in 10 s"
-            time.sleep(0.2)
         run = subprocess.Popen([str(edgemm), "run", str(bundle), "--video", str(clip), "--realtime", "--show"],
                                env={**os.environ, "DISPLAY": display}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
