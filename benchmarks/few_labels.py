@@ -43,21 +43,22 @@ def data_for(name: str, root: Path) -> str:
     return "default" if name == "default" else str(build(name, root, SIZES[name], 0))
 
 
-def run(name: str, data: str, fraction: float, out: Path, teacher_model: str | None) -> dict:
+def run(name: str, data: str, fraction: float, out: Path, teacher_model: str | None, seed: int) -> dict:
     log = lambda s: print(f"[{name}] {s}", file=sys.stderr, flush=True)  # noqa: E731
     recipe = load_recipe(None)
     if teacher_model:
         recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, model=teacher_model))
     _, _, teacher, seconds = load_teacher(recipe, None, data, torch_device("auto"), log)
     t0 = time.perf_counter()
-    report = compress(out=out, data=data, teacher=teacher, labels_fraction=fraction, log=log, resume=True)
+    report = compress(out=out, data=data, teacher=teacher, labels_fraction=fraction, log=log, resume=True, seed=seed)
     rows = {r["name"]: r for r in report["stages"]}
     final = report["stages"][-1]
     return {"data": data, "teacher_model": recipe.teacher.model, "teacher_path": str(teacher), "teacher_trained_seconds": seconds,
             "compress_seconds": time.perf_counter() - t0, "transfer": report["transfer"],
             "teacher": report["teacher"]["accuracy"], "scratch": rows["scratch"]["accuracy"],
             "distill": rows["distill"]["accuracy"], "final": final["accuracy"], "final_stage": final["name"],
-            "n_test": final["n"], "vs_scratch": report["vs_scratch"]}
+            "n_test": final["n"], "vs_scratch": report["vs_scratch"], "seed": seed,
+            "test_correct": {r["name"]: r["test_correct"] for r in [report["teacher"], *report["stages"]]}}
 
 
 def main() -> int:
@@ -65,16 +66,17 @@ def main() -> int:
     p.add_argument("--sets", default="default,digits,letters")
     p.add_argument("--fraction", type=float, default=0.1)
     p.add_argument("--teacher-model", default=None, help="the teacher's architecture (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=0, help="the students' seed, and which labels are kept (the teacher: seed 0)")
     p.add_argument("--data-root", type=Path, default=Path.home() / ".cache" / "edgemm" / "realsets")
     p.add_argument("--runs", type=Path, default=Path("runs/few_labels"))
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/few_labels.json"))
     a = p.parse_args()
     results = {"meta": {"cpu": cpu_name(), "threads": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
-                        "fraction": a.fraction, "teacher_model": a.teacher_model}, "sets": {}}
-    tag = f"-{a.teacher_model}" if a.teacher_model else ""
+                        "fraction": a.fraction, "teacher_model": a.teacher_model, "seed": a.seed}, "sets": {}}
+    tag = (f"-{a.teacher_model}" if a.teacher_model else "") + (f"-seed{a.seed}" if a.seed else "")
     for name in a.sets.split(","):
         results["sets"][name] = run(name, data_for(name, a.data_root), a.fraction,
-                                    a.runs / f"{name}-{a.fraction}{tag}", a.teacher_model)
+                                    a.runs / f"{name}-{a.fraction}{tag}", a.teacher_model, a.seed)
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=2))
     print(f"\n| set (labels kept: {a.fraction:.0%}) | labelled / unlabelled train | teacher (all labels) | "
