@@ -49,7 +49,7 @@ def checkpoint_for(args, out: Path) -> Path:
     model = create_model(args.model, num_classes=args.classes)
     bundle = out / "seed.edgemm"
     export(model, target="onnx", precision="fp32", out=bundle, labels=[f"c{i}" for i in range(args.classes)],
-           verify_output=False, log=lambda s: None)
+           verify=False, log=lambda s: None)
     return out / "seed.edgemm.source.pt"
 
 
@@ -120,9 +120,9 @@ def main() -> None:
     alone = {r["target"]: r for r in frontend_models(p, args.targets, out) if r["kind"] == "staged"}
     for target in args.targets:
         graph = load(export(ckpt, target=target, precision="fp32", out=out / f"graph-{target}.edgemm",
-                            verify_output=False, log=lambda s: None).location, threads=args.threads)
+                            verify=False, log=lambda s: None).location, threads=args.threads)
         body = load(export(ckpt, target=target, precision="fp32", out=out / f"runtime-{target}.edgemm",
-                           verify_output=False, frontend="runtime", log=lambda s: None).location, threads=args.threads)
+                           verify=False, frontend="runtime", log=lambda s: None).location, threads=args.threads)
         calls[f"{target}: graph"] = lambda g=graph: g.run(image, wave, ones, ones)
         calls[f"{target}: body"] = lambda b=body: b.run(image, mel, ones, ones)
         row = alone[target]

@@ -1,15 +1,17 @@
-"""Prune settings compared on fresh data: the prune stage re-run from a compress run's distilled student.
+"""Prune settings compared: the prune stage re-run from a compress run's distilled student.
 
 Usage:
-    python benchmarks/prune_settings.py RUN_DIR [--seed 2] [--json out.json]
+    python benchmarks/prune_settings.py RUN_DIR [RUN_DIR ...] [--on heldout|test] [--seed 2] [--json out.json]
         [--config '{"ratio": 0.4, "steps": 1, "finetune_epochs": 6, "lr": 0.001}' ...]
 
-For each ``--config`` (fields of ``PruneConfig``), loads the student the run's prune stage started
-from and the run's teacher, runs the prune stage handler exactly as ``edgemm compress`` does
-(distillation fine-tuning, teacher arithmetic as the recipe's ``auto``), and evaluates the result on
-3000 unseen samples of another generator seed (95 % interval about ±0.9 pts), beside its size and
-the stage's wall time. The defaults compare one-shot pruning fine-tuned at 1e-3 and at 3e-3, and a
-milder 0.3 ratio.
+For each run and each ``--config`` (fields of ``PruneConfig`` over the run's own prune stage), loads
+the student the run's prune stage started from and the run's teacher, runs the prune stage handler
+as ``edgemm compress`` did (the run's kept-label fraction and seed, distillation fine-tuning, the
+teacher's arithmetic from the run's recipe), and evaluates the result: ``--on heldout`` on 3000
+unseen samples of another generator seed (the generated default set; 95 % interval about ±0.9
+pts), ``--on test`` on the run's own test split (real sets), with the per-sample results for paired
+tests. Sizes and the stage's wall time beside it. Without ``--config`` the defaults compare
+one-shot pruning fine-tuned at 1e-3 and at 3e-3, and a milder 0.3 ratio.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from benchmarks_common import heldout_set  # benchmarks/ is the script's directo
 
 from edgemm.compress.prune import count_macs_params
 from edgemm.compress.recipe import PruneConfig
+from edgemm.compress.report import correct_string
 from edgemm.compress.stages import StageContext, run_prune
 from edgemm.data import open_dataset
-from edgemm.train import evaluate, load_model
+from edgemm.data.labels import with_label_fraction
+from edgemm.metrics import metrics
+from edgemm.train import load_model
+from edgemm.train.evaluation import predict_logits
 from edgemm.train.precision import autocast_dtype
 
 DEFAULT_CONFIGS = (
@@ -37,46 +43,64 @@ DEFAULT_CONFIGS = (
 )
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run", type=Path, help="an `edgemm compress --out` directory with a prune stage")
-    p.add_argument("--config", action="append", help="PruneConfig fields as JSON (repeatable)")
-    p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--json", type=Path, default=None)
-    a = p.parse_args()
-    report = json.loads((a.run / "report.json").read_text())
+def prune_rows(run: Path, configs: list[str], on: str, seed: int) -> dict:
+    """Each config's prune stage from ``run``'s distilled student, evaluated ``on`` held-out or test data."""
+    report = json.loads((run / "report.json").read_text())
     names = [s["name"] for s in report["stages"]]
     if "prune" not in names:
-        sys.exit(f"{a.run}: the run has no prune stage (stages: {names})")
-    stage_files = sorted((a.run / "stages").glob("*.pt"))
+        sys.exit(f"{run}: the run has no prune stage (stages: {names})")
+    stage_files = sorted((run / "stages").glob("*.pt"))
     start = stage_files[names.index("prune") - 1]  # the student the prune stage received
+    own = next(s for s in report["recipe"]["stages"] if s["type"] == "prune")
     teacher, ckpt = load_model(report["teacher"]["path"])
     cpu = torch.device("cpu")
     data = report["data"] if Path(report["data"]).exists() else "default"  # the run's set, else regenerate it
     splits = open_dataset(data, teacher.preprocess, labels=ckpt["labels"])
-    unseen = heldout_set(teacher.preprocess, ckpt["labels"], seed=a.seed)
-    ctx = StageContext(teacher=teacher, splits=splits, device=cpu, seed=0, log=lambda s: None,
-                       teacher_amp=autocast_dtype("auto", cpu))
+    run_seed = report.get("seed", 0)
+    splits.train = with_label_fraction(splits.train, report.get("transfer", {}).get("labels_fraction", 1.0), run_seed)
+    scored = heldout_set(teacher.preprocess, ckpt["labels"], seed=seed) if on == "heldout" else splits.test
+    precision = report["recipe"]["teacher"].get("precision") or "fp32"
+    ctx = StageContext(teacher=teacher, splits=splits, device=cpu, seed=run_seed, log=lambda s: None,
+                       teacher_amp=autocast_dtype(precision, cpu))
     rows = []
-    for spec in a.config or DEFAULT_CONFIGS:
+    for spec in configs:
+        fields = {k: v for k, v in own.items() if k != "type"} | json.loads(spec)
         student, _ = load_model(start)
         t0 = time.perf_counter()
-        pruned = run_prune(student, ctx, PruneConfig(**json.loads(spec))).model
+        pruned = run_prune(student, ctx, PruneConfig(**fields)).model
         seconds = time.perf_counter() - t0
         macs, params = count_macs_params(pruned)
-        r = evaluate(pruned, unseen, ckpt["labels"])
+        logits, y = predict_logits(pruned, scored, device=cpu)  # as compress's report rows score
+        r = metrics(logits, y, ckpt["labels"])
         rows.append({"config": json.loads(spec), "params": params, "macs": macs, "accuracy": r.accuracy,
                      "accuracy_image_only": r.accuracy_image_only, "accuracy_audio_only": r.accuracy_audio_only,
-                     "n": r.n, "seconds": seconds})
-        print(f"{spec}: {r.accuracy:.3f} ({seconds:.0f} s)", file=sys.stderr)
-    print(f"\nstart: {start}; held-out seed {a.seed}, n = {rows[0]['n']}, {torch.get_num_threads()} threads\n")
-    print("| config | params | MACs | fused | image-only | audio-only | stage time |\n|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| `{json.dumps(r['config'])}` | {r['params'] / 1e6:.3f} M | {r['macs'] / 1e6:.1f} M | {r['accuracy']:.3f} "
-              f"| {r['accuracy_image_only']:.3f} | {r['accuracy_audio_only']:.3f} | {r['seconds']:.0f} s |")
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"run": str(a.run), "start": str(start), "seed": a.seed, "rows": rows}, indent=2))
+                     "n": r.n, "seconds": seconds, "correct": correct_string(logits["fused"].argmax(1) == y)})
+        print(f"{run} {spec}: {r.accuracy:.3f} ({seconds:.0f} s)", file=sys.stderr)
+    return {"run": str(run), "start": str(start), "on": on, "recorded_prune": report["stages"][names.index("prune")]["accuracy"],
+            "rows": rows}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", type=Path, nargs="+", help="`edgemm compress --out` directories with a prune stage")
+    p.add_argument("--config", action="append", help="PruneConfig fields as JSON, over the run's own (repeatable)")
+    p.add_argument("--on", choices=("heldout", "test"), default="heldout")
+    p.add_argument("--seed", type=int, default=2, help="--on heldout: the generator seed of the held-out set")
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args()
+    results = []
+    for run in a.runs:
+        results.append(prune_rows(run, a.config or list(DEFAULT_CONFIGS), a.on, a.seed))
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps({"on": a.on, "seed": a.seed, "threads": torch.get_num_threads(), "runs": results},
+                                         indent=2))
+    print(f"\n{torch.get_num_threads()} threads; each row's prune stage starts from its run's distilled student\n")
+    print("| run | config | params | fused (n) | image-only | audio-only | stage time |\n|---|---|---:|---:|---:|---:|---:|")
+    for res in results:
+        for r in res["rows"]:
+            print(f"| {Path(res['run']).name} | `{json.dumps(r['config'])}` | {r['params'] / 1e6:.3f} M | {r['accuracy']:.3f} "
+                  f"({r['n']}) | {r['accuracy_image_only']:.3f} | {r['accuracy_audio_only']:.3f} | {r['seconds']:.0f} s |")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
     log = (lambda s: print(s, file=sys.stderr)) if a.json else print
     try:
         manifest = export(a.checkpoint, target=a.target, precision=a.precision, device_profile=a.device_profile,
-                          out=a.out, calib_data=a.calib_data, verify_output=not a.no_verify,
+                          out=a.out, calib_data=a.calib_data, verify=not a.no_verify,
                           calib_samples=a.calib_samples, verify_samples=a.verify_samples, explain=a.explain,
                           max_drop=a.max_drop, frontend=a.frontend, log=log)
     except VerificationFailed as e:

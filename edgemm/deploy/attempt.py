@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgemm.vocab import VerifyStatus
+
+if TYPE_CHECKING:
+    from edgemm.export.config import ExportConfig
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,13 @@ class Attempt:
         return f"failed verification: {self.verification.get('message', self.verification.get('status', 'unknown'))}"
 
 
-def try_export(checkpoint: str | Path, *, target: str, precision: str, out: Path,
-               log: Callable[[str], None] = print, **export_kw: Any) -> Attempt:
+def try_export(checkpoint: str | Path, config: ExportConfig, *, out: Path, log: Callable[[str], None] = print) -> Attempt:
     """``edgemm.export.export`` to ``out``; a failed verification or export is returned, not raised."""
     from edgemm.export import ExportError, VerificationFailed, export
     from edgemm.runtime.manifest import read_manifest
 
     try:
-        return Attempt(out, export(checkpoint, target=target, precision=precision, out=out, log=log,
-                                   **export_kw).verification)
+        return Attempt(out, export(checkpoint, config, out=out, log=log).verification)
     except VerificationFailed as e:
         return Attempt(e.bundle, read_manifest(e.bundle).verification)
     except ExportError as e:

@@ -21,12 +21,11 @@ from edgemm.config import parse_enum
 from edgemm.deploy.attempt import try_export
 from edgemm.export import ExportError
 from edgemm.export.bundle import default_bundle_path
+from edgemm.export.config import ExportConfig
 from edgemm.export.source import load_source, resolve_checkpoint
 from edgemm.profile.latency import ProfileConfig, profile
 from edgemm.runtime.manifest import check_replaceable, publish, read_manifest, write_manifest
-from edgemm.vocab import Precision, Target
-
-INT8_ONLY_OPTIONS = ("explain", "max_drop")  # export options that apply to the int8 candidate only
+from edgemm.vocab import Precision
 
 
 @dataclass(frozen=True)
@@ -58,17 +57,16 @@ class AutoConfig:
             raise ValueError(f"auto runs: expected a positive number of timed runs, got {self.runs}")
 
 
-def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str | Path | None,
-                config: AutoConfig = AutoConfig(), log: Callable[[str], None] = print, **export_kw):
+def export_auto(checkpoint: str | Path | None, export: ExportConfig, *, out: str | Path | None,
+                auto: AutoConfig = AutoConfig(), log: Callable[[str], None] = print):
     """Exports each candidate precision, profiles the verified ones, publishes the fastest.
 
     Args:
         checkpoint: As for ``edgemm.export.export``.
-        target: The bundle target.
+        export: The export (its precision ``auto``); each candidate is ``export.at(precision)``.
         out: The bundle directory (default: ``<checkpoint dir>/<model>-<target>-auto.edgemm``).
-        config: What to try and how to measure.
+        auto: What to try and how to measure.
         log: Progress sink.
-        **export_kw: Passed to ``edgemm.export.export`` (calibration, verification, tolerance, device name).
 
     Returns:
         The published bundle's manifest; ``manifest.selection`` holds the measurements.
@@ -76,7 +74,7 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
     Raises:
         ExportError: No candidate both exported and verified (every candidate's outcome is listed).
     """
-    target = parse_enum(Target, target, "--target")
+    target, config = export.target, auto
     ckpt = resolve_checkpoint(checkpoint)
     bundle = check_replaceable(Path(out) if out else default_bundle_path(ckpt, load_source(ckpt).name, target, "auto"))
     bundle.parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +85,7 @@ def export_auto(checkpoint: str | Path | None, *, target: Target | str, out: str
         from edgemm.export.formats import offers
 
         for precision in (p for p in config.candidates if offers(target, p)):
-            kw = export_kw if precision is Precision.INT8 else {k: v for k, v in export_kw.items()
-                                                                if k not in INT8_ONLY_OPTIONS}
-            tried = try_export(ckpt, target=target, precision=precision, out=work / f"{precision.value}{bundle.suffix}",
-                               log=log, **kw)
+            tried = try_export(ckpt, export.at(precision), out=work / f"{precision.value}{bundle.suffix}", log=log)
             row = {"precision": precision.value, "status": tried.status}
             if tried.bundle is None:
                 rows.append(row)

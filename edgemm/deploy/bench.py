@@ -219,7 +219,10 @@ def export_or_reuse(source, target: str, precision: str, out: Path, *, reuse: bo
         if m.source.get("sha256") == source.sha256 and m.frontend is frontend:
             log(f"bench: reusing {bundle}")
             return Attempt(bundle, m.verification)
-    return try_export(source.checkpoint, target=target, precision=precision, out=bundle, frontend=frontend, log=log)
+    from edgemm.export.config import ExportConfig
+
+    return try_export(source.checkpoint, ExportConfig(target=target, precision=precision, frontend=frontend), out=bundle,
+                      log=log)
 
 
 def _parity(v: dict) -> str:

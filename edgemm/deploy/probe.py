@@ -132,7 +132,7 @@ class LatencyProbe:
 
         device = self.budget.device
         export(checkpoint, target=device.target, precision=precision, out=bundle, frontend=device.frontend,
-               calib_data=self.data, calib_samples=32, verify_output=False, log=lambda s: None)
+               calib_data=self.data, calib_samples=32, verify=False, log=lambda s: None)
         return bundle
 
     def _profile(self, bundles: list[Path], args: list[str]) -> dict[str, Any]:

@@ -35,9 +35,9 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
         labels: A module's class names in output order (default: the ``data``'s).
         data: A module's data set: its labels, int8 calibration and verification samples.
         log: Progress sink.
-        **options: ``edgemm.export.export`` options: ``calib_data``, ``calib_samples``,
-            ``verify_samples``, ``verify_output``, ``tolerance``, ``frontend`` (default: the
-            profile's, else in the graph).
+        **options: The other ``ExportConfig`` fields: ``calib_data``, ``calib_samples``,
+            ``verify_samples``, ``verify``, ``tolerance``, ``explain``, ``max_drop``, ``frontend``
+            (default: the profile's, else in the graph).
 
     Returns:
         The manifest of the published bundle.
@@ -47,6 +47,7 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
         edgemm.export.VerificationFailed: The bundle disagrees with PyTorch (it is kept, marked failed).
     """
     from edgemm.export import export as export_bundle
+    from edgemm.export.config import ExportConfig
 
     if not isinstance(checkpoint, (str, Path, type(None))):
         checkpoint = _module_checkpoint(checkpoint, out, labels, data, log)
@@ -54,25 +55,21 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
     target = target or (dev.target if dev else None)
     if target is None:
         raise ValueError("--target is required (onnx, openvino or tflite) unless a --device-profile gives it")
-    target = parse_enum(Target, target, "--target")
     if precision is None:
         precision, why = default_precision(checkpoint, dev)
         log(f"precision: {precision.value} ({why})")
-    choice = parse_enum(PrecisionChoice, precision, "--precision")
-    name = dev.name if dev else None
     if options.get("frontend") is None:  # not given: the profile's
         options["frontend"] = dev.frontend if dev else FrontendPlace.GRAPH
-    if choice is PrecisionChoice.AUTO:
+    config = ExportConfig(target=target, precision=precision, device=dev.name if dev else None, **options)
+    if config.precision is PrecisionChoice.AUTO:
         from edgemm.deploy.auto import AutoConfig, export_auto
 
         if auto is None:
-            kw = dev.session_kwargs(target.value) if dev else {}
+            kw = dev.session_kwargs(config.target.value) if dev else {}
             auto = AutoConfig(backend=kw.get("backend"), provider=kw.get("provider"), threads=kw.get("threads"),
                               options=kw.get("options") or {})
-        options.pop("verify_output", None)  # auto chooses among verified bundles only
-        return export_auto(checkpoint, target=target, out=out, config=auto, log=log, device=name, **options)
-    return export_bundle(checkpoint, target=target, precision=choice.concrete, out=out, device=name, log=log,
-                         **options)
+        return export_auto(checkpoint, config, out=out, auto=auto, log=log)
+    return export_bundle(checkpoint, config, out=out, log=log)
 
 
 def default_precision(checkpoint: str | Path | None, dev: DeviceProfile | None) -> tuple[PrecisionChoice, str]:

@@ -1,6 +1,7 @@
 """Export a checkpoint to ONNX, OpenVINO IR or TFLite as a verified bundle (needs torch).
 
-``export(checkpoint, target=..., precision=...)`` is ``edgemm export``; ``FORMATS`` is the table of
+``export(checkpoint, ExportConfig(target=..., precision=...))`` (or ``export(checkpoint, target=...)``)
+is ``edgemm export``; ``FORMATS`` is the table of
 targets. The bundle format itself (``edgemm.runtime.manifest``) is torch-free.
 """
 
@@ -8,6 +9,7 @@ from edgemm._lazy import lazy_getattr
 
 _EXPORTS = {
     "export": "edgemm.export.bundle",
+    "ExportConfig": "edgemm.export.config",
     "VerificationFailed": "edgemm.export.bundle",
     "FORMATS": "edgemm.export.formats",
     "Target": "edgemm.export.formats",

@@ -9,9 +9,7 @@ is still published (to inspect) with ``verification.status = "failed"``, and ``e
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import math
 import os
 import shutil
 import tempfile
@@ -22,8 +20,8 @@ from typing import Any, Callable
 
 from edgemm import __version__
 from edgemm.atomic import atomic_write_text, remove_leftovers, scratch_dir
-from edgemm.config import parse_enum
 from edgemm.errors import EdgemmError
+from edgemm.export.config import ExportConfig
 from edgemm.export.errors import ExportError
 from edgemm.export.formats import FORMATS, FormatSpec, Precision, Target
 from edgemm.export.int8_debug import Sensitivity
@@ -86,7 +84,7 @@ def _inputs(artifact, src: ExportSource, batch) -> list[TensorSpec]:
 
 
 def _manifest(src, artifact, staging: Path, target: Target, precision: Precision, data, device: str | None,
-              verify_output: bool) -> Manifest:
+              verify: bool) -> Manifest:
     """The manifest of a freshly exported model (verification pending or skipped), with the size and
     hash of every file so that a damaged copy is detected when it is loaded."""
     batch = artifact.batch if isinstance(artifact.batch, int) else "batch"
@@ -99,7 +97,7 @@ def _manifest(src, artifact, staging: Path, target: Target, precision: Precision
         runtime=artifact.runtime,
         source={"checkpoint": str(src.checkpoint), "sha256": src.sha256, "model": src.ckpt["model"],
                 "data": str(data), "recipe": src.ckpt.get("recipe"), "notes": artifact.notes, "device": device},
-        verification={"status": (VerifyStatus.PENDING if verify_output else VerifyStatus.SKIPPED).value},
+        verification={"status": (VerifyStatus.PENDING if verify else VerifyStatus.SKIPPED).value},
         checksums={role: file_checksum(staging / name) for role, name in artifact.files.items()},
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         edgemm_version=__version__,
@@ -163,11 +161,8 @@ def default_bundle_path(checkpoint: Path, name: str, target: Target, precision: 
     return checkpoint.parent / bundle_name(name, target, precision)
 
 
-def export(checkpoint: str | Path | None = None, *, target: Target | str, precision: Precision | str = Precision.FP32,
-           out: str | Path | None = None, calib_data: str | Path | None = None, verify_output: bool = True,
-           calib_samples: int = 256, verify_samples: int = 256, tolerance: Tolerance = Tolerance(),
-           device: str | None = None, explain: bool = False, max_drop: float | None = None,
-           frontend: FrontendPlace | str = FrontendPlace.GRAPH, log: Callable[[str], None] = print) -> Manifest:
+def export(checkpoint: str | Path | None = None, config: ExportConfig | None = None, *, out: str | Path | None = None,
+           log: Callable[[str], None] = print, **fields: Any) -> Manifest:
     """Exports a checkpoint to a bundle and verifies it.
 
     ``precision="auto"`` (measure every precision, keep the fastest that verifies) and device
@@ -175,25 +170,10 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
 
     Args:
         checkpoint: A checkpoint, a run directory, or None for the latest ``edgemm compress`` output.
-        target: A ``Target`` value.
-        precision: A ``Precision`` value.
+        config: What to build and how to check it.
         out: Bundle directory (default: ``<checkpoint dir>/<model>-<target>-<precision>.edgemm``).
-        calib_data: Data for int8 calibration (default: the checkpoint's training data, train split).
-        verify_output: Compare with PyTorch after export (on by default).
-        calib_samples: Calibration samples.
-        verify_samples: Verification samples (test split first, topped up from val, then train).
-        tolerance: Verification criteria.
-        device: Device profile name recorded in the manifest.
-        explain: int8: measure every layer's int8 error (``edgemm.export.int8_debug``), print the
-            worst by branch and record them in the manifest. A failed int8 verification does this too.
-        max_drop: int8: the accuracy drop allowed, in points (replaces the tolerance's); when
-            verification fails, the layers int8 hurts most are kept in float, 1, 2, 4, ... of them,
-            until it passes.
-        frontend: Where the log-mel frontend runs: in the exported graph (the model takes the
-            waveform), or in edgemm's runtime (the model takes the log-mel; the runtime computes it
-            with an FFT, each frame once in live runs). int8 of a runtime-frontend bundle is
-            calibrated afresh (a learned int8 program has the frontend inside it).
         log: Progress sink.
+        **fields: ``ExportConfig`` fields, instead of ``config`` (``export(ckpt, target="onnx")``).
 
     Returns:
         The manifest written.
@@ -201,44 +181,37 @@ def export(checkpoint: str | Path | None = None, *, target: Target | str, precis
     Raises:
         VerificationFailed: The bundle was written but disagrees with PyTorch beyond tolerance.
     """
-    target = parse_enum(Target, target, "--target")
-    if precision == "auto":
-        raise ValueError("precision 'auto' is measured on a backend: use edgemm.deploy.export(..., precision='auto')")
-    precision = parse_enum(Precision, precision, "--precision")
-    spec = FORMATS[target]
-    if precision not in spec.precisions:
-        raise ValueError(f"--precision: {target.value} supports {[p.value for p in spec.precisions]}, not {precision.value}")
-    int8 = precision is Precision.INT8
-    if (explain or max_drop is not None) and not int8:
-        raise ValueError(f"--explain / --max-drop: apply to int8 exports, not {precision.value}")
-    if max_drop is not None and not (math.isfinite(max_drop) and max_drop >= 0):
-        raise ValueError(f"--max-drop must be a finite number of points >= 0, got {max_drop!r}")
-    if max_drop is not None:
-        tolerance = dataclasses.replace(tolerance, int8_accuracy_points=float(max_drop))
+    if config is None:
+        config = ExportConfig(**fields)
+    elif fields:
+        raise TypeError(f"export: pass config or its fields, not both (got config and {sorted(fields)})")
+    precision, spec = config.concrete, FORMATS[config.target]
     src = load_source(checkpoint)
-    if parse_enum(FrontendPlace, frontend, "--frontend") is FrontendPlace.RUNTIME:
+    if config.frontend is FrontendPlace.RUNTIME:
         try:
             src = src.frontend_at_runtime()
         except ValueError as e:
             raise ExportError(f"--frontend runtime: {e}") from None
-    data = calib_data or src.ckpt.get("data") or "default"
+    data = config.calib_data or src.ckpt.get("data") or "default"
     # the debugger and a fallback calibrate, whatever the route
-    calibrate = int8 and (not src.keeps_qat(spec.int8_qat_from) or explain or max_drop is not None)
-    calibration = load_samples(data, src.preprocess, src.labels, ("train",), calib_samples) if calibrate else None
+    int8 = precision is Precision.INT8
+    calibrate = int8 and (not src.keeps_qat(spec.int8_qat_from) or config.explain or config.max_drop is not None)
+    calibration = load_samples(data, src.preprocess, src.labels, ("train",), config.calib_samples) if calibrate else None
     if calibration is not None and src.frontend is FrontendPlace.RUNTIME:
         calibration = calibration.as_logmel(src.preprocess.audio)
-    bundle = check_replaceable(Path(out) if out else default_bundle_path(src.checkpoint, src.name, target, precision))
-    job = _Job(src, spec, precision, bundle, calibration, data, device, verify_output, verify_samples, tolerance, log)
+    bundle = check_replaceable(Path(out) if out else default_bundle_path(src.checkpoint, src.name, config.target, precision))
+    job = _Job(src, spec, config, bundle, calibration, data, log)
     try:
-        return _run(job, explain, max_drop)
+        return _run(job)
     finally:
         job.close()
 
 
-def _run(job: _Job, explain: bool, max_drop: float | None) -> Manifest:
+def _run(job: _Job) -> Manifest:
     """Publishes the job's bundle; for int8 with ``explain`` or a failed verification, the int8
     debugger's report and (with ``max_drop``) the fallback."""
     bundle, log, int8 = job.bundle, job.log, job.precision is Precision.INT8
+    explain, max_drop = job.config.explain, job.config.max_drop
     sensitivity = _explain(job) if explain else None
     manifest = job.publish(sensitivity=sensitivity)
     if int8 and _failed(manifest):
@@ -253,7 +226,7 @@ def _run(job: _Job, explain: bool, max_drop: float | None) -> Manifest:
     if v.get("status") == VerifyStatus.FAILED:
         raise VerificationFailed(manifest.location, v["message"] + (_hint(job, sensitivity, max_drop is not None)
                                                          if sensitivity else ""))
-    if job.verify_output:
+    if job.config.verify:
         log(f"export: {bundle} verified on {v['samples']} samples: top-1 agreement {v['top1_agreement']:.4f}, "
             f"max |Δlogit| {v['max_abs_logit_diff']:.2g}, accuracy {v['accuracy']:.4f} "
             f"(reference {v['reference_accuracy']:.4f})")
@@ -284,18 +257,22 @@ class _Job:
 
     src: ExportSource
     spec: FormatSpec
-    precision: Precision
+    config: ExportConfig
     bundle: Path
     calibration: Samples | None
     data: Any
-    device: str | None
-    verify_output: bool
-    verify_samples: int
-    tolerance: Tolerance
     log: Callable[[str], None]
     _scratch: Path | None = None
     _float_onnx: Path | None = None
     _failed_copy: Path | None = None
+
+    @property
+    def precision(self) -> Precision:
+        return self.config.concrete
+
+    @property
+    def tolerance(self) -> Tolerance:
+        return self.config.tolerance
 
     def _destination(self, manifest: Manifest) -> Path:
         """Where a verified bundle goes: ``bundle``. A failed one goes there too unless that holds a
@@ -348,16 +325,16 @@ class _Job:
                     artifact.quantization["sensitivity"] = sensitivity.to_dict()
                 if kept:
                     artifact.quantization["kept_float"] = kept
-            manifest = _manifest(src, artifact, staging, spec.target, self.precision, self.data, self.device,
-                                 self.verify_output)
+            manifest = _manifest(src, artifact, staging, spec.target, self.precision, self.data, self.config.device,
+                                 self.config.verify)
             write_manifest(manifest, staging)
-            if self.verify_output:
+            if self.config.verify:
                 from edgemm.runtime.session import Session
 
                 session = Session(staging, backend=spec.backend)
                 manifest.verification = _verify(session, spec, src, artifact, self.data, self.precision,
-                                                 self.verify_samples, self.tolerance)
-                manifest.calibration = _calibrate(session, src, self.data, self.verify_samples)
+                                                 self.config.verify_samples, self.tolerance)
+                manifest.calibration = _calibrate(session, src, self.data, self.config.verify_samples)
             write_card(manifest, staging, compress_report(src.checkpoint))
             write_manifest(manifest, staging)
             manifest.location = publish(staging, self._destination(manifest))

@@ -4,7 +4,7 @@ import pytest
 
 import edgemm.export as export_pkg
 from edgemm.deploy.attempt import try_export
-from edgemm.export import ExportError, VerificationFailed
+from edgemm.export import ExportConfig, ExportError, VerificationFailed
 from edgemm.runtime.manifest import Manifest, write_manifest
 
 
@@ -17,7 +17,8 @@ def _manifest(status: str, **verification) -> Manifest:
 def test_each_outcome_is_an_attempt_with_its_status(outcome, tmp_path, monkeypatch):
     out = tmp_path / "m.edgemm"
 
-    def fake_export(checkpoint, *, out, **kw):
+    def fake_export(checkpoint, config, *, out, log):
+        assert (config.target.value, config.precision.value) == ("onnx", "int8")
         if outcome == "error":
             raise ExportError("tflite has no fp16 of this model")
         if outcome == "failed":
@@ -28,7 +29,7 @@ def test_each_outcome_is_an_attempt_with_its_status(outcome, tmp_path, monkeypat
         return _manifest("passed", top1_agreement=1.0)
 
     monkeypatch.setattr(export_pkg, "export", fake_export)
-    tried = try_export("run/best.pt", target="onnx", precision="int8", out=out, log=lambda s: None)
+    tried = try_export("run/best.pt", ExportConfig(target="onnx", precision="int8"), out=out, log=lambda s: None)
     assert tried.verified is (outcome == "passed")
     assert tried.bundle == (None if outcome == "error" else out)  # a failed verification's bundle is kept
     assert tried.status == {"passed": "passed", "failed": "failed verification: top-1 agreement 0.91 < 0.98",

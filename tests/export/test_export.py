@@ -238,7 +238,7 @@ def test_a_runtime_frontend_bundle_takes_log_mel_and_agrees_with_the_waveform_mo
     session = load(out)
     assert session.logmel is not None
     # The same raw files give the graph-frontend bundle's scores.
-    graph = load(export(run, target=target, precision="fp32", out=tmp_path / "graph.edgemm", verify_output=False,
+    graph = load(export(run, target=target, precision="fp32", out=tmp_path / "graph.edgemm", verify=False,
                         log=lambda s: None).location)
     assert graph.temperature == 1.0 != session.temperature  # not verified: not calibrated either
     graph.temperature = session.temperature  # the same logits must then give the same scores
