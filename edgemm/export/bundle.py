@@ -93,7 +93,7 @@ def _manifest(src, artifact, staging: Path, target: Target, precision: Precision
         inputs=_inputs(artifact, src, batch),
         outputs=[TensorSpec(OUTPUT_NAME, artifact.tensors[OUTPUT_NAME], "scores", [batch, len(src.labels)], "float32",
                             "NC", {"activation": "softmax gives class probabilities", "labels": "manifest.labels"})],
-        preprocess=src.preprocess.to_dict(), batch=artifact.batch, quantization=artifact.quantization,
+        preprocess=src.preprocess.to_dict(), batch=artifact.batch, frontend=src.frontend, quantization=artifact.quantization,
         runtime=artifact.runtime,
         source={"checkpoint": str(src.checkpoint), "sha256": src.sha256, "model": src.ckpt["model"],
                 "data": str(data), "recipe": src.ckpt.get("recipe"), "notes": artifact.notes, "device": device},

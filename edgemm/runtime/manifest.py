@@ -72,6 +72,7 @@ class Manifest:
     outputs: list[TensorSpec]
     preprocess: dict[str, Any]
     batch: int | str = "dynamic"
+    frontend: FrontendPlace = FrontendPlace.GRAPH  # where the audio log-mel runs: in the graph, or the runtime computes it
     quantization: dict[str, Any] | None = None
     runtime: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +114,10 @@ class Manifest:
             raise BundleError(path, 'manifest "files" has no "model" entry')
         if not isinstance(data["labels"], list) or not all(isinstance(x, str) for x in data["labels"]):
             raise BundleError(path, '"labels" must be a list of strings')
+        try:
+            kw["frontend"] = _frontend(data)
+        except ValueError as e:
+            raise BundleError(path, str(e)) from None
         manifest = cls(**kw)
         from edgemm.data.preprocess import PreprocessConfig  # numpy only: the runtime's own dependency
 
@@ -120,25 +125,10 @@ class Manifest:
             PreprocessConfig.from_dict(manifest.preprocess)
         except (ValueError, TypeError) as e:
             raise BundleError(path, f"preprocess: {e}") from None
-        try:
-            _ = manifest.frontend  # an unknown place is a bad manifest, not a later KeyError
-        except (ValueError, AttributeError) as e:
-            raise BundleError(path, str(e)) from None
         scores = manifest.outputs[0].shape[-1] if manifest.outputs and manifest.outputs[0].shape else None
         if isinstance(scores, int) and scores != len(manifest.labels):
             raise BundleError(path, f"lists {len(manifest.labels)} labels but the model's output has {scores} scores")
         return manifest
-
-    @property
-    def frontend(self) -> FrontendPlace:
-        """Where the audio log-mel is computed (a bundle that does not say: in the graph).
-
-        Raises:
-            ValueError: The manifest names a place edgemm does not know.
-        """
-        audio = next((t for t in self.inputs if t.name == "audio"), None)
-        place = ((audio.preprocessing.get("frontend") or {}) if audio else {}).get("runs_in", FrontendPlace.GRAPH.value)
-        return parse_enum(FrontendPlace, place, "inputs.audio.preprocessing.frontend.runs_in")
 
     def input(self, name: str) -> TensorSpec:
         for t in self.inputs:
@@ -151,11 +141,27 @@ class Manifest:
         return self.verification.get("status") == VerifyStatus.PASSED
 
 
+def _frontend(data: Mapping[str, Any]) -> FrontendPlace:
+    """The manifest's ``frontend``; a bundle written before it was a field says it only in its audio
+    input's description (``inputs[audio].preprocessing.frontend.runs_in``), and one that says
+    neither computes the log-mel in its graph.
+
+    Raises:
+        ValueError: An unknown place, or the two places disagree.
+    """
+    audio = next((t for t in data["inputs"] if isinstance(t, Mapping) and t.get("name") == "audio"), {})
+    described = ((audio.get("preprocessing") or {}).get("frontend") or {}).get("runs_in")
+    place = parse_enum(FrontendPlace, data.get("frontend", described or FrontendPlace.GRAPH.value), "frontend")
+    if described is not None and parse_enum(FrontendPlace, described, "inputs.audio.preprocessing.frontend.runs_in") is not place:
+        raise ValueError(f"frontend {place.value!r} disagrees with its audio input, whose log-mel runs in {described!r}")
+    return place
+
+
 _TEXT, _MAP, _MAP_OR_NONE = (str,), (Mapping,), (Mapping, type(None))
 _FIELDS = {"name": _TEXT, "target": _TEXT, "precision": _TEXT, "files": _MAP, "preprocess": _MAP,
            "inputs": (list,), "outputs": (list,), "quantization": _MAP_OR_NONE, "runtime": _MAP, "source": _MAP,
            "verification": _MAP, "selection": _MAP_OR_NONE, "checksums": _MAP, "created": _TEXT,
-           "edgemm_version": _TEXT, "card": _MAP_OR_NONE,
+           "edgemm_version": _TEXT, "card": _MAP_OR_NONE, "frontend": _TEXT,
            "calibration": _MAP_OR_NONE}
 _DTYPES = frozenset({"float32", "float16", "bfloat16", "int8", "uint8", "int16", "int32", "int64", "bool"})
 

@@ -73,6 +73,8 @@ def test_round_trip_through_json(tmp_path):
     (lambda d: d["inputs"][0].update(dtype="float99"), r"field 'inputs\[0\].dtype' is 'float99'"),
     (lambda d: d["inputs"][0].update(shape="1x3"), r"field 'inputs\[0\].shape' is '1x3'"),
     (lambda d: d.update(batch=-1), "field 'batch' is -1; expected a positive integer"),
+    (lambda d: d.update(frontend="gpu"), r"frontend: 'gpu' is not one of \['graph', 'runtime'\]"),
+    (lambda d: d.update(frontend=1), "field 'frontend' must be a text, not int"),
 ])
 def test_bad_manifest_names_the_field(tmp_path, edit, message):
     d = _bundle(tmp_path)
@@ -82,6 +84,31 @@ def test_bad_manifest_names_the_field(tmp_path, edit, message):
     with pytest.raises(BundleError, match=message) as e:
         read_manifest(d)
     assert str(d) in str(e.value)
+
+
+def _with_audio(runs_in: str) -> Manifest:
+    m = _manifest()
+    m.inputs.append(TensorSpec("audio", "audio", "audio", ["batch", 1, 64, 98], "float32", "NCFT",
+                               {"frontend": {"type": "log-mel", "runs_in": runs_in}}))
+    return m
+
+
+def test_where_the_frontend_runs_is_a_field_older_bundles_say_in_their_audio_input(tmp_path):
+    from edgemm.vocab import FrontendPlace
+
+    d = _bundle(tmp_path, _with_audio("runtime"))
+    d_raw = json.loads((d / MANIFEST).read_text())
+    assert d_raw["frontend"] == "graph"  # the field as written (its default) disagrees with the description
+    with pytest.raises(BundleError, match="frontend 'graph' disagrees with its audio input, whose log-mel runs in 'runtime'"):
+        read_manifest(d)
+    d_raw.pop("frontend")  # a bundle written before the field: the description decides
+    (d / MANIFEST).write_text(json.dumps(d_raw))
+    assert read_manifest(d).frontend is FrontendPlace.RUNTIME
+    d_raw["frontend"] = "runtime"
+    (d / MANIFEST).write_text(json.dumps(d_raw))
+    assert read_manifest(d).frontend is FrontendPlace.RUNTIME
+    (tmp_path / "plain").mkdir()
+    assert read_manifest(_bundle(tmp_path / "plain")).frontend is FrontendPlace.GRAPH  # says neither: in the graph
 
 
 def test_malformed_json_and_missing_manifest(tmp_path):
