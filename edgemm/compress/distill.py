@@ -179,51 +179,130 @@ def fit(
             p.requires_grad_(False)
     else:
         teacher_outputs = None
-    # Embedding distillation needs both models' embeddings (``forward_features``, as ``AVModel``
-    # has); any other model under the one contract distils from its logits alone.
-    teacher_has_features = hasattr(teacher, "forward_features") if teacher_outputs is None \
-        else teacher_outputs.features is not None
-    use_features = (teacher is not None and config.feature_weight > 0 and hasattr(student, "forward_features")
-                    and teacher_has_features)
-    projections = FeatureProjections(student, _teacher_widths(teacher, teacher_outputs)).to(device) \
-        if use_features else None
-    heads = UnimodalHeads(student, len(splits.labels)).to(device) \
-        if config.unimodal_loss > 0 and has_branches(student) else None
-    for loss_side in (projections, heads):
-        if loss_side is not None:
-            distributed.average_gradients(loss_side)
-    step_module = _StudentStep(student, use_features)
-    net = step_module
+    objective = _Objective.build(student, teacher, teacher_outputs, config, len(splits.labels), device, teacher_amp)
+    train_set = _Indexed(splits.train) if teacher_outputs is not None else splits.train
+    loader, sampler = _loader(train_set, config.batch_size, seed, rank, world)
+    opt = torch.optim.AdamW(objective.param_groups(config.weight_decay), lr=config.lr)
+    steps, epochs = schedule_steps(config.epochs, max(1, len(loader)), config.min_steps)
+    validate_every = -(-epochs // MAX_VALIDATIONS)  # a few labels make 1-step epochs: 1500 validations
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
+    pre = splits.train.preprocess
+    augmenter = Augmenter(config.augment, pre.image, pre.audio.sample_rate)
+    result, best_state = FitResult(), None
+    try:
+        with channels_last(student, teacher):
+            # DDP is built on the converted model: its gradient buckets take the parameters' layout.
+            objective.net = DistributedDataParallel(objective.step) if world > 1 else objective.step
+            for epoch in range(epochs):
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                # Per (seed, epoch, rank): one process draws exactly what it always did.
+                g = torch.Generator().manual_seed(seed * 100_003 + epoch * world + rank)
+                torch.manual_seed(seed * 7_919 + epoch * world + rank)
+                stats = train_epoch(objective.net, loader, opt, sched, objective.loss, g=g, device=device,
+                                    augment=augmenter, modality_dropout_p=config.modality_dropout,
+                                    forward=objective.forward)
+                distributed.broadcast_buffers(student)  # BatchNorm statistics saw each rank's own last batch
+                if (epoch + 1) % validate_every and epoch + 1 < epochs:
+                    continue
+                if _validate(student, splits, device, epoch, epochs, stats.loss, result, log) and keep_best:
+                    best_state = copy.deepcopy(student.state_dict())
+    finally:
+        objective.close()
+    if keep_best and best_state is not None:
+        student.load_state_dict(best_state)
+    return result
 
-    def targets(image, audio, mi, ma, batch, mixed):
+
+def _validate(student: nn.Module, splits, device, epoch: int, epochs: int, loss: float, result: FitResult, log) -> bool:
+    """Scores the student on the validation split, records and logs it; whether this epoch is now
+    the one to keep (``within_noise`` of the best so far)."""
+    val = evaluate(student, splits.val, splits.labels, device=device)
+    result.history.append({"epoch": epoch, "loss": loss, "val_accuracy": val.accuracy,
+                           "val_accuracy_image_only": val.accuracy_image_only,
+                           "val_accuracy_audio_only": val.accuracy_audio_only})
+    log(f"  epoch {epoch + 1}/{epochs}  loss {loss:.3f}  val {val.accuracy:.3f} "
+        f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
+    if not within_noise(val.accuracy, result.top_val, val.n):
+        return False
+    result.best_val, result.best_epoch = val.accuracy, epoch
+    return True
+
+
+@dataclass
+class _Objective:
+    """What one training step computes: the student's forward (through ``net``: the student step,
+    or DDP around it), the teacher's targets for the same augmented batch, and the loss."""
+
+    config: DistillConfig
+    step: _StudentStep
+    teacher: nn.Module | None
+    teacher_outputs: TeacherOutputs | None
+    projections: FeatureProjections | None  # embedding distillation (both models have embeddings)
+    heads: UnimodalHeads | None  # an auxiliary classifier per modality
+    device: torch.device
+    teacher_amp: torch.dtype | None
+    net: nn.Module | None = None
+
+    @classmethod
+    def build(cls, student: nn.Module, teacher: nn.Module | None, teacher_outputs: TeacherOutputs | None,
+              config: DistillConfig, num_classes: int, device: torch.device, teacher_amp) -> "_Objective":
+        # Embedding distillation needs both models' embeddings (``forward_features``, as ``AVModel``
+        # has); any other model under the one contract distils from its logits alone.
+        teacher_has_features = hasattr(teacher, "forward_features") if teacher_outputs is None \
+            else teacher_outputs.features is not None
+        use_features = (teacher is not None and config.feature_weight > 0 and hasattr(student, "forward_features")
+                        and teacher_has_features)
+        projections = FeatureProjections(student, _teacher_widths(teacher, teacher_outputs)).to(device) \
+            if use_features else None
+        heads = UnimodalHeads(student, num_classes).to(device) \
+            if config.unimodal_loss > 0 and has_branches(student) else None
+        for loss_side in (projections, heads):
+            if loss_side is not None:
+                distributed.average_gradients(loss_side)
+        step = _StudentStep(student, use_features)
+        return cls(config, step, teacher, teacher_outputs, projections, heads, device, teacher_amp, net=step)
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """The student's parameter groups, then the projections' (no decay) and the heads'."""
+        groups = param_groups(self.step.student, weight_decay)
+        if self.projections is not None:
+            groups.append({"params": list(self.projections.parameters()), "weight_decay": 0.0})
+        if self.heads is not None:
+            groups += param_groups(self.heads, weight_decay)
+        return groups
+
+    def targets(self, image, audio, mi, ma, batch, mixed):
         """The teacher's logits and embeddings for this batch (float32)."""
-        if teacher_outputs is not None:
-            tl, tf = teacher_outputs.lookup(batch["index"], mi, ma, device)
+        config, device, use_features = self.config, self.device, self.step.use_features
+        if self.teacher_outputs is not None:
+            tl, tf = self.teacher_outputs.lookup(batch["index"], mi, ma, device)
             if mixed is not None:
                 perm, lam = mixed
-                pl, pf = teacher_outputs.lookup(batch["index"][perm.cpu()], mi, ma, device)
+                pl, pf = self.teacher_outputs.lookup(batch["index"][perm.cpu()], mi, ma, device)
                 tl, tf = mix_targets(tl, tf, pl, pf, lam, config.temperature)
             return tl, tf if use_features else None
-        with torch.no_grad(), autocast(teacher_amp, device):
+        with torch.no_grad(), autocast(self.teacher_amp, device):
             if use_features:
-                tf = teacher.forward_features(image, audio, mi, ma)
-                tl = teacher.head(tf["fused"])
+                tf = self.teacher.forward_features(image, audio, mi, ma)
+                tl = self.teacher.head(tf["fused"])
             else:
-                tf, tl = None, teacher(image, audio, mi, ma)
+                tf, tl = None, self.teacher(image, audio, mi, ma)
         return tl.float(), None if tf is None else {k: v.float() for k, v in tf.items()}
 
-    def forward(image, audio, mi, ma, batch):
+    def forward(self, image, audio, mi, ma, batch):
         mixed = None
-        if config.mixup > 0:
-            image, audio, perm, lam = mix_batch(image, audio, config.mixup)
+        if self.config.mixup > 0:
+            image, audio, perm, lam = mix_batch(image, audio, self.config.mixup)
             mixed = (perm, lam)
-        sf, logits = net(image, audio, mi, ma)
-        if teacher is None:
+        sf, logits = self.net(image, audio, mi, ma)
+        if self.teacher is None:
             return logits, (mixed, None, (mi, ma))
-        tl, tf = targets(image, audio, mi, ma, batch, mixed)
+        tl, tf = self.targets(image, audio, mi, ma, batch, mixed)
         return logits, (mixed, (sf, tf, tl), (mi, ma))
 
-    def loss_fn(logits, y, extra):
+    def loss(self, logits, y, extra):
+        config, heads = self.config, self.heads
         mixed, taught, flags = extra
         # Each branch's auxiliary head learns from the labels and, where there are none, from the teacher.
         branches = 0.0 if heads is None else config.unimodal_loss * heads.loss(
@@ -235,55 +314,14 @@ def fit(
             return ce + branches
         sf, tf, tl = taught
         loss = (1 - config.alpha) * ce + config.alpha * kd_loss(logits, tl, config.temperature) + branches
-        if projections is not None:
-            loss = loss + config.feature_weight * projections(sf, tf)
+        if self.projections is not None:
+            loss = loss + config.feature_weight * self.projections(sf, tf)
         return loss
 
-    train_set = _Indexed(splits.train) if teacher_outputs is not None else splits.train
-    loader, sampler = _loader(train_set, config.batch_size, seed, rank, world)
-    groups = param_groups(student, config.weight_decay)
-    if projections is not None:
-        groups.append({"params": list(projections.parameters()), "weight_decay": 0.0})
-    if heads is not None:
-        groups += param_groups(heads, config.weight_decay)
-    opt = torch.optim.AdamW(groups, lr=config.lr)
-    steps, epochs = schedule_steps(config.epochs, max(1, len(loader)), config.min_steps)
-    validate_every = -(-epochs // MAX_VALIDATIONS)  # a few labels make 1-step epochs: 1500 validations
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps, min(len(loader), steps // 10)))
-    pre = splits.train.preprocess
-    augmenter = Augmenter(config.augment, pre.image, pre.audio.sample_rate)
-    result, best_state = FitResult(), None
-    try:
-        with channels_last(student, teacher):
-            # DDP is built on the converted model: its gradient buckets take the parameters' layout.
-            net = DistributedDataParallel(step_module) if world > 1 else step_module
-            for epoch in range(epochs):
-                if sampler is not None:
-                    sampler.set_epoch(epoch)
-                # Per (seed, epoch, rank): one process draws exactly what it always did.
-                g = torch.Generator().manual_seed(seed * 100_003 + epoch * world + rank)
-                torch.manual_seed(seed * 7_919 + epoch * world + rank)
-                stats = train_epoch(net, loader, opt, sched, loss_fn, g=g, device=device, augment=augmenter,
-                                    modality_dropout_p=config.modality_dropout, forward=forward)
-                distributed.broadcast_buffers(student)  # BatchNorm statistics saw each rank's own last batch
-                if (epoch + 1) % validate_every and epoch + 1 < epochs:
-                    continue
-                val = evaluate(student, splits.val, splits.labels, device=device)
-                result.history.append({"epoch": epoch, "loss": stats.loss, "val_accuracy": val.accuracy,
-                                       "val_accuracy_image_only": val.accuracy_image_only,
-                                       "val_accuracy_audio_only": val.accuracy_audio_only})
-                log(f"  epoch {epoch + 1}/{epochs}  loss {stats.loss:.3f}  val {val.accuracy:.3f} "
-                    f"(image-only {val.accuracy_image_only:.3f}, audio-only {val.accuracy_audio_only:.3f})")
-                if within_noise(val.accuracy, result.top_val, val.n):
-                    result.best_val, result.best_epoch = val.accuracy, epoch
-                    if keep_best:
-                        best_state = copy.deepcopy(student.state_dict())
-    finally:
-        if heads is not None:
-            heads.remove()
-    if keep_best and best_state is not None:
-        student.load_state_dict(best_state)
-    return result
+    def close(self) -> None:
+        """Detaches the auxiliary heads' hooks from the student."""
+        if self.heads is not None:
+            self.heads.remove()
 
 
 def _loader(dataset, batch_size: int, seed: int, rank: int, world: int

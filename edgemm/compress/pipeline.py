@@ -247,6 +247,85 @@ def _final_latency(probe: Probe, rows: list[dict[str, Any]], final: Path, log) -
     return result
 
 
+def _resolve_recipe(recipe: Recipe | str | Path | None, teacher_outputs, student, teacher, latency
+                    ) -> tuple[Recipe, nn.Module | None, Any]:
+    """The recipe with the caller's models and teacher-output mode in it, every model name checked
+    (and trusted where the caller named it); the student module given (Python API) or None; the
+    teacher reference left to load."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if teacher_outputs is not None:
+        recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, outputs=teacher_outputs))
+    given = student if isinstance(student, nn.Module) else None
+    _trust_named(student, teacher)
+    recipe, teacher = with_models(recipe, None if given is not None else student, teacher)
+    if getattr(given, "edgemm_spec", None) is not None:
+        recipe = dataclasses.replace(recipe, student=given.edgemm_spec["name"])
+    _check_names(recipe, given, teacher)
+    if latency is not None and not any(s.type == StageType.PRUNE for s in recipe.stages):
+        raise ValueError("--latency-budget: the recipe has no prune stage, so nothing can bring the latency down; "
+                         "add one (edgemm compress --print-recipe shows the default)")
+    return recipe, given, teacher
+
+
+def _starts_warm(recipe: Recipe, given: nn.Module | None, student: nn.Module, teacher: nn.Module, teacher_ckpt: dict,
+                 log) -> bool:
+    """Whether the student starts from the teacher's weights (``warm_start``: born-again), said in
+    the log with the distill budget that follows from it."""
+    if not student.preprocess.same_inputs(teacher.preprocess):
+        raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
+                         f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher.preprocess})")
+    warm = given is None and teacher_ckpt.get("zero_shot") is None and warm_start(student, teacher)
+    distill = next((s.config for s in recipe.stages if s.type == StageType.DISTILL), None)
+    if warm:
+        log(f"student {recipe.student} has the teacher's architecture: it starts from the teacher's weights "
+            "(born-again distillation)" + ("" if distill is None else
+                                           f"; [distill] peak lr {distill.warm_lr:g} (distill.warm_lr) "
+                                           f"instead of {distill.lr:g}"))
+    elif distill is not None and distill.cold_min_steps > distill.min_steps:
+        log(f"student {recipe.student} starts from nothing: [distill] runs at least {distill.cold_min_steps} steps "
+            f"(distill.cold_min_steps) instead of {distill.min_steps}")
+    return warm
+
+
+def _transfer_splits(data, preprocess, labels: list[str], labels_fraction: float, seed: int, log
+                     ) -> tuple[Any, dict[str, Any]]:
+    """The data splits with all but ``labels_fraction`` of the training labels hidden, and the
+    report's account of it."""
+    splits = open_dataset(data, preprocess, labels=labels)
+    splits.train = with_label_fraction(splits.train, labels_fraction, seed)
+    labelled = count_labelled(splits.train)
+    transfer = {"labels_fraction": labels_fraction, "train_labelled": labelled,
+                "train_unlabelled": len(splits.train) - labelled}
+    if transfer["train_unlabelled"]:
+        log(f"transfer set: {labelled} labelled and {transfer['train_unlabelled']} unlabelled "
+            "training samples (distillation learns from the teacher on all of them)")
+    return splits, transfer
+
+
+def _run_step(step: _Step, student: nn.Module, built: _Student, ctx: StageContext, out: Path | None
+              ) -> tuple[nn.Module, dict[str, Any]]:
+    """Runs one planned step: the scratch baseline (a fresh student) or a recipe stage (on
+    ``student``). Returns the step's float model and its report row; a quantizing stage's int8
+    program is saved to ``out`` (None: not this rank's to write)."""
+    t0 = time.perf_counter()
+    splits, dev = ctx.splits, ctx.device
+    if step.baseline:
+        model_i = eval_model = _scratch(built, splits, step.config, dev, ctx.seed, ctx.log)
+        extra: dict[str, Any] = {}
+    else:
+        result = step.stage.spec.runner()(student, ctx, step.config)
+        model_i, extra = result.model.to(dev), result.extra
+        eval_model = result.int8 if result.int8 is not None else model_i
+        if result.int8 is not None and out is not None:
+            save_int8(result.int8, out / "model_int8.pt2")
+    row = _row(step.name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
+               time.perf_counter() - t0, eval_model=eval_model,
+               epochs=step.config.training_epochs(_steps_per_epoch(splits, getattr(step.config, "batch_size", 64))),
+               **{k: v for k, v in extra.items() if k != "history"})
+    return model_i, row
+
+
 @locks_output("compress")
 def compress(
     *,
@@ -309,19 +388,7 @@ def compress(
     stage_dir = out / "stages"
     if stage_dir.is_dir() and any(stage_dir.iterdir()) and not resume:
         raise FileExistsError(f"{out} already holds compression stages; pass --resume to continue or choose another --out")
-    if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe)
-    if teacher_outputs is not None:
-        recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, outputs=teacher_outputs))
-    given = student if isinstance(student, nn.Module) else None
-    _trust_named(student, teacher)
-    recipe, teacher = with_models(recipe, None if given is not None else student, teacher)
-    if getattr(given, "edgemm_spec", None) is not None:
-        recipe = dataclasses.replace(recipe, student=given.edgemm_spec["name"])
-    _check_names(recipe, given, teacher)
-    if latency is not None and not any(s.type == StageType.PRUNE for s in recipe.stages):
-        raise ValueError("--latency-budget: the recipe has no prune stage, so nothing can bring the latency down; "
-                         "add one (edgemm compress --print-recipe shows the default)")
+    recipe, given, teacher = _resolve_recipe(recipe, teacher_outputs, student, teacher, latency)
     dev = ranks.device
     torch.manual_seed(seed)
     t_start = time.perf_counter()
@@ -331,26 +398,8 @@ def compress(
 
     built = _Student.build(recipe, given, len(labels), seed)
     student = built.model.to(dev)
-    if not student.preprocess.same_inputs(teacher_model.preprocess):
-        raise ValueError(f"student {recipe.student!r} and the teacher preprocess inputs differently; "
-                         f"distillation feeds both the same batch (student {student.preprocess}, teacher {teacher_model.preprocess})")
-    warm = given is None and teacher_ckpt.get("zero_shot") is None and warm_start(student, teacher_model)
-    distill = next((s.config for s in recipe.stages if s.type == StageType.DISTILL), None)
-    if warm:
-        log(f"student {recipe.student} has the teacher's architecture: it starts from the teacher's weights "
-            "(born-again distillation)" + ("" if distill is None else
-                                           f"; [distill] peak lr {distill.warm_lr:g} (distill.warm_lr) "
-                                           f"instead of {distill.lr:g}"))
-    elif distill is not None and distill.cold_min_steps > distill.min_steps:
-        log(f"student {recipe.student} starts from nothing: [distill] runs at least {distill.cold_min_steps} steps "
-            f"(distill.cold_min_steps) instead of {distill.min_steps}")
-    splits = open_dataset(data, student.preprocess, labels=labels)
-    splits.train = with_label_fraction(splits.train, labels_fraction, seed)
-    transfer = {"labels_fraction": labels_fraction, "train_labelled": count_labelled(splits.train),
-                "train_unlabelled": len(splits.train) - count_labelled(splits.train)}
-    if transfer["train_unlabelled"]:
-        log(f"transfer set: {transfer['train_labelled']} labelled and {transfer['train_unlabelled']} unlabelled "
-            "training samples (distillation learns from the teacher on all of them)")
+    warm = _starts_warm(recipe, given, student, teacher_model, teacher_ckpt, log)
+    splits, transfer = _transfer_splits(data, student.preprocess, labels, labels_fraction, seed, log)
     if ranks.main:
         stage_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
@@ -387,21 +436,9 @@ def compress(
             continue
         reusable = False
         log(f"[{step.name}] starting")
-        t0 = time.perf_counter()
-        if step.baseline:
-            model_i = eval_model = _scratch(built, splits, step.config, dev, seed, log)
-            extra: dict[str, Any] = {}
-        else:
-            result = step.stage.spec.runner()(student, ctx, step.config)
-            student, extra = result.model.to(dev), result.extra
-            eval_model = result.int8 if result.int8 is not None else student
-            if result.int8 is not None and ranks.main:
-                save_int8(result.int8, out / "model_int8.pt2")
-            model_i = student
-        row = _row(step.name, model_i, splits, dev if eval_model is model_i else torch.device("cpu"),
-                   time.perf_counter() - t0, eval_model=eval_model,
-                   epochs=step.config.training_epochs(_steps_per_epoch(splits, getattr(step.config, "batch_size", 64))),
-                   **{k: v for k, v in extra.items() if k != "history"})
+        model_i, row = _run_step(step, student, built, ctx, out if ranks.main else None)
+        if not step.baseline:
+            student = model_i
         if ranks.distributed:
             row["replica_max_abs_diff"] = distributed.replica_spread(model_i)
         rows.append(row)
