@@ -219,14 +219,8 @@ def train(
     amp_dtype = autocast_dtype(cfg.precision, device)
     state = _resume_state(out, model, resume)
     kwargs = dict(model_kwargs or {})
-    splits = open_dataset(data, _model_preprocess(model, kwargs), format=data_format, skip_bad=skip_bad,
-                          splits=("train", "val", "test"), labels=state["labels"] if state else None)
-    if splits.skipped and is_main:
-        print(f"skipped {len(splits.skipped)} bad entries (first: {splits.skipped[0]})", file=sys.stderr)
-    if len(splits.val) == 0:
-        raise ValueError(f"{splits.source}: the val split is empty; early stopping needs one (add rows or clips)")
-    # Training from labels skips unlabelled samples (and those --labels-fraction hides).
-    splits.train = labelled_only(with_label_fraction(splits.train, cfg.labels_fraction, cfg.seed))
+    splits = _train_splits(data, _model_preprocess(model, kwargs), cfg, state["labels"] if state else None,
+                           data_format, skip_bad, is_main)
     labels = splits.labels
     run = _TrainRun.build(model, kwargs, splits, cfg, device, rank, world)
     progress_at = run.restore(state)
@@ -302,6 +296,21 @@ def train(
         _test_best(out, splits, labels, device, summary)
     distributed.teardown(ranks)
     return summary
+
+
+def _train_splits(data, preprocess, cfg: TrainConfig, labels: list[str] | None, data_format: str | None,
+                  skip_bad: bool, say: bool):
+    """The train / val / test splits, the training split reduced to the labelled samples it keeps
+    (``cfg.labels_fraction``); bad entries skipped are reported (``say``) and an empty val split refused."""
+    splits = open_dataset(data, preprocess, format=data_format, skip_bad=skip_bad, splits=("train", "val", "test"),
+                          labels=labels)
+    if splits.skipped and say:
+        print(f"skipped {len(splits.skipped)} bad entries (first: {splits.skipped[0]})", file=sys.stderr)
+    if len(splits.val) == 0:
+        raise ValueError(f"{splits.source}: the val split is empty; early stopping needs one (add rows or clips)")
+    # Training from labels skips unlabelled samples (and those --labels-fraction hides).
+    splits.train = labelled_only(with_label_fraction(splits.train, cfg.labels_fraction, cfg.seed))
+    return splits
 
 
 def _resume_state(out: Path, model: str, resume: bool) -> dict[str, Any] | None:
