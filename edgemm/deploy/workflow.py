@@ -60,7 +60,7 @@ def export(checkpoint: Any = None, *, target: Target | str | None = None,
         log(f"precision: {precision.value} ({why})")
     if options.get("frontend") is None:  # not given: the profile's
         options["frontend"] = dev.frontend if dev else FrontendPlace.GRAPH
-    config = ExportConfig(target=target, precision=precision, device=dev.name if dev else None, **options)
+    config = ExportConfig(target=target, precision=precision, device_profile=dev.name if dev else None, **options)
     if config.precision is PrecisionChoice.AUTO:
         from edgemm.deploy.auto import AutoConfig, export_auto
 

@@ -325,7 +325,7 @@ class _Job:
                     artifact.quantization["sensitivity"] = sensitivity.to_dict()
                 if kept:
                     artifact.quantization["kept_float"] = kept
-            manifest = _manifest(src, artifact, staging, spec.target, self.precision, self.data, self.config.device,
+            manifest = _manifest(src, artifact, staging, spec.target, self.precision, self.data, self.config.device_profile,
                                  self.config.verify)
             write_manifest(manifest, staging)
             if self.config.verify:

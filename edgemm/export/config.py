@@ -34,7 +34,7 @@ class ExportConfig:
         calib_data: Data for int8 calibration (default: the checkpoint's training data).
         calib_samples: Calibration samples.
         tolerance: Verification criteria.
-        device: The device profile's name, recorded in the manifest.
+        device_profile: The device profile's name, recorded in the manifest (``source.device``).
         explain: int8: measure every layer's int8 error, print the worst by branch and record them.
         max_drop: int8: the accuracy drop allowed, in points (replaces the tolerance's); when
             verification fails, the layers int8 hurts most are kept in float until it passes.
@@ -48,7 +48,7 @@ class ExportConfig:
     calib_data: str | Path | None = None
     calib_samples: int = 256
     tolerance: Tolerance = Tolerance()
-    device: str | None = None
+    device_profile: str | None = None
     explain: bool = False
     max_drop: float | None = None
 
