@@ -49,8 +49,8 @@ def prune_rows(run: Path, configs: list[str], on: str, seed: int) -> dict:
     names = [s["name"] for s in report["stages"]]
     if "prune" not in names:
         sys.exit(f"{run}: the run has no prune stage (stages: {names})")
-    stage_files = sorted((run / "stages").glob("*.pt"))
-    start = stage_files[names.index("prune") - 1]  # the student the prune stage received
+    before = names[names.index("prune") - 1]  # the student the prune stage received (a born-again run's
+    start = next((run / "stages").glob(f"*_{before}.pt"))  # scratch row is the teacher: no file of its own)
     own = next(s for s in report["recipe"]["stages"] if s["type"] == "prune")
     teacher, ckpt = load_model(report["teacher"]["path"])
     cpu = torch.device("cpu")
