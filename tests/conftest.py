@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from support import CLASSES, make_easy_manifest, tone, write_png, write_wav
 
 
@@ -19,12 +22,35 @@ def pytest_configure(config):
             os.environ[var] = "1"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items):
     """Tests that share one OS resource run on one xdist worker, one after another: the virtual
     microphone is the user's single PulseAudio server, which each of them starts and kills."""
     for item in items:
         if item.get_closest_marker("mic"):
             item.add_marker(pytest.mark.xdist_group("pulseaudio"))
+
+
+def once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:
+    """``make(directory)`` once per test run, by whichever xdist worker asks first; the others wait
+    for it and read the same files (pytest-xdist's recipe for expensive session fixtures). What it
+    makes is read-only to tests: a test that edits it works on a copy.
+
+    Returns:
+        The directory ``make`` filled.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by this run's workers
+    made = root / "once" / name
+    made.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{made}.lock"):
+        if not (made / ".complete").exists():  # absent, or a worker died while making it
+            shutil.rmtree(made, ignore_errors=True)
+            made.mkdir()
+            make(made)
+            (made / ".complete").touch()
+    return made
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,7 +76,8 @@ def small_manifest(tmp_path_factory) -> Path:
     """The generated default classes, 6 samples each, in the manifest format (with a split column)."""
     from edgemm.data.synthetic import SyntheticConfig, make_default
 
-    return make_default(SyntheticConfig(samples_per_class=6), root=tmp_path_factory.mktemp("small"))
+    cfg = SyntheticConfig(samples_per_class=6)
+    return make_default(cfg, root=once(tmp_path_factory, "small", lambda d: make_default(cfg, root=d)))
 
 
 @pytest.fixture
@@ -66,7 +93,7 @@ def media_dir(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def easy_manifest(tmp_path_factory) -> Path:
     """``support.CLASSES``, 100 samples each (60 train / 20 val / 20 test)."""
-    return make_easy_manifest(tmp_path_factory.mktemp("easy"), per_class=100)
+    return once(tmp_path_factory, "easy", lambda d: make_easy_manifest(d, per_class=100)) / "easy.csv"
 
 
 @pytest.fixture(scope="session")
@@ -78,13 +105,14 @@ def trained(easy_manifest, tmp_path_factory):
 
     def get(name: str) -> Path:
         if name not in cache:
-            out = tmp_path_factory.mktemp(f"run-{name}")
             # threads=1: the same weights whichever tests ran before (float sums depend on the thread
             # count, and a 1-sample int8 flip on the 80-sample test split is already 1.25 pts)
             config = TrainConfig(epochs=20, min_steps=0, batch_size=16, lr=5e-3, label_smoothing=0.0, patience=0, seed=0,
                                  threads=1)
-            train(name, easy_manifest, out=out / "run", config=config, progress=False)
-            cache[name] = out / "run"
+            made = once(tmp_path_factory, f"run-{name}",
+                        lambda d: train(name, easy_manifest, out=d / "run", config=config, progress=False))
+            # this worker's own copy: tests export next to the checkpoint by default
+            cache[name] = Path(shutil.copytree(made / "run", tmp_path_factory.mktemp(f"run-{name}") / "run"))
         return cache[name]
 
     return get
@@ -95,9 +123,9 @@ def onnx_bundle(trained, tmp_path_factory) -> Path:
     """``test_concat`` trained on the easy set, exported to an fp32 ONNX bundle."""
     from edgemm.export import export
 
-    out = tmp_path_factory.mktemp("bundles") / "concat.edgemm"
-    export(trained("test_concat"), target="onnx", out=out, verify_samples=16, log=lambda s: None)
-    return out
+    return once(tmp_path_factory, "bundle-concat", lambda d: export(
+        trained("test_concat"), target="onnx", out=d / "concat.edgemm", verify_samples=16, log=lambda s: None)
+    ) / "concat.edgemm"
 
 
 @pytest.fixture(scope="session")
@@ -105,9 +133,9 @@ def runtime_frontend_bundle(trained, tmp_path_factory) -> Path:
     """``onnx_bundle`` exported with ``--frontend runtime`` (the graph takes the log-mel)."""
     from edgemm.export import export
 
-    out = tmp_path_factory.mktemp("bundles") / "concat-runtime-frontend.edgemm"
-    export(trained("test_concat"), target="onnx", out=out, verify_samples=16, frontend="runtime", log=lambda s: None)
-    return out
+    return once(tmp_path_factory, "bundle-concat-runtime-frontend", lambda d: export(
+        trained("test_concat"), target="onnx", out=d / "concat-runtime-frontend.edgemm", verify_samples=16,
+        frontend="runtime", log=lambda s: None)) / "concat-runtime-frontend.edgemm"
 
 
 @pytest.fixture(scope="session")
@@ -115,5 +143,9 @@ def easy_clips(tmp_path_factory) -> dict[str, Path]:
     """One H.264 + AAC clip (2 s, 15 fps, 44.1 kHz) per ``support.CLASSES`` label."""
     from support import write_easy_clip
 
-    root = tmp_path_factory.mktemp("clips")
-    return {label: write_easy_clip(root / f"{label}.mp4", label, seed=i) for i, label in enumerate(CLASSES)}
+    def make(root: Path) -> None:
+        for i, label in enumerate(CLASSES):
+            write_easy_clip(root / f"{label}.mp4", label, seed=i)
+
+    root = once(tmp_path_factory, "clips", make)
+    return {label: root / f"{label}.mp4" for label in CLASSES}

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -44,11 +45,12 @@ def virtual_mic():
 def record(device, seconds, sample_rate=16000):
     chunks = []
     with open_source("microphone", device, sample_rate=sample_rate) as mic:
-        deadline = time.monotonic() + seconds
-        for chunk in mic.packets():
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                mic.stop()
+        stop = threading.Timer(seconds, mic.stop)  # also when the sound server stops delivering
+        stop.start()
+        try:
+            chunks.extend(mic.packets())
+        finally:
+            stop.cancel()
         return chunks, mic
 
 
