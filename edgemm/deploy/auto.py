@@ -74,7 +74,7 @@ def export_auto(checkpoint: str | Path | None, export: ExportConfig, *, out: str
     Raises:
         ExportError: No candidate both exported and verified (every candidate's outcome is listed).
     """
-    target, config = export.target, auto
+    target = export.target
     ckpt = resolve_checkpoint(checkpoint)
     bundle = check_replaceable(Path(out) if out else default_bundle_path(ckpt, load_source(ckpt).name, target, "auto"))
     bundle.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def export_auto(checkpoint: str | Path | None, export: ExportConfig, *, out: str
     try:
         from edgemm.export.formats import offers
 
-        for precision in (p for p in config.candidates if offers(target, p)):
+        for precision in (p for p in auto.candidates if offers(target, p)):
             tried = try_export(ckpt, export.at(precision), out=work / f"{precision.value}{bundle.suffix}", log=log)
             row = {"precision": precision.value, "status": tried.status}
             if tried.bundle is None:
@@ -92,9 +92,9 @@ def export_auto(checkpoint: str | Path | None, export: ExportConfig, *, out: str
                 continue
             row.update(accuracy=tried.verification.get("accuracy"), top1_agreement=tried.verification.get("top1_agreement"))
             if tried.verified:
-                r = profile(tried.bundle, ProfileConfig(runs=config.runs, warmup=10, layers=0, backend=config.backend,
-                                                provider=config.provider, threads=config.threads,
-                                                options=dict(config.options)))
+                r = profile(tried.bundle, ProfileConfig(runs=auto.runs, warmup=10, layers=0, backend=auto.backend,
+                                                provider=auto.provider, threads=auto.threads,
+                                                options=dict(auto.options)))
                 row.update(inference_p50_ms=r.stages["inference"].p50_ms, inference_p90_ms=r.stages["inference"].p90_ms,
                            backend=r.backend, device=r.device, threads=r.threads)
             rows.append(row)
@@ -108,7 +108,7 @@ def export_auto(checkpoint: str | Path | None, export: ExportConfig, *, out: str
         chosen = work / f"{best['precision']}{bundle.suffix}"
         manifest = read_manifest(chosen)
         manifest.selection = {"rule": "fastest p50 inference among the precisions that passed verification",
-                              "chosen": best["precision"], "candidates": rows, "runs": config.runs}
+                              "chosen": best["precision"], "candidates": rows, "runs": auto.runs}
         write_manifest(manifest, chosen)
         publish(chosen, bundle)
         manifest.location = bundle
