@@ -128,7 +128,8 @@ def test_bench_names_a_factory_models_bundles_under_out(tmp_path, monkeypatch):
     user = tmp_path / "mine" / "net.py"
     written = []
 
-    def fake_export(checkpoint, *, out, **kw):
+    def fake_export(checkpoint, config, *, out, log):
+        assert (config.target.value, config.precision.value, config.frontend.value) == ("onnx", "int8", "graph")
         written.append(out)
         return Manifest(name="m", labels=["a"], target="onnx", precision="int8", files={"model": "m.onnx"},
                         inputs=[], outputs=[], preprocess={}, verification={"status": "passed"})
