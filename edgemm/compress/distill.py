@@ -179,6 +179,9 @@ def fit(
             p.requires_grad_(False)
     else:
         teacher_outputs = None
+    # The projections and auxiliary heads start from ``seed`` alone, not from whatever the process drew
+    # before: a stage resumed in a fresh process (or re-run on its own) trains exactly as it did in the run.
+    torch.manual_seed(seed * 7_919 - 1)
     objective = _Objective.build(student, teacher, teacher_outputs, config, len(splits.labels), device, teacher_amp)
     train_set = _Indexed(splits.train) if teacher_outputs is not None else splits.train
     loader, sampler = _loader(train_set, config.batch_size, seed, rank, world)

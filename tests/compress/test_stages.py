@@ -136,6 +136,22 @@ def test_fit_keeps_the_latest_epoch_validation_cannot_tell_from_the_best(splits,
     assert not all(torch.equal(kept[k], snapshots[3][k]) for k in kept if kept[k].is_floating_point())
 
 
+def test_a_stage_trains_the_same_whatever_the_process_drew_before(splits):
+    """A stage resumed in a fresh process trains as it did inside the run: nothing it learns from
+    (the projections and auxiliary heads included) depends on random draws made before it."""
+    torch.manual_seed(0)
+    teacher = create_model("test_attention", num_classes=len(splits.labels))
+    start = create_model("test_gated", num_classes=len(splits.labels)).state_dict()
+    weights = []
+    for before in (1, 2):
+        torch.manual_seed(before)  # what earlier stages left in the global generator
+        student = create_model("test_gated", num_classes=len(splits.labels))
+        student.load_state_dict(start)
+        fit(student, teacher, splits, DistillConfig(epochs=1, batch_size=8), seed=5, log=lambda s: None)
+        weights.append(student.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 @pytest.mark.parametrize("name", [*TEST_MODELS, "av_student_ds"])
 def test_prune_shrinks_keeps_working_and_reloads_identically(name, tmp_path):
     torch.manual_seed(0)
