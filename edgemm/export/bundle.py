@@ -194,8 +194,7 @@ def export(checkpoint: str | Path | None = None, config: ExportConfig | None = N
             raise ExportError(f"--frontend runtime: {e}") from None
     data = config.calib_data or src.ckpt.get("data") or "default"
     # the debugger and a fallback calibrate, whatever the route
-    int8 = precision is Precision.INT8
-    calibrate = int8 and (not src.keeps_qat(spec.int8_qat_from) or config.explain or config.max_drop is not None)
+    calibrate = config.int8 and (not src.keeps_qat(spec.int8_qat_from) or config.explain or config.max_drop is not None)
     calibration = load_samples(data, src.preprocess, src.labels, ("train",), config.calib_samples) if calibrate else None
     if calibration is not None and src.frontend is FrontendPlace.RUNTIME:
         calibration = calibration.as_logmel(src.preprocess.audio)
@@ -210,7 +209,7 @@ def export(checkpoint: str | Path | None = None, config: ExportConfig | None = N
 def _run(job: _Job) -> Manifest:
     """Publishes the job's bundle; for int8 with ``explain`` or a failed verification, the int8
     debugger's report and (with ``max_drop``) the fallback."""
-    bundle, log, int8 = job.bundle, job.log, job.precision is Precision.INT8
+    bundle, log, int8 = job.bundle, job.log, job.config.int8
     explain, max_drop = job.config.explain, job.config.max_drop
     sensitivity = _explain(job) if explain else None
     manifest = job.publish(sensitivity=sensitivity)
