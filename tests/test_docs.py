@@ -1,4 +1,5 @@
-"""The examples in docs/architecture.md run as written (in order, sharing one namespace)."""
+"""The documentation holds: docs/architecture.md's examples run as written (in order, sharing one
+namespace), and every benchmark result file is named where readers look."""
 
 import re
 from pathlib import Path
@@ -38,3 +39,11 @@ def test_the_example_model_file_builds_checks_and_takes_absent_modalities():
         muted = model(torch.randn_like(image), torch.randn_like(audio) * 0.1, ip, torch.zeros(2))
     assert live.shape == muted.shape == (2, 4)
     assert "docs/examples/my_av_model.py:build" in (DOC.parent / "models.md").read_text()
+
+
+def test_every_benchmark_result_is_referenced():
+    """A result file that no benchmark page names is a figure nobody can find or reproduce."""
+    bench = DOC.parents[1] / "benchmarks"
+    pages = "".join((bench / name).read_text() for name in ("README.md", "HISTORY.md"))
+    orphans = [p.name for p in sorted((bench / "results").glob("*.json")) if p.name not in pages]
+    assert not orphans, f"benchmarks/results/ files named by neither README.md nor HISTORY.md: {orphans}"
