@@ -25,10 +25,15 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items):
     """Tests that share one OS resource run on one xdist worker, one after another: the virtual
-    microphone is the user's single PulseAudio server, which each of them starts and kills."""
+    microphone is the user's single PulseAudio server, which each of them starts and kills.
+
+    The slow tests go first (otherwise in file order): xdist hands tests out in this order as workers
+    free up, and a long test handed out last keeps one worker busy while the other has nothing left.
+    """
     for item in items:
         if item.get_closest_marker("mic"):
             item.add_marker(pytest.mark.xdist_group("pulseaudio"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:
@@ -116,6 +121,18 @@ def trained(easy_manifest, tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def small_teacher(small_manifest, tmp_path_factory) -> Path:
+    """``test_attention`` trained 2 epochs on ``small_manifest``: the ``--teacher`` of the compress tests
+    (made once per run; read-only)."""
+    from edgemm.train import TrainConfig, train
+
+    config = TrainConfig(epochs=2, min_steps=0, batch_size=8, threads=1)
+    made = once(tmp_path_factory, "small-teacher",
+                lambda d: train("test_attention", small_manifest, out=d / "run", config=config, progress=False))
+    return made / "run" / "best.pt"
 
 
 @pytest.fixture(scope="session")

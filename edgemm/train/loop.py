@@ -167,6 +167,19 @@ def _diverged(loss: float, step: int, finite_logits: bool, first: bool) -> str:
            "this epoch was saved"
 
 
+def _supervised_loss(cfg: TrainConfig, heads: UnimodalHeads | None):
+    """``(logits, labels, (image_present, audio_present)) -> loss``: label-smoothed cross-entropy on the
+    fused logits, plus ``cfg.unimodal_loss`` times the per-modality heads' when there are heads."""
+
+    def loss_fn(logits, y, flags):
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if heads is not None:
+            loss = loss + cfg.unimodal_loss * heads.loss(y, *flags, label_smoothing=cfg.label_smoothing)
+        return loss
+
+    return loss_fn
+
+
 def _should_stop(cfg: TrainConfig, bad_epochs: int, step: int, total: int) -> bool:
     """Early stopping (only in the second half of the schedule) or the step limit."""
     patience_up = bool(cfg.patience) and bad_epochs >= cfg.patience and step >= total // 2
@@ -208,8 +221,6 @@ def train(
     Example:
         >>> train("test_gated", "default", out="runs/x", config=TrainConfig(epochs=1))  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
     cfg = config or TrainConfig()
     out = Path(out)
     ranks = distributed.setup(cfg.device)
@@ -231,17 +242,12 @@ def train(
     t_start = time.perf_counter()
     stopped = "epochs"
     start_epoch, best_val, bad_epochs, step = progress_at
-    net, ema, heads, kept = run.net, run.ema, run.heads, run.kept
+    net, heads, kept = run.net, run.heads, run.kept
 
     def forward(image, audio, mi, ma, _batch):
         return module(image, audio, mi, ma), (mi, ma)
 
-    def loss_fn(logits, y, flags):
-        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        if heads is not None:
-            loss = loss + cfg.unimodal_loss * heads.loss(y, *flags, label_smoothing=cfg.label_smoothing)
-        return loss
-
+    loss_fn = _supervised_loss(cfg, heads)
     with channels_last(net, kept if kept is not net else None):
         # DDP is built on the converted model: its gradient buckets take the parameters' layout.
         ddp = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else None
@@ -250,17 +256,9 @@ def train(
             if _should_stop(cfg, bad_epochs, step, run.total):
                 break
             t0 = time.perf_counter()
-            run.sampler.set_epoch(epoch)
-            # Every random draw of an epoch (order, augmentation, dropout, SpecAugment) derives from
-            # (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
-            g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
-            torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
-            bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{run.epochs}", disable=not show_bars, leave=False)
             try:
-                stats = train_epoch(module, bar, run.opt, run.sched, loss_fn, g=g, device=device,
-                                    augment=run.augmenter, forward=forward, modality_dropout_p=cfg.modality_dropout,
-                                    max_steps=cfg.max_steps, step=step, amp_dtype=amp_dtype,
-                                    after_step=(lambda: ema.update_parameters(net)) if ema else None)
+                stats = run.epoch(module, epoch, loss_fn, forward, cfg, step=step, ranks=ranks, amp_dtype=amp_dtype,
+                                  show_bars=show_bars)
             except TrainingDiverged as e:
                 kept_file = f"; the last good checkpoint is {out / 'last.pt'} (epoch {epoch})" if epoch else ""
                 raise TrainingDiverged(f"epoch {epoch + 1}: {e}{kept_file}") from None
@@ -271,19 +269,13 @@ def train(
                 val = evaluate(kept, splits.val, labels, device=device)
             improved = val.accuracy > best_val
             best_val, bad_epochs = (val.accuracy, 0) if improved else (best_val, bad_epochs + 1)
-            record = {
-                "epoch": epoch, "step": step, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-                "val_accuracy": val.accuracy, "val_accuracy_image_only": val.accuracy_image_only,
-                "val_accuracy_audio_only": val.accuracy_audio_only, "val_loss": val.loss,
-                "lr": run.sched.get_last_lr()[0], "seconds": time.perf_counter() - t0,
-            }
             if is_main:
                 if improved:
                     atomic_torch_save(make_checkpoint(kept, labels=labels, epoch=epoch, val_accuracy=val.accuracy,
                                                       **common), out / "best.pt")
                 run.save_last(out / "last.pt", labels, epoch=epoch, step=step, best_val=best_val,
                               bad_epochs=bad_epochs, **common)
-                _log_epoch(out, record, run.epochs)
+                _log_epoch(out, _epoch_record(epoch, stats, val, run.sched.get_last_lr()[0], t0), run.epochs)
     if cfg.patience and bad_epochs >= cfg.patience:
         stopped = "early_stopping"
 
@@ -387,6 +379,26 @@ class _TrainRun:
             self.heads.load_state_dict(state["unimodal_heads"])
         return state["epoch"] + 1, state["best_val"], state["bad_epochs"], state["step"]
 
+    def epoch(self, module: torch.nn.Module, epoch: int, loss_fn, forward, cfg: TrainConfig, *, step: int, ranks,
+              amp_dtype: torch.dtype | None, show_bars: bool) -> EpochStats:
+        """One epoch of ``train_epoch`` over this run's data order, augmentation and weight average.
+
+        Every random draw of an epoch (order, augmentation, dropout, SpecAugment) derives from
+        (seed, epoch, rank), so a resumed run continues exactly as an uninterrupted one would.
+        """
+        from tqdm.auto import tqdm
+
+        world, rank = ranks.world, ranks.rank
+        self.sampler.set_epoch(epoch)
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * world + rank)
+        torch.manual_seed(cfg.seed * 7_919 + epoch * world + rank)
+        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.epochs}", disable=not show_bars, leave=False)
+        ema, net = self.ema, self.net
+        return train_epoch(module, bar, self.opt, self.sched, loss_fn, g=g, device=ranks.device,
+                           augment=self.augmenter, forward=forward, modality_dropout_p=cfg.modality_dropout,
+                           max_steps=cfg.max_steps, step=step, amp_dtype=amp_dtype,
+                           after_step=(lambda: ema.update_parameters(net)) if ema else None)
+
     def save_last(self, path: Path, labels: list[str], **fields: Any) -> None:
         """Writes ``last.pt``: the raw weights and everything ``restore`` needs."""
         atomic_torch_save(make_checkpoint(self.net, labels=labels, optimizer=self.opt.state_dict(),
@@ -394,6 +406,14 @@ class _TrainRun:
                                           ema=self.ema.state_dict() if self.ema is not None else None,
                                           unimodal_heads=self.heads.state_dict() if self.heads is not None else None,
                                           **fields), path)
+
+
+def _epoch_record(epoch: int, stats: EpochStats, val, lr: float, t0: float) -> dict[str, Any]:
+    """One line of ``metrics.jsonl``."""
+    return {"epoch": epoch, "step": stats.step, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
+            "val_accuracy": val.accuracy, "val_accuracy_image_only": val.accuracy_image_only,
+            "val_accuracy_audio_only": val.accuracy_audio_only, "val_loss": val.loss,
+            "lr": lr, "seconds": time.perf_counter() - t0}
 
 
 def _log_epoch(out: Path, record: dict[str, Any], epochs: int) -> None:

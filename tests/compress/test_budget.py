@@ -11,7 +11,6 @@ from edgemm.compress.prune import count_macs_params, frontend_macs
 from edgemm.compress.recipe import PruneConfig
 from edgemm.devices import load_profile, parse_profile
 from edgemm.models import create_model
-from edgemm.train import TrainConfig, train
 
 RECIPE = """
 student: test_gated
@@ -32,12 +31,9 @@ latency_budget_ms: 1000
 """
 
 
-@pytest.fixture(scope="module")
-def teacher(small_manifest, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    train("test_attention", small_manifest, out=out, config=TrainConfig(epochs=1, min_steps=0, batch_size=8, threads=1),
-          progress=False)
-    return out / "best.pt"
+@pytest.fixture
+def teacher(small_teacher):
+    return small_teacher
 
 
 @pytest.fixture

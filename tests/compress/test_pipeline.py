@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from edgemm.cli import main
-from edgemm.train import TrainConfig, load_model, train
+from edgemm.train import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -23,11 +23,9 @@ stages:
 """
 
 
-@pytest.fixture(scope="module")
-def teacher(small_manifest, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    train("test_attention", small_manifest, out=out, config=TrainConfig(epochs=2, min_steps=0, batch_size=8, threads=1), progress=False)
-    return out / "best.pt"
+@pytest.fixture
+def teacher(small_teacher):
+    return small_teacher
 
 
 def _recipe(tmp_path, quant="qat", args="epochs: 1, batch_size: 8"):
@@ -190,7 +188,7 @@ def test_xnnpack_qat_program_lowers_into_executorch_as_it_is(teacher, small_mani
     raw = torch.load(out / "model.pt", weights_only=True)
     assert raw["quantization"]["quantizer"] == "xnnpack" and raw["quantization"]["scheme"] == "pt2e-xnnpack-int8"
     sizes = {}
-    for target, precision in (("executorch", "int8"), ("executorch", "fp32"), ("onnx", "int8")):
+    for target, precision in (("executorch", "int8"), ("onnx", "int8")):
         m = export(out, target=target, precision=precision, verify_samples=48, calib_samples=32,
                    tolerance=Tolerance(int8_accuracy_points=5.0), out=tmp_path / f"{target}-{precision}.edgemm",
                    log=lambda s: None)
@@ -199,7 +197,10 @@ def test_xnnpack_qat_program_lowers_into_executorch_as_it_is(teacher, small_mani
         if precision == "int8":
             assert m.quantization["method"] == "qat" and m.verification["reference"] == "pytorch-fake-quant", target
             assert not any("calibrated post-training" in n for n in m.source["notes"]), m.source["notes"]
-    assert sizes[("executorch", "int8")] < 0.8 * sizes[("executorch", "fp32")]  # int8 weights inside the .pte
+    # int8 weights inside the .pte: XNNPACK's weights are opaque there, so the whole file is compared with
+    # the float weights alone (the .pte of the same student in fp32 is larger than them; tests/export)
+    model, _ = load_model(out / "model.pt")
+    assert sizes[("executorch", "int8")] < 0.8 * 4 * sum(p.numel() for p in model.parameters())
 
 
 BORN_AGAIN = """
