@@ -16,7 +16,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from edgemm.models.int8 import PT2EModel, quantizer
+from edgemm.models.int8 import PT2EModel, convert_pt2e, quantizer
 from edgemm.vocab import Int8Scheme
 
 
@@ -61,8 +61,6 @@ def calibrate(model: PT2EModel, batches: Iterable[dict[str, torch.Tensor]], n_sa
 
 def convert(model: PT2EModel) -> PT2EModel:
     """Turns fake-quant / observers into real quantize-dequantize ops (int8 weights)."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
-
     model.eval()
     return PT2EModel(convert_pt2e(model.graph), model.preprocess).eval()
 

@@ -45,9 +45,9 @@ def ptq_int8(model: nn.Module, example: tuple[torch.Tensor, ...], calibration: S
     from edgemm._noise import quiet_torchao_import
 
     quiet_torchao_import()
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-    from edgemm.models.int8 import xnnpack_quantizer
+    from edgemm.models.int8 import convert_pt2e, xnnpack_quantizer
 
     prepared = prepare_pt2e(torch.export.export(model, example).module(), xnnpack_quantizer(False, keep_float))
     for feed in calibration.feeds(1):

@@ -9,7 +9,8 @@ lowers the result), so neither imports the other.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import contextlib
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -58,6 +59,49 @@ class PT2EModel(nn.Module):
 
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
         return example_inputs(self.preprocess, batch)
+
+
+def convert_pt2e(graph: nn.Module) -> nn.Module:
+    """torchao's ``convert_pt2e`` (observers and fake quantization become quantize/dequantize ops),
+    without the conv-BatchNorm folding work that cannot apply to ``graph``.
+
+    Whenever a graph holds any BatchNorm (ours: the audio encoder's, over mel bins), torchao traces
+    12 conv-BN patterns with ``torch.export`` for each of four conv kinds (conv1d, conv2d,
+    conv_transpose1d/2d) to fold QAT conv-BN pairs: 20-25 s a conversion on one core, whatever the
+    graph (upstream skips only graphs without BatchNorm, pytorch/pytorch#116440). Those pairs exist
+    only in QAT graphs (post-training preparation folds BatchNorm into its conv), and a pattern can
+    only match a conv kind the graph has; the folds that cannot match are skipped, the rest run as
+    torchao runs them.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e as convert
+
+    with _folds_that_can_match(graph):
+        return convert(graph)
+
+
+_CONV_KINDS = {"conv1d": "aten.conv1d", "conv2d": "aten.conv2d", "conv_transpose1d": "aten.conv_transpose1d",
+               "conv_transpose2d": "aten.conv_transpose2d"}
+
+
+@contextlib.contextmanager
+def _folds_that_can_match(graph: nn.Module) -> Iterator[None]:
+    from torchao.quantization.pt2e import qat_utils
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
+
+    qat = any(isinstance(m, FakeQuantizeBase) for m in graph.modules())
+    present = {str(n.target).rsplit(".", 1)[0] for n in graph.graph.nodes if n.op == "call_function"}
+    fold = qat_utils._fold_conv_bn_qat_helper
+
+    def only_if_present(m, conv_fn, example_inputs, is_cuda):
+        if not qat or _CONV_KINDS.get(conv_fn.__name__, "") not in present:
+            return m
+        return fold(m, conv_fn, example_inputs, is_cuda)
+
+    qat_utils._fold_conv_bn_qat_helper = only_if_present
+    try:
+        yield
+    finally:
+        qat_utils._fold_conv_bn_qat_helper = fold
 
 
 def _x86_quantizer(is_qat: bool):
