@@ -35,5 +35,5 @@ python -m ruff check edgemm tests benchmarks scripts
 
 # Two xdist workers (one compute thread each, tests/conftest.py): much of the suite waits on
 # subprocesses, conversions and real-time clips, so two at a time nearly halve its time on 2 cores.
-# `-n 0` in the arguments runs it in one process.
-python -m pytest -q -n 2 --dist loadgroup "$@"
+# `-n 0` in the arguments runs it in one process. The 15 slowest tests are listed at the end.
+python -m pytest -q -n 2 --dist loadgroup --durations=15 "$@"
