@@ -1,13 +1,14 @@
-"""Prune settings compared: the prune stage re-run from a compress run's distilled student.
+"""Stage settings compared: the prune (or QAT / PTQ) stage re-run from a compress run's student.
 
 Usage:
     python benchmarks/prune_settings.py RUN_DIR [RUN_DIR ...] [--on heldout|test] [--seed 2] [--json out.json]
-        [--config '{"ratio": 0.4, "steps": 1, "finetune_epochs": 6, "lr": 0.001}' ...]
+        [--stage prune|qat|ptq] [--config '{"ratio": 0.4, "steps": 1, "finetune_epochs": 6, "lr": 0.001}' ...]
 
-For each run and each ``--config`` (fields of ``PruneConfig`` over the run's own prune stage), loads
-the student the run's prune stage started from and the run's teacher, runs the prune stage handler
-as ``edgemm compress`` did (the run's kept-label fraction and seed, distillation fine-tuning, the
-teacher's arithmetic from the run's recipe), and evaluates the result: ``--on heldout`` on 3000
+For each run and each ``--config`` (fields of the stage's config over the run's own stage of that
+type), loads the student the run's stage started from (for ``qat`` and ``ptq``: the student the
+run's int8 stage started from) and the run's teacher, runs the stage handler as ``edgemm compress``
+did (the run's kept-label fraction and seed, distillation fine-tuning, the teacher's arithmetic from
+the run's recipe), and evaluates the result (the int8 model of an int8 stage): ``--on heldout`` on 3000
 unseen samples of another generator seed (the generated default set; 95 % interval about ±0.9
 pts), ``--on test`` on the run's own test split (real sets), with the per-sample results for paired
 tests. Sizes and the stage's wall time beside it. Without ``--config`` the defaults compare
@@ -26,9 +27,9 @@ import torch
 from benchmarks_common import heldout_set  # benchmarks/ is the script's directory
 
 from edgemm.compress.prune import count_macs_params
-from edgemm.compress.recipe import PruneConfig
+from edgemm.compress.recipe import PruneConfig, PTQConfig, QATConfig
 from edgemm.compress.report import correct_string
-from edgemm.compress.stages import StageContext, run_prune
+from edgemm.compress.stages import StageContext, run_prune, run_ptq, run_qat
 from edgemm.data import open_dataset
 from edgemm.data.labels import with_label_fraction
 from edgemm.metrics import metrics
@@ -36,6 +37,8 @@ from edgemm.train import load_model
 from edgemm.train.evaluation import predict_logits
 from edgemm.train.precision import autocast_dtype
 
+STAGES = {"prune": (run_prune, PruneConfig), "qat": (run_qat, QATConfig), "ptq": (run_ptq, PTQConfig)}
+INT8 = ("qat", "ptq")
 DEFAULT_CONFIGS = (
     '{"ratio": 0.4, "steps": 1, "finetune_epochs": 6, "lr": 0.001}',
     '{"ratio": 0.4, "steps": 1, "finetune_epochs": 6, "lr": 0.003}',
@@ -43,15 +46,17 @@ DEFAULT_CONFIGS = (
 )
 
 
-def prune_rows(run: Path, configs: list[str], on: str, seed: int) -> dict:
-    """Each config's prune stage from ``run``'s distilled student, evaluated ``on`` held-out or test data."""
+def prune_rows(run: Path, configs: list[str], on: str, seed: int, stage: str = "prune") -> dict:
+    """Each config's ``stage`` from ``run``'s student before it, evaluated ``on`` held-out or test data."""
     report = json.loads((run / "report.json").read_text())
     names = [s["name"] for s in report["stages"]]
-    if "prune" not in names:
-        sys.exit(f"{run}: the run has no prune stage (stages: {names})")
-    before = names[names.index("prune") - 1]  # the student the prune stage received (a born-again run's
+    anchor = next((n for n in names if n in INT8), None) if stage in INT8 else stage
+    if anchor not in names:
+        sys.exit(f"{run}: the run has no {stage} stage to start from (stages: {names})")
+    before = names[names.index(anchor) - 1]  # the student the stage received (a born-again run's
     start = next((run / "stages").glob(f"*_{before}.pt"))  # scratch row is the teacher: no file of its own)
-    own = next(s for s in report["recipe"]["stages"] if s["type"] == "prune")
+    own = next((s for s in report["recipe"]["stages"] if s["type"] == stage), {})
+    handler, config_type = STAGES[stage]
     teacher, ckpt = load_model(report["teacher"]["path"])
     cpu = torch.device("cpu")
     data = report["data"] if Path(report["data"]).exists() else "default"  # the run's set, else regenerate it
@@ -67,17 +72,19 @@ def prune_rows(run: Path, configs: list[str], on: str, seed: int) -> dict:
         fields = {k: v for k, v in own.items() if k != "type"} | json.loads(spec)
         student, _ = load_model(start)
         t0 = time.perf_counter()
-        pruned = run_prune(student, ctx, PruneConfig(**fields)).model
+        out = handler(student, ctx, config_type(**fields))
+        pruned = out.int8 if out.int8 is not None else out.model
         seconds = time.perf_counter() - t0
-        macs, params = count_macs_params(pruned)
+        macs, params = count_macs_params(out.model)
         logits, y = predict_logits(pruned, scored, device=cpu)  # as compress's report rows score
         r = metrics(logits, y, ckpt["labels"])
         rows.append({"config": json.loads(spec), "params": params, "macs": macs, "accuracy": r.accuracy,
                      "accuracy_image_only": r.accuracy_image_only, "accuracy_audio_only": r.accuracy_audio_only,
                      "n": r.n, "seconds": seconds, "correct": correct_string(logits["fused"].argmax(1) == y)})
         print(f"{run} {spec}: {r.accuracy:.3f} ({seconds:.0f} s)", file=sys.stderr)
-    return {"run": str(run), "start": str(start), "on": on, "recorded_prune": report["stages"][names.index("prune")]["accuracy"],
-            "rows": rows}
+    return {"run": str(run), "start": str(start), "on": on, "stage": stage,
+            "recorded": report["stages"][names.index(anchor)]["accuracy"], "recorded_stage": anchor,
+            "recorded_before": report["stages"][names.index(before)]["accuracy"], "rows": rows}
 
 
 def main() -> None:
@@ -86,16 +93,19 @@ def main() -> None:
     p.add_argument("--config", action="append", help="PruneConfig fields as JSON, over the run's own (repeatable)")
     p.add_argument("--on", choices=("heldout", "test"), default="heldout")
     p.add_argument("--seed", type=int, default=2, help="--on heldout: the generator seed of the held-out set")
+    p.add_argument("--stage", choices=tuple(STAGES), default="prune")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     results = []
     for run in a.runs:
-        results.append(prune_rows(run, a.config or list(DEFAULT_CONFIGS), a.on, a.seed))
+        configs = a.config or (list(DEFAULT_CONFIGS) if a.stage == "prune" else ["{}"])
+        results.append(prune_rows(run, configs, a.on, a.seed, a.stage))
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps({"on": a.on, "seed": a.seed, "threads": torch.get_num_threads(), "runs": results},
+            a.json.write_text(json.dumps({"on": a.on, "seed": a.seed, "stage": a.stage, "threads": torch.get_num_threads(),
+                                          "runs": results},
                                          indent=2))
-    print(f"\n{torch.get_num_threads()} threads; each row's prune stage starts from its run's distilled student\n")
+    print(f"\n{torch.get_num_threads()} threads; each row's {a.stage} stage starts from the student its run's stage started from\n")
     print("| run | config | params | fused (n) | image-only | audio-only | stage time |\n|---|---|---:|---:|---:|---:|---:|")
     for res in results:
         for r in res["rows"]:
