@@ -450,7 +450,7 @@ def compress(
     final = student.cpu()
     quant = recipe.quantized
     report = {"teacher": teacher_row, "stages": rows, "vs_scratch": vs_scratch(rows), "transfer": transfer,
-              "teacher_outputs": outputs_note, "world_size": ranks.world,
+              "teacher_outputs": outputs_note, "world_size": ranks.world, "seed": seed,
               "recipe": recipe.to_dict(), "data": splits.source,
               "labels": labels, "device": str(dev), "total_seconds": time.perf_counter() - t_start,
               "final_model": str(out / "model.pt"), "int8_model": str(out / "model_int8.pt2") if quant else None}
