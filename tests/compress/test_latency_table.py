@@ -120,6 +120,7 @@ def test_weights_are_relative_and_clamped():
     assert LatencyTable(1.0, {"a": {"ms_per_channel": None}}, {}).weights() == {"a": 1.0}
 
 
+@pytest.mark.slow
 def test_the_table_is_cached_per_architecture_and_device(tmp_path):
     torch.manual_seed(0)
     model = create_model("test_gated", num_classes=4)

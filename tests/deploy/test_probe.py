@@ -1,5 +1,7 @@
 """The latency probe of ``compress --latency-budget``: what it exports, and how it applies a device profile."""
 
+import pytest
+
 from edgemm.compress.budget import LatencyBudget
 from edgemm.deploy.probe import LatencyProbe, precisions
 from edgemm.devices import load_profile, parse_profile
@@ -42,6 +44,7 @@ def test_a_failed_timing_is_one_error_naming_the_bundle(tmp_path):
         probe._profile([bundle], probe._args(shipped_only=False))
 
 
+@pytest.mark.slow
 def test_models_are_exported_and_compared_in_one_fresh_process(trained):
     """``LatencyProbe.compare``: each model exported as the profile deploys it, timed against the
     first in interleaved rounds by ``edgemm profile A B …`` in a fresh process."""

@@ -160,6 +160,7 @@ def test_bad_remote_urls_and_options_are_usage_errors(onnx_bundle, capsys):
     assert "--plot" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_times_every_bundle_on_the_device(device, trained, tmp_path, capsys):
     out = tmp_path / "bench"
     args = ["bench", str(trained("test_concat")), "--targets", "onnx", "--precisions", "fp32,int8", "--runs", "10",

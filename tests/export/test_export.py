@@ -116,6 +116,7 @@ def test_unsupported_precision_and_target_are_named(trained, tmp_path):
         export(trained("test_concat"), target="onnx", precision="int4", out=tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_verification_failure_keeps_the_bundle_marked_failed_and_exits_3(trained, tmp_path, monkeypatch, capsys):
     import edgemm.export.bundle as bundle_mod
     from edgemm.cli import main

@@ -32,6 +32,7 @@ def test_export_refuses_an_out_path_that_is_a_file(checkpoint, tmp_path, capsys)
     assert notes.read_text() == "mine" and not list(tmp_path.glob(".old-*"))
 
 
+@pytest.mark.slow
 def test_an_existing_bundle_is_replaced_and_nothing_else_is_touched(checkpoint, tmp_path):
     out = tmp_path / "b.edgemm"
     assert main(["export", str(checkpoint), "--target", "onnx", "--out", str(out), "--no-verify"]) == 0
@@ -65,6 +66,7 @@ def test_bench_floor_must_be_finite():
             parse_floor(bad)
 
 
+@pytest.mark.slow
 def test_a_failed_re_export_leaves_the_good_bundle_in_place(trained, tmp_path, monkeypatch, capsys):
     import numpy as np
 
