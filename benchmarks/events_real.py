@@ -24,7 +24,6 @@ Prints one table and writes JSON (with the recording's plan, so it can be rebuil
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -39,6 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmarks_common import cpu_name  # noqa: E402
 
+from edgemm.data.manifest import Record  # noqa: E402
+from edgemm.data.manifest import read_manifest as read_data  # noqa: E402
+from edgemm.data.splits import Split  # noqa: E402
 from edgemm.data.video import write_clip  # noqa: E402
 from edgemm.deploy.events import evaluate_events  # noqa: E402
 from edgemm.runtime.events import EventConfig  # noqa: E402
@@ -54,15 +56,16 @@ DECODERS = {
 }
 
 
-def test_rows(data: Path, n: int, seed: int) -> list[dict[str, str]]:
-    """``n`` test-split rows, as even across classes as ``n`` allows, in a seeded random order."""
-    rows = [r for r in csv.DictReader(data.open()) if r.get("split") == "test"]
+def test_rows(data: Path, n: int, seed: int) -> list[Record]:
+    """``n`` test-split rows (the split ``edgemm train`` uses, drawn when the CSV has none), as even
+    across classes as ``n`` allows, in a seeded random order."""
+    rows = read_data(data, check_media=False).split(Split.TEST)
     if not rows:
         raise SystemExit(f"{data}: no test-split rows")
     rng = np.random.default_rng(seed)
-    by_label: dict[str, list[dict[str, str]]] = {}
+    by_label: dict[str, list[Record]] = {}
     for r in rows:
-        by_label.setdefault(r["label"], []).append(r)
+        by_label.setdefault(r.label, []).append(r)
     for group in by_label.values():
         rng.shuffle(group)
     picked, k = [], 0
@@ -73,11 +76,10 @@ def test_rows(data: Path, n: int, seed: int) -> list[dict[str, str]]:
     return [picked[i] for i in order]
 
 
-def build_recording(data: Path, rows: list[dict[str, str]], out: Path, sample_rate: int, seed: int) -> dict:
+def build_recording(rows: list[Record], out: Path, sample_rate: int, seed: int) -> dict:
     """Writes ``out/long.mp4`` and ``out/long.tsv``; returns the plan (what was placed where)."""
     rng = np.random.default_rng(seed + 1)
-    root = data.parent
-    first = np.asarray(Image.open(root / rows[0]["image"]).convert("RGB"))
+    first = np.asarray(Image.open(rows[0].image).convert("RGB"))
     h, w = first.shape[0] // 2 * 2, first.shape[1] // 2 * 2  # H.264 needs even sides
     blank = np.full((h, w, 3), GREY, np.uint8)
     frames, waves, plan, t = [], [], [], 0.0
@@ -95,15 +97,15 @@ def build_recording(data: Path, rows: list[dict[str, str]], out: Path, sample_ra
         waves.append(noise(gap))
         t += gap
         length = float(rng.uniform(2.0, 3.0))
-        image = np.asarray(Image.open(root / row["image"]).convert("RGB").resize((w, h)))
+        image = np.asarray(Image.open(row.image).convert("RGB").resize((w, h)))
         hold(image, length)
-        wave, rate = sf.read(root / row["audio"], dtype="float32", always_2d=True)
+        wave, rate = sf.read(row.audio, dtype="float32", always_2d=True)
         if rate != sample_rate:
-            raise SystemExit(f"{row['audio']}: {rate} Hz, the bundle expects {sample_rate} Hz")
+            raise SystemExit(f"{row.audio}: {rate} Hz, the bundle expects {sample_rate} Hz")
         spoken = wave.mean(axis=1)[: int(length * sample_rate)]
         waves.append(np.concatenate([spoken, noise(length - len(spoken) / sample_rate)]))
-        annotations.append(f"{t:.3f}\t{t + length:.3f}\t{row['label']}")
-        plan.append({"image": row["image"], "audio": row["audio"], "label": row["label"], "onset": round(t, 3),
+        annotations.append(f"{t:.3f}\t{t + length:.3f}\t{row.label}")
+        plan.append({"image": str(row.image), "audio": str(row.audio), "label": row.label, "onset": round(t, 3),
                      "offset": round(t + length, 3), "gap_before": round(gap, 3)})
         t += length
     hold(blank, 1.5)
@@ -126,7 +128,7 @@ def main() -> int:
     manifest = read_manifest(a.bundle)
     data = a.data or Path(manifest.source["data"])
     rate = manifest.preprocess["audio"]["sample_rate"]
-    plan = build_recording(data, test_rows(data, a.events, a.seed), a.work, rate, a.seed)
+    plan = build_recording(test_rows(data, a.events, a.seed), a.work, rate, a.seed)
     video, annotations = a.work / "long.mp4", a.work / "long.tsv"
     results = {"meta": {"cpu": cpu_name(), "threads": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                         "bundle": str(a.bundle), "data": str(data), "seed": a.seed, "recording": plan},
