@@ -27,9 +27,9 @@ import torch
 from benchmarks_common import heldout_set  # benchmarks/ is the script's directory
 
 from edgemm.compress.prune import count_macs_params
-from edgemm.compress.recipe import PruneConfig, PTQConfig, QATConfig
+from edgemm.compress.recipe import STAGES
 from edgemm.compress.report import correct_string
-from edgemm.compress.stages import StageContext, run_prune, run_ptq, run_qat
+from edgemm.compress.stages import StageContext
 from edgemm.data import open_dataset
 from edgemm.data.labels import with_label_fraction
 from edgemm.metrics import metrics
@@ -37,8 +37,6 @@ from edgemm.train import load_model
 from edgemm.train.evaluation import predict_logits
 from edgemm.train.precision import autocast_dtype
 
-STAGES = {"prune": (run_prune, PruneConfig), "qat": (run_qat, QATConfig), "ptq": (run_ptq, PTQConfig)}
-INT8 = ("qat", "ptq")
 DEFAULT_CONFIGS = (
     '{"ratio": 0.4, "steps": 1, "finetune_epochs": 6, "lr": 0.001}',
     '{"ratio": 0.4, "steps": 1, "finetune_epochs": 6, "lr": 0.003}',
@@ -50,13 +48,14 @@ def prune_rows(run: Path, configs: list[str], on: str, seed: int, stage: str = "
     """Each config's ``stage`` from ``run``'s student before it, evaluated ``on`` held-out or test data."""
     report = json.loads((run / "report.json").read_text())
     names = [s["name"] for s in report["stages"]]
-    anchor = next((n for n in names if n in INT8), None) if stage in INT8 else stage
+    stage_spec = STAGES.get(stage)
+    # an int8 stage starts from the student the run's int8 stage (whichever) started from
+    anchor = next((n for n in names if n in STAGES.names() and STAGES.get(n).quantizes), None) if stage_spec.quantizes else stage
     if anchor not in names:
         sys.exit(f"{run}: the run has no {stage} stage to start from (stages: {names})")
     before = names[names.index(anchor) - 1]  # the student the stage received (a born-again run's
     start = next((run / "stages").glob(f"*_{before}.pt"))  # scratch row is the teacher: no file of its own)
     own = next((s for s in report["recipe"]["stages"] if s["type"] == stage), {})
-    handler, config_type = STAGES[stage]
     teacher, ckpt = load_model(report["teacher"]["path"])
     cpu = torch.device("cpu")
     data = report["data"] if Path(report["data"]).exists() else "default"  # the run's set, else regenerate it
@@ -72,7 +71,7 @@ def prune_rows(run: Path, configs: list[str], on: str, seed: int, stage: str = "
         fields = {k: v for k, v in own.items() if k != "type"} | json.loads(spec)
         student, _ = load_model(start)
         t0 = time.perf_counter()
-        out = handler(student, ctx, config_type(**fields))
+        out = stage_spec.runner()(student, ctx, stage_spec.config(**fields))
         pruned = out.int8 if out.int8 is not None else out.model
         seconds = time.perf_counter() - t0
         macs, params = count_macs_params(out.model)
@@ -93,7 +92,7 @@ def main() -> None:
     p.add_argument("--config", action="append", help="PruneConfig fields as JSON, over the run's own (repeatable)")
     p.add_argument("--on", choices=("heldout", "test"), default="heldout")
     p.add_argument("--seed", type=int, default=2, help="--on heldout: the generator seed of the held-out set")
-    p.add_argument("--stage", choices=tuple(STAGES), default="prune")
+    p.add_argument("--stage", choices=("prune", "qat", "ptq"), default="prune")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     results = []
