@@ -7,7 +7,7 @@ post-training on the float model, so the int8 ops lower into XNNPACK's int8 kern
 frontend stays float. A qat/ptq program of ``edgemm compress`` made with ``quantizer: xnnpack`` is
 lowered as it is (its learned scales carry over; verified against its fake-quant graph). One made
 with the default x86 quantizer (uint8 activations) the XNNPACK delegate does not take: int8 is then
-calibrated from the QAT-trained float weights and the manifest says so.
+calibrated from the float weights and the manifest says so.
 
 Verification and the runtime backend use ExecuTorch's Python runtime, which links libtorch; on a
 device without torch, ExecuTorch's C++ runtime runs the same ``.pte``.
@@ -76,12 +76,12 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
                  "calibration": {"samples": len(ctx.calibration), "data": ctx.calibration.description},
                  "float_modules": [FRONTEND_MODULE, *ctx.keep_float], "io": "float32"}
         if ctx.source.int8 is not None and not ctx.keep_float:
-            notes.append("the QAT program uses the x86 quantizer (uint8 activations), which XNNPACK does not take: "
-                         "int8 was calibrated post-training from the QAT-trained float weights (a qat stage with "
-                         "quantizer: xnnpack carries its learned scales over)")
+            stage = ctx.source.int8_stage
+            notes.append(ctx.source.recalibrated(
+                f"the {stage.upper()} program uses the x86 quantizer (uint8 activations), which XNNPACK does not "
+                f"take") + f" (a {stage} stage with quantizer: xnnpack carries its learned scales over)")
         elif ctx.source.int8 is not None:
-            notes.append("layers kept float (--max-drop): int8 was calibrated post-training from the QAT-trained "
-                         "float weights, since the QAT program quantizes every layer")
+            notes.append(ctx.source.kept_float_note())
     with converting("executorch", model, example):
         path.write_bytes(lower(module, example))
     return Artifact(files={"model": path.name}, tensors=dict(TENSORS), batch=1, quantization=quant, notes=notes,

@@ -222,10 +222,6 @@ def ptq_int8(fp32: Path, out: Path, ctx: ExportContext) -> dict:
             "float_modules": [*FLOAT_SCOPES, *ctx.keep_float]}
 
 
-# Why a QAT checkpoint's int8 bundle was calibrated post-training: the learned program cannot leave
-# single layers in float.
-KEEP_FLOAT_NOTE = ("layers kept float (--max-drop): int8 was calibrated post-training from the QAT-trained float "
-                   "weights, since the QAT program quantizes every layer")
 F32_HINT = {"INFERENCE_PRECISION_HINT": "f32"}
 # Per-node debug metadata torch.onnx writes: Python stack traces with the build machine's paths, FX
 # node text. ~0.5 MB on the default student (28 % of its int8 file); name scopes stay (small, they
@@ -277,7 +273,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
             ctx.log(f"onnx: calibrating int8 on {len(ctx.calibration)} samples")
             quant = ptq_int8(fp32, path, ctx)
             if ctx.source.int8 is not None:
-                notes.append(KEEP_FLOAT_NOTE)
+                notes.append(ctx.source.kept_float_note())
             fp32.unlink()
     if quant is not None:
         quant["weights"] = quantized_ops(onnx.load(str(path)))

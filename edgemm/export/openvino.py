@@ -19,7 +19,7 @@ import openvino as ov
 
 from edgemm.export.errors import converting
 from edgemm.export.formats import FORMATS, Precision, Target
-from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, KEEP_FLOAT_NOTE, TENSORS, float_onnx, ptq_int8, to_onnx
+from edgemm.export.onnx import F32_HINT, FLOAT_SCOPES, TENSORS, float_onnx, ptq_int8, to_onnx
 from edgemm.export.source import Artifact, ExportContext
 
 
@@ -41,7 +41,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
         quant = ptq_int8(fp32, onnx_path, ctx)
         quant["tool"] += " -> OpenVINO (runs as int8)"
         if src.int8 is not None:
-            notes.append(KEEP_FLOAT_NOTE)
+            notes.append(src.kept_float_note())
     else:
         to_onnx(src.model, onnx_path, src.model.example_inputs(2), target="openvino")
     with converting("openvino", src.model, src.model.example_inputs(2)):

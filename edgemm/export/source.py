@@ -104,6 +104,23 @@ class ExportSource:
             return None
         return Int8Scheme(self.ckpt["quantization"].get("quantizer", Int8Scheme.X86.value))
 
+    @property
+    def int8_stage(self) -> str | None:
+        """The ``edgemm compress`` stage that made the int8 program (``qat`` or ``ptq``), or None."""
+        if self.int8 is None:
+            return None
+        return self.ckpt["quantization"].get("stage", "qat")
+
+    def recalibrated(self, why: str) -> str:
+        """The bundle note of an int8 export calibrated afresh instead of carrying the program, ``why``."""
+        weights = "QAT-trained float weights" if self.int8_stage == "qat" else "float weights"
+        return f"{why}: int8 was calibrated post-training from the {weights}"
+
+    def kept_float_note(self) -> str:
+        """The note of an int8 export that keeps layers float although the checkpoint has an int8 program."""
+        return (self.recalibrated("layers kept float (--max-drop)")
+                + f", since the {self.int8_stage.upper()} program quantizes every layer")
+
     def keeps_qat(self, accepted: tuple[Int8Scheme, ...], keep_float: tuple[str, ...] = ()) -> bool:
         """Whether a target that runs programs of the ``accepted`` quantizers exports the learned int8
         program as it is (not when layers must stay float: the program quantizes every layer)."""

@@ -2,7 +2,7 @@
 
 The model is converted with a fixed batch of 1 (litert-torch's lowering of attention fails with a
 dynamic batch); the runtime feeds one sample at a time. int8 is calibrated from the float model
-(QAT-learned scales do not carry over on this route: the manifest says so), with int8 weights and
+(a compress program's learned scales do not carry over on this route: the manifest says so), with int8 weights and
 activations inside and float32 inputs and outputs, and the log-mel frontend left in float.
 """
 
@@ -132,8 +132,8 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
                  "calibration": {"samples": len(calib), "data": ctx.calibration.description},
                  "float_modules": [FRONTEND_MODULE, *ctx.keep_float], "io": "float32"}
         if ctx.source.int8 is not None:
-            notes.append("QAT-learned quantization does not carry into TFLite on this route: "
-                         "int8 was calibrated post-training from the QAT-trained float weights")
+            notes.append(ctx.source.recalibrated(f"the {ctx.source.int8_stage.upper()} program's learned "
+                                                 "quantization does not carry into TFLite on this route"))
     if fp32 != path:
         fp32.unlink()
     return Artifact(files={"model": path.name}, tensors=dict(TENSORS), batch=1, quantization=quant, notes=notes)

@@ -35,7 +35,8 @@ def _recipe(tmp_path, quant="qat", args="epochs: 1, batch_size: 8"):
 
 
 def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifest, tmp_path, capsys):
-    out, recipe = tmp_path / "out", _recipe(tmp_path)
+    """The default recipe's path (distil -> prune -> PTQ), then README's exports of what it made."""
+    out, recipe = tmp_path / "out", _recipe(tmp_path, "ptq", "calibration_samples: 32")
     # test_gated cannot start from test_attention's weights: it starts from nothing, so distil (and the
     # scratch baseline beside it) run cold_min_steps: 3 epochs of this set's 5 steps instead of 2.
     recipe.write_text(recipe.read_text().replace("batch_size: 8}", "batch_size: 8, cold_min_steps: 13}", 1))
@@ -46,28 +47,29 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     report = json.loads(captured.out)
     assert "starts from nothing: [distill] runs at least 13 steps (distill.cold_min_steps) instead of 0" in captured.err
     assert json.loads((out / "report.json").read_text()) == report
-    assert [r["name"] for r in report["stages"]] == ["scratch", "distill", "prune", "qat"]
+    assert [r["name"] for r in report["stages"]] == ["scratch", "distill", "prune", "ptq"]
     keys = {"name", "params", "macs", "accuracy", "accuracy_image_only", "accuracy_audio_only", "seconds", "fp32_bytes"}
     for row in [report["teacher"]] + report["stages"]:
         assert keys <= set(row)
         assert row["params"] > 0 and row["macs"] > 0
-    prune_row, qat_row = report["stages"][2], report["stages"][3]
+    prune_row, int8_row = report["stages"][2], report["stages"][3]
     assert prune_row["params"] < report["stages"][1]["params"]  # pruning removed parameters
-    assert qat_row["int8_bytes"] < qat_row["fp32_bytes"] and qat_row["float_layers"] == ["frontend"]
+    assert int8_row["int8_bytes"] < int8_row["fp32_bytes"] and int8_row["float_layers"] == ["frontend"]
+    assert int8_row["calibration_samples"] == 32
     assert report["teacher"]["trained_now"] is False and report["teacher"]["seconds"] == 0.0  # given, not trained
     md = (out / "report.md").read_text()
-    assert "| qat |" in md and "95 % binomial interval" in md
+    assert "| ptq |" in md and "95 % binomial interval" in md
     for row in [report["teacher"]] + report["stages"]:  # per-sample results agree with the accuracy
         assert len(row["test_correct"]) == row["n"] and row["test_correct"].count("1") == round(row["accuracy"] * row["n"])
-    assert set(report["vs_scratch"]) == {"distill", "qat"} and "McNemar exact p" in md
+    assert set(report["vs_scratch"]) == {"distill", "ptq"} and "McNemar exact p" in md
     # epochs per row from the recipe: prune fine-tunes after each of its 2 steps
-    assert [r["epochs"] for r in report["stages"]] == [3, 3, 2, 1]
-    assert "the final model 6 (distill 3, prune 2, qat 1); the scratch baseline 3" in md
+    assert [r["epochs"] for r in report["stages"]] == [3, 3, 2, 0]
+    assert "the final model 5 (distill 3, prune 2, ptq 0); the scratch baseline 3" in md
 
     raw = torch.load(out / "model.pt", weights_only=True)
     assert raw["quantization"]["file"] == "model_int8.pt2"
     model, _ = load_model(out / "model.pt")
-    assert sum(p.numel() for p in model.parameters()) == qat_row["params"]
+    assert sum(p.numel() for p in model.parameters()) == int8_row["params"]
     # A fresh process: nothing imported beforehand registers the int8 ops for it.
     code = (f"from edgemm.train import load_model; from edgemm.models.int8 import load_int8\n"
             f"m, _ = load_model({str(out / 'model.pt')!r})\n"
@@ -77,8 +79,9 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
     assert proc.stdout.strip().splitlines()[-1] == "(3, 10)", proc.stderr[-2000:]
 
     # The main path: the compressed checkpoint exports to int8 on every target and verifies. ONNX and
-    # OpenVINO carry the QAT program as it is (its learned scales), checked against its fake-quant
-    # graph; TFLite is calibrated again from the QAT-trained float weights and says so.
+    # OpenVINO carry the PTQ program as it is (its calibrated scales), checked against its fake-quant
+    # graph; TFLite is calibrated again from the float weights and says so. (A QAT program goes the
+    # same way: test_xnnpack_qat_program_lowers_into_executorch_as_it_is.)
     from edgemm.deploy import export
     from edgemm.export.verify import Tolerance
 
@@ -97,9 +100,10 @@ def test_compress_end_to_end_writes_report_model_and_int8(teacher, small_manifes
         assert m.verified and m.precision == "int8" and m.location.is_dir(), (target, m.verification)
         if target == "tflite":
             assert m.quantization["method"] == "ptq" and m.verification["reference"] == "pytorch-fp32"
-            assert any("QAT-learned quantization does not carry" in n for n in m.source["notes"])
+            assert ("the PTQ program's learned quantization does not carry into TFLite on this route: int8 was "
+                    "calibrated post-training from the float weights") in m.source["notes"]
         else:
-            assert m.quantization["method"] == "qat" and m.verification["reference"] == "pytorch-fake-quant"
+            assert m.quantization["method"] == "ptq" and m.verification["reference"] == "pytorch-fake-quant"
         if precision is None:
             assert any(line.startswith("precision: int8 (") and "is quantized" in line for line in logs), logs
 

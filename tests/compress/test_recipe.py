@@ -6,7 +6,7 @@ from edgemm.compress.recipe import Importance, StageType, default_recipe_text, l
 
 def test_default_recipe_ships_and_round_trips():
     r = load_recipe()
-    assert [s.type for s in r.stages] == [StageType.DISTILL, StageType.PRUNE, StageType.QAT]
+    assert [s.type for s in r.stages] == [StageType.DISTILL, StageType.PRUNE, StageType.PTQ]
     assert r.stages[1].config.importance is Importance.MAGNITUDE
     assert parse_recipe(r.to_dict()) == r
     assert parse_recipe(yaml.safe_load(default_recipe_text())) == r
@@ -98,11 +98,11 @@ def test_teacher_cache_key_follows_the_data_and_the_teacher_recipe(tmp_path, mon
 def test_stage_budgets_follow_the_step_floors_on_small_sets():
     from edgemm.compress.recipe import load_recipe
 
-    distill, prune, qat = (s.config for s in load_recipe().stages)
+    distill, prune, ptq = (s.config for s in load_recipe().stages)
     # The generated default set: 37 steps an epoch, so the floors change nothing.
-    assert (distill.training_epochs(37), prune.training_epochs(37), qat.training_epochs(37)) == (11, 6, 2)
+    assert (distill.training_epochs(37), prune.training_epochs(37), ptq.training_epochs(37)) == (11, 6, 0)
     # 800 samples: 12 steps an epoch, so as many steps as on the default set take more epochs.
-    assert (distill.training_epochs(12), prune.training_epochs(12), qat.training_epochs(12)) == (34, 19, 6)
+    assert (distill.training_epochs(12), prune.training_epochs(12), ptq.training_epochs(12)) == (34, 19, 0)
 
 
 def test_a_student_that_starts_from_nothing_distils_as_long_as_edgemm_train_trains():
