@@ -13,6 +13,7 @@ import datetime
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -250,6 +251,13 @@ def _worth_keeping(bundle: Path) -> bool:
         return True
 
 
+# Float ONNX exports made in this process, by checkpoint content (sha256) and frontend placement,
+# newest last: `edgemm bench` and `--precision auto` export one checkpoint to ONNX and OpenVINO at
+# several precisions, and each torch.onnx dynamo export of the same model took 10-25 s.
+_FLOAT_ONNX: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+_FLOAT_ONNX_KEPT = 4
+
+
 @dataclass
 class _Job:
     """One export's fixed inputs; ``publish`` writes, verifies and publishes the bundle."""
@@ -284,14 +292,26 @@ class _Job:
         return self._failed_copy
 
     def float_onnx(self) -> Path:
-        """The source's float model exported to ONNX, once per job: the int8 debugger and every
-        publish (fallback re-exports included) copy it instead of exporting again."""
+        """The source's float model exported to ONNX, once per job (the int8 debugger and every
+        publish, fallback re-exports included, copy it) and once per process for the same checkpoint
+        and frontend placement (``_FLOAT_ONNX``)."""
         if self._float_onnx is None:
+            self._scratch = scratch_dir("export")
+            self._float_onnx = self._scratch / "float.onnx"
+            key = (self.src.sha256, self.src.frontend.value)
+            if key in _FLOAT_ONNX:
+                self._float_onnx.write_bytes(_FLOAT_ONNX[key])
+                _FLOAT_ONNX.move_to_end(key)
+                self.log("export: the float ONNX graph of this checkpoint was exported earlier in this process: reusing it")
+                return self._float_onnx
             from edgemm.export.onnx import to_onnx
 
-            self._scratch = scratch_dir("export")
             model = self.src.model.eval()
-            self._float_onnx = to_onnx(model, self._scratch / "float.onnx", model.example_inputs(2))
+            to_onnx(model, self._float_onnx, model.example_inputs(2))
+            if [p.name for p in self._scratch.iterdir()] == [self._float_onnx.name]:  # no external data files
+                _FLOAT_ONNX[key] = self._float_onnx.read_bytes()
+                while len(_FLOAT_ONNX) > _FLOAT_ONNX_KEPT:
+                    _FLOAT_ONNX.popitem(last=False)
         return self._float_onnx
 
     def close(self) -> None:

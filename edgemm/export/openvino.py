@@ -43,7 +43,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
         if src.int8 is not None:
             notes.append(src.kept_float_note())
     else:
-        to_onnx(src.model, onnx_path, src.model.example_inputs(2), target="openvino")
+        float_onnx(ctx, onnx_path, target="openvino")
     with converting("openvino", src.model, src.model.example_inputs(2)):
         model = ov.convert_model(str(onnx_path))
         ov.save_model(model, str(staging / "model.xml"), compress_to_fp16=precision is Precision.FP16)

@@ -15,11 +15,19 @@ def test_bench_rows_table_json_and_failure_row(trained, easy_manifest, tmp_path,
     run = trained("test_concat")
     # TFLite as on a machine without its export extras: the exporter module cannot be imported.
     monkeypatch.setitem(FORMATS, Target.TFLITE, dataclasses.replace(FORMATS[Target.TFLITE], module="edgemm.export._absent"))
+    import edgemm.export.onnx as onnx_export
+
+    exports = []  # torch.onnx's export of the float model, counted
+    to_onnx = onnx_export.to_onnx
+    monkeypatch.setattr(onnx_export, "to_onnx", lambda *a, **k: exports.append(a[1]) or to_onnx(*a, **k))
     out = tmp_path / "bench"
     args = ["bench", str(run), "--targets", "onnx,openvino,tflite", "--precisions", "fp32,int8", "--runs", "20",
             "--device-profile", "x86-laptop-cpu", "--threads", "1", "--out", str(out)]
     assert main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
+    # The four ONNX / OpenVINO bundles are made from one float ONNX export (none if a test before made
+    # it in this process), not one each.
+    assert len(exports) <= 1, exports
     rows = {(r["target"], r["precision"]): r for r in report["rows"]}
     assert set(rows) == {("pytorch", "fp32"), *((t, p) for t in ("onnx", "openvino", "tflite") for p in ("fp32", "int8"))}
     n_test = sum(1 for line in easy_manifest.read_text().splitlines()[1:] if ",test" in line)

@@ -73,6 +73,11 @@ def test_failed_int8_names_the_layer_and_max_drop_keeps_it_float(broken, tmp_pat
     import edgemm.export.onnx as onnx_export
     from edgemm.cli import main
 
+    # The float model goes to ONNX at most once for both jobs below (none if a test before exported it
+    # in this process): the debugger and every publish share it.
+    exports = []
+    to_onnx = onnx_export.to_onnx
+    monkeypatch.setattr(onnx_export, "to_onnx", lambda *a, **k: exports.append(a[1]) or to_onnx(*a, **k))
     out = tmp_path / "int8.edgemm"
     code = main(["export", str(broken), "--target", "onnx", "--precision", "int8", "--out", str(out),
                  "--calib-samples", "64", "--verify-samples", "80"])
@@ -82,13 +87,10 @@ def test_failed_int8_names_the_layer_and_max_drop_keeps_it_float(broken, tmp_pat
     assert failed.verification["status"] == "failed"
     assert failed.quantization["sensitivity"]["worst_layers"][0]["module"] == BROKEN
 
-    exports = []  # the float model goes to ONNX once per job: the debugger and both publishes share it
-    to_onnx = onnx_export.to_onnx
-    monkeypatch.setattr(onnx_export, "to_onnx", lambda *a, **k: exports.append(a[1]) or to_onnx(*a, **k))
     m = export(broken, target="onnx", precision="int8", out=out, calib_samples=64, verify_samples=80, max_drop=1.0,
                log=lambda s: None)
-    assert len(exports) == 1, exports
-    assert not exports[0].exists()  # the job's scratch copy is gone
+    assert len(exports) <= 1, exports
+    assert not any(e.exists() for e in exports)  # the job's scratch copy is gone
     v = m.verification
     assert v["status"] == "passed" and v["reference_accuracy"] - v["accuracy"] <= 0.01
     kept = m.quantization["kept_float"]
