@@ -63,10 +63,8 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
     if ctx.precision is Precision.INT8 and ctx.source.keeps_qat(FORMATS[Target.EXECUTORCH].int8_qat_from, ctx.keep_float):
         ctx.log("executorch: lowering the XNNPACK QAT/PTQ program of edgemm compress as it is")
         module = ctx.source.int8.graph
-        stage = ctx.source.ckpt["quantization"].get("stage", "qat")
-        quant = {"method": stage, "tool": "torchao PT2E with XNNPACKQuantizer (edgemm compress) -> XNNPACK delegate",
-                 "calibration": None if stage == "qat" else "edgemm compress ptq stage",
-                 "float_modules": [FRONTEND_MODULE], "io": "float32"}
+        quant = {**ctx.source.program_quantization("torchao PT2E with XNNPACKQuantizer (edgemm compress) -> XNNPACK "
+                                                   "delegate", [FRONTEND_MODULE]), "io": "float32"}
         reference = "pytorch-fake-quant"
     elif ctx.precision is Precision.INT8:
         ctx.log(f"executorch: XNNPACKQuantizer int8 calibration on {len(ctx.calibration)} samples")

@@ -249,10 +249,8 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
         int8 = ctx.source.int8
         ctx.log("onnx: exporting the QAT/PTQ int8 program as QDQ")
         to_onnx(int8.graph, path, int8.example_inputs(2))
-        stage = ctx.source.ckpt["quantization"].get("stage", "qat")
-        quant = {"method": stage, "tool": f"torchao PT2E ({ctx.source.int8_scheme.value} quantizer) -> QDQ ONNX",
-                 "calibration": None if stage == "qat" else "edgemm compress ptq stage",
-                 "float_modules": list(FLOAT_SCOPES)}
+        quant = ctx.source.program_quantization(f"torchao PT2E ({ctx.source.int8_scheme.value} quantizer) -> QDQ ONNX",
+                                                list(FLOAT_SCOPES))
         reference = "pytorch-fake-quant"
     else:
         fp32 = float_onnx(ctx, staging / "fp32.onnx")

@@ -31,8 +31,7 @@ def export(ctx: ExportContext, staging: Path) -> Artifact:
     quant, reference, notes = None, "pytorch-fp32", []
     if precision is Precision.INT8 and src.keeps_qat(FORMATS[Target.OPENVINO].int8_qat_from, ctx.keep_float):
         to_onnx(src.int8.graph, onnx_path, src.int8.example_inputs(2), target="openvino")
-        stage = src.ckpt["quantization"].get("stage", "qat")
-        quant = {"method": stage, "tool": "torchao PT2E -> QDQ ONNX -> OpenVINO (runs as int8)",
+        quant = {"method": src.int8_stage, "tool": "torchao PT2E -> QDQ ONNX -> OpenVINO (runs as int8)",
                  "float_modules": list(FLOAT_SCOPES)}
         reference = "pytorch-fake-quant"
     elif precision is Precision.INT8:

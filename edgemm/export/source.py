@@ -111,6 +111,12 @@ class ExportSource:
             return None
         return self.ckpt["quantization"].get("stage", "qat")
 
+    def program_quantization(self, tool: str, float_modules: list[str]) -> dict[str, Any]:
+        """The manifest's ``quantization`` of a bundle that carries the int8 program as it is."""
+        stage = self.int8_stage
+        return {"method": stage, "tool": tool, "calibration": None if stage == "qat" else "edgemm compress ptq stage",
+                "float_modules": float_modules}
+
     def recalibrated(self, why: str) -> str:
         """The bundle note of an int8 export calibrated afresh instead of carrying the program, ``why``."""
         weights = "QAT-trained float weights" if self.int8_stage == "qat" else "float weights"
