@@ -70,12 +70,30 @@ def test_show_from_the_command_line_opens_a_window(onnx_bundle, tmp_path):
 
 
 def _show_opens_a_window(edgemm, bundle, tmp_path):
-    """README's laptop demo, `edgemm run BUNDLE --video CLIP --show`, draws its overlay on the screen."""
-    import cv2
-    from support import green_bar_pixels, write_easy_clip
+    """README's laptop demo, `edgemm run BUNDLE --video CLIP --show`, draws its overlay on the screen.
+
+    One retry on a fresh X server: under load, Qt (opencv-python 5.0's QT5 build) now and then maps the
+    window, reports it visible at its full size (``getWindowProperty``, ``getWindowImageRect``) and
+    never paints it (about 1 run in 10 with three busy loops beside it on 2 cores). A broken
+    ``--show`` fails both attempts.
+    """
+    from support import write_easy_clip
 
     clip = write_easy_clip(tmp_path / "long.mp4", "green_mid", seconds=12.0)
-    shot = tmp_path / "screen.png"
+    failures = []
+    for attempt in range(2):
+        seen, report = _overlay_on_screen(edgemm, bundle, clip, tmp_path / f"screen{attempt}.png")
+        if seen:
+            return
+        failures.append(report)
+    pytest.fail("no overlay on the screen in either attempt:\n" + "\n".join(failures))
+
+
+def _overlay_on_screen(edgemm, bundle, clip, shot) -> tuple[bool, str]:
+    """Plays ``clip`` with ``--show`` on its own Xvfb; whether a screenshot showed the overlay."""
+    import cv2
+    from support import green_bar_pixels
+
     # -displayfd: Xvfb picks a free display (two test workers may each want one) and writes its
     # number to the pipe once it accepts clients.
     ready, done = os.pipe()
@@ -103,7 +121,7 @@ def _show_opens_a_window(edgemm, bundle, tmp_path):
                 seen = green_bar_pixels(cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB))
         run.terminate()
         err = run.communicate(timeout=60)[1]
-        assert seen > 500, f"no overlay on the screen ({grabs} of {looks} screenshots taken): {err[-2000:]}"
-        assert "headless" not in err
+        assert "headless" not in err, err
+        return seen > 500, f"{grabs} of {looks} screenshots taken, none with the overlay: {err[-2000:]}"
     finally:
         xvfb.kill()
