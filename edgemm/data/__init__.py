@@ -113,6 +113,9 @@ def open_dataset(
     if fmt is DataFormat.MANIFEST:
         if path.is_dir():
             path = path / "manifest.csv"
+        if preprocess.frames > 1:
+            raise DataError(path, f"a temporal model (preprocess.frames = {preprocess.frames}) learns from ordered "
+                                  "frames; a manifest's rows have no order: give a video folder (root/<label>/*.mp4)")
         m = read_manifest(path, skip_bad=skip_bad, labels=labels, progress=progress)
         parts = {
             s: ManifestDataset(m.split(s) if s in wanted else [], m.labels, preprocess) for s in Split

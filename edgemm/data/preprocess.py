@@ -140,22 +140,36 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """Everything between a sensor and the model's inputs; travels in checkpoints and bundles."""
+    """Everything between a sensor and the model's inputs; travels in checkpoints and bundles.
+
+    Attributes:
+        frames: Consecutive frames in one sample, each with the audio window that goes with it: 1 for
+            a frame model; K for a temporal model, whose inputs gain a time axis, ``image`` (K, 3, S, S)
+            and ``audio`` (K, samples), oldest first (training cuts them from ordered video frames, the
+            runtime keeps the last K).
+    """
 
     image: ImageConfig = field(default_factory=ImageConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    frames: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, int) or isinstance(self.frames, bool) or not 1 <= self.frames <= 64:
+            raise ValueError(f"preprocess.frames: expected an integer from 1 to 64, got {self.frames!r}")
 
     def same_inputs(self, other: "PreprocessConfig") -> bool:
         """Whether two models take the same input tensors from the same data (what each does inside
         its own graph, such as ``image.standardize``, may differ)."""
         return (dataclasses.replace(self.image, standardize=False) == dataclasses.replace(other.image, standardize=False)
-                and self.audio == other.audio)
+                and self.audio == other.audio and self.frames == other.frames)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["audio"]["align"] = self.audio.align.value
         d["image"]["mean"] = list(self.image.mean)
         d["image"]["std"] = list(self.image.std)
+        if self.frames == 1:  # a frame model's config reads as it did before temporal models
+            del d["frames"]
         return d
 
     @classmethod
@@ -171,7 +185,7 @@ class PreprocessConfig:
         audio = dict(data.get("audio") or {})
         check_keys(ImageConfig, image, "preprocess.image")
         check_keys(AudioConfig, audio, "preprocess.audio")
-        return cls(image=ImageConfig(**image), audio=AudioConfig(**audio))
+        return cls(image=ImageConfig(**image), audio=AudioConfig(**audio), frames=data.get("frames", 1))
 
 
 def preprocess_image(rgb: np.ndarray, cfg: ImageConfig) -> np.ndarray:

@@ -107,6 +107,22 @@ def sample_times(clip: DecodedClip, n: int, window_seconds: float, align: AudioA
     return [int(np.argmin(np.abs(t - x))) for x in targets]
 
 
+def frame_window(clip: DecodedClip, k: int, preprocess: PreprocessConfig) -> dict[str, np.ndarray]:
+    """The model inputs for frame ``k`` of a clip: its image and the audio window that goes with it,
+    or, for a temporal model (``preprocess.frames`` = K > 1), those of frames k-K+1..k stacked
+    oldest first (before the clip's first frame, the first frame and its window repeat)."""
+    a = preprocess.audio
+
+    def one(i: int) -> tuple[np.ndarray, np.ndarray]:
+        return preprocess_image(clip.frames[i], preprocess.image), window_at(clip.audio, clip.times[i] - clip.audio_start, a)
+
+    if preprocess.frames == 1:
+        image, audio = one(k)
+        return {"image": image, "audio": audio}
+    images, audios = zip(*(one(max(i, 0)) for i in range(k - preprocess.frames + 1, k + 1)))
+    return {"image": np.stack(images), "audio": np.stack(audios)}
+
+
 @dataclass
 class VideoFolder:
     """A scanned video folder: its clips with labels and splits, and the files it skipped."""
@@ -175,13 +191,7 @@ class VideoDataset:
                 self.skipped.append(e)
                 continue
             for k in sample_times(clip, samples_per_clip, a.clip_seconds, a.align):
-                self.items.append(
-                    {
-                        "image": preprocess_image(clip.frames[k], preprocess.image),
-                        "audio": window_at(clip.audio, clip.times[k] - clip.audio_start, a),
-                        "label": index.get(label, UNLABELLED),
-                    }
-                )
+                self.items.append({**frame_window(clip, k, preprocess), "label": index.get(label, UNLABELLED)})
                 self._clips.append(clip_index)
 
     def __len__(self) -> int:

@@ -71,7 +71,7 @@ def _audio_input(name: str, aud, batch, frontend: FrontendPlace) -> TensorSpec:
 
 def _inputs(artifact, src: ExportSource, batch) -> list[TensorSpec]:
     img, t = src.preprocess.image, artifact.tensors
-    return [
+    specs = [
         TensorSpec("image", t["image"], "image", [batch, 3, img.size, img.size], "float32", "NCHW",
                    {"color_order": img.color_order, "size": img.size, "resize": "centre crop to square, then resize "
                     "(area when shrinking, bilinear when enlarging)", "scale": 1 / 255, "mean": list(img.mean),
@@ -82,6 +82,12 @@ def _inputs(artifact, src: ExportSource, batch) -> list[TensorSpec]:
         TensorSpec("audio_present", t["audio_present"], "flag", [batch], "float32", "N",
                    {"meaning": "1.0 when the audio is live, 0.0 when absent (muted microphone)"}),
     ]
+    k = src.preprocess.frames
+    if k > 1:  # a temporal model: each input gains a time axis K after the batch, oldest frame first
+        for spec in specs:
+            spec.shape[1:1] = [k]
+            spec.layout = spec.layout[0] + "K" + spec.layout[1:]
+    return specs
 
 
 def _manifest(src, artifact, staging: Path, target: Target, precision: Precision, data, device: str | None,

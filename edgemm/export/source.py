@@ -183,10 +183,11 @@ class Samples:
         cycle = ((1.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 1.0))
         out = []
         for k, i in enumerate(range(0, len(self), batch)):
-            n = len(self.label[i:i + batch])
+            image = self.image[i:i + batch]
+            flags = image.shape[:-3]  # (n,), or a temporal model's (n, K)
             pi, pa = cycle[k % len(cycle)]
-            out.append({"image": self.image[i:i + batch], "audio": self.audio[i:i + batch],
-                        "image_present": np.full(n, pi, np.float32), "audio_present": np.full(n, pa, np.float32)})
+            out.append({"image": image, "audio": self.audio[i:i + batch],
+                        "image_present": np.full(flags, pi, np.float32), "audio_present": np.full(flags, pa, np.float32)})
         return out
 
 

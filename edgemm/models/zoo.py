@@ -7,6 +7,7 @@ from typing import Any
 from edgemm.models.av import AVModel
 from edgemm.models.fusion import FusionType
 from edgemm.models.registry import register_model
+from edgemm.models.temporal import TemporalAVModel
 
 # The full-size models standardise each image in their graph (``ImageConfig.standardize``).
 _PREPROCESS = {"image": {"standardize": True}}
@@ -20,7 +21,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _build(defaults: dict[str, Any], kwargs: dict[str, Any]) -> AVModel:
+def _build(defaults: dict[str, Any], kwargs: dict[str, Any], cls: type[AVModel] = AVModel) -> AVModel:
     # Merged, so {"pretrained": ...} keeps the width and {"preprocess": {"image": {"size": 96}}} the rest;
     # another encoder starts from its own defaults, not this one's arguments.
     defaults = dict(defaults)
@@ -29,7 +30,7 @@ def _build(defaults: dict[str, Any], kwargs: dict[str, Any]) -> AVModel:
             defaults.pop(f"{branch}_encoder_kw", None)
     cfg = _merge(_merge({"preprocess": _PREPROCESS}, defaults), kwargs)
     cfg.setdefault("num_classes", 10)
-    return AVModel(**cfg)
+    return cls(**cfg)
 
 
 # The teachers' fusion: two layers of cross-modal attention over 256-wide embeddings.
@@ -62,10 +63,18 @@ def av_student(**kwargs) -> AVModel:
     a whole run where this one reached 0.5 (benchmarks/HISTORY.md "Real small data"). With ImageNet
     weights at hand, ``av_student_mnv3`` is the same student on MobileNetV3-small.
     """
-    return _build(
-        dict(image_encoder="cnn_small", audio_encoder="cnn_small", fusion=FusionType.GATED, fusion_dim=128),
-        kwargs,
-    )
+    return _build(_STUDENT, kwargs)
+
+
+_STUDENT = dict(image_encoder="cnn_small", audio_encoder="cnn_small", fusion=FusionType.GATED, fusion_dim=128)
+
+
+@register_model
+def av_student_temporal(**kwargs) -> TemporalAVModel:
+    """``av_student`` on each of the last 4 frames (``frames=K`` for another window), a depthwise
+    temporal convolution over their fused embeddings (``edgemm.models.temporal``). Trains on video
+    folders: each sample is K consecutive frames of a clip, each with its own audio window."""
+    return _build(_STUDENT, kwargs, TemporalAVModel)
 
 
 @register_model
@@ -119,7 +128,7 @@ _TEST_PREPROCESS = {"image": {"size": 32, "standardize": True}, "audio": {"sampl
                                                      "f_max": 4000.0}}
 
 
-def _tiny(fusion: FusionType, kwargs: dict[str, Any]) -> AVModel:
+def _tiny(fusion: FusionType, kwargs: dict[str, Any], cls: type[AVModel] = AVModel) -> AVModel:
     return _build(
         dict(
             image_encoder="mobilenetv3_small",
@@ -133,6 +142,7 @@ def _tiny(fusion: FusionType, kwargs: dict[str, Any]) -> AVModel:
             num_classes=4,
         ),
         kwargs,
+        cls,
     )
 
 
@@ -159,3 +169,9 @@ def test_attention(**kwargs) -> AVModel:
 @register_model
 def test_late(**kwargs) -> AVModel:
     return _tiny(FusionType.LATE, kwargs)
+
+
+@register_model
+def tiny_temporal(**kwargs) -> TemporalAVModel:
+    """``test_gated`` over the last 3 frames."""
+    return _tiny(FusionType.GATED, {"frames": 3, **kwargs}, TemporalAVModel)

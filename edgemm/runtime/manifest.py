@@ -46,7 +46,8 @@ class TensorSpec:
         modality: ``image``, ``audio``, ``flag`` (1.0 when a modality is live, 0.0 when absent) or ``scores``.
         shape: Dimensions; a string marks a dynamic one (``"batch"``).
         dtype: Element type, e.g. ``float32``.
-        layout: Axis meaning, e.g. ``NCHW`` (image), ``NT`` (batch, samples), ``N``, ``NC``.
+        layout: Axis meaning, e.g. ``NCHW`` (image), ``NT`` (batch, samples), ``N``, ``NC``; a temporal
+            model's inputs have ``K`` (its frames) after ``N``, e.g. ``NKCHW``.
         preprocessing: How raw data becomes this tensor (what ``edgemm.data.preprocess`` does).
     """
 

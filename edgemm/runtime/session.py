@@ -15,6 +15,7 @@ from edgemm.data.logmel import LogMel, StreamingLogMel
 from edgemm.data.preprocess import PreprocessConfig, fit_length, preprocess_image, resample, to_mono
 from edgemm.runtime.backends import CAN_RUN, DEFAULT_BACKEND, Backend, BackendName, BackendUnavailable, open_backend
 from edgemm.runtime.manifest import BundleError, Manifest, read_manifest
+from edgemm.runtime.window import FrameWindow
 from edgemm.vocab import INPUT_NAMES, FrontendPlace, VerifyStatus
 
 BATCH_TRIALS = 8  # batches timed each way before ``run`` keeps one (``Session.choose_batching``)
@@ -89,6 +90,8 @@ class Session:
         self.logmel = LogMel(self.preprocess.audio) if m.frontend is FrontendPlace.RUNTIME else None
         self._stream = StreamingLogMel(self.logmel) if self.logmel else None
         self._silence = self.logmel(np.zeros((1, self.preprocess.audio.clip_samples), np.float32)) if self.logmel else None
+        # A temporal model's inputs are the last K frames; ``predict`` calls are one stream's frames in order.
+        self.window = FrameWindow(self.preprocess.frames) if self.preprocess.frames > 1 else None
         self.fixed_batch = m.batch if isinstance(m.batch, int) else None
         self.call_batch: int | None = None  # samples per backend call in ``run`` (None: all at once)
         self._trials: dict[int | None, list[float]] | None = None  # ``choose_batching``'s timings, per way
@@ -120,13 +123,18 @@ class Session:
     def run(self, image: np.ndarray, audio: np.ndarray, image_present: np.ndarray | None = None,
             audio_present: np.ndarray | None = None) -> np.ndarray:
         """Logits for a batch of preprocessed inputs (what ``edgemm.data`` yields: ``audio`` is the
-        waveform (B, samples), or, for a runtime-frontend bundle, already its log-mel), shape (B, classes)."""
+        waveform (B, samples), or, for a runtime-frontend bundle, already its log-mel), shape (B, classes).
+        A temporal model takes windows, (B, K, ...) each (flags (B, K) or (B,)); single frames are
+        run as stills (the frame repeated K times)."""
         b = image.shape[0]
-        if self.logmel is not None and audio.ndim == 2:
-            audio = self.logmel(audio)
+        if self.logmel is not None and audio.ndim == (3 if self.window else 2):
+            audio = self.logmel(audio.reshape(-1, audio.shape[-1])).reshape(*audio.shape[:-1], *self.logmel.shape)
+        if self.window is not None:
+            image, audio, image_present, audio_present = _as_windows(self.window.frames, image, audio, image_present,
+                                                                     audio_present)
         feeds = {"image": image, "audio": audio,
-                 "image_present": np.ones(b, np.float32) if image_present is None else image_present,
-                 "audio_present": np.ones(b, np.float32) if audio_present is None else audio_present}
+                 "image_present": np.ones(image.shape[:-3], np.float32) if image_present is None else image_present,
+                 "audio_present": np.ones(image.shape[:-3], np.float32) if audio_present is None else audio_present}
         feeds = {self._tensor[k]: np.ascontiguousarray(v, dtype=self._dtype[k]) for k, v in feeds.items()}
         return self._call(feeds, b)
 
@@ -224,8 +232,11 @@ class Session:
             x_aud = self._logmel(x_aud, audios, audio_starts if same_rate else None)
         flags = (np.array([float(i is not None) for i in images], np.float32),
                  np.array([float(a is not None) for a in audios], np.float32))
+        inputs = (x_img, x_aud, *flags)
+        if self.window is not None:  # each frame joins the stream's window, in order
+            inputs = tuple(np.stack(w) for w in zip(*(self.window.push(*(x[k] for x in inputs)) for k in range(b))))
         t1 = time.perf_counter_ns()
-        logits = self.run(x_img, x_aud, *flags)
+        logits = self.run(*inputs)
         t2 = time.perf_counter_ns()
         probs = softmax(logits.astype(np.float64) / self.temperature)
         out = []
@@ -240,6 +251,17 @@ class Session:
         for pred in out:
             pred.stages, pred.latency_ms = dict(stages), (t3 - t0) / 1e6 / b
         return out
+
+
+def _as_windows(frames: int, image: np.ndarray, audio: np.ndarray, image_present: np.ndarray | None,
+                audio_present: np.ndarray | None) -> tuple[np.ndarray | None, ...]:
+    """A temporal model's inputs: single frames (B, 3, S, S) repeated ``frames`` times, flags (B,) per frame."""
+    if image.ndim == 4:
+        image, audio = (np.repeat(x[:, None], frames, axis=1) for x in (image, audio))
+    b = image.shape[0]
+    flags = [None if f is None else np.broadcast_to(np.asarray(f).reshape(b, -1), (b, frames))
+             for f in (image_present, audio_present)]
+    return (image, audio, *flags)
 
 
 def _first_line(e: BaseException) -> str:

@@ -38,18 +38,23 @@ class Augmenter:
             self._image, self._audio = _image_pipeline(self.policy), _audio_pipeline()
 
     def image(self, x: torch.Tensor) -> torch.Tensor:
-        """Augments normalised images (B, 3, H, W)."""
+        """Augments normalised images (B, 3, H, W); a temporal model's (B, K, 3, H, W) frame by frame."""
         if self._image is None:
             return x
+        if x.dim() == 5:
+            return self.image(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
         with torch.no_grad():
             y = self._image((x * std + mean).clamp(0, 1))
         return ((y - mean) / std).contiguous()
 
     def audio(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Augments waveforms (B, N); ``g`` seeds the numpy generator audiomentations draws from."""
+        """Augments waveforms (B, N), a temporal model's (B, K, N) window by window; ``g`` seeds the
+        numpy generator audiomentations draws from."""
         if self._audio is None:
             return x
+        if x.dim() == 3:
+            return self.audio(x.flatten(0, 1), g).unflatten(0, x.shape[:2])
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
         states = random.getstate(), np.random.get_state()
         random.seed(seed)  # audiomentations draws from Python's and numpy's global generators

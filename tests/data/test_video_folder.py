@@ -105,3 +105,23 @@ def test_clip_accuracy_votes_with_the_mean_probability_of_each_clips_samples():
     result = metrics({"fused": logits, "image_only": logits, "audio_only": logits}, y, ["a", "b"], clips)
     assert result.accuracy == 0.5 and result.accuracy_clip == 0.5 and result.n_clips == 2
     assert metrics({"fused": logits, "image_only": logits, "audio_only": logits}, y, ["a", "b"]).accuracy_clip is None
+
+
+def test_a_temporal_models_samples_are_consecutive_frames_ending_at_the_frame_models_sample(video_root):
+    frame = open_dataset(video_root, PreprocessConfig(), samples_per_clip=2, splits=("test",)).test
+    window = open_dataset(video_root, PreprocessConfig(frames=3), samples_per_clip=2, splits=("test",)).test
+    assert len(window) == len(frame)
+    for k in (0, 1):  # both samples of the first test clip
+        w, f = window[k], frame[k]
+        assert w["image"].shape == (3, 3, 64, 64) and w["audio"].shape == (3, 16000) and w["label"] == f["label"]
+        np.testing.assert_array_equal(w["image"][-1], f["image"])
+        np.testing.assert_array_equal(w["audio"][-1], f["audio"])
+        assert not np.array_equal(w["audio"][0], w["audio"][-1])  # each frame has its own audio window
+
+
+def test_a_temporal_model_refuses_a_manifest_whose_rows_have_no_order(tmp_path):
+    from support import write_manifest
+
+    csv = write_manifest(tmp_path / "m.csv", [["a.png", "a.wav", "x", "train"]])
+    with pytest.raises(DataError, match=r"m\.csv.*preprocess.frames = 4.*give a video folder"):
+        open_dataset(csv, PreprocessConfig(frames=4))

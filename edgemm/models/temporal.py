@@ -1,0 +1,87 @@
+"""Temporal models: the fused embeddings of the last K frames, into a causal temporal convolution.
+
+A frame model answers from the newest frame and the audio window that ends at it; a word said two
+seconds ago is gone from its inputs. ``TemporalAVModel`` runs its frame model on each of the last K
+frames (each with its own audio window); a depthwise convolution over those K fused embeddings,
+added to the newest frame's, feeds the classifier:
+
+    image (B, K, 3, S, S), audio (B, K, samples) -> frontend, encoders, fusion per frame -> (B, K, D)
+        -> depthwise Conv1d(kernel K) + newest -> LayerNorm -> head -> logits (B, classes)
+
+K is ``preprocess.frames``, so every stage learns it from the preprocessing it already reads:
+training cuts K consecutive frames from a video folder's clips (``edgemm.data.video.frame_window``),
+export traces the time axis, and the runtime keeps the last K preprocessed frames. The frame model's
+modules keep ``AVModel``'s names (``frontend``, ``image_encoder``, ``fusion``, ``head``...), so export
+(frontend outside the graph, float scopes), pruning and distillation treat both alike. Presence flags
+are per frame, (B, K), or per sample, (B,), which then holds for the whole window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgemm.data.preprocess import PreprocessConfig
+from edgemm.models.av import AVModel, example_inputs
+from edgemm.models.frontend import takes_logmel
+
+
+class TemporalAVModel(AVModel):
+    """Classifies the last K frames and their audio windows.
+
+    Args:
+        frames: K, the frames in the window (2 or more; default: ``preprocess.frames`` when that is
+            more than 1, else 4).
+        **kwargs: ``AVModel``'s arguments (its fusion must give an embedding: not ``late``).
+    """
+
+    def __init__(self, *, frames: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if frames is None:
+            frames = self.preprocess.frames if self.preprocess.frames > 1 else 4
+        elif self.preprocess.frames not in (1, frames):
+            raise ValueError(f"frames={frames} but preprocess.frames={self.preprocess.frames}")
+        if frames < 2:
+            raise ValueError(f"a temporal model sees 2 frames or more, got frames={frames}")
+        if self.fusion.produces_logits:
+            raise ValueError("a temporal model needs a fusion that gives an embedding, not late fusion's logits")
+        self.frames = frames
+        self.preprocess = PreprocessConfig(image=self.preprocess.image, audio=self.preprocess.audio, frames=frames)
+        dim = self.fusion.out_dim
+        self.temporal = nn.Conv1d(dim, dim, kernel_size=frames, groups=dim)
+        self.temporal_norm = nn.LayerNorm(dim)
+
+    def forward_features(
+        self,
+        image: torch.Tensor,
+        audio: torch.Tensor,
+        image_present: torch.Tensor | None = None,
+        audio_present: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The newest frame's per-modality embeddings, and the window's fused embedding."""
+        b, k = image.shape[:2]
+        flat = super().forward_features(image.flatten(0, 1), audio.flatten(0, 1),
+                                        _per_frame(image_present, b, k), _per_frame(audio_present, b, k))
+        fused = flat["fused"].reshape(b, k, -1)
+        window = self.temporal(fused.transpose(1, 2)).squeeze(-1)
+        newest = {name: flat[name].reshape(b, k, -1)[:, -1] for name in ("image", "audio")}
+        return {**newest, "fused": self.temporal_norm(window + fused[:, -1])}
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
+        return example_window(self.preprocess, batch, logmel=takes_logmel(self))
+
+
+def example_window(preprocess: PreprocessConfig, batch: int = 2, *, logmel: bool = False) -> tuple[torch.Tensor, ...]:
+    """Zero inputs of a temporal model: ``models.av.example_inputs`` with a time axis of ``preprocess.frames``."""
+    k = preprocess.frames
+    image, audio, mi, ma = example_inputs(preprocess, batch * k, logmel=logmel)
+    return image.unflatten(0, (batch, k)), audio.unflatten(0, (batch, k)), mi.reshape(batch, k), ma.reshape(batch, k)
+
+
+def _per_frame(flags: torch.Tensor | None, b: int, k: int) -> torch.Tensor | None:
+    """(B,) or (B, K) presence flags as (B*K,)."""
+    if flags is None:
+        return None
+    return (flags.reshape(b, 1).expand(b, k) if flags.dim() == 1 else flags).reshape(b * k)

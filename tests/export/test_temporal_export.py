@@ -1,0 +1,91 @@
+"""A temporal model end to end: it trains on a video folder, exports and verifies on every target, and the
+runtime's answers over a stream of frames equal the PyTorch model's over the same windows."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import once
+from support import CLASSES, write_easy_clip
+
+from edgemm.export import export
+from edgemm.runtime import load, read_manifest
+
+
+@pytest.fixture(scope="module")
+def temporal_run(tmp_path_factory):
+    """``tiny_temporal`` (3 frames) trained on a video folder of easy clips, 5 per class."""
+    from edgemm.train import TrainConfig, train
+
+    def make(d):
+        for i, label in enumerate(CLASSES):
+            (d / "clips" / label).mkdir(parents=True)
+            for j in range(5):
+                write_easy_clip(d / "clips" / label / f"{j}.mp4", label, seconds=1.5, seed=10 * i + j)
+        config = TrainConfig(epochs=40, min_steps=0, batch_size=8, lr=5e-3, label_smoothing=0.0, patience=0, seed=0,
+                             threads=1, ema=False, augment="none")
+        train("tiny_temporal", d / "clips", out=d / "run", config=config, progress=False)
+
+    return once(tmp_path_factory, "run-tiny_temporal", make)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, precision", [("onnx", "int8"), ("openvino", "fp32"), ("tflite", "int8"),
+                                               ("executorch", "fp32")])
+def test_a_temporal_model_exports_and_verifies_on_every_target(temporal_run, target, precision, tmp_path):
+    out = tmp_path / "b.edgemm"
+    manifest = export(temporal_run / "run", target=target, precision=precision, out=out, verify_samples=16,
+                      log=lambda s: None)
+    v = manifest.verification
+    assert v["status"] == "passed", v["message"]
+    assert v["reference_accuracy"] >= 0.75 and set(v["conditions"]) == {"fused", "image_only", "audio_only"}
+    back = read_manifest(out)
+    assert back.preprocess["frames"] == 3
+    assert [t.shape[1] for t in back.inputs] == [3, 3, 3, 3]  # every input has the window's time axis
+    assert back.input("image").layout == "NKCHW" and back.input("audio_present").layout == "NK"
+
+
+@pytest.mark.slow
+def test_the_runtime_keeps_the_window_its_answers_equal_the_models(temporal_run, tmp_path, capsys):
+    from edgemm.cli import main
+    from edgemm.data.preprocess import window_at
+    from edgemm.data.video import decode_clip, frame_window
+    from edgemm.train import load_model
+
+    out = tmp_path / "b.edgemm"
+    export(temporal_run / "run", target="onnx", out=out, verify_samples=16, log=lambda s: None)
+    model = load_model(temporal_run / "run" / "best.pt")[0].eval()
+    pre = model.preprocess
+    path = sorted((temporal_run / "clips" / "green_mid").glob("*.mp4"))[-1]
+    clip = decode_clip(path, pre.audio.sample_rate)
+    session = load(out)
+    worst = 0.0
+    for k, frame in enumerate(clip.frames):  # one stream, frame by frame, as `edgemm run` feeds it
+        w = frame_window(clip, k, pre)  # what training cuts for frame k: frames k-2..k, the first repeated
+        with torch.no_grad():
+            logits = model(torch.from_numpy(w["image"])[None], torch.from_numpy(w["audio"])[None])[0].numpy()
+        got = session.predict(image=frame, audio=window_at(clip.audio, clip.times[k] - clip.audio_start, pre.audio))
+        worst = max(worst, float(np.abs(_centred(logits) - _logits(got.scores, session)).max()))
+    assert worst < 1e-4, worst
+    # Another class's frames before it change the answer to a frame: the session keeps the stream's frames.
+    other = decode_clip(sorted((temporal_run / "clips" / "red_low").glob("*.mp4"))[-1], pre.audio.sample_rate)
+    session.window.reset()
+    alone = session.predict(image=clip.frames[0], audio=None).scores
+    session.window.reset()
+    session.predict(image=other.frames[0], audio=None)
+    after_other = session.predict(image=clip.frames[0], audio=None).scores
+    assert np.abs(_logits(after_other, session) - _logits(alone, session)).max() > 0.1, (alone, after_other)
+    # `edgemm run` on the clip: the live pipeline feeds the window and labels the clip.
+    assert main(["run", str(out), "--video", str(path), "--json"]) == 0
+    last = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")][-1]
+    assert last["summary"]["clip"]["label"] == "green_mid"
+
+
+def _centred(logits: np.ndarray) -> np.ndarray:
+    return logits - logits.mean()
+
+
+def _logits(scores: dict[str, float], session) -> np.ndarray:
+    """The (centred) logits behind a prediction's probabilities: scores saturate at 1.0, logits do not."""
+    return _centred(session.temperature * np.log([scores[c] for c in session.labels]))
