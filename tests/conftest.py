@@ -166,3 +166,23 @@ def easy_clips(tmp_path_factory) -> dict[str, Path]:
 
     root = once(tmp_path_factory, "clips", make)
     return {label: root / f"{label}.mp4" for label in CLASSES}
+
+
+@pytest.fixture(scope="session")
+def temporal_run(tmp_path_factory):
+    """``tiny_temporal`` (3 frames) trained on a video folder of easy clips, 5 per class: the folder
+    is ``clips/``, the run ``run/``."""
+    from support import write_easy_clip
+
+    from edgemm.train import TrainConfig, train
+
+    def make(d):
+        for i, label in enumerate(CLASSES):
+            (d / "clips" / label).mkdir(parents=True)
+            for j in range(5):
+                write_easy_clip(d / "clips" / label / f"{j}.mp4", label, seconds=1.5, seed=10 * i + j)
+        config = TrainConfig(epochs=40, min_steps=0, batch_size=8, lr=5e-3, label_smoothing=0.0, patience=0, seed=0,
+                             threads=1, ema=False, augment="none")
+        train("tiny_temporal", d / "clips", out=d / "run", config=config, progress=False)
+
+    return once(tmp_path_factory, "run-tiny_temporal", make)

@@ -30,6 +30,7 @@ from edgemm.data import open_dataset
 from edgemm.data.labels import count_labelled, labelled_only, with_label_fraction
 from edgemm.metrics import branch_warnings, metrics
 from edgemm.models.int8 import save_int8
+from edgemm.models.temporal import NewestFrame
 from edgemm.train import distributed
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from edgemm.train.config import schedule_steps
@@ -398,6 +399,11 @@ def compress(
 
     built = _Student.build(recipe, given, len(labels), seed)
     student = built.model.to(dev)
+    frames = student.preprocess.frames
+    if frames > 1 and teacher_model.preprocess.frames == 1:
+        teacher_model = NewestFrame(teacher_model, frames)
+        log(f"the teacher is a frame model: it answers for the newest frame of each {frames}-frame window the "
+            "student sees")
     warm = _starts_warm(recipe, given, student, teacher_model, teacher_ckpt, log)
     splits, transfer = _transfer_splits(data, student.preprocess, labels, labels_fraction, seed, log)
     if ranks.main:

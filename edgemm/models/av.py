@@ -16,10 +16,12 @@ from edgemm.models.pruning_hints import PruningHints
 
 def example_inputs(preprocess: PreprocessConfig, batch: int = 2, *, logmel: bool = False) -> tuple[torch.Tensor, ...]:
     """Zero inputs shaped for ``preprocess`` (use batch >= 2 for tracing: batch-1 traces fix the batch);
-    ``logmel``: audio as the log-mel (B, 1, n_mels, frames) instead of the waveform (``without_frontend``)."""
+    ``logmel``: audio as the log-mel (B, 1, n_mels, frames) instead of the waveform (``without_frontend``).
+    A temporal model's (``preprocess.frames`` = K > 1) have a time axis after the batch: (B, K, ...)."""
     s, a = preprocess.image.size, preprocess.audio
-    audio = torch.zeros(batch, 1, a.n_mels, a.n_frames) if logmel else torch.zeros(batch, a.clip_samples)
-    return torch.zeros(batch, 3, s, s), audio, torch.ones(batch), torch.ones(batch)
+    lead = (batch,) if preprocess.frames == 1 else (batch, preprocess.frames)
+    audio = torch.zeros(*lead, 1, a.n_mels, a.n_frames) if logmel else torch.zeros(*lead, a.clip_samples)
+    return torch.zeros(*lead, 3, s, s), audio, torch.ones(lead), torch.ones(lead)
 
 
 class AVModel(nn.Module):

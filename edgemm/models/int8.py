@@ -50,15 +50,18 @@ class PT2EModel(nn.Module):
         return self
 
     def forward(self, image, audio, image_present=None, audio_present=None):
-        b = image.shape[0]
-        if image_present is None:
-            image_present = torch.ones(b, device=image.device)
-        if audio_present is None:
-            audio_present = torch.ones(b, device=image.device)
-        return self.graph(image, audio, image_present, audio_present)
+        lead = image.shape[:-3]  # (B,), or a temporal model's (B, K): per-sample flags hold for the whole window
+        return self.graph(image, audio, _flags(image_present, lead, image.device), _flags(audio_present, lead, image.device))
 
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
         return example_inputs(self.preprocess, batch)
+
+
+def _flags(flags: torch.Tensor | None, lead: torch.Size, device) -> torch.Tensor:
+    """Presence flags shaped ``lead``: all live when None; (B,) spread over a window's K frames."""
+    if flags is None:
+        return torch.ones(lead, device=device)
+    return flags.reshape(-1, *[1] * (len(lead) - 1)).expand(lead) if flags.dim() < len(lead) else flags
 
 
 def convert_pt2e(graph: nn.Module) -> nn.Module:

@@ -69,19 +69,46 @@ class TemporalAVModel(AVModel):
         newest = {name: flat[name].reshape(b, k, -1)[:, -1] for name in ("image", "audio")}
         return {**newest, "fused": self.temporal_norm(window + fused[:, -1])}
 
-    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
-        return example_window(self.preprocess, batch, logmel=takes_logmel(self))
-
-
-def example_window(preprocess: PreprocessConfig, batch: int = 2, *, logmel: bool = False) -> tuple[torch.Tensor, ...]:
-    """Zero inputs of a temporal model: ``models.av.example_inputs`` with a time axis of ``preprocess.frames``."""
-    k = preprocess.frames
-    image, audio, mi, ma = example_inputs(preprocess, batch * k, logmel=logmel)
-    return image.unflatten(0, (batch, k)), audio.unflatten(0, (batch, k)), mi.reshape(batch, k), ma.reshape(batch, k)
-
 
 def _per_frame(flags: torch.Tensor | None, b: int, k: int) -> torch.Tensor | None:
     """(B,) or (B, K) presence flags as (B*K,)."""
     if flags is None:
         return None
     return (flags.reshape(b, 1).expand(b, k) if flags.dim() == 1 else flags).reshape(b * k)
+
+
+class NewestFrame(nn.Module):
+    """A frame model fed a temporal model's windows: it answers for each window's newest frame (a
+    frame teacher distilling into a temporal student, on the student's batches).
+
+    Args:
+        model: The frame model (``preprocess.frames`` 1).
+        frames: K of the windows it will be given.
+    """
+
+    def __init__(self, model: nn.Module, frames: int) -> None:
+        super().__init__()
+        self.model = model
+        self.preprocess = PreprocessConfig(image=model.preprocess.image, audio=model.preprocess.audio, frames=frames)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.model.head
+
+    @property
+    def forward_features(self):
+        """The frame model's ``forward_features`` on the newest frames (absent when it has none)."""
+        features = self.model.forward_features
+        return lambda image, audio, image_present=None, audio_present=None: features(
+            *_newest(image, audio, image_present, audio_present))
+
+    def forward(self, image, audio, image_present=None, audio_present=None) -> torch.Tensor:
+        return self.model(*_newest(image, audio, image_present, audio_present))
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
+        return example_inputs(self.preprocess, batch, logmel=takes_logmel(self.model))
+
+
+def _newest(image: torch.Tensor, audio: torch.Tensor, *flags: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """A window's newest frame: inputs (B, K, ...) as (B, ...); flags (B, K) as (B,), (B,) as they are."""
+    return (image[:, -1], audio[:, -1], *(f[:, -1] if f is not None and f.dim() == 2 else f for f in flags))

@@ -6,28 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import once
-from support import CLASSES, write_easy_clip
 
 from edgemm.export import export
 from edgemm.runtime import load, read_manifest
-
-
-@pytest.fixture(scope="module")
-def temporal_run(tmp_path_factory):
-    """``tiny_temporal`` (3 frames) trained on a video folder of easy clips, 5 per class."""
-    from edgemm.train import TrainConfig, train
-
-    def make(d):
-        for i, label in enumerate(CLASSES):
-            (d / "clips" / label).mkdir(parents=True)
-            for j in range(5):
-                write_easy_clip(d / "clips" / label / f"{j}.mp4", label, seconds=1.5, seed=10 * i + j)
-        config = TrainConfig(epochs=40, min_steps=0, batch_size=8, lr=5e-3, label_smoothing=0.0, patience=0, seed=0,
-                             threads=1, ema=False, augment="none")
-        train("tiny_temporal", d / "clips", out=d / "run", config=config, progress=False)
-
-    return once(tmp_path_factory, "run-tiny_temporal", make)
 
 
 @pytest.mark.slow
