@@ -401,7 +401,7 @@ def compress(
     student = built.model.to(dev)
     frames = student.preprocess.frames
     if frames > 1 and teacher_model.preprocess.frames == 1:
-        teacher_model = NewestFrame(teacher_model, frames)
+        teacher_model = NewestFrame(teacher_model, student.preprocess)
         log(f"the teacher is a frame model: it answers for the newest frame of each {frames}-frame window the "
             "student sees")
     warm = _starts_warm(recipe, given, student, teacher_model, teacher_ckpt, log)

@@ -143,25 +143,36 @@ class PreprocessConfig:
     """Everything between a sensor and the model's inputs; travels in checkpoints and bundles.
 
     Attributes:
-        frames: Consecutive frames in one sample, each with the audio window that goes with it: 1 for
-            a frame model; K for a temporal model, whose inputs gain a time axis, ``image`` (K, 3, S, S)
-            and ``audio`` (K, samples), oldest first (training cuts them from ordered video frames, the
-            runtime keeps the last K).
+        frames: Frames in one sample, each with the audio window that goes with it: 1 for a frame
+            model; K for a temporal model, whose inputs gain a time axis, ``image`` (K, 3, S, S) and
+            ``audio`` (K, samples), oldest first (training cuts them from ordered video frames, the
+            runtime keeps them from the stream).
+        frame_stride: Frames from one window frame to the next, at the video's (or camera's) frame
+            rate: the window spans ``(frames - 1) * frame_stride + 1`` frames, e.g. K=4 with stride 5 is
+            the last second at 15 fps (and, with 1 s audio windows, the last 2 s of sound).
     """
 
     image: ImageConfig = field(default_factory=ImageConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     frames: int = 1
+    frame_stride: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.frames, int) or isinstance(self.frames, bool) or not 1 <= self.frames <= 64:
-            raise ValueError(f"preprocess.frames: expected an integer from 1 to 64, got {self.frames!r}")
+        for name in ("frames", "frame_stride"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
+                raise ValueError(f"preprocess.{name}: expected an integer from 1 to 64, got {value!r}")
+
+    @property
+    def window_span(self) -> int:
+        """Frames from a window's oldest to its newest, both included."""
+        return (self.frames - 1) * self.frame_stride + 1
 
     def same_inputs(self, other: "PreprocessConfig") -> bool:
         """Whether two models take the same input tensors from the same data (what each does inside
         its own graph, such as ``image.standardize``, may differ)."""
         return (dataclasses.replace(self.image, standardize=False) == dataclasses.replace(other.image, standardize=False)
-                and self.audio == other.audio and self.frames == other.frames)
+                and self.audio == other.audio and (self.frames, self.frame_stride) == (other.frames, other.frame_stride))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -169,7 +180,7 @@ class PreprocessConfig:
         d["image"]["mean"] = list(self.image.mean)
         d["image"]["std"] = list(self.image.std)
         if self.frames == 1:  # a frame model's config reads as it did before temporal models
-            del d["frames"]
+            del d["frames"], d["frame_stride"]
         return d
 
     @classmethod
@@ -185,7 +196,8 @@ class PreprocessConfig:
         audio = dict(data.get("audio") or {})
         check_keys(ImageConfig, image, "preprocess.image")
         check_keys(AudioConfig, audio, "preprocess.audio")
-        return cls(image=ImageConfig(**image), audio=AudioConfig(**audio), frames=data.get("frames", 1))
+        return cls(image=ImageConfig(**image), audio=AudioConfig(**audio), frames=data.get("frames", 1),
+                   frame_stride=data.get("frame_stride", 1))
 
 
 def preprocess_image(rgb: np.ndarray, cfg: ImageConfig) -> np.ndarray:

@@ -109,8 +109,9 @@ def sample_times(clip: DecodedClip, n: int, window_seconds: float, align: AudioA
 
 def frame_window(clip: DecodedClip, k: int, preprocess: PreprocessConfig) -> dict[str, np.ndarray]:
     """The model inputs for frame ``k`` of a clip: its image and the audio window that goes with it,
-    or, for a temporal model (``preprocess.frames`` = K > 1), those of frames k-K+1..k stacked
-    oldest first (before the clip's first frame, the first frame and its window repeat)."""
+    or, for a temporal model (``preprocess.frames`` = K > 1, ``frame_stride`` = s), those of frames
+    k-(K-1)s, ..., k-s, k stacked oldest first (before the clip's first frame, the first frame and its
+    window repeat)."""
     a = preprocess.audio
 
     def one(i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +120,7 @@ def frame_window(clip: DecodedClip, k: int, preprocess: PreprocessConfig) -> dic
     if preprocess.frames == 1:
         image, audio = one(k)
         return {"image": image, "audio": audio}
-    images, audios = zip(*(one(max(i, 0)) for i in range(k - preprocess.frames + 1, k + 1)))
+    images, audios = zip(*(one(max(i, 0)) for i in range(k - preprocess.window_span + 1, k + 1, preprocess.frame_stride)))
     return {"image": np.stack(images), "audio": np.stack(audios)}
 
 

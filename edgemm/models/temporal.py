@@ -18,6 +18,7 @@ are per frame, (B, K), or per sample, (B,), which then holds for the whole windo
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -34,21 +35,28 @@ class TemporalAVModel(AVModel):
     Args:
         frames: K, the frames in the window (2 or more; default: ``preprocess.frames`` when that is
             more than 1, else 4).
+        frame_stride: Frames from one window frame to the next at the stream's frame rate (default:
+            ``preprocess.frame_stride``).
         **kwargs: ``AVModel``'s arguments (its fusion must give an embedding: not ``late``).
     """
 
-    def __init__(self, *, frames: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, frames: int | None = None, frame_stride: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        given = self.preprocess
         if frames is None:
-            frames = self.preprocess.frames if self.preprocess.frames > 1 else 4
-        elif self.preprocess.frames not in (1, frames):
-            raise ValueError(f"frames={frames} but preprocess.frames={self.preprocess.frames}")
+            frames = given.frames if given.frames > 1 else 4
+        elif given.frames not in (1, frames):
+            raise ValueError(f"frames={frames} but preprocess.frames={given.frames}")
+        if frame_stride is None:
+            frame_stride = given.frame_stride
+        elif given.frame_stride not in (1, frame_stride):
+            raise ValueError(f"frame_stride={frame_stride} but preprocess.frame_stride={given.frame_stride}")
         if frames < 2:
             raise ValueError(f"a temporal model sees 2 frames or more, got frames={frames}")
         if self.fusion.produces_logits:
             raise ValueError("a temporal model needs a fusion that gives an embedding, not late fusion's logits")
         self.frames = frames
-        self.preprocess = PreprocessConfig(image=self.preprocess.image, audio=self.preprocess.audio, frames=frames)
+        self.preprocess = PreprocessConfig(image=given.image, audio=given.audio, frames=frames, frame_stride=frame_stride)
         dim = self.fusion.out_dim
         self.temporal = nn.Conv1d(dim, dim, kernel_size=frames, groups=dim)
         self.temporal_norm = nn.LayerNorm(dim)
@@ -83,13 +91,13 @@ class NewestFrame(nn.Module):
 
     Args:
         model: The frame model (``preprocess.frames`` 1).
-        frames: K of the windows it will be given.
+        windows: The temporal model's preprocessing: the windows it will be given.
     """
 
-    def __init__(self, model: nn.Module, frames: int) -> None:
+    def __init__(self, model: nn.Module, windows: PreprocessConfig) -> None:
         super().__init__()
         self.model = model
-        self.preprocess = PreprocessConfig(image=model.preprocess.image, audio=model.preprocess.audio, frames=frames)
+        self.preprocess = dataclasses.replace(windows, image=model.preprocess.image, audio=model.preprocess.audio)
 
     @property
     def head(self) -> nn.Module:

@@ -71,10 +71,11 @@ _STUDENT = dict(image_encoder="cnn_small", audio_encoder="cnn_small", fusion=Fus
 
 @register_model
 def av_student_temporal(**kwargs) -> TemporalAVModel:
-    """``av_student`` on each of the last 4 frames (``frames=K`` for another window), a depthwise
-    temporal convolution over their fused embeddings (``edgemm.models.temporal``). Trains on video
-    folders: each sample is K consecutive frames of a clip, each with its own audio window."""
-    return _build(_STUDENT, kwargs, TemporalAVModel)
+    """``av_student`` on 4 frames 5 apart (the last second at 15 fps; ``frames``, ``frame_stride`` for
+    another window), a depthwise temporal convolution over their fused embeddings
+    (``edgemm.models.temporal``). Trains on video folders: each sample is K frames of a clip, each
+    with its own audio window."""
+    return _build(_STUDENT, {"frames": 4, "frame_stride": 5, **kwargs}, TemporalAVModel)
 
 
 @register_model
@@ -173,5 +174,5 @@ def test_late(**kwargs) -> AVModel:
 
 @register_model
 def tiny_temporal(**kwargs) -> TemporalAVModel:
-    """``test_gated`` over the last 3 frames."""
-    return _tiny(FusionType.GATED, {"frames": 3, **kwargs}, TemporalAVModel)
+    """``test_gated`` over 3 frames, 2 apart."""
+    return _tiny(FusionType.GATED, {"frames": 3, "frame_stride": 2, **kwargs}, TemporalAVModel)

@@ -91,7 +91,8 @@ class Session:
         self._stream = StreamingLogMel(self.logmel) if self.logmel else None
         self._silence = self.logmel(np.zeros((1, self.preprocess.audio.clip_samples), np.float32)) if self.logmel else None
         # A temporal model's inputs are the last K frames; ``predict`` calls are one stream's frames in order.
-        self.window = FrameWindow(self.preprocess.frames) if self.preprocess.frames > 1 else None
+        p = self.preprocess
+        self.window = FrameWindow(p.frames, p.frame_stride) if p.frames > 1 else None
         self.fixed_batch = m.batch if isinstance(m.batch, int) else None
         self.call_batch: int | None = None  # samples per backend call in ``run`` (None: all at once)
         self._trials: dict[int | None, list[float]] | None = None  # ``choose_batching``'s timings, per way

@@ -125,3 +125,17 @@ def test_a_temporal_model_refuses_a_manifest_whose_rows_have_no_order(tmp_path):
     csv = write_manifest(tmp_path / "m.csv", [["a.png", "a.wav", "x", "train"]])
     with pytest.raises(DataError, match=r"m\.csv.*preprocess.frames = 4.*give a video folder"):
         open_dataset(csv, PreprocessConfig(frames=4))
+
+
+def test_a_strided_window_takes_every_strideth_frame_and_repeats_the_first_before_the_clip(video_root):
+    from edgemm.data.video import decode_clip, frame_window, scan_video_folder
+
+    cfg = PreprocessConfig(frames=3, frame_stride=4)
+    clip = decode_clip(scan_video_folder(video_root).clips[0][0], cfg.audio.sample_rate)
+    frame = PreprocessConfig()
+    for k, want in ((20, (12, 16, 20)), (5, (0, 1, 5))):
+        w = frame_window(clip, k, cfg)
+        for got, i in zip(w["image"], want):
+            np.testing.assert_array_equal(got, frame_window(clip, i, frame)["image"])
+        for got, i in zip(w["audio"], want):
+            np.testing.assert_array_equal(got, frame_window(clip, i, frame)["audio"])

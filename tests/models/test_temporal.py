@@ -23,7 +23,8 @@ def _model(**kw):
 def test_inputs_have_a_time_axis_of_the_models_frames():
     model = _model()
     image, audio, mi, ma = model.example_inputs(2)
-    assert model.preprocess.frames == model.frames == 3
+    assert model.preprocess.frames == model.frames == 3 and model.preprocess.frame_stride == 2
+    assert model.preprocess.window_span == 5
     assert image.shape == (2, 3, 3, 32, 32) and audio.shape == (2, 3, 4000) and mi.shape == ma.shape == (2, 3)
     assert model(image, audio, mi, ma).shape == (2, 4)
     assert create_model("av_student_temporal", frames=6).example_inputs(1)[0].shape == (1, 6, 3, 64, 64)
@@ -62,12 +63,15 @@ def test_a_window_of_one_frame_or_late_fusion_is_refused():
         create_model("tiny_temporal", fusion="late")
     with pytest.raises(ValueError, match="frames=5 but preprocess.frames=3"):
         TemporalAVModel(num_classes=3, frames=5, preprocess={"frames": 3})
+    with pytest.raises(ValueError, match="frame_stride=2 but preprocess.frame_stride=3"):
+        TemporalAVModel(num_classes=3, frame_stride=2, preprocess={"frames": 4, "frame_stride": 3})
 
 
 def test_frames_travel_in_the_preprocessing_and_frame_models_read_as_before():
     cfg = _model().preprocess
-    assert cfg.to_dict()["frames"] == 3 and PreprocessConfig.from_dict(cfg.to_dict()) == cfg
-    assert "frames" not in PreprocessConfig().to_dict()  # a frame model's manifest is unchanged
+    assert cfg.to_dict()["frames"] == 3 and cfg.to_dict()["frame_stride"] == 2
+    assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
+    assert not {"frames", "frame_stride"} & set(PreprocessConfig().to_dict())  # a frame model's manifest is unchanged
     assert not cfg.same_inputs(PreprocessConfig(image=cfg.image, audio=cfg.audio))
     with pytest.raises(ValueError, match="preprocess.frames: expected an integer from 1 to 64, got 0"):
         PreprocessConfig.from_dict({"frames": 0})

@@ -18,3 +18,11 @@ def test_the_first_frame_fills_the_window_then_each_new_one_pushes_the_oldest_ou
     window.reset()
     image, _ = window.push(np.full((2, 2), 5.0), np.float32(1.0))
     assert image[:, 0, 0].tolist() == [5.0, 5.0, 5.0]
+
+
+def test_a_strided_window_keeps_every_frame_it_spans_and_gives_every_strideth():
+    window = FrameWindow(3, stride=2)  # spans 5 frames: gives frames t-4, t-2, t
+    for t in range(7):
+        (out,) = window.push(np.float32(t))
+        want = [max(t - 4, 0), max(t - 2, 0), t] if t else [0, 0, 0]
+        assert out.tolist() == want, (t, out.tolist())
