@@ -128,7 +128,7 @@ class Session:
         A temporal model takes windows, (B, K, ...) each (flags (B, K) or (B,)); single frames are
         run as stills (the frame repeated K times)."""
         b = image.shape[0]
-        if self.logmel is not None and audio.ndim == (3 if self.window else 2):
+        if self.logmel is not None and audio.ndim == image.ndim - 2:  # waveforms: (B, T) or windows' (B, K, T)
             audio = self.logmel(audio.reshape(-1, audio.shape[-1])).reshape(*audio.shape[:-1], *self.logmel.shape)
         if self.window is not None:
             image, audio, image_present, audio_present = _as_windows(self.window.frames, image, audio, image_present,

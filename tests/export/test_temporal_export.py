@@ -70,3 +70,25 @@ def _centred(logits: np.ndarray) -> np.ndarray:
 def _logits(scores: dict[str, float], session) -> np.ndarray:
     """The (centred) logits behind a prediction's probabilities: scores saturate at 1.0, logits do not."""
     return _centred(session.temperature * np.log([scores[c] for c in session.labels]))
+
+
+@pytest.mark.slow
+def test_a_temporal_bundle_with_the_frontend_in_the_runtime_streams_like_the_graph_one(temporal_run, tmp_path):
+    from edgemm.data.preprocess import window_at
+    from edgemm.data.video import decode_clip
+
+    bundles = {}
+    for frontend in ("graph", "runtime"):
+        out = tmp_path / f"{frontend}.edgemm"
+        m = export(temporal_run / "run", target="onnx", frontend=frontend, out=out, verify_samples=16,
+                   log=lambda s: None)
+        assert m.verification["status"] == "passed", m.verification["message"]
+        bundles[frontend] = load(out)
+    assert bundles["runtime"].manifest.input("audio").shape[1:] == [3, 1, 24, 38]  # K log-mels
+    path = sorted((temporal_run / "clips" / "blue_high").glob("*.mp4"))[-1]
+    pre = bundles["graph"].preprocess
+    clip = decode_clip(path, pre.audio.sample_rate)
+    for k in range(0, len(clip.frames), 3):
+        audio = window_at(clip.audio, clip.times[k] - clip.audio_start, pre.audio)
+        got = [bundles[f].predict(image=clip.frames[k], audio=audio) for f in ("graph", "runtime")]
+        assert np.abs(_logits(got[0].scores, bundles["graph"]) - _logits(got[1].scores, bundles["runtime"])).max() < 1e-3
