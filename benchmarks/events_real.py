@@ -144,10 +144,15 @@ def main() -> int:
     print("| decoder | events found | event F1 (P / R) | segment F1 (1 s) | frame-level accuracy in events |")
     print("|---|---:|---:|---:|---:|")
     for name, r in results["decoders"].items():
-        e, s = r["event_based"], r["segment_based"]
-        print(f"| {name} | {len(r['found'])} | {e['f1']:.3f} ({e['precision']:.3f} / {e['recall']:.3f}) | "
-              f"{s['f1']:.3f} | {r['frame_level']['accuracy']:.3f} |")
+        print(f"| {name} | {len(r['found'])} | {event_cells(r)} |")
     return 0
+
+
+def event_cells(r: dict) -> str:
+    """One evaluation's table cells: event F1 (P / R) | segment F1 | frame-level accuracy in events."""
+    e, s = r["event_based"], r["segment_based"]
+    return (f"{e['f1']:.3f} ({e['precision']:.3f} / {e['recall']:.3f}) | {s['f1']:.3f} | "
+            f"{r['frame_level']['accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmarks_common import cpu_name  # noqa: E402
-from events_real import DECODERS, FPS, NOISE, build_recording, test_rows  # noqa: E402
+from events_real import DECODERS, FPS, NOISE, build_recording, event_cells, test_rows  # noqa: E402
 
 from edgemm.data.manifest import read_manifest as read_data  # noqa: E402
 from edgemm.data.splits import Split  # noqa: E402
@@ -109,9 +109,7 @@ def main() -> int:
     print("|---|---:|---|---:|---:|---:|")
     for name, row in results["models"].items():
         for decoder, r in row["decoders"].items():
-            e, s = r["event_based"], r["segment_based"]
-            print(f"| {name} | {row['steps']} | {decoder} | {e['f1']:.3f} ({e['precision']:.3f} / {e['recall']:.3f}) | "
-                  f"{s['f1']:.3f} | {r['frame_level']['accuracy']:.3f} |")
+            print(f"| {name} | {row['steps']} | {decoder} | {event_cells(r)} |")
     return 0
 
 

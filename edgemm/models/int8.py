@@ -18,6 +18,7 @@ from torch import nn
 from edgemm._noise import quiet_torchao_import
 from edgemm.atomic import atomic_path
 from edgemm.models.av import example_inputs
+from edgemm.models.temporal import window_flags
 from edgemm.vocab import FRONTEND_MODULE, Int8Scheme
 
 quiet_torchao_import()  # torchao, imported by the functions below, registers enums torch now warns about
@@ -58,10 +59,8 @@ class PT2EModel(nn.Module):
 
 
 def _flags(flags: torch.Tensor | None, lead: torch.Size, device) -> torch.Tensor:
-    """Presence flags shaped ``lead``: all live when None; (B,) spread over a window's K frames."""
-    if flags is None:
-        return torch.ones(lead, device=device)
-    return flags.reshape(-1, *[1] * (len(lead) - 1)).expand(lead) if flags.dim() < len(lead) else flags
+    """Presence flags shaped ``lead``: all live when None (``window_flags`` otherwise)."""
+    return torch.ones(lead, device=device) if flags is None else window_flags(flags, lead)
 
 
 def convert_pt2e(graph: nn.Module) -> nn.Module:

@@ -78,11 +78,14 @@ class TemporalAVModel(AVModel):
         return {**newest, "fused": self.temporal_norm(window + fused[:, -1])}
 
 
+def window_flags(flags: torch.Tensor, lead: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """Presence flags shaped ``lead`` ((B,) or a window's (B, K)): per-sample (B,) flags spread over K."""
+    return flags.reshape(-1, *[1] * (len(lead) - 1)).expand(lead) if flags.dim() < len(lead) else flags
+
+
 def _per_frame(flags: torch.Tensor | None, b: int, k: int) -> torch.Tensor | None:
     """(B,) or (B, K) presence flags as (B*K,)."""
-    if flags is None:
-        return None
-    return (flags.reshape(b, 1).expand(b, k) if flags.dim() == 1 else flags).reshape(b * k)
+    return None if flags is None else window_flags(flags, (b, k)).reshape(b * k)
 
 
 class NewestFrame(nn.Module):
