@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import socket
 import subprocess
 import threading
@@ -10,6 +11,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+def package_source(dest: Path) -> Path:
+    """A private copy of what `pip install` builds edgemm from (pyproject, README, the package).
+
+    setuptools builds in the source tree's ``build/``: two installs of one checkout at once (the
+    suite runs on two workers) delete each other's files mid-build.
+    """
+    root = Path(__file__).resolve().parents[1]
+    dest.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, dest / name)
+    shutil.copytree(root / "edgemm", dest / "edgemm", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
 
 
 def write_wav(path: Path, wave: np.ndarray, sr: int) -> Path:

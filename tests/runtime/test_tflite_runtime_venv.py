@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from support import package_source
 
 
 def _run(edgemm, bundle, clip):
@@ -30,7 +29,8 @@ def test_tflite_runtime_gives_litert_answers(trained, easy_clips, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{ROOT}[runtime,headless,tflite-runtime]"],
+    source = package_source(tmp_path / "src")
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{source}[runtime,headless,tflite-runtime]"],
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
     probe = subprocess.run([str(py), "-c", "import importlib.util as u; print([u.find_spec(m) is not None for m in "

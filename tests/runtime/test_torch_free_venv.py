@@ -14,8 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from support import package_source
 
 
 @pytest.mark.slow
@@ -23,7 +22,7 @@ def test_runtime_extra_installs_and_runs_in_a_venv_without_torch(onnx_bundle, ea
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{ROOT}[runtime,gui,openvino,mic]"],
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{package_source(tmp_path / 'src')}[runtime,gui,openvino,mic]"],
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
     probe = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
