@@ -12,6 +12,9 @@ top score >= 0.5, nothing else) and `edgemm run --events`' defaults.
     python benchmarks/temporal_events.py ~/.cache/edgemm/realsets/digits_newvoices-v1-150-s0/manifest.csv \
         --work runs/temporal_events --json benchmarks/results/temporal_events_digits_newvoices_epyc.json
 
+``--window-mix 0 0.5`` trains the temporal student once per value of ``TrainConfig.window_mix`` (windows
+whose older frames come from another clip, as after an event ends).
+
 Prints one table and writes JSON.
 """
 
@@ -41,7 +44,12 @@ from edgemm.export import export  # noqa: E402
 from edgemm.train import TrainConfig, train  # noqa: E402
 
 SIZE = 96  # clip frames (the models take 64 px; smaller clips keep the decoded folder in memory small)
-MODELS = ("av_student", "av_student_temporal")
+def variants(window_mix: list[float]) -> list[tuple[str, str, float]]:
+    """(run name, model, window_mix): the frame student once, the temporal one per ``window_mix``."""
+    out = [("av_student", "av_student", 0.0)]
+    for p in window_mix:
+        out.append(("av_student_temporal" + (f"-mix{p:g}" if p else ""), "av_student_temporal", p))
+    return out
 
 
 def build_folder(data: Path, out: Path, seed: int) -> int:
@@ -70,20 +78,22 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--min-steps", type=int, default=600)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window-mix", type=float, nargs="+", default=[0.0],
+                   help="the temporal student's TrainConfig.window_mix, one run per value")
     p.add_argument("--work", type=Path, default=Path("runs/temporal_events"))
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/temporal_events.json"))
     a = p.parse_args()
     clips = build_folder(a.data, a.work / "clips", a.seed)
-    config = TrainConfig(epochs=a.epochs, min_steps=a.min_steps, seed=a.seed)
     results = {"meta": {"cpu": cpu_name(), "threads": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
                         "data": str(a.data), "clips": clips, "train_config": {"epochs": a.epochs,
                         "min_steps": a.min_steps, "seed": a.seed}}, "models": {}}
     recording = None
-    for name in MODELS:
+    for name, model, mix in variants(a.window_mix):
         run = a.work / name
         t0 = time.perf_counter()
         if not (run / "best.pt").exists():
-            train(name, a.work / "clips", out=run, config=config, progress=False)
+            config = TrainConfig(epochs=a.epochs, min_steps=a.min_steps, seed=a.seed, window_mix=mix)
+            train(model, a.work / "clips", out=run, config=config, progress=False)
         seconds = time.perf_counter() - t0
         bundle = run / f"{name}-onnx-fp32.edgemm"
         if not bundle.exists():
@@ -94,7 +104,7 @@ def main() -> int:
             results["meta"]["recording"] = recording
         summary = json.loads((run / "summary.json").read_text())
         # the folder's own test split: held-out clips of the manifest's train/val rows (not new voices)
-        row = {"train_seconds": round(seconds, 1), "steps": summary["steps"],
+        row = {"model": model, "window_mix": mix, "train_seconds": round(seconds, 1), "steps": summary["steps"],
                "folder_test_accuracy": summary["test"]["accuracy"], "decoders": {}}
         for decoder, (events, smooth) in DECODERS.items():
             r = evaluate_events(bundle, a.work / "recording" / "long.mp4", a.work / "recording" / "long.tsv",

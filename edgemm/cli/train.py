@@ -57,6 +57,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=finite_float, default=d.weight_decay)
     p.add_argument("--label-smoothing", type=finite_float, default=d.label_smoothing)
     p.add_argument("--modality-dropout", type=finite_float, default=d.modality_dropout)
+    p.add_argument("--window-mix", type=finite_float, default=d.window_mix, metavar="P",
+                   help="temporal models: probability that a training window's older frames come from another "
+                        "sample, as at an event boundary in a stream")
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience in epochs (0: off)")
     p.add_argument("--augment", default=d.augment, choices=[x.value for x in AugmentPolicy],
                    help="augmentation policy: camera (default; no mirror images), natural (adds them), none")
@@ -83,7 +86,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         epochs=a.epochs, min_steps=a.min_steps, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-        label_smoothing=a.label_smoothing, modality_dropout=a.modality_dropout, patience=a.patience,
+        label_smoothing=a.label_smoothing, modality_dropout=a.modality_dropout, window_mix=a.window_mix,
+        patience=a.patience,
         augment="none" if a.no_augment else a.augment, ema=not a.no_ema, max_steps=a.max_steps, seed=a.seed, num_workers=a.workers,
         device=a.device, threads=a.threads, precision=a.precision, labels_fraction=a.labels_fraction,
     )

@@ -204,6 +204,7 @@ def fit(
                 torch.manual_seed(seed * 7_919 + epoch * world + rank)
                 stats = train_epoch(objective.net, loader, opt, sched, objective.loss, g=g, device=device,
                                     augment=augmenter, modality_dropout_p=config.modality_dropout,
+                                    window_mix_p=config.window_mix,
                                     forward=objective.forward)
                 distributed.broadcast_buffers(student)  # BatchNorm statistics saw each rank's own last batch
                 if (epoch + 1) % validate_every and epoch + 1 < epochs:

@@ -80,6 +80,8 @@ class DistillConfig:
         feature_weight: Weight of the feature terms (image, audio and fused embeddings through
             learned projections to the teacher's widths, cosine distance).
         modality_dropout: Probability a sample loses one modality (teacher sees the same).
+        window_mix: Probability a temporal student's window takes its older frames from another
+            sample (``edgemm.train.augment.window_mix``; the teacher sees the same window).
         mixup: Beta concentration of mixup, both modalities mixed alike and the teacher shown the
             same mix (0: off).
         batch_size: Samples per step.
@@ -102,6 +104,7 @@ class DistillConfig:
     alpha: float = 0.7
     feature_weight: float = 1.0
     modality_dropout: float = 0.3
+    window_mix: float = 0.0
     mixup: float = 0.0
     batch_size: int = 64
     augment: AugmentPolicy = DEFAULT_POLICY
@@ -121,8 +124,8 @@ class DistillConfig:
         _steps("distill", min_steps=self.min_steps, cold_min_steps=self.cold_min_steps)
         _positive("distill", epochs=self.epochs, lr=self.lr, warm_lr=self.warm_lr, temperature=self.temperature,
                   batch_size=self.batch_size)
-        if not 0 <= self.alpha <= 1 or self.feature_weight < 0 or not 0 <= self.modality_dropout <= 1:
-            raise ValueError("distill: alpha and modality_dropout must be in [0, 1], feature_weight >= 0")
+        if not all(0 <= v <= 1 for v in (self.alpha, self.modality_dropout, self.window_mix)) or self.feature_weight < 0:
+            raise ValueError("distill: alpha, modality_dropout and window_mix must be in [0, 1], feature_weight >= 0")
 
     def training_epochs(self, steps_per_epoch: int) -> int:
         """Passes over the training set this stage gives the student (``steps_per_epoch``: of the data)."""

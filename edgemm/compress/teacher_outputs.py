@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from edgemm.models.temporal import newest_flags
 from edgemm.train import distributed
 from edgemm.train.checkpoint import atomic_torch_save
 from edgemm.train.precision import autocast
@@ -60,11 +61,12 @@ class TeacherOutputs:
 
         Args:
             index: (B,) positions in the training split the outputs were computed on.
-            image_present: (B,) 1.0 where the image is present.
+            image_present: (B,) 1.0 where the image is present (a window's (B, K): its newest frame's).
             audio_present: (B,) 1.0 where the audio is present.
             device: Where the returned tensors go.
         """
-        image, audio = image_present.detach().cpu() > 0.5, audio_present.detach().cpu() > 0.5
+        image = newest_flags(image_present).detach().cpu() > 0.5
+        audio = newest_flags(audio_present).detach().cpu() > 0.5
         pattern = torch.where(image & audio, 0, torch.where(image, 1, 2))
         index = index.cpu().long()
         logits = self.logits[pattern, index].to(device)

@@ -83,6 +83,11 @@ def window_flags(flags: torch.Tensor, lead: torch.Size | tuple[int, ...]) -> tor
     return flags.reshape(-1, *[1] * (len(lead) - 1)).expand(lead) if flags.dim() < len(lead) else flags
 
 
+def newest_flags(flags: torch.Tensor) -> torch.Tensor:
+    """Per-sample presence flags (B,) from (B,) flags or a window's (B, K): the newest frame's."""
+    return flags[:, -1] if flags.dim() == 2 else flags
+
+
 def _per_frame(flags: torch.Tensor | None, b: int, k: int) -> torch.Tensor | None:
     """(B,) or (B, K) presence flags as (B*K,)."""
     return None if flags is None else window_flags(flags, (b, k)).reshape(b * k)
@@ -122,4 +127,4 @@ class NewestFrame(nn.Module):
 
 def _newest(image: torch.Tensor, audio: torch.Tensor, *flags: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     """A window's newest frame: inputs (B, K, ...) as (B, ...); flags (B, K) as (B,), (B,) as they are."""
-    return (image[:, -1], audio[:, -1], *(f[:, -1] if f is not None and f.dim() == 2 else f for f in flags))
+    return (image[:, -1], audio[:, -1], *(None if f is None else newest_flags(f) for f in flags))

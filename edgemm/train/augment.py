@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from edgemm.data.preprocess import ImageConfig
+from edgemm.models.temporal import window_flags
 from edgemm.train.policies import AugmentPolicy, parse_policy
 
-__all__ = ["AugmentPolicy", "Augmenter", "mixup", "modality_dropout", "parse_policy"]
+__all__ = ["AugmentPolicy", "Augmenter", "mixup", "modality_dropout", "parse_policy", "window_mix"]
 
 
 class Augmenter:
@@ -101,6 +102,43 @@ def modality_dropout(b: int, p: float, g: torch.Generator, device: torch.device)
     image_present = (~(drop & which)).float().to(device)
     audio_present = (~(drop & ~which)).float().to(device)
     return image_present, audio_present
+
+
+def window_mix(image: torch.Tensor, audio: torch.Tensor, image_present: torch.Tensor, audio_present: torch.Tensor,
+               p: float, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Temporal windows whose older frames come from another sample of the batch (labels unchanged).
+
+    With probability ``p`` a window (B, K, ...) keeps its newest ``c`` frames (``c`` uniform in
+    1..K-1) and takes the ``K - c`` before them from the same positions of a partner's window: image,
+    audio and presence flags alike, so a window can hold a modality for some frames and not others, as
+    a stream does when a camera is covered or a sound stops. The answer stays what the newest frames
+    show: in a stream the frames before them often belong to an event that has ended, which windows
+    cut from inside one clip never show. Single-frame batches (4-D images) pass through.
+
+    Args:
+        image: Images (B, K, C, H, W).
+        audio: Audio (B, K, ...), waveforms or features.
+        image_present: Presence flags (B,) or (B, K).
+        audio_present: Likewise for audio.
+        p: Probability that a window is mixed.
+        g: Generator of the draws.
+
+    Returns:
+        The image, audio and flags, the flags (B, K) when the batch is a temporal one.
+    """
+    if image.dim() != 5 or p <= 0:
+        return image, audio, image_present, audio_present
+    b, k = image.shape[:2]
+    mixed = torch.rand(b, generator=g, device=g.device) < p
+    kept = torch.randint(1, k, (b,), generator=g, device=g.device)  # newest frames a window keeps
+    partner = torch.randperm(b, generator=g, device=g.device).to(image.device)
+    older = (torch.arange(k, device=g.device)[None] < (k - kept)[:, None]) & mixed[:, None]  # (B, K)
+
+    def mix(x: torch.Tensor) -> torch.Tensor:
+        take = older.to(x.device).view(b, k, *[1] * (x.dim() - 2))
+        return torch.where(take, x[partner], x)
+
+    return mix(image), mix(audio), mix(window_flags(image_present, (b, k))), mix(window_flags(audio_present, (b, k)))
 
 
 def mixup(image: torch.Tensor, audio: torch.Tensor, alpha: float

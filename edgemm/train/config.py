@@ -26,6 +26,8 @@ class TrainConfig:
         warmup: Linear warm-up, as a fraction of the schedule's steps.
         label_smoothing: Cross-entropy label smoothing.
         modality_dropout: Probability that a training sample loses one modality (image or audio).
+        window_mix: Probability that a temporal model's training window takes its older frames from
+            another sample (``edgemm.train.augment.window_mix``); single-frame models ignore it.
         unimodal_loss: Weight of the auxiliary per-modality classifiers' loss
             (``edgemm.train.unimodal``), which keeps each branch learning; 0 disables.
         augment: Augmentation policy (``edgemm.train.augment.AugmentPolicy``): ``camera``,
@@ -54,6 +56,7 @@ class TrainConfig:
     warmup: float = 0.05
     label_smoothing: float = 0.1
     modality_dropout: float = 0.3
+    window_mix: float = 0.0
     unimodal_loss: float = 1.0
     augment: str = DEFAULT_POLICY.value
     ema: bool = True
@@ -79,6 +82,7 @@ class TrainConfig:
             "warmup": 0 <= self.warmup < 1,
             "label_smoothing": 0 <= self.label_smoothing < 1,
             "modality_dropout": 0 <= self.modality_dropout <= 1,
+            "window_mix": 0 <= self.window_mix <= 1,
             "unimodal_loss": self.unimodal_loss >= 0,
             "patience": self.patience >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,

@@ -22,7 +22,7 @@ from edgemm.data.labels import labelled_only, with_label_fraction
 from edgemm.errors import EdgemmError
 from edgemm.metrics import branch_warnings
 from edgemm.train import distributed
-from edgemm.train.augment import Augmenter, modality_dropout
+from edgemm.train.augment import Augmenter, modality_dropout, window_mix
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
 from edgemm.train.config import TrainConfig, schedule_steps
 from edgemm.train.evaluation import evaluate
@@ -93,6 +93,7 @@ def train_epoch(
     device: torch.device,
     augment: Augmenter | None,
     modality_dropout_p: float,
+    window_mix_p: float = 0.0,
     max_steps: int | None = None,
     step: int = 0,
     forward: Callable[..., tuple[torch.Tensor, Any]] | None = None,
@@ -111,6 +112,8 @@ def train_epoch(
         device: Where tensors go.
         augment: The augmentation policy's ``Augmenter`` (None: no augmentation).
         modality_dropout_p: Probability that a sample loses one modality.
+        window_mix_p: Probability that a temporal model's window takes its older frames from another
+            sample (``edgemm.train.augment.window_mix``); no effect on single-frame batches.
         max_steps: Stop when the global step count reaches this.
         step: Global step count before this epoch.
         forward: ``(image, audio, image_present, audio_present, batch) -> (logits, extra)``; default:
@@ -130,6 +133,7 @@ def train_epoch(
         if augment is not None:
             image, audio = augment.image(image), augment.audio(audio, g)
         mi, ma = modality_dropout(len(y), modality_dropout_p, g, device)
+        image, audio, mi, ma = window_mix(image, audio, mi, ma, window_mix_p, g)
         with autocast(amp_dtype, device):
             logits, extra = forward(image, audio, mi, ma, batch)
             loss = loss_fn(logits.float(), y, extra)
@@ -396,6 +400,7 @@ class _TrainRun:
         ema, net = self.ema, self.net
         return train_epoch(module, bar, self.opt, self.sched, loss_fn, g=g, device=ranks.device,
                            augment=self.augmenter, forward=forward, modality_dropout_p=cfg.modality_dropout,
+                           window_mix_p=cfg.window_mix,
                            max_steps=cfg.max_steps, step=step, amp_dtype=amp_dtype,
                            after_step=(lambda: ema.update_parameters(net)) if ema else None)
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgemm.models.temporal import newest_flags
 from edgemm.train.losses import cross_entropy
 from edgemm.vocab import UNLABELLED
 
@@ -89,7 +90,7 @@ class UnimodalHeads(nn.Module):
 
         Args:
             y: Targets (B,).
-            image_present: Presence flags (B,) the model was given.
+            image_present: Presence flags (B,) the model was given (a window's (B, K): its newest frame's count).
             audio_present: Likewise for audio.
             label_smoothing: As in the main loss.
             mix: ``(perm, lam)`` of a mixup batch: the targets mix as the inputs did.
@@ -102,6 +103,7 @@ class UnimodalHeads(nn.Module):
             if len(z) != len(y):  # a temporal model's encoders saw K frames per sample: the newest answers
                 z = z.reshape(len(y), -1, z.shape[-1])[:, -1]
             logits = head(z.float())
+            present = newest_flags(present)  # a temporal model's window: its newest frame's
             total = total + cross_entropy(logits, y, label_smoothing=label_smoothing, mix=mix, weight=present)
             if teacher_logits is not None:
                 total = total + _distil_unlabelled(logits, teacher_logits, y, present, temperature)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgemm.train.augment import mixup
+from edgemm.train.augment import mixup, window_mix
 
 
 def test_mixup_mixes_both_modalities_of_a_sample_with_the_same_partner_and_weight():
@@ -101,3 +101,29 @@ def test_camera_never_mirrors_and_natural_does():
     assert bool(_left_heavier(cam.image(x)).all())
     mirrored = int((~_left_heavier(nat.image(x))).sum())
     assert 15 <= mirrored <= 49  # about half of 64
+
+
+def test_window_mix_keeps_the_newest_frames_and_takes_the_older_ones_from_one_partner():
+    b, k = 64, 4
+    # every frame's pixels, audio and flags carry (sample, position): where each came from is readable after mixing
+    code = (torch.arange(b)[:, None] * 10 + torch.arange(k)[None]).float()  # (B, K)
+    image = code.view(b, k, 1, 1, 1).expand(b, k, 3, 2, 2)
+    audio = code.view(b, k, 1).expand(b, k, 8)
+    mi, ma = torch.arange(b).float(), -torch.arange(b).float()  # per-sample flags, told apart by sample
+    out = window_mix(image, audio, mi, ma, 0.5, torch.Generator().manual_seed(0))
+    mixed_image, mixed_audio, mixed_mi, mixed_ma = out
+    source = (mixed_image[:, :, 0, 0, 0] // 10).long()  # (B, K): the sample each frame now comes from
+    assert torch.equal(mixed_image[:, :, 0, 0, 0] % 10, torch.arange(k).float().expand(b, k))  # frames keep their place
+    assert torch.equal(mixed_audio, mixed_image[:, :, 0, 0, :1].expand(b, k, 8))  # audio moved with its frame
+    assert mixed_mi.shape == (b, k) and torch.equal(mixed_mi, source.float()) and torch.equal(mixed_ma, -source.float())
+    own = source == torch.arange(b)[:, None]
+    assert own[:, -1].all()  # the newest frame is always the sample's own
+    changed = ~own.all(1)
+    assert 16 < int(changed.sum()) < 48  # about half the windows
+    for i in torch.nonzero(changed).flatten().tolist():
+        n_older = int((~own[i]).sum())
+        assert 1 <= n_older <= k - 1 and not own[i, :n_older].any() and own[i, n_older:].all()  # older part, contiguous
+        assert len(set(source[i, :n_older].tolist())) == 1  # from one partner
+    assert torch.equal(window_mix(image, audio, mi, ma, 0.0, torch.Generator())[0], image)
+    frames = image[:, -1]
+    assert window_mix(frames, audio[:, -1], mi, ma, 1.0, torch.Generator())[0] is frames  # a frame batch passes through

@@ -161,3 +161,34 @@ def test_a_branch_at_chance_is_reported_by_name():
     assert branch_warnings(result(0.8, 0.14, n=2000), "test") == []
     assert len(branch_warnings(result(0.1, 0.1), "val")) == 2
 
+
+
+def test_window_mix_gives_a_temporal_model_per_frame_flags_and_its_heads_the_newest_frames():
+    from edgemm.models import create_model
+    from edgemm.train.loop import _supervised_loss, train_epoch
+    from edgemm.train.unimodal import UnimodalHeads
+
+    torch.manual_seed(0)
+    model = create_model("tiny_temporal", num_classes=3)
+    heads = UnimodalHeads(model, 3)
+    image, audio, _, _ = model.example_inputs(16)
+    batch = {"image": torch.randn_like(image), "audio": torch.randn_like(audio) * 0.1, "label": torch.arange(16) % 3}
+    seen = []
+
+    def forward(image, audio, mi, ma, _batch):
+        seen.append((mi.clone(), ma.clone()))
+        return model(image, audio, mi, ma), (mi, ma)
+
+    loss = _supervised_loss(TrainConfig(), heads)
+    opt = torch.optim.SGD([*model.parameters(), *heads.parameters()], lr=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    for p in (0.0, 1.0):
+        # the heads' loss takes (B, K) flags (their newest frame's); a non-finite loss would raise
+        train_epoch(model, [batch], opt, sched, loss, g=torch.Generator().manual_seed(1), device=torch.device("cpu"),
+                    augment=None, modality_dropout_p=1.0, window_mix_p=p, forward=forward)
+    (mi0, ma0), (mi1, ma1) = seen
+    assert mi0.shape == (16,)  # no mixing: one flag per sample
+    assert mi1.shape == (16, model.frames)
+    # every sample lost one modality; mixed windows hold a modality for some frames and not others
+    varies = (mi1.amin(1) != mi1.amax(1)) | (ma1.amin(1) != ma1.amax(1))
+    assert varies.any()
