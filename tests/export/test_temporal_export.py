@@ -12,12 +12,16 @@ from edgemm.runtime import load, read_manifest
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target, precision", [("onnx", "int8"), ("openvino", "fp32"), ("tflite", "int8"),
-                                               ("executorch", "fp32")])
-def test_a_temporal_model_exports_and_verifies_on_every_target(temporal_run, target, precision, tmp_path):
+# TFLite int8 through --max-drop: LiteRT's full int8 flips 1 of the 60 held-out windows of this tiny
+# model (1.7 pts, over the 1-pt gate, with litert-torch 0.10.0; it passed with the release CI had a day
+# earlier), so the export keeps its worst layer float as a user is told to, which takes the time axis
+# through the float-region path too.
+@pytest.mark.parametrize("target, precision, max_drop", [("onnx", "int8", None), ("openvino", "fp32", None),
+                                                         ("tflite", "int8", 1.0), ("executorch", "fp32", None)])
+def test_a_temporal_model_exports_and_verifies_on_every_target(temporal_run, target, precision, max_drop, tmp_path):
     out = tmp_path / "b.edgemm"
     manifest = export(temporal_run / "run", target=target, precision=precision, out=out, verify_samples=16,
-                      log=lambda s: None)
+                      max_drop=max_drop, log=lambda s: None)
     v = manifest.verification
     assert v["status"] == "passed", v["message"]
     assert v["reference_accuracy"] >= 0.75 and set(v["conditions"]) == {"fused", "image_only", "audio_only"}
