@@ -35,6 +35,7 @@ from edgemm.train import distributed
 from edgemm.train.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from edgemm.train.config import schedule_steps
 from edgemm.train.evaluation import predict_logits
+from edgemm.train.loop import with_stream_rate
 from edgemm.train.precision import autocast_dtype
 
 
@@ -124,7 +125,8 @@ class _Student:
     identity: str  # what a stage checkpoint records as its student
 
     @classmethod
-    def build(cls, recipe: Recipe, given: nn.Module | None, num_classes: int, seed: int) -> "_Student":
+    def build(cls, recipe: Recipe, given: nn.Module | None, num_classes: int, seed: int,
+              kwargs: dict[str, Any] | None = None) -> "_Student":
         from edgemm.compress.teacher_outputs import weights_digest
         from edgemm.models import create_model
         from edgemm.models.contract import model_output
@@ -134,7 +136,7 @@ class _Student:
                 # Seeded right before it is built, so results do not depend on whether the teacher
                 # was trained in this process (which consumes random numbers) or loaded.
                 torch.manual_seed(seed)
-                return create_model(recipe.student, num_classes=num_classes)
+                return create_model(recipe.student, num_classes=num_classes, **(kwargs or {}))
 
             return cls(start(), start, recipe.student)
         if getattr(given, "edgemm_spec", None) is None:
@@ -397,7 +399,8 @@ def compress(
                                                                           labels_fraction, seed)
     labels = teacher_ckpt["labels"]
 
-    built = _Student.build(recipe, given, len(labels), seed)
+    stream = None if given is not None else with_stream_rate(recipe.student, {}, data, None)  # a temporal student's rate
+    built = _Student.build(recipe, given, len(labels), seed, stream)
     student = built.model.to(dev)
     frames = student.preprocess.frames
     if frames > 1 and teacher_model.preprocess.frames == 1:

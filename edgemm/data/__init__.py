@@ -26,6 +26,7 @@ __all__ = [
     "PreprocessConfig",
     "Split",
     "open_dataset",
+    "stream_frame_rate",
 ]
 
 
@@ -134,6 +135,19 @@ def open_dataset(
         ) if s in wanted else _Empty(folder.labels)
         skipped += getattr(parts[s], "skipped", [])
     return DataSplits(**{s.value: d for s, d in parts.items()}, labels=folder.labels, source=str(path), skipped=skipped)
+
+
+def stream_frame_rate(spec: str | Path, format: DataFormat | str | None = None) -> float | None:
+    """A video folder's frame rate (the median of its training clips'); None for a manifest or the
+    default set, whose samples are not frames of a stream."""
+    from edgemm.data.video import folder_frame_rate, scan_video_folder
+
+    if str(spec) == DataFormat.DEFAULT.value and format in (None, DataFormat.DEFAULT, "default"):
+        return None
+    path = Path(spec)
+    if (DataFormat(format) if format is not None else detect_format(path)) is not DataFormat.VIDEO:
+        return None
+    return folder_frame_rate(scan_video_folder(path))
 
 
 class _Empty:

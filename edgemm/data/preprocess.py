@@ -150,18 +150,31 @@ class PreprocessConfig:
         frame_stride: Frames from one window frame to the next, at the video's (or camera's) frame
             rate: the window spans ``(frames - 1) * frame_stride + 1`` frames, e.g. K=4 with stride 5 is
             the last second at 15 fps (and, with 1 s audio windows, the last 2 s of sound).
+        frame_rate: The frame rate ``frame_stride`` counts at, in frames per second (a temporal
+            model trained on a video folder: its clips' rate). Given, a window's frames are the
+            ones ``frame_stride / frame_rate`` seconds apart by their timestamps, so a camera at
+            another rate sees the same span in seconds; None counts frames as they come.
     """
 
     image: ImageConfig = field(default_factory=ImageConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     frames: int = 1
     frame_stride: int = 1
+    frame_rate: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("frames", "frame_stride"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
                 raise ValueError(f"preprocess.{name}: expected an integer from 1 to 64, got {value!r}")
+        rate = self.frame_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.1 <= rate <= 1000):
+            raise ValueError(f"preprocess.frame_rate: expected frames per second from 0.1 to 1000 or null, got {rate!r}")
+
+    @property
+    def frame_step(self) -> float | None:
+        """Seconds from one window frame to the next (None when frames are counted, not timed)."""
+        return None if self.frame_rate is None else self.frame_stride / self.frame_rate
 
     @property
     def window_span(self) -> int:
@@ -172,7 +185,7 @@ class PreprocessConfig:
         """Whether two models take the same input tensors from the same data (what each does inside
         its own graph, such as ``image.standardize``, may differ)."""
         return (dataclasses.replace(self.image, standardize=False) == dataclasses.replace(other.image, standardize=False)
-                and self.audio == other.audio and (self.frames, self.frame_stride) == (other.frames, other.frame_stride))
+                and self.audio == other.audio and _window(self) == _window(other))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -181,6 +194,8 @@ class PreprocessConfig:
         d["image"]["std"] = list(self.image.std)
         if self.frames == 1:  # a frame model's config reads as it did before temporal models
             del d["frames"], d["frame_stride"]
+        if self.frame_rate is None:
+            del d["frame_rate"]
         return d
 
     @classmethod
@@ -197,7 +212,39 @@ class PreprocessConfig:
         check_keys(ImageConfig, image, "preprocess.image")
         check_keys(AudioConfig, audio, "preprocess.audio")
         return cls(image=ImageConfig(**image), audio=AudioConfig(**audio), frames=data.get("frames", 1),
-                   frame_stride=data.get("frame_stride", 1))
+                   frame_stride=data.get("frame_stride", 1), frame_rate=data.get("frame_rate"))
+
+
+def _window(p: PreprocessConfig) -> tuple[int, int, float | None]:
+    return p.frames, p.frame_stride, p.frame_rate
+
+
+def window_positions(times: np.ndarray | None, count: int, preprocess: PreprocessConfig) -> list[int]:
+    """Which of a stream's frames so far make the window ending at its newest, oldest first.
+
+    The one rule training (``edgemm.data.video.frame_window``) and the runtime
+    (``edgemm.runtime.window``) both follow. Counted (``preprocess.frame_rate`` None, or no
+    timestamps): frames n-(K-1)s, ..., n-s, n of the ``count`` so far. Timed: for each window place,
+    the frame nearest (the earlier on a tie) to ``frame_step`` seconds apart back from the newest, so
+    a stream at another frame rate covers the same seconds (and one at ``frame_rate`` gets the
+    counted frames). Places before the stream's first frame take the first frame.
+
+    Args:
+        times: Timestamps in seconds of the frames so far, ascending (None: count).
+        count: Frames so far (the newest is ``count - 1``).
+        preprocess: The model's preprocessing (``frames``, ``frame_stride``, ``frame_rate``).
+    """
+    k, newest = preprocess.frames, count - 1
+    if preprocess.frame_step is None or times is None:
+        return [max(newest - j * preprocess.frame_stride, 0) for j in range(k - 1, -1, -1)]
+    if count == 1:
+        return [0] * k
+    times = np.asarray(times, np.float64)[:count]
+    targets = times[newest] - preprocess.frame_step * np.arange(k - 1, -1, -1)
+    later = np.clip(np.searchsorted(times, targets), 1, newest)
+    earlier = later - 1
+    nearer_later = np.abs(times[later] - targets) < np.abs(times[earlier] - targets) - 1e-9
+    return [int(i) for i in np.where(nearer_later, later, earlier)]
 
 
 def preprocess_image(rgb: np.ndarray, cfg: ImageConfig) -> np.ndarray:

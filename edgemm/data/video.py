@@ -18,7 +18,7 @@ from edgemm._av import import_av
 from edgemm.atomic import atomic_path
 from edgemm.data.errors import DataError
 from edgemm.data.media import check_audio
-from edgemm.data.preprocess import AudioAlign, PreprocessConfig, preprocess_image, window_at
+from edgemm.data.preprocess import AudioAlign, PreprocessConfig, preprocess_image, window_at, window_positions
 from edgemm.data.splits import Split, stratified_split
 from edgemm.vocab import UNLABELLED
 
@@ -109,9 +109,10 @@ def sample_times(clip: DecodedClip, n: int, window_seconds: float, align: AudioA
 
 def frame_window(clip: DecodedClip, k: int, preprocess: PreprocessConfig) -> dict[str, np.ndarray]:
     """The model inputs for frame ``k`` of a clip: its image and the audio window that goes with it,
-    or, for a temporal model (``preprocess.frames`` = K > 1, ``frame_stride`` = s), those of frames
-    k-(K-1)s, ..., k-s, k stacked oldest first (before the clip's first frame, the first frame and its
-    window repeat)."""
+    or, for a temporal model (``preprocess.frames`` = K > 1, ``frame_stride`` = s), those of the K
+    frames ``window_positions`` picks, stacked oldest first: frames k-(K-1)s, ..., k-s, k of a clip at
+    ``preprocess.frame_rate`` (or when it is None); the same seconds apart at another rate (before the
+    clip's first frame, the first frame and its window repeat)."""
     a = preprocess.audio
 
     def one(i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +121,7 @@ def frame_window(clip: DecodedClip, k: int, preprocess: PreprocessConfig) -> dic
     if preprocess.frames == 1:
         image, audio = one(k)
         return {"image": image, "audio": audio}
-    images, audios = zip(*(one(max(i, 0)) for i in range(k - preprocess.window_span + 1, k + 1, preprocess.frame_stride)))
+    images, audios = zip(*(one(i) for i in window_positions(clip.times, k + 1, preprocess)))
     return {"image": np.stack(images), "audio": np.stack(audios)}
 
 
@@ -155,6 +156,24 @@ def scan_video_folder(root: str | Path) -> VideoFolder:
     clips = [(f, lab, s) for (f, lab), s in zip(found, splits)] + [(f, "", Split.TRAIN) for f, _ in unlabelled]
     labels = sorted({lab for _, lab, s in clips if s is Split.TRAIN and lab})
     return VideoFolder(root, clips, labels)
+
+
+def folder_frame_rate(folder: VideoFolder) -> float | None:
+    """The median frame rate of a folder's training clips, as their video streams declare it
+    (None when none does; a clip that cannot be opened is left to decoding to report)."""
+    av = import_av()
+    rates = []
+    for path, _, split in folder.clips:
+        if split is not Split.TRAIN:
+            continue
+        try:
+            with av.open(str(path)) as container:
+                rate = container.streams.video[0].average_rate if container.streams.video else None
+        except (av.error.FFmpegError, OSError):
+            continue
+        if rate:
+            rates.append(float(rate))
+    return round(float(np.median(rates)), 3) if rates else None
 
 
 class VideoDataset:

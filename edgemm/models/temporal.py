@@ -37,10 +37,13 @@ class TemporalAVModel(AVModel):
             more than 1, else 4).
         frame_stride: Frames from one window frame to the next at the stream's frame rate (default:
             ``preprocess.frame_stride``).
+        frame_rate: The frame rate the stride counts at (``PreprocessConfig.frame_rate``; ``edgemm
+            train`` sets it to its video folder's rate; default: ``preprocess.frame_rate``).
         **kwargs: ``AVModel``'s arguments (its fusion must give an embedding: not ``late``).
     """
 
-    def __init__(self, *, frames: int | None = None, frame_stride: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, frames: int | None = None, frame_stride: int | None = None, frame_rate: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         given = self.preprocess
         if frames is None:
@@ -56,7 +59,8 @@ class TemporalAVModel(AVModel):
         if self.fusion.produces_logits:
             raise ValueError("a temporal model needs a fusion that gives an embedding, not late fusion's logits")
         self.frames = frames
-        self.preprocess = PreprocessConfig(image=given.image, audio=given.audio, frames=frames, frame_stride=frame_stride)
+        self.preprocess = PreprocessConfig(image=given.image, audio=given.audio, frames=frames, frame_stride=frame_stride,
+                                           frame_rate=given.frame_rate if frame_rate is None else frame_rate)
         dim = self.fusion.out_dim
         self.temporal = nn.Conv1d(dim, dim, kernel_size=frames, groups=dim)
         self.temporal_norm = nn.LayerNorm(dim)

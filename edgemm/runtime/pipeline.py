@@ -261,7 +261,7 @@ class Pipeline:
             [samples[k].image if live[k][0] else None for k in run],
             [samples[k].audio if live[k][1] else None for k in run],
             sample_rate=self.session.preprocess.audio.sample_rate,
-            audio_starts=[samples[k].audio_start for k in run]))) if run else {}
+            audio_starts=[samples[k].audio_start for k in run], times=[samples[k].t for k in run]))) if run else {}
         results = []
         for k, sample in enumerate(samples):
             image_live, audio_live, dbfs, waited = live[k]

@@ -92,7 +92,7 @@ class Session:
         self._silence = self.logmel(np.zeros((1, self.preprocess.audio.clip_samples), np.float32)) if self.logmel else None
         # A temporal model's inputs are the last K frames; ``predict`` calls are one stream's frames in order.
         p = self.preprocess
-        self.window = FrameWindow(p.frames, p.frame_stride) if p.frames > 1 else None
+        self.window = FrameWindow(p.frames, p.frame_stride, p.frame_rate) if p.frames > 1 else None
         self.fixed_batch = m.batch if isinstance(m.batch, int) else None
         self.call_batch: int | None = None  # samples per backend call in ``run`` (None: all at once)
         self._trials: dict[int | None, list[float]] | None = None  # ``choose_batching``'s timings, per way
@@ -191,7 +191,7 @@ class Session:
         return np.concatenate(parts)
 
     def predict(self, image: np.ndarray | None = None, audio: np.ndarray | None = None,
-                sample_rate: int | None = None) -> Prediction:
+                sample_rate: int | None = None, t: float | None = None) -> Prediction:
         """Classifies one camera frame and/or one audio window; an absent one is run as absent.
 
         Args:
@@ -199,12 +199,14 @@ class Session:
             audio: A mono (or (samples, channels)) waveform, newest samples last; the newest
                 ``clip_seconds`` are used (a shorter one is zero-padded on both sides, as in training).
             sample_rate: Rate of ``audio`` (default: the model's); it is resampled when different.
+            t: The frame's time in seconds on its stream's clock: a temporal model whose bundle
+                records the frame rate it was trained at picks its window's frames by time (else by count).
         """
-        return self.predict_batch([image], [audio], sample_rate)[0]
+        return self.predict_batch([image], [audio], sample_rate, times=None if t is None else [t])[0]
 
     def predict_batch(self, images: Sequence[np.ndarray | None], audios: Sequence[np.ndarray | None],
-                      sample_rate: int | None = None, audio_starts: Sequence[int | None] | None = None
-                      ) -> list[Prediction]:
+                      sample_rate: int | None = None, audio_starts: Sequence[int | None] | None = None,
+                      times: Sequence[float] | None = None) -> list[Prediction]:
         """``predict`` for several frames / windows in one backend call (pairs in order; either
         of a pair may be None, not both). Each prediction's stages are its share of the batch's.
 
@@ -212,6 +214,7 @@ class Session:
             audio_starts: The stream index of each window's first sample, for consecutive windows
                 of one stream (``edgemm.runtime.sync``): a runtime frontend then computes each STFT
                 frame once.
+            times: Each frame's time in seconds on its stream's clock (``predict``'s ``t``).
         """
         if len(images) != len(audios):
             raise ValueError(f"predict_batch: {len(images)} images but {len(audios)} audio windows")
@@ -235,7 +238,9 @@ class Session:
                  np.array([float(a is not None) for a in audios], np.float32))
         inputs = (x_img, x_aud, *flags)
         if self.window is not None:  # each frame joins the stream's window, in order
-            inputs = tuple(np.stack(w) for w in zip(*(self.window.push(*(x[k] for x in inputs)) for k in range(b))))
+            stamps = [None] * b if times is None else times
+            inputs = tuple(np.stack(w) for w in zip(*(self.window.push(*(x[k] for x in inputs), t=stamps[k])
+                                                      for k in range(b))))
         t1 = time.perf_counter_ns()
         logits = self.run(*inputs)
         t2 = time.perf_counter_ns()

@@ -70,6 +70,23 @@ def _model_preprocess(name: str, kwargs: Mapping[str, Any]):
     return create_model(name, **{**kwargs, "num_classes": kwargs.get("num_classes", 2)}).preprocess
 
 
+def with_stream_rate(name: str, kwargs: dict[str, Any], data, data_format: str | None) -> dict[str, Any]:
+    """A temporal model learning from a video folder counts its stride at the clips' frame rate
+    (``PreprocessConfig.frame_rate``), so a camera at another rate sees the same seconds. A user's
+    own temporal model, or one given a rate, keeps its preprocessing."""
+    from edgemm.data import stream_frame_rate
+    from edgemm.models import create_model
+    from edgemm.models.temporal import TemporalAVModel
+
+    if "frame_rate" in kwargs:
+        return kwargs
+    probe = create_model(name, **{**kwargs, "num_classes": kwargs.get("num_classes", 2)})
+    if not isinstance(probe, TemporalAVModel) or probe.preprocess.frame_rate is not None:
+        return kwargs
+    rate = stream_frame_rate(data, data_format)
+    return kwargs if rate is None else {**kwargs, "frame_rate": rate}
+
+
 class TrainingDiverged(EdgemmError, ValueError):
     """The loss became NaN or infinite: the weights are no longer usable (nothing more is saved)."""
 
@@ -234,6 +251,7 @@ def train(
     amp_dtype = autocast_dtype(cfg.precision, device)
     state = _resume_state(out, model, resume)
     kwargs = dict(model_kwargs or {})
+    kwargs = with_stream_rate(model, kwargs, data, data_format)
     splits = _train_splits(data, _model_preprocess(model, kwargs), cfg, state["labels"] if state else None,
                            data_format, skip_bad, is_main)
     labels = splits.labels

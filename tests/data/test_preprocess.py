@@ -77,3 +77,27 @@ def test_config_round_trips_and_rejects_unknown_keys_and_values():
         ImageConfig(size=4)
     with pytest.raises(ValueError, match="f_max"):
         AudioConfig(sample_rate=8000, f_max=8000)
+
+
+def test_window_positions_count_frames_or_pick_them_by_time():
+    from edgemm.data.preprocess import window_positions
+
+    timed = PreprocessConfig(frames=4, frame_stride=5, frame_rate=15.0)
+    counted = PreprocessConfig(frames=4, frame_stride=5)
+    at_15, at_30 = np.arange(60) / 15, np.arange(120) / 30
+    assert window_positions(at_15, 40, timed) == window_positions(None, 40, timed) == [24, 29, 34, 39]
+    assert window_positions(at_15, 7, timed) == window_positions(at_15, 7, counted) == [0, 0, 1, 6]  # the first repeats
+    assert window_positions(at_30, 79, timed) == [48, 58, 68, 78]  # same seconds at 30 fps: 2.6, 2.93, 3.27, 3.6
+    assert window_positions(at_30, 79, counted) == [63, 68, 73, 78]  # counted: half the span
+    jitter = np.cumsum(np.random.default_rng(0).uniform(0.025, 0.041, 300))
+    picked = window_positions(jitter, 200, timed)
+    assert np.abs(np.diff(jitter[picked]) - 1 / 3).max() < 0.041  # within a frame of 1/3 s apart
+
+
+def test_frame_rate_travels_in_the_config_and_is_checked():
+    cfg = PreprocessConfig(frames=4, frame_stride=5, frame_rate=29.97)
+    assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg and cfg.frame_step == pytest.approx(5 / 29.97)
+    assert "frame_rate" not in PreprocessConfig(frames=4).to_dict()  # counted windows read as before
+    assert not cfg.same_inputs(PreprocessConfig(frames=4, frame_stride=5))
+    with pytest.raises(ValueError, match="preprocess.frame_rate: expected frames per second"):
+        PreprocessConfig(frames=4, frame_rate=0)

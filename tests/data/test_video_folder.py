@@ -139,3 +139,27 @@ def test_a_strided_window_takes_every_strideth_frame_and_repeats_the_first_befor
             np.testing.assert_array_equal(got, frame_window(clip, i, frame)["image"])
         for got, i in zip(w["audio"], want):
             np.testing.assert_array_equal(got, frame_window(clip, i, frame)["audio"])
+
+
+def test_a_timed_window_covers_the_same_seconds_at_any_frame_rate(tmp_path):
+    """One scene at 15 and at 30 fps: a model whose stride counts at 15 fps gets, from each, the frames
+    shown at the same moments (the 30 fps clip's every other frame), and the folder reports its rate."""
+    from edgemm.data import stream_frame_rate
+    from edgemm.data.video import decode_clip, frame_window
+
+    # 3 s of frames, each a flat colour far from the next one's (H.264 keeps flat colours)
+    scene = [np.full((64, 64, 3), [(53 * i) % 256, (97 * i) % 256, (31 * i) % 256], np.uint8) for i in range(45)]
+    sound = tone(440.0, 16000, 3.0)
+    for fps, frames in ((15, scene), (30, [f for f in scene for _ in (0, 1)])):
+        (tmp_path / f"r{fps}" / "a").mkdir(parents=True)
+        write_clip(tmp_path / f"r{fps}" / "a" / "clip.mp4", frames, fps, sound, 16000)
+    slow, fast = (decode_clip(tmp_path / f"r{fps}" / "a" / "clip.mp4", 16000) for fps in (15, 30))
+    timed = PreprocessConfig(frames=4, frame_stride=5, frame_rate=15.0)
+    counted = PreprocessConfig(frames=4, frame_stride=5)
+    for k in (3, 20, 44):  # before the span is full, and after
+        at_15 = frame_window(slow, k, timed)
+        at_30 = frame_window(fast, 2 * k, timed)
+        np.testing.assert_array_equal(at_15["image"], frame_window(slow, k, counted)["image"])  # its own rate: counted
+        np.testing.assert_allclose(at_30["image"], at_15["image"], atol=0.1)  # the same frames (H.264 differs a little)
+        assert not np.allclose(frame_window(fast, 2 * k, counted)["image"][0], at_15["image"][0], atol=0.1) or k == 3
+    assert stream_frame_rate(tmp_path / "r30") == 30.0 and stream_frame_rate(tmp_path / "r15") == 15.0

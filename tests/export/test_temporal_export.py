@@ -26,7 +26,7 @@ def test_a_temporal_model_exports_and_verifies_on_every_target(temporal_run, tar
     assert v["status"] == "passed", v["message"]
     assert v["reference_accuracy"] >= 0.75 and set(v["conditions"]) == {"fused", "image_only", "audio_only"}
     back = read_manifest(out)
-    assert back.preprocess["frames"] == 3
+    assert back.preprocess["frames"] == 3 and back.preprocess["frame_rate"] == 15.0  # the training clips' rate
     assert [t.shape[1] for t in back.inputs] == [3, 3, 3, 3]  # every input has the window's time axis
     assert back.input("image").layout == "NKCHW" and back.input("audio_present").layout == "NK"
 
@@ -52,6 +52,22 @@ def test_the_runtime_keeps_the_window_its_answers_equal_the_models(temporal_run,
             logits = model(torch.from_numpy(w["image"])[None], torch.from_numpy(w["audio"])[None])[0].numpy()
         got = session.predict(image=frame, audio=window_at(clip.audio, clip.times[k] - clip.audio_start, pre.audio))
         worst = max(worst, float(np.abs(_centred(logits) - _logits(got.scores, session)).max()))
+    assert worst < 1e-4, worst
+    # The same scene from a camera at twice the rate, with timestamps: training recorded the clips' rate
+    # (15 fps), so the window picks the frames shown at the same moments and the answers stay the model's.
+    assert session.preprocess.frame_rate == 15.0
+    session.window.reset()
+    worst = 0.0
+    for k, frame in enumerate(clip.frames):
+        t = clip.times[k] - clip.times[0]
+        for half in (0.0, 0.5 / 15):  # each frame twice, 1/30 s apart, each with its own audio window
+            audio = window_at(clip.audio, clip.times[k] + half - clip.audio_start, pre.audio)
+            got = session.predict(image=frame, audio=audio, t=t + half)
+            if half == 0.0:
+                w = frame_window(clip, k, pre)
+                with torch.no_grad():
+                    logits = model(torch.from_numpy(w["image"])[None], torch.from_numpy(w["audio"])[None])[0].numpy()
+                worst = max(worst, float(np.abs(_centred(logits) - _logits(got.scores, session)).max()))
     assert worst < 1e-4, worst
     # Another class's frames before it change the answer to a frame: the session keeps the stream's frames.
     other = decode_clip(sorted((temporal_run / "clips" / "red_low").glob("*.mp4"))[-1], pre.audio.sample_rate)

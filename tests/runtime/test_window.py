@@ -1,6 +1,7 @@
 """The runtime's window of a temporal model's last K frames."""
 
 import numpy as np
+import pytest
 
 from edgemm.runtime.window import FrameWindow
 
@@ -26,3 +27,19 @@ def test_a_strided_window_keeps_every_frame_it_spans_and_gives_every_strideth():
         (out,) = window.push(np.float32(t))
         want = [max(t - 4, 0), max(t - 2, 0), t] if t else [0, 0, 0]
         assert out.tolist() == want, (t, out.tolist())
+
+
+def test_a_timed_window_picks_the_same_moments_from_a_faster_camera():
+    slow, fast = FrameWindow(4, stride=5, frame_rate=15.0), FrameWindow(4, stride=5, frame_rate=15.0)
+    for n in range(60):  # frame values are their times in 1/30 s
+        (at_15,) = slow.push(np.float32(2 * n), t=n / 15)
+        (at_30,) = fast.push(np.float32(2 * n), t=2 * n / 30)
+        (at_30,) = fast.push(np.float32(2 * n + 1), t=(2 * n + 1) / 30)
+        assert at_15.tolist() == [max(2 * n - 10 * j, 0) for j in (3, 2, 1, 0)]  # 15 fps: counted
+        want = [max(2 * n + 1 - 10 * j, 0) for j in (3, 2, 1, 0)]
+        assert at_30.tolist() == want, (n, at_30.tolist())  # 30 fps: every 10th frame, the same 1/3 s apart
+    assert len(fast) <= 32  # it keeps what the span needs, not the stream
+    (counted,) = FrameWindow(4, stride=5, frame_rate=15.0).push(np.float32(1.0))  # no timestamps: counted
+    assert counted.tolist() == [1.0] * 4
+    with pytest.raises(ValueError, match="timestamps must not go back"):
+        fast.push(np.float32(0.0), t=0.0)
