@@ -326,6 +326,8 @@ class Pipeline:
         p = self.session.preprocess  # warm-up: lazy imports and backend first-run costs happen now
         self.session.predict(image=np.zeros((p.image.size, p.image.size, 3), np.uint8),
                              audio=np.zeros(p.audio.clip_samples, np.float32))
+        if self.session.window is not None:  # the blank warm-up frame is not the stream's first
+            self.session.window.reset()
         if self.batch > 1:  # files: one call per batch only where this backend is faster that way
             self.session.choose_batching(self.batch)
         start = self._start = time.perf_counter()

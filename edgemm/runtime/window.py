@@ -30,8 +30,9 @@ class FrameWindow:
             raise ValueError(f"frames and stride must be >= 1, got {frames} and {stride}")
         self.frames, self.stride = frames, stride
         self._rule = PreprocessConfig(frames=frames, frame_stride=stride, frame_rate=frame_rate)
-        self._times: deque[float] = deque()
+        self._times: deque[float] = deque()  # timestamps, when the stream is timed
         self._items: deque[tuple[np.ndarray, ...]] = deque()
+        self._timed = False
 
     def push(self, *inputs: np.ndarray, t: float | None = None) -> tuple[np.ndarray, ...]:
         """Adds one frame's inputs (e.g. image (3, S, S), audio (samples,), two presence flags) and
@@ -42,9 +43,12 @@ class FrameWindow:
                 frame rate picks its frames by time; without it, by count.
         """
         timed = self._rule.frame_step is not None and t is not None
+        if self._items and timed != self._timed:
+            raise ValueError("a stream's frames come all with timestamps or all without (reset() starts another)")
         if timed and self._times and t < self._times[-1]:
             raise ValueError(f"frame timestamps must not go back: {t} after {self._times[-1]}")
-        self._times.append(float(t) if timed else float(len(self._items)))
+        self._timed = timed
+        self._times.append(float(t) if timed else 0.0)
         self._items.append(inputs)
         times = np.asarray(self._times) if timed else None
         picked = window_positions(times, len(self._items), self._rule)

@@ -43,3 +43,5 @@ def test_a_timed_window_picks_the_same_moments_from_a_faster_camera():
     assert counted.tolist() == [1.0] * 4
     with pytest.raises(ValueError, match="timestamps must not go back"):
         fast.push(np.float32(0.0), t=0.0)
+    with pytest.raises(ValueError, match="all with timestamps or all without"):
+        fast.push(np.float32(0.0))
