@@ -104,7 +104,7 @@ class DistillConfig:
     alpha: float = 0.7
     feature_weight: float = 1.0
     modality_dropout: float = 0.3
-    window_mix: float = 0.0
+    window_mix: float = 0.5
     mixup: float = 0.0
     batch_size: int = 64
     augment: AugmentPolicy = DEFAULT_POLICY

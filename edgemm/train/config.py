@@ -27,7 +27,9 @@ class TrainConfig:
         label_smoothing: Cross-entropy label smoothing.
         modality_dropout: Probability that a training sample loses one modality (image or audio).
         window_mix: Probability that a temporal model's training window takes its older frames from
-            another sample (``edgemm.train.augment.window_mix``); single-frame models ignore it.
+            another sample (``edgemm.train.augment.window_mix``): it learns to let go when an event
+            ends (measured in benchmarks/README.md, "The temporal student on events"); single-frame
+            models ignore it.
         unimodal_loss: Weight of the auxiliary per-modality classifiers' loss
             (``edgemm.train.unimodal``), which keeps each branch learning; 0 disables.
         augment: Augmentation policy (``edgemm.train.augment.AugmentPolicy``): ``camera``,
@@ -56,7 +58,7 @@ class TrainConfig:
     warmup: float = 0.05
     label_smoothing: float = 0.1
     modality_dropout: float = 0.3
-    window_mix: float = 0.0
+    window_mix: float = 0.5
     unimodal_loss: float = 1.0
     augment: str = DEFAULT_POLICY.value
     ema: bool = True
