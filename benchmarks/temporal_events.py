@@ -78,7 +78,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--min-steps", type=int, default=600)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--window-mix", type=float, nargs="+", default=[0.0],
+    p.add_argument("--window-mix", type=float, nargs="+", default=[0.0, 0.5],
                    help="the temporal student's TrainConfig.window_mix, one run per value")
     p.add_argument("--work", type=Path, default=Path("runs/temporal_events"))
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/temporal_events.json"))

@@ -152,9 +152,9 @@ def test_batched_file_run_gives_the_one_by_one_results(onnx_bundle, easy_clips):
     sizes = []
     real = session.predict_batch
 
-    def counting(images, audios, sample_rate=None, audio_starts=None):
+    def counting(images, audios, sample_rate=None, audio_starts=None, times=None):
         sizes.append(len(images))
-        return real(images, audios, sample_rate, audio_starts)
+        return real(images, audios, sample_rate, audio_starts, times)
 
     session.predict_batch = counting
     runs = {}
