@@ -17,6 +17,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def write_json(path: Path, results: dict) -> None:
+    """Writes a benchmark's results (indented JSON), making the folder."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+
+
+def print_table(title: str, header: list[str], align: str, rows: list[list]) -> None:
+    """Prints ``title`` and a Markdown table; ``align`` has one character per column: ``l`` or ``r``."""
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if c == "l" else "---:" for c in align) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+
+
 def _heldout_csv(seed: int, samples_per_class: int) -> Path:
     import tempfile
 

@@ -24,7 +24,6 @@ Prints one table and writes JSON (with the recording's plan, so it can be rebuil
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks_common import cpu_name  # noqa: E402
+from benchmarks_common import cpu_name, print_table, write_json  # noqa: E402
 
 from edgemm.data.manifest import Record  # noqa: E402
 from edgemm.data.manifest import read_manifest as read_data  # noqa: E402
@@ -138,13 +137,10 @@ def main() -> int:
         r = evaluate_events(a.bundle, video, annotations, events=config, smooth=smooth)
         results["decoders"][name] = {**r.to_dict(), "seconds": time.perf_counter() - t0}
         print(f"[{name}] " + " / ".join(r.lines()[1:]), file=sys.stderr, flush=True)
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(results, indent=2))
-    print(f"\n{a.bundle} on {len(plan['events'])} events, {plan['seconds']:.0f} s ({data})\n")
-    print("| decoder | events found | event F1 (P / R) | segment F1 (1 s) | frame-level accuracy in events |")
-    print("|---|---:|---:|---:|---:|")
-    for name, r in results["decoders"].items():
-        print(f"| {name} | {len(r['found'])} | {event_cells(r)} |")
+    write_json(a.json, results)
+    print_table(f"{a.bundle} on {len(plan['events'])} events, {plan['seconds']:.0f} s ({data})",
+                ["decoder", "events found", "event F1 (P / R)", "segment F1 (1 s)", "frame-level accuracy in events"],
+                "lrrrr", [[name, len(r["found"]), event_cells(r)] for name, r in results["decoders"].items()])
     return 0
 
 

@@ -33,7 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks_common import cpu_name  # noqa: E402
+from benchmarks_common import cpu_name, print_table, write_json  # noqa: E402
 from events_real import DECODERS, FPS, NOISE, build_recording, event_cells, test_rows  # noqa: E402
 
 from edgemm.data.manifest import read_manifest as read_data  # noqa: E402
@@ -112,14 +112,11 @@ def main() -> int:
             row["decoders"][decoder] = r.to_dict()
             print(f"[{name} / {decoder}] " + " / ".join(r.lines()[1:]), file=sys.stderr, flush=True)
         results["models"][name] = row
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(results, indent=2))
-    print(f"\n{a.data}: {clips} training clips; {len(recording['events'])} test events, {recording['seconds']:.0f} s\n")
-    print("| model | steps | decoder | event F1 (P / R) | segment F1 (1 s) | frame-level accuracy in events |")
-    print("|---|---:|---|---:|---:|---:|")
-    for name, row in results["models"].items():
-        for decoder, r in row["decoders"].items():
-            print(f"| {name} | {row['steps']} | {decoder} | {event_cells(r)} |")
+    write_json(a.json, results)
+    print_table(f"{a.data}: {clips} training clips; {len(recording['events'])} test events, {recording['seconds']:.0f} s",
+                ["model", "steps", "decoder", "event F1 (P / R)", "segment F1 (1 s)", "frame-level accuracy in events"],
+                "lrlrrr", [[name, row["steps"], decoder, event_cells(r)] for name, row in results["models"].items()
+                           for decoder, r in row["decoders"].items()])
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks_common import cpu_name  # noqa: E402
+from benchmarks_common import cpu_name, print_table, write_json  # noqa: E402
 
 from edgemm.train import TrainConfig, train  # noqa: E402
 
@@ -56,14 +56,12 @@ def main() -> int:
                                       "best_val_accuracy": summary["best_val_accuracy"], **{
                                           k: test.get(k) for k in ("accuracy", "accuracy_clip", "n", "n_clips",
                                                                    "accuracy_image_only", "accuracy_audio_only")}}
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(results, indent=2))
-    print(f"\n{a.data}: {MODEL}, {a.epochs} epochs / at least {a.min_steps} steps, seed {a.seed}\n")
-    print("| window_mix | steps | val | test (samples) | test (clips) | image only | audio only |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for mix, r in results["runs"].items():
-        cells = [r["best_val_accuracy"], r["accuracy"], r["accuracy_clip"], r["accuracy_image_only"], r["accuracy_audio_only"]]
-        print(f"| {mix} | {r['steps']} | " + " | ".join("—" if v is None else f"{v:.3f}" for v in cells) + " |")
+    write_json(a.json, results)
+    cells = ("best_val_accuracy", "accuracy", "accuracy_clip", "accuracy_image_only", "accuracy_audio_only")
+    print_table(f"{a.data}: {MODEL}, {a.epochs} epochs / at least {a.min_steps} steps, seed {a.seed}",
+                ["window_mix", "steps", "val", "test (samples)", "test (clips)", "image only", "audio only"], "rrrrrrr",
+                [[mix, r["steps"], *("—" if r[k] is None else f"{r[k]:.3f}" for k in cells)]
+                 for mix, r in results["runs"].items()])
     return 0
 
 

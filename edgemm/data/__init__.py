@@ -104,13 +104,13 @@ def open_dataset(
     from edgemm.data.video import VideoDataset, scan_video_folder
 
     wanted = {Split(s) for s in splits}
-    if str(spec) == DataFormat.DEFAULT.value and format in (None, DataFormat.DEFAULT, "default"):
+    fmt = source_format(spec, format)
+    if fmt is DataFormat.DEFAULT:
         from edgemm.data.synthetic import make_default
 
         path, fmt = make_default(), DataFormat.MANIFEST
     else:
         path = Path(spec)
-        fmt = DataFormat(format) if format is not None else detect_format(path)
     if fmt is DataFormat.MANIFEST:
         if path.is_dir():
             path = path / "manifest.csv"
@@ -142,12 +142,16 @@ def stream_frame_rate(spec: str | Path, format: DataFormat | str | None = None) 
     default set, whose samples are not frames of a stream."""
     from edgemm.data.video import folder_frame_rate, scan_video_folder
 
+    if source_format(spec, format) is not DataFormat.VIDEO:
+        return None
+    return folder_frame_rate(scan_video_folder(Path(spec)))
+
+
+def source_format(spec: str | Path, format: DataFormat | str | None = None) -> DataFormat:
+    """What ``spec`` is: the generated default set, a manifest or a video folder (``format`` forces one)."""
     if str(spec) == DataFormat.DEFAULT.value and format in (None, DataFormat.DEFAULT, "default"):
-        return None
-    path = Path(spec)
-    if (DataFormat(format) if format is not None else detect_format(path)) is not DataFormat.VIDEO:
-        return None
-    return folder_frame_rate(scan_video_folder(path))
+        return DataFormat.DEFAULT
+    return DataFormat(format) if format is not None else detect_format(Path(spec))
 
 
 class _Empty:
